@@ -1,0 +1,201 @@
+//! Error types shared by ports and services. Each operation has its own enum so a caller
+//! matches on exactly what can happen; anything unexpected is `Unknown` with its cause.
+
+use crate::ids::{AgentId, TransactionId, WalletId};
+use crate::model::TransactionStatus;
+use crate::money::MoneyError;
+use crate::policy::PolicyError;
+use crate::values::{AssetCode, ValueError};
+
+/// A storage failure with no meaning to the domain (connection lost, timeout, bug).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct RepoError(#[from] pub anyhow::Error);
+
+/// Creating a wallet failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateWalletError {
+    /// The asset code is well formed but the platform does not support it.
+    #[error("unknown asset `{0}`")]
+    UnknownAsset(AssetCode),
+    /// The asset code or name is malformed.
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    /// The agent does not exist or belongs to another owner.
+    #[error("agent {0} not found")]
+    AgentNotFound(AgentId),
+    /// The agent was deleted.
+    #[error("agent {0} is revoked")]
+    AgentRevoked(AgentId),
+    /// Storage failed.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Changing an agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The name is malformed.
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    /// The agent does not exist, was deleted, or belongs to another owner.
+    #[error("agent {0} not found")]
+    NotFound(AgentId),
+    /// Storage failed.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// Reading or changing something the caller may not see.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// It does not exist, or the caller may not know it exists.
+    #[error("not found")]
+    NotFound,
+    /// The caller knows it exists but may not do this (an agent changing a policy).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    /// Storage failed.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+impl From<RepoError> for AccessError {
+    fn from(e: RepoError) -> Self {
+        Self::Unknown(e.0)
+    }
+}
+
+impl From<RepoError> for AgentError {
+    fn from(e: RepoError) -> Self {
+        Self::Unknown(e.0)
+    }
+}
+
+impl From<RepoError> for CreateWalletError {
+    fn from(e: RepoError) -> Self {
+        Self::Unknown(e.0)
+    }
+}
+
+/// Setting a policy failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SetPolicyError {
+    /// The rules are not acceptable.
+    #[error(transparent)]
+    Invalid(#[from] PolicyError),
+    /// The wallet does not exist or the caller may not see it.
+    #[error("wallet not found")]
+    NotFound,
+    /// An agent tried to change its own policy.
+    #[error("only the owner may set a wallet's policy")]
+    Forbidden,
+    /// Storage failed.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+impl From<RepoError> for SetPolicyError {
+    fn from(e: RepoError) -> Self {
+        Self::Unknown(e.0)
+    }
+}
+
+/// Posting a deposit, transfer or payment failed before any money moved, and nothing was
+/// written.
+#[derive(Debug, thiserror::Error)]
+pub enum PostingError {
+    /// The amount is zero, negative or too large.
+    #[error("invalid amount: {0}")]
+    InvalidAmount(#[from] MoneyError),
+    /// A memo, destination or idempotency key is malformed.
+    #[error(transparent)]
+    Invalid(#[from] ValueError),
+    /// The metadata is not a JSON object of at most 4 KiB.
+    #[error("metadata must be a JSON object of at most 4096 bytes")]
+    InvalidMetadata,
+    /// Neither or both of a target wallet and a destination were given.
+    #[error("give exactly one of `to_wallet_id` and `destination`")]
+    AmbiguousTarget,
+    /// The paying or receiving wallet does not exist, or the caller may not see it.
+    #[error("wallet {0} not found")]
+    WalletNotFound(WalletId),
+    /// The paying wallet is held by another agent.
+    #[error("wallet {0} is not held by this agent")]
+    NotHolder(WalletId),
+    /// A wallet cannot pay itself.
+    #[error("a wallet cannot transfer to itself")]
+    SameWallet,
+    /// The two wallets hold different assets.
+    #[error("cannot move {from} into a {to} wallet")]
+    AssetMismatch {
+        /// The paying wallet's asset.
+        from: AssetCode,
+        /// The receiving wallet's asset.
+        to: AssetCode,
+    },
+    /// The agent is suspended or revoked.
+    #[error("the agent is not active and cannot move money")]
+    AgentNotActive,
+    /// Only an agent moves money out of its wallets; only an owner deposits.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The credit would overflow the receiving balance.
+    #[error("the receiving balance would overflow")]
+    BalanceOverflow,
+    /// The idempotency key was already used for a different request.
+    #[error("the idempotency key was already used with a different request")]
+    IdempotencyConflict,
+    /// Storage failed.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+impl From<RepoError> for PostingError {
+    fn from(e: RepoError) -> Self {
+        Self::Unknown(e.0)
+    }
+}
+
+/// Approving or rejecting a pending transaction failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// The transaction does not exist or belongs to another owner.
+    #[error("transaction {0} not found")]
+    NotFound(TransactionId),
+    /// Only the owner decides.
+    #[error("only the owner may approve or reject a transaction")]
+    Forbidden,
+    /// The transaction is not waiting for approval.
+    #[error("transaction is {} and no longer pending approval", .0.as_str())]
+    NotPending(TransactionStatus),
+    /// The credit would overflow the receiving balance.
+    #[error("the receiving balance would overflow")]
+    BalanceOverflow,
+    /// Storage failed.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+impl From<RepoError> for ApprovalError {
+    fn from(e: RepoError) -> Self {
+        Self::Unknown(e.0)
+    }
+}
+
+/// Authenticating a bearer credential failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No such key or session, or it was revoked, expired, or its agent deleted.
+    #[error("invalid or expired credential")]
+    Unauthenticated,
+    /// Storage failed.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+impl From<RepoError> for AuthError {
+    fn from(e: RepoError) -> Self {
+        Self::Unknown(e.0)
+    }
+}

@@ -1,0 +1,246 @@
+//! Transactions, their ledger entries and the cursor that pages through them.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Actor;
+use crate::ids::{TransactionId, WalletId};
+use crate::money::Money;
+use crate::policy::Rule;
+use crate::values::{AssetCode, Counterparty, Destination, IdempotencyKey, Memo};
+
+/// What a transaction does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionKind {
+    /// Money enters a wallet from outside (credited by its owner).
+    Deposit,
+    /// Money moves between two wallets of the platform.
+    Transfer,
+    /// Money leaves a wallet to an external destination.
+    Payment,
+}
+
+impl TransactionKind {
+    /// The stored text.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Deposit => "deposit",
+            Self::Transfer => "transfer",
+            Self::Payment => "payment",
+        }
+    }
+
+    /// Parses the stored text.
+    #[must_use]
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "deposit" => Some(Self::Deposit),
+            "transfer" => Some(Self::Transfer),
+            "payment" => Some(Self::Payment),
+            _ => None,
+        }
+    }
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionStatus {
+    /// Waiting for the owner: no money has moved.
+    PendingApproval,
+    /// Posted: the ledger entries and balances are written.
+    Completed,
+    /// The owner rejected it: no money moved.
+    Rejected,
+    /// The wallet's policy denied it: no money moved.
+    Denied,
+    /// It could not be posted (insufficient funds): no money moved.
+    Failed,
+}
+
+impl TransactionStatus {
+    /// The stored text.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingApproval => "pending_approval",
+            Self::Completed => "completed",
+            Self::Rejected => "rejected",
+            Self::Denied => "denied",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored text.
+    #[must_use]
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "pending_approval" => Some(Self::PendingApproval),
+            "completed" => Some(Self::Completed),
+            "rejected" => Some(Self::Rejected),
+            "denied" => Some(Self::Denied),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What is left of a wallet's budgets after a decision. `None` means the rule is not set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Budget {
+    /// Minor units that may still be spent today (UTC) under the daily limit.
+    pub daily_remaining: Option<Money>,
+    /// Transactions still allowed in the rolling hour.
+    pub hourly_remaining: Option<u32>,
+}
+
+/// A deposit, transfer or payment, with the decision that was taken on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Identity.
+    pub id: TransactionId,
+    /// What it does.
+    pub kind: TransactionKind,
+    /// Where it stands.
+    pub status: TransactionStatus,
+    /// The asset moved.
+    pub asset: AssetCode,
+    /// The amount moved, in minor units.
+    pub amount: Money,
+    /// The paying wallet (none for a deposit).
+    pub from_wallet_id: Option<WalletId>,
+    /// The receiving wallet (none for a payment).
+    pub to_wallet_id: Option<WalletId>,
+    /// The external destination of a payment.
+    pub destination: Option<Destination>,
+    /// The client's note.
+    pub memo: Option<Memo>,
+    /// Client metadata (a JSON object).
+    pub metadata: serde_json::Value,
+    /// Who asked for it.
+    pub initiated_by: Actor,
+    /// The idempotency key it was posted with.
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// The rule that decided, when a policy rule did.
+    pub rule: Option<Rule>,
+    /// Why it was denied, failed, held or rejected.
+    pub reason: Option<String>,
+    /// The budgets left after the decision.
+    pub budget: Budget,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Transaction {
+    /// The receiving side as a counterparty (none for a deposit).
+    #[must_use]
+    pub fn counterparty(&self) -> Option<Counterparty> {
+        match (&self.to_wallet_id, &self.destination) {
+            (Some(w), _) => Some(Counterparty::Wallet(*w)),
+            (None, Some(d)) => Some(Counterparty::External(d.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// The wallets this transaction touches.
+    #[must_use]
+    pub fn wallets(&self) -> Vec<WalletId> {
+        self.from_wallet_id
+            .into_iter()
+            .chain(self.to_wallet_id)
+            .collect()
+    }
+}
+
+/// One side of a posted transaction. The entries of one transaction sum to zero.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// The transaction.
+    pub transaction_id: TransactionId,
+    /// The wallet, or none for the outside world.
+    pub wallet_id: Option<WalletId>,
+    /// The account: `wallet:<id>`, `external:deposits` or `external:<destination>`.
+    pub account: String,
+    /// Signed minor units: positive is a credit.
+    pub amount: i64,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A position in a wallet's transaction history, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxCursor {
+    /// The creation time of the last item seen.
+    pub created_at: DateTime<Utc>,
+    /// Its id, breaking ties.
+    pub id: TransactionId,
+}
+
+/// The error returned for a malformed cursor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the cursor is not one this service returned")]
+pub struct InvalidCursor;
+
+impl TxCursor {
+    /// Parses the opaque text returned as `next_cursor`.
+    ///
+    /// # Errors
+    /// [`InvalidCursor`] when the text was not produced by [`TxCursor`]'s `Display`.
+    pub fn parse(s: &str) -> Result<Self, InvalidCursor> {
+        let (micros, id) = s.split_once('_').ok_or(InvalidCursor)?;
+        let micros: i64 = micros.parse().map_err(|_| InvalidCursor)?;
+        let created_at = DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)?;
+        let id = TransactionId::parse(id).map_err(|_| InvalidCursor)?;
+        Ok(Self { created_at, id })
+    }
+}
+
+impl fmt::Display for TxCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}", self.created_at.timestamp_micros(), self.id)
+    }
+}
+
+/// One page of a wallet's transactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionPage {
+    /// Newest first.
+    pub items: Vec<Transaction>,
+    /// Where the next page starts, if there is one.
+    pub next_cursor: Option<TxCursor>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_garbage_is_refused() {
+        let c = TxCursor {
+            created_at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            id: TransactionId::new(),
+        };
+        assert_eq!(TxCursor::parse(&c.to_string()), Ok(c));
+        assert_eq!(TxCursor::parse("garbage"), Err(InvalidCursor));
+        assert_eq!(TxCursor::parse("12_not-a-uuid"), Err(InvalidCursor));
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_stored_text() {
+        for s in [
+            TransactionStatus::PendingApproval,
+            TransactionStatus::Completed,
+            TransactionStatus::Rejected,
+            TransactionStatus::Denied,
+            TransactionStatus::Failed,
+        ] {
+            assert_eq!(TransactionStatus::from_db(s.as_str()), Some(s));
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Notifications: what owners are told (a transfer waits for approval, a transfer was denied).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{NotificationId, OwnerId, TransactionId, WalletId};
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// A transaction waits for the owner's approval.
+    ApprovalRequested,
+    /// The wallet's policy denied a transaction.
+    TransferDenied,
+}
+
+impl NotificationKind {
+    /// The stored text.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ApprovalRequested => "approval_requested",
+            Self::TransferDenied => "transfer_denied",
+        }
+    }
+
+    /// Parses the stored text.
+    #[must_use]
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "approval_requested" => Some(Self::ApprovalRequested),
+            "transfer_denied" => Some(Self::TransferDenied),
+            _ => None,
+        }
+    }
+}
+
+/// One notification for an owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Identity.
+    pub id: NotificationId,
+    /// Who is told.
+    pub owner_id: OwnerId,
+    /// About what.
+    pub kind: NotificationKind,
+    /// The wallet concerned.
+    pub wallet_id: WalletId,
+    /// The transaction concerned.
+    pub transaction_id: TransactionId,
+    /// A sentence for the owner.
+    pub message: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+    /// When the owner read it.
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+/// The number of unread notifications, with a version that grows with every change of the
+/// owner's notifications (so a cached count can be versioned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadCount {
+    /// Unread notifications.
+    pub count: u64,
+    /// Version of the owner's notifications.
+    pub version: i64,
+}
+
+/// A page of notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationPage {
+    /// Newest first.
+    pub items: Vec<Notification>,
+    /// Where the next page starts.
+    pub next_cursor: Option<NotificationId>,
+}

@@ -1,0 +1,131 @@
+//! The cache port: a shared key-value store (Redis) holding versioned copies of rows.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// A cached value with the version of the row it copies and the cache epoch it was written
+/// in. A `None` value is a tombstone: the row changed (or went away) at `version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The cache epoch (see the cache crate): entries of an older epoch are never served.
+    pub epoch: i64,
+    /// The row version the value was read at.
+    pub version: i64,
+    /// The serialised value, or `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Whether a conditional write landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// The entry was stored.
+    Stored,
+    /// A newer entry was already there; nothing changed.
+    Rejected,
+}
+
+/// A cache operation failed or timed out. Never shown to a client: the caller falls back.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The store did not answer in time.
+    #[error("cache timed out")]
+    Timeout,
+    /// The store is unreachable or the circuit breaker is open.
+    #[error("cache unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error(transparent)]
+    Unknown(#[from] anyhow::Error),
+}
+
+/// A key-value store for versioned entries. Every write carries a TTL: no key lives forever.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CacheStore: Send + Sync {
+    /// Reads an entry.
+    ///
+    /// # Errors
+    /// `Timeout` or `Unavailable` when the store cannot answer.
+    async fn get(&self, key: &str) -> Result<Option<CacheEntry>, CacheError>;
+
+    /// Stores a value read from PostgreSQL, only if nothing newer is there: same epoch and a
+    /// higher version (or the same version over a tombstone), or a newer epoch and a version
+    /// not lower. This is how a slow reader's old value can never land over a newer one.
+    ///
+    /// # Errors
+    /// `Timeout` or `Unavailable` when the store cannot answer.
+    async fn fill(
+        &self,
+        key: &str,
+        entry: &CacheEntry,
+        ttl: Duration,
+    ) -> Result<WriteOutcome, CacheError>;
+
+    /// Writes through a committed change (a value or a tombstone) if its version is higher
+    /// than what is stored, keeping the higher of the two epochs.
+    ///
+    /// # Errors
+    /// `Timeout` or `Unavailable` when the store cannot answer.
+    async fn write(
+        &self,
+        key: &str,
+        entry: &CacheEntry,
+        ttl: Duration,
+    ) -> Result<WriteOutcome, CacheError>;
+
+    /// Removes keys. Used for immutable entries that went away.
+    ///
+    /// # Errors
+    /// `Timeout` or `Unavailable` when the store cannot answer.
+    async fn delete(&self, keys: &[String]) -> Result<(), CacheError>;
+
+    /// Counts (and, if `delete`, removes) every key of this service's namespace matching a
+    /// `{module}:{entity}:*` style pattern; returns how many it found.
+    ///
+    /// # Errors
+    /// `Timeout` or `Unavailable` when the store cannot answer.
+    async fn scan(&self, pattern: &str, delete: bool) -> Result<u64, CacheError>;
+
+    /// Checks that the store answers.
+    ///
+    /// # Errors
+    /// `Timeout` or `Unavailable` when it does not.
+    async fn ping(&self) -> Result<(), CacheError>;
+}
+
+/// Coordinates the cache epoch and the instances' read leases in PostgreSQL, so that a write
+/// whose cache update failed can still guarantee that no instance serves the old entry.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CacheFence: Send + Sync {
+    /// Renews this instance's lease to serve cached reads for `ttl`, and returns the current
+    /// epoch. Serialised with [`CacheFence::bump`] so a lease never carries a stale epoch.
+    ///
+    /// # Errors
+    /// `RepoError` when PostgreSQL cannot be reached: the instance must stop serving cache.
+    async fn renew_lease(
+        &self,
+        instance: uuid::Uuid,
+        ttl: Duration,
+    ) -> Result<i64, crate::errors::RepoError>;
+
+    /// Gives up this instance's lease at once.
+    ///
+    /// # Errors
+    /// `RepoError` when PostgreSQL cannot be reached (the lease then simply expires).
+    async fn release_lease(&self, instance: uuid::Uuid) -> Result<(), crate::errors::RepoError>;
+
+    /// Starts a new epoch and returns it.
+    ///
+    /// # Errors
+    /// `RepoError` when PostgreSQL cannot be reached.
+    async fn bump(&self) -> Result<i64, crate::errors::RepoError>;
+
+    /// How long until every lease granted under an epoch older than `epoch` has ended
+    /// (zero when none is live).
+    ///
+    /// # Errors
+    /// `RepoError` when PostgreSQL cannot be reached.
+    async fn wait_for_old_leases(&self, epoch: i64) -> Result<Duration, crate::errors::RepoError>;
+}

@@ -1,0 +1,109 @@
+//! The validated commands the posting ports execute in one PostgreSQL transaction.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::ids::{AgentId, OwnerId, TransactionId, WalletId};
+use crate::model::{AuditContext, Transaction, WalletBalance};
+use crate::money::Money;
+use crate::values::{Counterparty, IdempotencyKey, Memo};
+
+/// A client's idempotency key with the fingerprint of the request it was first used for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The key, unique per principal.
+    pub key: IdempotencyKey,
+    /// SHA-256 of the request's canonical form: a repeat with another body is a conflict.
+    pub request_hash: String,
+}
+
+impl Idempotency {
+    /// Binds a key to the canonical JSON form of a request.
+    #[must_use]
+    pub fn bind(key: IdempotencyKey, request: &impl Serialize) -> Self {
+        // Serialising a plain struct of strings and numbers cannot fail.
+        let canonical = serde_json::to_vec(request).unwrap_or_default();
+        Self {
+            key,
+            request_hash: hex::encode(Sha256::digest(&canonical)),
+        }
+    }
+}
+
+/// Money in from outside, credited by the wallet's owner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepositCommand {
+    /// The id the transaction will have.
+    pub transaction_id: TransactionId,
+    /// The credited wallet.
+    pub wallet_id: WalletId,
+    /// The owner crediting it (must own the wallet).
+    pub owner_id: OwnerId,
+    /// The amount, above zero.
+    pub amount: Money,
+    /// A note.
+    pub memo: Option<Memo>,
+    /// Client metadata (a JSON object).
+    pub metadata: serde_json::Value,
+    /// The retry key, if the client sent one.
+    pub idempotency: Option<Idempotency>,
+    /// The time of the request.
+    pub now: DateTime<Utc>,
+    /// Who and where, for the audit row.
+    pub audit: AuditContext,
+}
+
+/// An agent moving money out of a wallet it holds, to a wallet or an external destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendCommand {
+    /// The id the transaction will have.
+    pub transaction_id: TransactionId,
+    /// The paying wallet.
+    pub from_wallet_id: WalletId,
+    /// Where the money goes.
+    pub to: Counterparty,
+    /// The amount, above zero.
+    pub amount: Money,
+    /// The agent asking (must hold the paying wallet and be active).
+    pub agent_id: AgentId,
+    /// The agent's owner.
+    pub owner_id: OwnerId,
+    /// A note.
+    pub memo: Option<Memo>,
+    /// Client metadata (a JSON object).
+    pub metadata: serde_json::Value,
+    /// The retry key, if the client sent one.
+    pub idempotency: Option<Idempotency>,
+    /// The time of the request: today's spend and the rolling hour are measured from it.
+    pub now: DateTime<Utc>,
+    /// Who and where, for the audit row.
+    pub audit: AuditContext,
+}
+
+/// An owner approving or rejecting a transaction that waits for approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecideCommand {
+    /// The pending transaction.
+    pub transaction_id: TransactionId,
+    /// The owner deciding (must own the paying wallet).
+    pub owner_id: OwnerId,
+    /// Approve (post it if funds and policy still allow) or reject.
+    pub approve: bool,
+    /// The time of the decision.
+    pub now: DateTime<Utc>,
+    /// Who and where, for the audit row.
+    pub audit: AuditContext,
+}
+
+/// What a posting produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostingOutcome {
+    /// The transaction as stored, with its status and decision.
+    pub transaction: Transaction,
+    /// True when an earlier request with the same idempotency key produced it.
+    pub replayed: bool,
+    /// The balances the posting wrote (empty when no money moved or on a replay), for
+    /// write-through to caches after the commit.
+    pub balances: Vec<WalletBalance>,
+}

@@ -1,0 +1,135 @@
+//! Infrastructure ports: rate limiting, coordination locks, the event bus and the clock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+/// A rate: `burst` requests at once, refilled at `per_second` per second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Requests allowed per second on average.
+    pub per_second: f64,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+/// The limiter's answer for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the request may go on.
+    pub allowed: bool,
+    /// Requests left right now.
+    pub remaining: u32,
+    /// When refused, how long to wait before a retry can succeed.
+    pub retry_after: Duration,
+}
+
+/// A rate-limiter failure; the caller falls back to a local limiter.
+#[derive(Debug, thiserror::Error)]
+#[error("rate limiter unavailable: {0}")]
+pub struct RateLimitError(pub String);
+
+/// Limits requests per principal.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one request for `subject` (e.g. `agent:<uuid>`) and says whether it may go on.
+    ///
+    /// # Errors
+    /// `RateLimitError` when the shared limiter cannot answer.
+    async fn check(&self, subject: &str, rate: Rate) -> Result<RateDecision, RateLimitError>;
+}
+
+/// A held lock: the resource and the random token that proves ownership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockLease {
+    /// The locked resource, e.g. `job:name:sweep-sessions`.
+    pub resource: String,
+    /// The owner's random token.
+    pub token: String,
+}
+
+/// A lock-manager failure.
+#[derive(Debug, thiserror::Error)]
+#[error("lock manager unavailable: {0}")]
+pub struct LockError(pub String);
+
+/// Short-lived coordination locks with a TTL, for jobs only: never for money (PostgreSQL
+/// row locks protect money).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait LockManager: Send + Sync {
+    /// Takes the lock if free; `None` when someone else holds it.
+    ///
+    /// # Errors
+    /// `LockError` when the lock store cannot answer.
+    async fn acquire(&self, resource: &str, ttl: Duration) -> Result<Option<LockLease>, LockError>;
+
+    /// Extends a held lock; false when it is no longer ours.
+    ///
+    /// # Errors
+    /// `LockError` when the lock store cannot answer.
+    async fn extend(&self, lease: &LockLease, ttl: Duration) -> Result<bool, LockError>;
+
+    /// Releases a held lock; false when it was no longer ours.
+    ///
+    /// # Errors
+    /// `LockError` when the lock store cannot answer.
+    async fn release(&self, lease: &LockLease) -> Result<bool, LockError>;
+}
+
+/// An event-bus failure.
+#[derive(Debug, thiserror::Error)]
+#[error("event bus unavailable: {0}")]
+pub struct EventBusError(pub String);
+
+/// Publish/subscribe between instances: cache invalidations and live wallet events.
+/// Delivery is best effort: a subscriber that was disconnected misses messages and must
+/// treat a reconnect as "anything may have happened".
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    /// Publishes a message on a channel.
+    ///
+    /// # Errors
+    /// `EventBusError` when the bus cannot take it.
+    async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), EventBusError>;
+
+    /// Receives the messages published on a channel from now on.
+    ///
+    /// # Errors
+    /// `EventBusError` when the bus cannot subscribe.
+    async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Vec<u8>>, EventBusError>;
+
+    /// Whether messages are flowing right now, and how many times the bus has (re)connected:
+    /// a subscriber that sees the generation change may have missed messages.
+    fn status(&self) -> BusStatus;
+}
+
+/// The connection state of an event bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusStatus {
+    /// Messages are flowing.
+    pub connected: bool,
+    /// Bumped on every (re)connection.
+    pub generation: u64,
+}
+
+/// The time: a port so tests can fix it.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

@@ -1,0 +1,298 @@
+//! Repository ports: PostgreSQL is behind every one of them, and every mutation writes its
+//! audit row in the same database transaction.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+
+use super::commands::{DecideCommand, DepositCommand, PostingOutcome, SpendCommand};
+use crate::errors::{AgentError, ApprovalError, CreateWalletError, PostingError, RepoError};
+use crate::ids::{AgentId, NotificationId, OwnerId, TransactionId, WalletId};
+use crate::model::{
+    Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, NewApiKey, NewSession, Owner,
+    PageRequest, Session, SpendSummary, TokenHash, Transaction, TransactionPage, TxCursor, Wallet,
+    WalletBalance, WalletOwnership,
+};
+use crate::notifications::{Notification, NotificationPage};
+use crate::policy::{Policy, PolicyRules};
+use crate::values::{Asset, AssetCode};
+
+/// Owners.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OwnerRepository: Send + Sync {
+    /// Stores a new owner with its first API key.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails; nothing is written then.
+    async fn create(
+        &self,
+        owner: &Owner,
+        key: &NewApiKey,
+        audit: &AuditContext,
+    ) -> Result<(), RepoError>;
+
+    /// Reads an owner.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn get(&self, id: OwnerId) -> Result<Option<Owner>, RepoError>;
+}
+
+/// Agents and their API keys.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AgentRepository: Send + Sync {
+    /// Stores a new agent.
+    ///
+    /// # Errors
+    /// `AgentError::Unknown` when storage fails.
+    async fn create(&self, agent: &Agent, audit: &AuditContext) -> Result<(), AgentError>;
+
+    /// Reads an agent, revoked ones included.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn get(&self, id: AgentId) -> Result<Option<Agent>, RepoError>;
+
+    /// An owner's agents that are not revoked, oldest first.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn list(&self, owner_id: OwnerId) -> Result<Vec<Agent>, RepoError>;
+
+    /// Suspends or reactivates an agent of this owner.
+    ///
+    /// # Errors
+    /// `AgentError::NotFound` when the agent is not this owner's or is revoked.
+    async fn set_status(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        status: AgentStatus,
+        audit: &AuditContext,
+    ) -> Result<Agent, AgentError>;
+
+    /// Deletes an agent: marks it revoked and revokes all its keys and sessions in the same
+    /// transaction. Returns the sessions it revoked (with their new versions) so caches can
+    /// tombstone them.
+    ///
+    /// # Errors
+    /// `AgentError::NotFound` when the agent is not this owner's or already revoked.
+    async fn revoke(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        audit: &AuditContext,
+    ) -> Result<Vec<Session>, AgentError>;
+
+    /// Stores a new API key for an agent of this owner.
+    ///
+    /// # Errors
+    /// `AgentError::NotFound` when the agent is not this owner's or is revoked.
+    async fn add_key(&self, key: &NewApiKey, audit: &AuditContext) -> Result<(), AgentError>;
+}
+
+/// API keys and sessions.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    /// Finds a live API key by the hash of its secret; keys of revoked agents are not found.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKey>, RepoError>;
+
+    /// Stores a new session.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        audit: &AuditContext,
+    ) -> Result<Session, RepoError>;
+
+    /// Finds a session by the hash of its token, revoked and expired ones included.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn find_session(&self, hash: &TokenHash) -> Result<Option<Session>, RepoError>;
+
+    /// Revokes a session; returns it with its new version, or `None` if there was none.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn revoke_session(
+        &self,
+        hash: &TokenHash,
+        audit: &AuditContext,
+    ) -> Result<Option<Session>, RepoError>;
+}
+
+/// Wallets, their balances, spend and assets.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WalletRepository: Send + Sync {
+    /// Stores a new wallet with a zero balance.
+    ///
+    /// # Errors
+    /// `UnknownAsset` for an asset the platform does not list, `AgentNotFound` or
+    /// `AgentRevoked` for the holder.
+    async fn create(&self, wallet: &Wallet, audit: &AuditContext) -> Result<(), CreateWalletError>;
+
+    /// Reads a wallet.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn get(&self, id: WalletId) -> Result<Option<Wallet>, RepoError>;
+
+    /// Who holds a wallet and its asset: immutable, so it may be cached in process.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn ownership(&self, id: WalletId) -> Result<Option<WalletOwnership>, RepoError>;
+
+    /// A wallet's balance with its row version.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn balance(&self, id: WalletId) -> Result<Option<WalletBalance>, RepoError>;
+
+    /// Today's and this month's outgoing spend (UTC), versioned by the wallet row.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn summary(
+        &self,
+        id: WalletId,
+        today: NaiveDate,
+    ) -> Result<Option<SpendSummary>, RepoError>;
+
+    /// An owner's wallets, optionally only one agent's, oldest first.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn list(
+        &self,
+        owner_id: OwnerId,
+        agent_id: Option<AgentId>,
+    ) -> Result<Vec<Wallet>, RepoError>;
+
+    /// An asset the platform supports.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn asset(&self, code: &AssetCode) -> Result<Option<Asset>, RepoError>;
+}
+
+/// Wallet policies.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PolicyRepository: Send + Sync {
+    /// A wallet's policy, or the unrestricted policy at version 0 when none was set.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn get(&self, wallet_id: WalletId) -> Result<Policy, RepoError>;
+
+    /// Replaces a wallet's rules, bumping the version, and audits old and new rules.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails; nothing is written then.
+    async fn put(
+        &self,
+        wallet_id: WalletId,
+        rules: &PolicyRules,
+        audit: &AuditContext,
+    ) -> Result<Policy, RepoError>;
+}
+
+/// Posting and reading transactions. Each posting is one PostgreSQL transaction: the
+/// wallets are locked in ascending id order, the policy and today's spend are read under
+/// the lock, the domain's policy engine decides, and the transaction, ledger entries,
+/// balances, versions, spend, notification and audit row are written before the commit.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait TransactionRepository: Send + Sync {
+    /// Credits a wallet.
+    ///
+    /// # Errors
+    /// `WalletNotFound` when the wallet is not the owner's, `BalanceOverflow`,
+    /// `IdempotencyConflict` when the key was used for another request.
+    async fn post_deposit(&self, cmd: &DepositCommand) -> Result<PostingOutcome, PostingError>;
+
+    /// Decides on and, if allowed, posts a transfer or payment. A denial, a hold for
+    /// approval or insufficient funds is an `Ok` outcome with that status: it is recorded.
+    ///
+    /// # Errors
+    /// `WalletNotFound`, `NotHolder`, `AssetMismatch`, `AgentNotActive`, `BalanceOverflow`,
+    /// `IdempotencyConflict`; nothing is written then.
+    async fn post_spend(&self, cmd: &SpendCommand) -> Result<PostingOutcome, PostingError>;
+
+    /// Approves (and posts, if funds and policy still allow) or rejects a pending transaction.
+    ///
+    /// # Errors
+    /// `NotFound` when it is not the owner's, `NotPending` when already decided.
+    async fn decide(&self, cmd: &DecideCommand) -> Result<PostingOutcome, ApprovalError>;
+
+    /// Reads a transaction.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn get(&self, id: TransactionId) -> Result<Option<Transaction>, RepoError>;
+
+    /// A wallet's transactions (paying or receiving), newest first.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn list_for_wallet(
+        &self,
+        wallet_id: WalletId,
+        page: &PageRequest<TxCursor>,
+    ) -> Result<TransactionPage, RepoError>;
+}
+
+/// The audit trail.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// One owner's audit rows, newest first.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, RepoError>;
+}
+
+/// Owners' notifications, stored in PostgreSQL.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait NotificationRepository: Send + Sync {
+    /// An owner's notifications, newest first, with the unread count.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn list(
+        &self,
+        owner_id: OwnerId,
+        page: &PageRequest<NotificationId>,
+    ) -> Result<NotificationPage, RepoError>;
+
+    /// How many notifications the owner has not read, with the version of that count.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn unread(
+        &self,
+        owner_id: OwnerId,
+    ) -> Result<crate::notifications::UnreadCount, RepoError>;
+
+    /// Marks one notification read; `None` when it is not this owner's.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn mark_read(
+        &self,
+        owner_id: OwnerId,
+        id: NotificationId,
+    ) -> Result<Option<(Notification, crate::notifications::UnreadCount)>, RepoError>;
+}

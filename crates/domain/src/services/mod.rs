@@ -1,0 +1,150 @@
+//! The services: the use cases of the platform, written against the ports only. Each method
+//! validates its input into domain types, checks who may do what, and calls the ports.
+
+pub mod auth;
+mod owners;
+mod payments;
+#[cfg(test)]
+mod tests;
+mod wallets;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::errors::AccessError;
+use crate::ids::WalletId;
+use crate::model::{Principal, Transaction, WalletOwnership};
+use crate::ports::{
+    AgentRepository, AuditLog, Clock, EventBus, NotificationRepository, OwnerRepository,
+    PolicyRepository, SessionRepository, TransactionRepository, WalletRepository,
+};
+
+pub use payments::{DepositRequest, TransferRequest};
+
+/// The ports the services run on.
+#[derive(Clone)]
+pub struct Ports {
+    /// Owners.
+    pub owners: Arc<dyn OwnerRepository>,
+    /// Agents and their keys.
+    pub agents: Arc<dyn AgentRepository>,
+    /// Wallets.
+    pub wallets: Arc<dyn WalletRepository>,
+    /// Policies.
+    pub policies: Arc<dyn PolicyRepository>,
+    /// Transactions.
+    pub transactions: Arc<dyn TransactionRepository>,
+    /// Keys and sessions.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// The audit trail.
+    pub audit: Arc<dyn AuditLog>,
+    /// Notifications.
+    pub notifications: Arc<dyn NotificationRepository>,
+    /// Live events.
+    pub events: Arc<dyn EventBus>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+/// Settings of the services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceSettings {
+    /// How long a session token lives.
+    pub session_ttl: Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The platform's use cases.
+#[derive(Debug, Clone)]
+pub struct Services {
+    ports: Ports,
+    settings: ServiceSettings,
+}
+
+/// A wallet's transaction, published on the event bus after its commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletEvent {
+    /// The wallet the event is for.
+    pub wallet_id: WalletId,
+    /// The transaction as stored.
+    pub transaction: Transaction,
+}
+
+/// The event-bus channel of a wallet's live events.
+#[must_use]
+pub fn wallet_events_channel(wallet_id: WalletId) -> String {
+    format!("wallet:events:wallet:{wallet_id}")
+}
+
+/// The most items one page may hold.
+pub const MAX_PAGE: u32 = 200;
+/// The page size when the client gives none.
+pub const DEFAULT_PAGE: u32 = 50;
+
+impl Services {
+    /// Wires the services to their ports.
+    #[must_use]
+    pub const fn new(ports: Ports, settings: ServiceSettings) -> Self {
+        Self { ports, settings }
+    }
+
+    /// The ports, for adapters that need one directly (the HTTP layer's event stream).
+    #[must_use]
+    pub const fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    /// The wallet's ownership if the principal may see it; `NotFound` otherwise, so a caller
+    /// never learns that another tenant's wallet exists.
+    async fn visible_wallet(
+        &self,
+        principal: &Principal,
+        wallet_id: WalletId,
+    ) -> Result<WalletOwnership, AccessError> {
+        match self.ports.wallets.ownership(wallet_id).await? {
+            Some(o) if principal.can_see(&o) => Ok(o),
+            _ => Err(AccessError::NotFound),
+        }
+    }
+
+    /// Publishes a posted transaction to the wallets it touched. Best effort: the commit has
+    /// happened, and a live feed that misses an event is not a lost write.
+    async fn publish(&self, tx: &Transaction) {
+        for wallet_id in tx.wallets() {
+            let event = WalletEvent {
+                wallet_id,
+                transaction: tx.clone(),
+            };
+            let Ok(payload) = serde_json::to_vec(&event) else {
+                continue;
+            };
+            if let Err(e) = self
+                .ports
+                .events
+                .publish(&wallet_events_channel(wallet_id), payload)
+                .await
+            {
+                tracing::debug!(%wallet_id, error = %e, "Wallet event not published");
+            }
+        }
+    }
+}
+
+fn page_limit(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+}

@@ -1,0 +1,210 @@
+//! Owners, agents and their API keys.
+
+use super::Services;
+use crate::errors::{AccessError, AgentError, RepoError};
+use crate::ids::NotificationId;
+use crate::ids::{AgentId, ApiKeyId, OwnerId};
+use crate::model::{
+    Agent, AgentStatus, AuditContext, AuditEntry, AuditQuery, NewApiKey, Owner, PageRequest,
+    Principal, Secret,
+};
+use crate::notifications::{Notification, NotificationPage, UnreadCount};
+use crate::values::Name;
+
+impl Services {
+    /// Registers an owner and issues its first API key (shown once).
+    ///
+    /// # Errors
+    /// `AgentError::Invalid` for a bad name, `Unknown` when storage fails.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_owner(
+        &self,
+        name: &str,
+        audit: &AuditContext,
+    ) -> Result<(Owner, Secret), AgentError> {
+        let owner = Owner {
+            id: OwnerId::new(),
+            name: Name::parse(name)?,
+            created_at: self.ports.clock.now(),
+        };
+        let (key, secret) = NewApiKey::generate(Principal::Owner { owner_id: owner.id });
+        self.ports.owners.create(&owner, &key, audit).await?;
+        tracing::info!(owner_id = %owner.id, "Owner created");
+        Ok((owner, secret))
+    }
+
+    /// Registers an agent for an owner.
+    ///
+    /// # Errors
+    /// `Invalid` for a bad name, `Unknown` when storage fails.
+    #[tracing::instrument(skip_all, fields(owner_id = %owner_id))]
+    pub async fn create_agent(
+        &self,
+        owner_id: OwnerId,
+        name: &str,
+        audit: &AuditContext,
+    ) -> Result<Agent, AgentError> {
+        let agent = Agent {
+            id: AgentId::new(),
+            owner_id,
+            name: Name::parse(name)?,
+            status: AgentStatus::Active,
+            version: 1,
+            created_at: self.ports.clock.now(),
+        };
+        self.ports.agents.create(&agent, audit).await?;
+        Ok(agent)
+    }
+
+    /// An agent, if the principal is its owner or the agent itself.
+    ///
+    /// # Errors
+    /// `NotFound` otherwise, and for a revoked agent.
+    pub async fn get_agent(
+        &self,
+        principal: &Principal,
+        id: AgentId,
+    ) -> Result<Agent, AccessError> {
+        let agent = self
+            .ports
+            .agents
+            .get(id)
+            .await?
+            .ok_or(AccessError::NotFound)?;
+        let visible = match principal {
+            Principal::Owner { owner_id } => agent.owner_id == *owner_id,
+            Principal::Agent { agent_id, .. } => agent.id == *agent_id,
+        };
+        if !visible || agent.status == AgentStatus::Revoked {
+            return Err(AccessError::NotFound);
+        }
+        Ok(agent)
+    }
+
+    /// The owner's agents that are not deleted.
+    ///
+    /// # Errors
+    /// `Unknown` when storage fails.
+    pub async fn list_agents(&self, owner_id: OwnerId) -> Result<Vec<Agent>, RepoError> {
+        self.ports.agents.list(owner_id).await
+    }
+
+    /// Suspends or reactivates an agent. A suspended agent may read but not move money.
+    ///
+    /// # Errors
+    /// `NotFound` when the agent is not the owner's or was deleted; `Invalid` never.
+    #[tracing::instrument(skip_all, fields(agent_id = %id))]
+    pub async fn set_agent_status(
+        &self,
+        owner_id: OwnerId,
+        id: AgentId,
+        status: AgentStatus,
+        audit: &AuditContext,
+    ) -> Result<Agent, AgentError> {
+        if status == AgentStatus::Revoked {
+            // Revocation has its own path, which also revokes keys and sessions.
+            self.delete_agent(owner_id, id, audit).await?;
+            return self
+                .ports
+                .agents
+                .get(id)
+                .await?
+                .ok_or(AgentError::NotFound(id));
+        }
+        self.ports
+            .agents
+            .set_status(id, owner_id, status, audit)
+            .await
+    }
+
+    /// Deletes an agent: its keys and sessions stop working at once. Its wallets and their
+    /// history stay (money is never deleted), readable by the owner.
+    ///
+    /// # Errors
+    /// `NotFound` when the agent is not the owner's or already deleted.
+    #[tracing::instrument(skip_all, fields(agent_id = %id))]
+    pub async fn delete_agent(
+        &self,
+        owner_id: OwnerId,
+        id: AgentId,
+        audit: &AuditContext,
+    ) -> Result<(), AgentError> {
+        let sessions = self.ports.agents.revoke(id, owner_id, audit).await?;
+        tracing::info!(revoked_sessions = sessions.len(), "Agent deleted");
+        Ok(())
+    }
+
+    /// Issues a new API key for an agent of the owner (shown once).
+    ///
+    /// # Errors
+    /// `NotFound` when the agent is not the owner's or was deleted.
+    #[tracing::instrument(skip_all, fields(agent_id = %agent_id))]
+    pub async fn create_agent_key(
+        &self,
+        owner_id: OwnerId,
+        agent_id: AgentId,
+        audit: &AuditContext,
+    ) -> Result<(ApiKeyId, Secret), AgentError> {
+        let (key, secret) = NewApiKey::generate(Principal::Agent { agent_id, owner_id });
+        self.ports.agents.add_key(&key, audit).await?;
+        Ok((key.id, secret))
+    }
+
+    /// The owner's audit trail.
+    ///
+    /// # Errors
+    /// `Forbidden` for an agent.
+    pub async fn audit_trail(
+        &self,
+        principal: &Principal,
+        mut query: AuditQuery,
+    ) -> Result<Vec<AuditEntry>, AccessError> {
+        let Principal::Owner { owner_id } = principal else {
+            return Err(AccessError::Forbidden("only owners read the audit trail"));
+        };
+        query.owner_id = *owner_id;
+        query.limit = super::page_limit(Some(query.limit));
+        Ok(self.ports.audit.list(&query).await?)
+    }
+
+    /// The owner's notifications with the unread count.
+    ///
+    /// # Errors
+    /// `Forbidden` for an agent.
+    pub async fn notifications(
+        &self,
+        principal: &Principal,
+        limit: Option<u32>,
+        after: Option<NotificationId>,
+    ) -> Result<(NotificationPage, UnreadCount), AccessError> {
+        let Principal::Owner { owner_id } = principal else {
+            return Err(AccessError::Forbidden("notifications are for owners"));
+        };
+        let page = PageRequest {
+            limit: super::page_limit(limit),
+            after,
+        };
+        let items = self.ports.notifications.list(*owner_id, &page).await?;
+        let unread = self.ports.notifications.unread(*owner_id).await?;
+        Ok((items, unread))
+    }
+
+    /// Marks a notification read.
+    ///
+    /// # Errors
+    /// `NotFound` when it is not the owner's; `Forbidden` for an agent.
+    pub async fn mark_notification_read(
+        &self,
+        principal: &Principal,
+        id: NotificationId,
+    ) -> Result<(Notification, UnreadCount), AccessError> {
+        let Principal::Owner { owner_id } = principal else {
+            return Err(AccessError::Forbidden("notifications are for owners"));
+        };
+        self.ports
+            .notifications
+            .mark_read(*owner_id, id)
+            .await?
+            .ok_or(AccessError::NotFound)
+    }
+}

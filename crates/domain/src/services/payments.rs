@@ -1,0 +1,314 @@
+//! Moving money: deposits, transfers, payments, approvals, and reading transactions.
+
+use serde::Serialize;
+
+use super::Services;
+use crate::errors::{AccessError, ApprovalError, PostingError};
+use crate::ids::{TransactionId, WalletId};
+use crate::model::{AuditContext, PageRequest, Principal, Transaction, TransactionPage, TxCursor};
+use crate::money::Money;
+use crate::ports::{DecideCommand, DepositCommand, Idempotency, PostingOutcome, SpendCommand};
+use crate::values::{Counterparty, Destination, IdempotencyKey, Memo};
+
+/// The largest metadata object a transaction may carry, serialised.
+pub const MAX_METADATA_BYTES: usize = 4096;
+
+/// An owner's deposit into one of its wallets, as the client sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepositRequest {
+    /// The credited wallet.
+    pub wallet_id: WalletId,
+    /// Minor units; must be above zero.
+    pub amount: i64,
+    /// A note.
+    pub memo: Option<String>,
+    /// Client metadata (a JSON object).
+    pub metadata: Option<serde_json::Value>,
+    /// The retry key.
+    pub idempotency_key: Option<String>,
+}
+
+/// An agent's transfer to a wallet or payment to a destination, as the client sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferRequest {
+    /// The paying wallet.
+    pub from_wallet_id: WalletId,
+    /// The receiving wallet, for a transfer.
+    pub to_wallet_id: Option<WalletId>,
+    /// The external destination, for a payment.
+    pub destination: Option<String>,
+    /// Minor units; must be above zero.
+    pub amount: i64,
+    /// A note.
+    pub memo: Option<String>,
+    /// Client metadata (a JSON object).
+    pub metadata: Option<serde_json::Value>,
+    /// The retry key.
+    pub idempotency_key: Option<String>,
+}
+
+/// What the idempotency fingerprint covers: everything that changes the request's meaning.
+#[derive(Serialize)]
+struct Fingerprint<'a> {
+    kind: &'static str,
+    wallet: WalletId,
+    to: Option<String>,
+    amount: i64,
+    memo: Option<&'a str>,
+    metadata: &'a serde_json::Value,
+}
+
+fn parse_memo(memo: Option<&str>) -> Result<Option<Memo>, PostingError> {
+    Ok(memo.map(Memo::parse).transpose()?)
+}
+
+fn parse_metadata(metadata: Option<serde_json::Value>) -> Result<serde_json::Value, PostingError> {
+    match metadata {
+        None | Some(serde_json::Value::Null) => {
+            Ok(serde_json::Value::Object(serde_json::Map::new()))
+        }
+        Some(v @ serde_json::Value::Object(_)) => {
+            let size = serde_json::to_vec(&v).map_or(usize::MAX, |b| b.len());
+            if size > MAX_METADATA_BYTES {
+                Err(PostingError::InvalidMetadata)
+            } else {
+                Ok(v)
+            }
+        }
+        Some(_) => Err(PostingError::InvalidMetadata),
+    }
+}
+
+fn bind_key(
+    key: Option<&str>,
+    fingerprint: &Fingerprint<'_>,
+) -> Result<Option<Idempotency>, PostingError> {
+    key.map(|k| Ok(Idempotency::bind(IdempotencyKey::parse(k)?, fingerprint)))
+        .transpose()
+}
+
+impl Services {
+    /// Credits one of the owner's wallets with money from outside.
+    ///
+    /// # Errors
+    /// `InvalidAmount`, `Invalid`, `InvalidMetadata`, `Forbidden` for an agent,
+    /// `WalletNotFound`, `BalanceOverflow`, `IdempotencyConflict`. Nothing is written then.
+    #[tracing::instrument(skip_all, fields(wallet_id = %req.wallet_id))]
+    pub async fn deposit(
+        &self,
+        principal: &Principal,
+        req: DepositRequest,
+        audit: &AuditContext,
+    ) -> Result<PostingOutcome, PostingError> {
+        let Principal::Owner { owner_id } = principal else {
+            return Err(PostingError::Forbidden(
+                "only the wallet's owner deposits into it",
+            ));
+        };
+        let amount = Money::positive(req.amount)?;
+        let memo = parse_memo(req.memo.as_deref())?;
+        let metadata = parse_metadata(req.metadata)?;
+        let idempotency = bind_key(
+            req.idempotency_key.as_deref(),
+            &Fingerprint {
+                kind: "deposit",
+                wallet: req.wallet_id,
+                to: None,
+                amount: req.amount,
+                memo: memo.as_ref().map(Memo::as_str),
+                metadata: &metadata,
+            },
+        )?;
+        self.visible_wallet(principal, req.wallet_id)
+            .await
+            .map_err(|e| not_found_as(e, req.wallet_id))?;
+        let cmd = DepositCommand {
+            transaction_id: TransactionId::new(),
+            wallet_id: req.wallet_id,
+            owner_id: *owner_id,
+            amount,
+            memo,
+            metadata,
+            idempotency,
+            now: self.ports.clock.now(),
+            audit: audit.clone(),
+        };
+        let outcome = self.ports.transactions.post_deposit(&cmd).await?;
+        if !outcome.replayed {
+            self.publish(&outcome.transaction).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Moves money out of a wallet the calling agent holds: to another wallet of the same
+    /// asset, or to an external destination. The wallet's policy decides; a denial, a hold
+    /// for approval or insufficient funds is recorded and returned as the outcome's status.
+    ///
+    /// # Errors
+    /// Bad input (`InvalidAmount`, `Invalid`, `InvalidMetadata`, `AmbiguousTarget`,
+    /// `SameWallet`), `Forbidden` for an owner, `WalletNotFound`, `NotHolder`,
+    /// `AssetMismatch`, `AgentNotActive`, `BalanceOverflow`, `IdempotencyConflict`.
+    /// Nothing is written then.
+    #[tracing::instrument(skip_all, fields(wallet_id = %req.from_wallet_id))]
+    pub async fn transfer(
+        &self,
+        principal: &Principal,
+        req: TransferRequest,
+        audit: &AuditContext,
+    ) -> Result<PostingOutcome, PostingError> {
+        let Principal::Agent { agent_id, owner_id } = principal else {
+            return Err(PostingError::Forbidden(
+                "only the agent holding a wallet moves money out of it",
+            ));
+        };
+        let amount = Money::positive(req.amount)?;
+        let to = match (req.to_wallet_id, req.destination.as_deref()) {
+            (Some(w), None) => Counterparty::Wallet(w),
+            (None, Some(d)) => Counterparty::External(Destination::parse(d)?),
+            _ => return Err(PostingError::AmbiguousTarget),
+        };
+        if to == Counterparty::Wallet(req.from_wallet_id) {
+            return Err(PostingError::SameWallet);
+        }
+        let memo = parse_memo(req.memo.as_deref())?;
+        let metadata = parse_metadata(req.metadata)?;
+        let idempotency = bind_key(
+            req.idempotency_key.as_deref(),
+            &Fingerprint {
+                kind: "spend",
+                wallet: req.from_wallet_id,
+                to: Some(to.to_string()),
+                amount: req.amount,
+                memo: memo.as_ref().map(Memo::as_str),
+                metadata: &metadata,
+            },
+        )?;
+
+        let from = self
+            .ports
+            .wallets
+            .ownership(req.from_wallet_id)
+            .await?
+            .ok_or(PostingError::WalletNotFound(req.from_wallet_id))?;
+        if from.agent_id != *agent_id {
+            return Err(PostingError::NotHolder(req.from_wallet_id));
+        }
+        if let Counterparty::Wallet(to_id) = &to {
+            let target = self
+                .ports
+                .wallets
+                .ownership(*to_id)
+                .await?
+                .ok_or(PostingError::WalletNotFound(*to_id))?;
+            if target.asset != from.asset {
+                return Err(PostingError::AssetMismatch {
+                    from: from.asset,
+                    to: target.asset,
+                });
+            }
+        }
+
+        let cmd = SpendCommand {
+            transaction_id: TransactionId::new(),
+            from_wallet_id: req.from_wallet_id,
+            to,
+            amount,
+            agent_id: *agent_id,
+            owner_id: *owner_id,
+            memo,
+            metadata,
+            idempotency,
+            now: self.ports.clock.now(),
+            audit: audit.clone(),
+        };
+        let outcome = self.ports.transactions.post_spend(&cmd).await?;
+        if !outcome.replayed {
+            self.publish(&outcome.transaction).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Approves or rejects a transaction waiting for approval. An approved one is posted
+    /// only if the wallet's funds and policy (all rules but the approval threshold) still
+    /// allow it; otherwise it ends denied or failed, and no money moves.
+    ///
+    /// # Errors
+    /// `Forbidden` for an agent, `NotFound` when not the owner's, `NotPending`.
+    #[tracing::instrument(skip_all, fields(transaction_id = %id, approve))]
+    pub async fn decide(
+        &self,
+        principal: &Principal,
+        id: TransactionId,
+        approve: bool,
+        audit: &AuditContext,
+    ) -> Result<PostingOutcome, ApprovalError> {
+        let Principal::Owner { owner_id } = principal else {
+            return Err(ApprovalError::Forbidden);
+        };
+        let cmd = DecideCommand {
+            transaction_id: id,
+            owner_id: *owner_id,
+            approve,
+            now: self.ports.clock.now(),
+            audit: audit.clone(),
+        };
+        let outcome = self.ports.transactions.decide(&cmd).await?;
+        self.publish(&outcome.transaction).await;
+        Ok(outcome)
+    }
+
+    /// A transaction touching a wallet the principal may see.
+    ///
+    /// # Errors
+    /// `NotFound` otherwise.
+    pub async fn get_transaction(
+        &self,
+        principal: &Principal,
+        id: TransactionId,
+    ) -> Result<Transaction, AccessError> {
+        let tx = self
+            .ports
+            .transactions
+            .get(id)
+            .await?
+            .ok_or(AccessError::NotFound)?;
+        for wallet_id in tx.wallets() {
+            match self.visible_wallet(principal, wallet_id).await {
+                Ok(_) => return Ok(tx),
+                Err(AccessError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(AccessError::NotFound)
+    }
+
+    /// A page of a wallet's transactions, newest first.
+    ///
+    /// # Errors
+    /// `NotFound` when the wallet is not visible to the principal.
+    pub async fn list_transactions(
+        &self,
+        principal: &Principal,
+        wallet_id: WalletId,
+        limit: Option<u32>,
+        after: Option<TxCursor>,
+    ) -> Result<TransactionPage, AccessError> {
+        self.visible_wallet(principal, wallet_id).await?;
+        let page = PageRequest {
+            limit: super::page_limit(limit),
+            after,
+        };
+        Ok(self
+            .ports
+            .transactions
+            .list_for_wallet(wallet_id, &page)
+            .await?)
+    }
+}
+
+fn not_found_as(e: AccessError, wallet_id: WalletId) -> PostingError {
+    match e {
+        AccessError::Unknown(e) => PostingError::Unknown(e),
+        _ => PostingError::WalletNotFound(wallet_id),
+    }
+}
