@@ -106,4 +106,7 @@ pub struct PostingOutcome {
     /// The balances the posting wrote (empty when no money moved or on a replay), for
     /// write-through to caches after the commit.
     pub balances: Vec<WalletBalance>,
+    /// The owner that was notified, with the new version of its notifications, when the
+    /// posting held or denied the transaction.
+    pub notified: Option<(OwnerId, i64)>,
 }

@@ -294,5 +294,6 @@ pub trait NotificationRepository: Send + Sync {
         &self,
         owner_id: OwnerId,
         id: NotificationId,
+        audit: &AuditContext,
     ) -> Result<Option<(Notification, crate::notifications::UnreadCount)>, RepoError>;
 }

@@ -197,13 +197,14 @@ impl Services {
         &self,
         principal: &Principal,
         id: NotificationId,
+        audit: &AuditContext,
     ) -> Result<(Notification, UnreadCount), AccessError> {
         let Principal::Owner { owner_id } = principal else {
             return Err(AccessError::Forbidden("notifications are for owners"));
         };
         self.ports
             .notifications
-            .mark_read(*owner_id, id)
+            .mark_read(*owner_id, id, audit)
             .await?
             .ok_or(AccessError::NotFound)
     }

@@ -318,6 +318,7 @@ fn completed(usd: WalletId, usd2: WalletId, agent: AgentId, cmd: &SpendCommand) 
         },
         replayed: false,
         balances: vec![],
+        notified: None,
     }
 }
 

@@ -1,0 +1,206 @@
+//! An owner's decision on a transaction held for approval. Approval re-runs the policy (all
+//! rules but the approval threshold) and the funds check under the wallets' locks: money
+//! moves only if both still allow it.
+
+use anyhow::Context as _;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, TransactionTrait,
+};
+use waiaas_domain::model::{Budget, NewAuditEntry, TransactionStatus};
+use waiaas_domain::policy::{SpendRequest, evaluate};
+use waiaas_domain::ports::{DecideCommand, PostingOutcome};
+use waiaas_domain::{ApprovalError, Decision, Money, Rule, Transaction, WalletBalance};
+
+use super::shared::{self, Entry, stmt};
+use super::sql;
+use crate::audit;
+use crate::entity::transactions;
+
+pub(super) async fn decide(
+    db: &DatabaseConnection,
+    cmd: &DecideCommand,
+) -> Result<PostingOutcome, ApprovalError> {
+    let txn = db.begin().await.context("beginning a decision")?;
+    let row = txn
+        .query_one_raw(stmt(
+            sql::LOCK_TRANSACTION,
+            vec![(*cmd.transaction_id.as_uuid()).into()],
+        ))
+        .await
+        .context("locking the transaction")?
+        .ok_or(ApprovalError::NotFound(cmd.transaction_id))?;
+    let model =
+        transactions::Model::from_query_result(&row, "").context("decoding the transaction")?;
+    if model.owner_id != *cmd.owner_id.as_uuid() {
+        return Err(ApprovalError::NotFound(cmd.transaction_id));
+    }
+    let before = Transaction::try_from(model)?;
+    if before.status != TransactionStatus::PendingApproval {
+        return Err(ApprovalError::NotPending(before.status));
+    }
+
+    let (settled, balances) = if cmd.approve {
+        approve(&txn, cmd, &before).await?
+    } else {
+        let s = Settlement {
+            status: TransactionStatus::Rejected,
+            rule: None,
+            reason: Some("rejected by the owner".to_owned()),
+            budget: before.budget,
+        };
+        (settle(&txn, cmd, s).await?, Vec::new())
+    };
+    audit::record(
+        &txn,
+        &cmd.audit,
+        NewAuditEntry {
+            owner_id: Some(cmd.owner_id),
+            action: if cmd.approve {
+                "transaction.approve"
+            } else {
+                "transaction.reject"
+            },
+            resource_type: "transaction",
+            resource_id: settled.id.to_string(),
+            old_value: Some(serde_json::json!({ "status": before.status })),
+            new_value: Some(serde_json::json!({ "transaction": &settled, "balances": &balances })),
+        },
+        cmd.now,
+    )
+    .await
+    .context("auditing the decision")?;
+    txn.commit().await.context("committing the decision")?;
+    Ok(PostingOutcome {
+        transaction: settled,
+        replayed: false,
+        balances,
+        notified: None,
+    })
+}
+
+struct Settlement {
+    status: TransactionStatus,
+    rule: Option<Rule>,
+    reason: Option<String>,
+    budget: Budget,
+}
+
+async fn approve(
+    txn: &DatabaseTransaction,
+    cmd: &DecideCommand,
+    pending: &Transaction,
+) -> Result<(Transaction, Vec<WalletBalance>), ApprovalError> {
+    let from_id = *pending
+        .from_wallet_id
+        .context("a pending transaction has a paying wallet")?
+        .as_uuid();
+    let to_id = pending.to_wallet_id.map(|w| *w.as_uuid());
+    let mut ids: Vec<_> = std::iter::once(from_id).chain(to_id).collect();
+    ids.sort_unstable();
+    let locked = shared::lock_wallets(txn, &ids).await?;
+    let from = locked
+        .iter()
+        .find(|w| w.id == from_id)
+        .context("the paying wallet exists")?;
+    if !from.agent_active {
+        let s = Settlement {
+            status: TransactionStatus::Failed,
+            rule: None,
+            reason: Some("the agent is no longer active".to_owned()),
+            budget: Budget::default(),
+        };
+        return Ok((settle(txn, cmd, s).await?, Vec::new()));
+    }
+    let counterparty = pending
+        .counterparty()
+        .context("a pending transaction has a counterparty")?;
+    let (rules, usage) = shared::rules_and_usage(txn, from_id, cmd.now).await?;
+    let decision = evaluate(
+        &rules,
+        from.balance,
+        &usage,
+        &SpendRequest {
+            amount: pending.amount,
+            counterparty: &counterparty,
+            approved: true,
+        },
+    );
+    if let (Decision::Allow { .. }, Some(to_id)) = (&decision, to_id) {
+        let to = locked
+            .iter()
+            .find(|w| w.id == to_id)
+            .context("the receiving wallet exists")?;
+        to.balance
+            .checked_add(pending.amount)
+            .map_err(|_| ApprovalError::BalanceOverflow)?;
+    }
+    let (status, rule, reason, budget) = shared::recorded(&decision);
+    let settled = settle(
+        txn,
+        cmd,
+        Settlement {
+            status,
+            rule,
+            reason,
+            budget,
+        },
+    )
+    .await?;
+    if status != TransactionStatus::Completed {
+        return Ok((settled, Vec::new()));
+    }
+    let amount = pending.amount.minor_units();
+    let entries = match (to_id, &pending.destination) {
+        (Some(to), _) => [Entry::wallet(from_id, -amount), Entry::wallet(to, amount)],
+        (None, dest) => [
+            Entry::wallet(from_id, -amount),
+            Entry::external(
+                dest.as_ref().map(|d| d.as_str()).unwrap_or_default(),
+                amount,
+            ),
+        ],
+    };
+    let balances = shared::move_money(
+        txn,
+        *pending.id.as_uuid(),
+        pending.asset.as_str(),
+        cmd.now,
+        &entries,
+    )
+    .await?;
+    shared::add_daily_spend(txn, from_id, cmd.now.date_naive(), pending.amount)
+        .await
+        .context("adding to the daily spend")?;
+    Ok((settled, balances))
+}
+
+async fn settle(
+    txn: &DatabaseTransaction,
+    cmd: &DecideCommand,
+    s: Settlement,
+) -> Result<Transaction, ApprovalError> {
+    let posted_at = (s.status == TransactionStatus::Completed).then_some(cmd.now);
+    let row = txn
+        .query_one_raw(stmt(
+            sql::SETTLE_TRANSACTION,
+            vec![
+                (*cmd.transaction_id.as_uuid()).into(),
+                s.status.as_str().into(),
+                s.rule.map(|r| r.as_str().to_owned()).into(),
+                s.reason.into(),
+                s.budget.daily_remaining.map(Money::minor_units).into(),
+                s.budget
+                    .hourly_remaining
+                    .map(|h| i32::try_from(h).unwrap_or(i32::MAX))
+                    .into(),
+                cmd.now.into(),
+                posted_at.into(),
+            ],
+        ))
+        .await
+        .context("settling the transaction")?
+        .context("the locked transaction exists")?;
+    let model =
+        transactions::Model::from_query_result(&row, "").context("decoding the transaction")?;
+    Ok(Transaction::try_from(model)?)
+}

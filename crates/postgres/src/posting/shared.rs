@@ -1,0 +1,372 @@
+//! Steps shared by every posting: locking wallets, reading policy and usage, inserting the
+//! transaction row, writing ledger entries and balances, and replaying idempotent requests.
+
+use anyhow::{Context as _, anyhow};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use sea_orm::sea_query::{ArrayType, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement};
+use uuid::Uuid;
+use waiaas_domain::model::{Actor, Budget, TransactionKind, TransactionStatus, WalletBalance};
+use waiaas_domain::policy::{PolicyRules, Usage};
+use waiaas_domain::ports::PostingOutcome;
+use waiaas_domain::{Decision, Money, PostingError, Rule, Transaction};
+
+use super::sql;
+use crate::convert;
+use crate::entity::transactions;
+
+/// A wallet row as locked for a posting.
+#[derive(Debug, Clone)]
+pub(super) struct LockedWallet {
+    pub id: Uuid,
+    pub agent_id: Uuid,
+    pub owner_id: Uuid,
+    pub asset: String,
+    pub balance: Money,
+    pub agent_active: bool,
+}
+
+pub(super) fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+pub(super) fn uuid_array(ids: impl IntoIterator<Item = Uuid>) -> Value {
+    let items: Vec<Value> = ids.into_iter().map(|id| Value::Uuid(Some(id))).collect();
+    Value::Array(ArrayType::Uuid, Some(Box::new(items)))
+}
+
+/// Locks the wallets in ascending id order and reads them; missing ones are simply absent.
+pub(super) async fn lock_wallets(
+    txn: &DatabaseTransaction,
+    ids: &[Uuid],
+) -> anyhow::Result<Vec<LockedWallet>> {
+    let rows = txn
+        .query_all_raw(stmt(
+            sql::LOCK_WALLETS,
+            vec![uuid_array(ids.iter().copied())],
+        ))
+        .await
+        .context("locking wallets")?;
+    rows.iter()
+        .map(|r| {
+            let status: String = r.try_get("", "agent_status")?;
+            Ok(LockedWallet {
+                id: r.try_get("", "id")?,
+                agent_id: r.try_get("", "agent_id")?,
+                owner_id: r.try_get("", "owner_id")?,
+                asset: r.try_get("", "asset")?,
+                balance: convert::money(r.try_get("", "balance")?, "balance")?,
+                agent_active: status == "active",
+            })
+        })
+        .collect()
+}
+
+/// Reads the paying wallet's rules and usage (today's spend and count, and the rolling
+/// hour's count when the hourly rule is set). Must run under the wallet's lock.
+pub(super) async fn rules_and_usage(
+    txn: &DatabaseTransaction,
+    wallet: Uuid,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(PolicyRules, Usage)> {
+    let row = txn
+        .query_one_raw(stmt(
+            sql::POLICY_AND_SPEND,
+            vec![wallet.into(), now.date_naive().into()],
+        ))
+        .await
+        .context("reading policy and spend")?
+        .ok_or_else(|| anyhow!("policy and spend query returned no row"))?;
+    let rules = match row.try_get::<Option<serde_json::Value>>("", "rules")? {
+        Some(json) => serde_json::from_value(json).context("stored policy rules are invalid")?,
+        None => PolicyRules::default(),
+    };
+    let spent: Option<i64> = row.try_get("", "spent_today")?;
+    let count: Option<i32> = row.try_get("", "count_today")?;
+    let mut usage = Usage {
+        spent_today: convert::money(spent.unwrap_or(0), "daily spend")?,
+        count_today: u32::try_from(count.unwrap_or(0)).unwrap_or(0),
+        count_last_hour: 0,
+    };
+    if rules.needs_hourly_count() {
+        let since = now - Duration::hours(1);
+        let row = txn
+            .query_one_raw(stmt(sql::HOURLY_COUNT, vec![wallet.into(), since.into()]))
+            .await
+            .context("counting the rolling hour")?
+            .ok_or_else(|| anyhow!("hourly count returned no row"))?;
+        let n: i64 = row.try_get("", "n")?;
+        usage.count_last_hour = u32::try_from(n).unwrap_or(u32::MAX);
+    }
+    Ok((rules, usage))
+}
+
+/// The status, rule, reason and budget a decision is recorded with.
+pub(super) fn recorded(
+    decision: &Decision,
+) -> (TransactionStatus, Option<Rule>, Option<String>, Budget) {
+    match decision {
+        Decision::Allow { budget } => (TransactionStatus::Completed, None, None, *budget),
+        Decision::NeedsApproval { rule, budget } => (
+            TransactionStatus::PendingApproval,
+            Some(*rule),
+            Some(format!("waiting for the owner's approval ({rule})")),
+            *budget,
+        ),
+        Decision::Deny {
+            rule,
+            reason,
+            budget,
+        } => (
+            TransactionStatus::Denied,
+            Some(*rule),
+            Some(reason.clone()),
+            *budget,
+        ),
+        Decision::InsufficientFunds { balance, amount } => (
+            TransactionStatus::Failed,
+            None,
+            Some(format!(
+                "insufficient funds: balance {balance}, amount {amount}"
+            )),
+            Budget::default(),
+        ),
+    }
+}
+
+/// A transaction row to insert.
+#[derive(Debug)]
+pub(super) struct NewTransaction<'a> {
+    pub id: Uuid,
+    pub kind: TransactionKind,
+    pub status: TransactionStatus,
+    pub asset: &'a str,
+    pub amount: Money,
+    pub from_wallet: Option<Uuid>,
+    pub to_wallet: Option<Uuid>,
+    pub destination: Option<&'a str>,
+    pub memo: Option<&'a str>,
+    pub metadata: &'a serde_json::Value,
+    pub owner_id: Uuid,
+    pub initiator: Actor,
+    pub idempotency: Option<&'a waiaas_domain::ports::Idempotency>,
+    pub rule: Option<Rule>,
+    pub reason: Option<String>,
+    pub budget: Budget,
+    pub now: DateTime<Utc>,
+}
+
+/// Inserts the transaction; `None` when its idempotency key was already used.
+pub(super) async fn insert_transaction(
+    txn: &DatabaseTransaction,
+    t: NewTransaction<'_>,
+) -> anyhow::Result<Option<Transaction>> {
+    let posted_at = (t.status == TransactionStatus::Completed).then_some(t.now);
+    let values: Vec<Value> = vec![
+        t.id.into(),
+        t.kind.as_str().into(),
+        t.status.as_str().into(),
+        t.asset.into(),
+        t.amount.minor_units().into(),
+        t.from_wallet.into(),
+        t.to_wallet.into(),
+        t.destination.map(str::to_owned).into(),
+        t.memo.map(str::to_owned).into(),
+        t.metadata.clone().into(),
+        t.owner_id.into(),
+        t.initiator.kind().into(),
+        t.initiator.id().into(),
+        t.idempotency.map(|i| i.key.as_str().to_owned()).into(),
+        t.idempotency.map(|i| i.request_hash.clone()).into(),
+        t.rule.map(|r| r.as_str().to_owned()).into(),
+        t.reason.into(),
+        t.budget.daily_remaining.map(Money::minor_units).into(),
+        t.budget
+            .hourly_remaining
+            .map(|h| i32::try_from(h).unwrap_or(i32::MAX))
+            .into(),
+        t.now.into(),
+        t.now.into(),
+        posted_at.into(),
+    ];
+    let row = txn
+        .query_one_raw(stmt(sql::INSERT_TRANSACTION, values))
+        .await
+        .context("inserting the transaction")?;
+    row.map(|r| {
+        let model = transactions::Model::from_query_result(&r, "")?;
+        Transaction::try_from(model)
+    })
+    .transpose()
+}
+
+/// One side of a posting: a wallet, or an account of the outside world.
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub wallet: Option<Uuid>,
+    pub account: String,
+    pub amount: i64,
+}
+
+impl Entry {
+    pub(super) fn wallet(id: Uuid, amount: i64) -> Self {
+        Self {
+            wallet: Some(id),
+            account: format!("wallet:{id}"),
+            amount,
+        }
+    }
+
+    pub(super) fn external(account: &str, amount: i64) -> Self {
+        Self {
+            wallet: None,
+            account: format!("external:{account}"),
+            amount,
+        }
+    }
+}
+
+/// Writes the ledger entries (which must sum to zero) and applies them to the wallets'
+/// balances and versions; returns the wallets' new balances.
+pub(super) async fn move_money(
+    txn: &DatabaseTransaction,
+    transaction_id: Uuid,
+    asset: &str,
+    now: DateTime<Utc>,
+    entries: &[Entry],
+) -> anyhow::Result<Vec<WalletBalance>> {
+    debug_assert_eq!(
+        entries.iter().map(|e| i128::from(e.amount)).sum::<i128>(),
+        0
+    );
+    txn.execute_raw(stmt(
+        sql::INSERT_LEDGER_ENTRIES,
+        vec![
+            transaction_id.into(),
+            asset.into(),
+            now.into(),
+            entries
+                .iter()
+                .map(|e| e.wallet.map(|w| w.to_string()).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .into(),
+            entries
+                .iter()
+                .map(|e| e.account.clone())
+                .collect::<Vec<_>>()
+                .into(),
+            entries.iter().map(|e| e.amount).collect::<Vec<_>>().into(),
+        ],
+    ))
+    .await
+    .context("writing ledger entries")?;
+    let wallets: Vec<&Entry> = entries.iter().filter(|e| e.wallet.is_some()).collect();
+    let rows = txn
+        .query_all_raw(stmt(
+            sql::APPLY_BALANCES,
+            vec![
+                uuid_array(wallets.iter().filter_map(|e| e.wallet)),
+                wallets.iter().map(|e| e.amount).collect::<Vec<_>>().into(),
+                now.into(),
+            ],
+        ))
+        .await
+        .context("applying balances")?;
+    rows.iter()
+        .map(|r| {
+            convert::balance(
+                r.try_get("", "id")?,
+                &r.try_get::<String>("", "asset")?,
+                r.try_get("", "balance")?,
+                r.try_get("", "version")?,
+            )
+        })
+        .collect()
+}
+
+/// Adds an outgoing amount to the wallet's spend of the day.
+pub(super) async fn add_daily_spend(
+    txn: &DatabaseTransaction,
+    wallet: Uuid,
+    day: NaiveDate,
+    amount: Money,
+) -> Result<(), DbErr> {
+    txn.execute_raw(stmt(
+        sql::ADD_DAILY_SPEND,
+        vec![wallet.into(), day.into(), amount.minor_units().into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// Tells an owner about a held or denied transaction, in the posting's transaction; returns
+/// the new version of the owner's notifications.
+pub(super) async fn notify(
+    txn: &DatabaseTransaction,
+    owner: Uuid,
+    kind: waiaas_domain::notifications::NotificationKind,
+    wallet: Uuid,
+    tx: &Transaction,
+    now: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    let message = match kind {
+        waiaas_domain::notifications::NotificationKind::ApprovalRequested => format!(
+            "A {} of {} {} from wallet {wallet} waits for your approval",
+            tx.kind.as_str(),
+            tx.amount,
+            tx.asset
+        ),
+        waiaas_domain::notifications::NotificationKind::TransferDenied => format!(
+            "A {} of {} {} from wallet {wallet} was denied: {}",
+            tx.kind.as_str(),
+            tx.amount,
+            tx.asset,
+            tx.reason.as_deref().unwrap_or("policy")
+        ),
+    };
+    let row = txn
+        .query_one_raw(stmt(
+            sql::INSERT_NOTIFICATION,
+            vec![
+                Uuid::now_v7().into(),
+                owner.into(),
+                kind.as_str().into(),
+                wallet.into(),
+                (*tx.id.as_uuid()).into(),
+                message.into(),
+                now.into(),
+            ],
+        ))
+        .await
+        .context("notifying the owner")?
+        .ok_or_else(|| anyhow!("notification insert returned no row"))?;
+    Ok(row.try_get("", "version")?)
+}
+
+/// Answers a repeated request with the transaction its idempotency key produced, or a
+/// conflict when the key was first used for a different request.
+pub(super) async fn replay<C: ConnectionTrait>(
+    conn: &C,
+    initiator: Uuid,
+    idempotency: &waiaas_domain::ports::Idempotency,
+) -> Result<PostingOutcome, PostingError> {
+    let row = conn
+        .query_one_raw(stmt(
+            sql::FIND_BY_IDEMPOTENCY_KEY,
+            vec![initiator.into(), idempotency.key.as_str().into()],
+        ))
+        .await
+        .context("reading the idempotent transaction")?
+        .ok_or_else(|| anyhow!("idempotency key conflicted but no transaction holds it"))?;
+    let model =
+        transactions::Model::from_query_result(&row, "").context("decoding the transaction")?;
+    if model.request_hash.as_deref() != Some(idempotency.request_hash.as_str()) {
+        return Err(PostingError::IdempotencyConflict);
+    }
+    Ok(PostingOutcome {
+        transaction: Transaction::try_from(model)?,
+        replayed: true,
+        balances: Vec::new(),
+        notified: None,
+    })
+}

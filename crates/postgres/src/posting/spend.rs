@@ -1,0 +1,192 @@
+//! Transfers and payments: an agent moving money out of a wallet it holds.
+
+use anyhow::Context as _;
+use sea_orm::{DatabaseConnection, TransactionTrait};
+use waiaas_domain::model::{Actor, NewAuditEntry, TransactionKind, TransactionStatus};
+use waiaas_domain::notifications::NotificationKind;
+use waiaas_domain::policy::{SpendRequest, evaluate};
+use waiaas_domain::ports::{PostingOutcome, SpendCommand};
+use waiaas_domain::{Counterparty, Decision, PostingError};
+
+use super::shared::{self, Entry, NewTransaction};
+use crate::audit;
+
+pub(super) async fn post(
+    db: &DatabaseConnection,
+    cmd: &SpendCommand,
+) -> Result<PostingOutcome, PostingError> {
+    let from_id = *cmd.from_wallet_id.as_uuid();
+    let to_id = match &cmd.to {
+        Counterparty::Wallet(w) => Some(*w.as_uuid()),
+        Counterparty::External(_) => None,
+    };
+    let mut ids: Vec<_> = std::iter::once(from_id).chain(to_id).collect();
+    ids.sort_unstable();
+
+    let txn = db.begin().await.context("beginning a transfer")?;
+    let locked = shared::lock_wallets(&txn, &ids).await?;
+    let from = locked
+        .iter()
+        .find(|w| w.id == from_id)
+        .ok_or(PostingError::WalletNotFound(cmd.from_wallet_id))?;
+    if from.agent_id != *cmd.agent_id.as_uuid() {
+        return Err(PostingError::NotHolder(cmd.from_wallet_id));
+    }
+    if !from.agent_active {
+        return Err(PostingError::AgentNotActive);
+    }
+    let to = match (&cmd.to, to_id) {
+        (Counterparty::Wallet(w), Some(id)) => {
+            let to = locked
+                .iter()
+                .find(|l| l.id == id)
+                .ok_or(PostingError::WalletNotFound(*w))?;
+            if to.asset != from.asset {
+                return Err(PostingError::AssetMismatch {
+                    from: waiaas_domain::AssetCode::parse(&from.asset).context("stored asset")?,
+                    to: waiaas_domain::AssetCode::parse(&to.asset).context("stored asset")?,
+                });
+            }
+            Some(to)
+        }
+        _ => None,
+    };
+
+    let (rules, usage) = shared::rules_and_usage(&txn, from_id, cmd.now).await?;
+    let decision = evaluate(
+        &rules,
+        from.balance,
+        &usage,
+        &SpendRequest {
+            amount: cmd.amount,
+            counterparty: &cmd.to,
+            approved: false,
+        },
+    );
+    if let (Decision::Allow { .. }, Some(to)) = (&decision, to) {
+        to.balance
+            .checked_add(cmd.amount)
+            .map_err(|_| PostingError::BalanceOverflow)?;
+    }
+    let (status, rule, reason, budget) = shared::recorded(&decision);
+    let destination = match &cmd.to {
+        Counterparty::External(d) => Some(d.as_str()),
+        Counterparty::Wallet(_) => None,
+    };
+    let kind = if to_id.is_some() {
+        TransactionKind::Transfer
+    } else {
+        TransactionKind::Payment
+    };
+    let inserted = shared::insert_transaction(
+        &txn,
+        NewTransaction {
+            id: *cmd.transaction_id.as_uuid(),
+            kind,
+            status,
+            asset: &from.asset,
+            amount: cmd.amount,
+            from_wallet: Some(from_id),
+            to_wallet: to_id,
+            destination,
+            memo: cmd.memo.as_ref().map(|m| m.as_str()),
+            metadata: &cmd.metadata,
+            owner_id: from.owner_id,
+            initiator: Actor::Agent(cmd.agent_id),
+            idempotency: cmd.idempotency.as_ref(),
+            rule,
+            reason,
+            budget,
+            now: cmd.now,
+        },
+    )
+    .await?;
+    let Some(transaction) = inserted else {
+        // The key was used before: nothing of this attempt is kept.
+        txn.rollback()
+            .await
+            .context("rolling back a repeated request")?;
+        let idempotency = cmd
+            .idempotency
+            .as_ref()
+            .context("conflict without an idempotency key")?;
+        return shared::replay(db, *cmd.agent_id.as_uuid(), idempotency).await;
+    };
+
+    let mut balances = Vec::new();
+    let mut notified = None;
+    let owner = waiaas_domain::OwnerId::from_uuid(from.owner_id);
+    match status {
+        TransactionStatus::Completed => {
+            let amount = cmd.amount.minor_units();
+            let entries = match (to_id, destination) {
+                (Some(to), _) => [Entry::wallet(from_id, -amount), Entry::wallet(to, amount)],
+                (None, dest) => [
+                    Entry::wallet(from_id, -amount),
+                    Entry::external(dest.unwrap_or_default(), amount),
+                ],
+            };
+            balances = shared::move_money(
+                &txn,
+                *transaction.id.as_uuid(),
+                &from.asset,
+                cmd.now,
+                &entries,
+            )
+            .await?;
+            shared::add_daily_spend(&txn, from_id, cmd.now.date_naive(), cmd.amount)
+                .await
+                .context("adding to the daily spend")?;
+        }
+        TransactionStatus::PendingApproval => {
+            let v = shared::notify(
+                &txn,
+                from.owner_id,
+                NotificationKind::ApprovalRequested,
+                from_id,
+                &transaction,
+                cmd.now,
+            )
+            .await?;
+            notified = Some((owner, v));
+        }
+        TransactionStatus::Denied => {
+            let v = shared::notify(
+                &txn,
+                from.owner_id,
+                NotificationKind::TransferDenied,
+                from_id,
+                &transaction,
+                cmd.now,
+            )
+            .await?;
+            notified = Some((owner, v));
+        }
+        TransactionStatus::Failed | TransactionStatus::Rejected => {}
+    }
+    audit::record(
+        &txn,
+        &cmd.audit,
+        NewAuditEntry {
+            owner_id: Some(owner),
+            action: "transaction.create",
+            resource_type: "transaction",
+            resource_id: transaction.id.to_string(),
+            old_value: None,
+            new_value: Some(serde_json::json!({
+                "transaction": &transaction,
+                "balances": &balances,
+            })),
+        },
+        cmd.now,
+    )
+    .await
+    .context("auditing the transfer")?;
+    txn.commit().await.context("committing the transfer")?;
+    Ok(PostingOutcome {
+        transaction,
+        replayed: false,
+        balances,
+        notified,
+    })
+}

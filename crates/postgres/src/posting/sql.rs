@@ -1,0 +1,92 @@
+//! The SQL statements of the posting path, in the order a transfer issues them. They are
+//! public so the benchmark can write a `pgbench` script from exactly these statements.
+
+/// Locks the wallets of a posting in ascending id order (so two postings touching the same
+/// wallets can never deadlock) and reads their state and their agents' status.
+/// `$1`: `uuid[]` of wallet ids.
+pub const LOCK_WALLETS: &str = "SELECT w.id, w.agent_id, w.owner_id, w.asset, w.balance, w.version, a.status AS agent_status \
+FROM wallets w JOIN agents a ON a.id = w.agent_id \
+WHERE w.id = ANY($1) ORDER BY w.id FOR NO KEY UPDATE OF w";
+
+/// Reads the paying wallet's policy and today's spend, under the wallet's lock: one row,
+/// nulls where there is no policy or no spend yet. `$1`: wallet id, `$2`: the UTC day.
+pub const POLICY_AND_SPEND: &str = "SELECT p.rules, p.version AS policy_version, s.amount AS spent_today, s.count AS count_today \
+FROM (SELECT 1) AS one \
+LEFT JOIN wallet_policies p ON p.wallet_id = $1 \
+LEFT JOIN wallet_daily_spend s ON s.wallet_id = $1 AND s.day = $2";
+
+/// Counts the wallet's completed outgoing transactions of the rolling hour; issued only when
+/// the hourly rule is set. Bounded by that rule, served by a partial index.
+/// `$1`: wallet id, `$2`: one hour before now.
+pub const HOURLY_COUNT: &str =
+    "SELECT count(*) AS n FROM transactions WHERE from_wallet_id = $1 AND posted_at > $2";
+
+/// Inserts the transaction; with an idempotency key already used by the same principal, it
+/// inserts nothing and returns no row. `$1`…`$22` in column order.
+pub const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, kind, status, asset, amount, from_wallet_id, to_wallet_id, destination, memo, metadata, \
+owner_id, initiator_type, initiator_id, idempotency_key, request_hash, decision_rule, reason, \
+budget_daily_remaining, budget_hourly_remaining, created_at, updated_at, posted_at) \
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+ON CONFLICT (initiator_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+RETURNING *";
+
+/// Reads the transaction an idempotency key was first used for.
+/// `$1`: the principal's id, `$2`: the key.
+pub const FIND_BY_IDEMPOTENCY_KEY: &str =
+    "SELECT * FROM transactions WHERE initiator_id = $1 AND idempotency_key = $2";
+
+/// Writes the ledger entries of a transaction (they sum to zero).
+/// `$1`: transaction id, `$2`: asset, `$3`: time, `$4`: `text[]` wallet ids (empty for the
+/// outside world), `$5`: `text[]` accounts, `$6`: `bigint[]` signed amounts.
+pub const INSERT_LEDGER_ENTRIES: &str = "INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
+SELECT $1, NULLIF(e.wallet_id, '')::uuid, e.account, $2, e.amount, $3 \
+FROM unnest($4::text[], $5::text[], $6::bigint[]) AS e(wallet_id, account, amount)";
+
+/// Applies the balance changes and bumps each wallet's version, returning the new state.
+/// `$1`: `uuid[]` wallet ids, `$2`: `bigint[]` deltas, `$3`: time.
+pub const APPLY_BALANCES: &str = "UPDATE wallets AS w SET balance = w.balance + d.delta, version = w.version + 1, updated_at = $3 \
+FROM unnest($1::uuid[], $2::bigint[]) AS d(id, delta) \
+WHERE w.id = d.id \
+RETURNING w.id, w.asset, w.balance, w.version";
+
+/// Adds to the paying wallet's spend of the day (saturating, never overflowing).
+/// `$1`: wallet id, `$2`: the UTC day, `$3`: amount.
+pub const ADD_DAILY_SPEND: &str = "INSERT INTO wallet_daily_spend (wallet_id, day, amount, count) VALUES ($1, $2, $3, 1) \
+ON CONFLICT (wallet_id, day) DO UPDATE SET \
+amount = LEAST(wallet_daily_spend.amount::numeric + EXCLUDED.amount, 9223372036854775807)::bigint, \
+count = wallet_daily_spend.count + 1";
+
+/// Appends an audit row. `$1`…`$12` in column order; `$11` is the client address as text.
+pub const INSERT_AUDIT: &str = "INSERT INTO audit_logs (id, owner_id, actor_type, actor_id, action, resource_type, resource_id, \
+old_value, new_value, request_id, ip, created_at) \
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::inet, $12)";
+
+/// Tells an owner about a held or denied transaction and bumps the version of the owner's
+/// notifications (under the owner's row lock, so versions follow commit order); returns it.
+/// `$1` id, `$2` owner, `$3` kind, `$4` wallet, `$5` transaction, `$6` message, `$7` time.
+pub const INSERT_NOTIFICATION: &str = "WITH v AS (UPDATE owners SET notifications_version = notifications_version + 1 \
+WHERE id = $2 RETURNING notifications_version) \
+INSERT INTO notifications (id, owner_id, kind, wallet_id, transaction_id, message, created_at) \
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING (SELECT notifications_version FROM v) AS version";
+
+/// Locks a pending transaction for the owner's decision. `$1`: transaction id.
+pub const LOCK_TRANSACTION: &str = "SELECT * FROM transactions WHERE id = $1 FOR UPDATE";
+
+/// Records the outcome of a decision on a pending transaction.
+/// `$1` id, `$2` status, `$3` rule, `$4` reason, `$5` daily budget, `$6` hourly budget,
+/// `$7` time, `$8` posted-at (null unless completed).
+pub const SETTLE_TRANSACTION: &str = "UPDATE transactions SET status = $2, decision_rule = $3, reason = $4, \
+budget_daily_remaining = $5, budget_hourly_remaining = $6, updated_at = $7, posted_at = $8 \
+WHERE id = $1 RETURNING *";
+
+/// The statements one completed wallet-to-wallet transfer issues, in order, between
+/// `BEGIN` and `COMMIT` (the hourly count only when that rule is set).
+pub const TRANSFER_STATEMENTS: [&str; 7] = [
+    LOCK_WALLETS,
+    POLICY_AND_SPEND,
+    INSERT_TRANSACTION,
+    INSERT_LEDGER_ENTRIES,
+    APPLY_BALANCES,
+    ADD_DAILY_SPEND,
+    INSERT_AUDIT,
+];

@@ -1,0 +1,201 @@
+//! Reconciliation: proves from PostgreSQL alone that no money was created or lost. It reads
+//! every row (it is an operator's check, not a request path).
+
+use std::fmt;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+
+/// The most offenders of each kind a report lists.
+const SHOW: i64 = 50;
+
+const WALLET_MISMATCHES: &str = "SELECT w.id::text AS id, w.balance::text AS balance, COALESCE(l.total, 0)::text AS ledger \
+FROM wallets w LEFT JOIN (SELECT wallet_id, SUM(amount) AS total FROM ledger_entries WHERE wallet_id IS NOT NULL GROUP BY wallet_id) l \
+ON l.wallet_id = w.id WHERE w.balance <> COALESCE(l.total, 0) ORDER BY w.id LIMIT $1";
+
+const UNBALANCED: &str = "SELECT transaction_id::text AS id, SUM(amount)::text AS total FROM ledger_entries \
+GROUP BY transaction_id HAVING SUM(amount) <> 0 ORDER BY transaction_id LIMIT $1";
+
+const STATUS_MISMATCHES: &str = "SELECT t.id::text AS id, t.status FROM transactions t \
+WHERE (t.status = 'completed') <> EXISTS (SELECT 1 FROM ledger_entries l WHERE l.transaction_id = t.id) \
+ORDER BY t.id LIMIT $1";
+
+const NEGATIVE: &str = "SELECT id::text AS id, balance::text AS balance FROM wallets WHERE balance < 0 ORDER BY id LIMIT $1";
+
+/// Per asset: the wallets' total, the money that came in from outside and the money that
+/// went out. Balances must equal deposits minus payments.
+const ASSET_TOTALS: &str = "SELECT a.asset, \
+COALESCE((SELECT SUM(balance) FROM wallets w WHERE w.asset = a.asset), 0)::text AS balances, \
+COALESCE((SELECT -SUM(amount) FROM ledger_entries l WHERE l.asset = a.asset AND l.wallet_id IS NULL AND l.amount < 0), 0)::text AS deposits, \
+COALESCE((SELECT SUM(amount) FROM ledger_entries l WHERE l.asset = a.asset AND l.wallet_id IS NULL AND l.amount > 0), 0)::text AS payments, \
+(COALESCE((SELECT SUM(balance) FROM wallets w WHERE w.asset = a.asset), 0) + \
+ COALESCE((SELECT SUM(amount) FROM ledger_entries l WHERE l.asset = a.asset AND l.wallet_id IS NULL), 0)) = 0 AS consistent \
+FROM (SELECT DISTINCT asset FROM wallets) a ORDER BY a.asset";
+
+const COUNTS: &str = "SELECT (SELECT count(*) FROM wallets) AS wallets, (SELECT count(*) FROM transactions) AS transactions, \
+(SELECT count(*) FROM ledger_entries) AS entries";
+
+/// One asset's totals, in minor units (as text: sums can exceed 64 bits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetTotals {
+    /// The asset.
+    pub asset: String,
+    /// The sum of the wallets' balances.
+    pub balances: String,
+    /// Money that came in from outside.
+    pub deposits: String,
+    /// Money that went out to destinations.
+    pub payments: String,
+    /// `balances == deposits - payments`.
+    pub consistent: bool,
+}
+
+/// What reconciliation found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Wallets checked.
+    pub wallets: i64,
+    /// Transactions checked.
+    pub transactions: i64,
+    /// Ledger entries checked.
+    pub ledger_entries: i64,
+    /// Wallets whose balance differs from the sum of their ledger entries: (id, balance, sum).
+    pub wallet_mismatches: Vec<(String, String, String)>,
+    /// Transactions whose entries do not sum to zero: (id, sum).
+    pub unbalanced_transactions: Vec<(String, String)>,
+    /// Completed transactions without entries, or others with entries: (id, status).
+    pub status_mismatches: Vec<(String, String)>,
+    /// Wallets below zero: (id, balance).
+    pub negative_balances: Vec<(String, String)>,
+    /// Per-asset totals.
+    pub assets: Vec<AssetTotals>,
+}
+
+impl ReconcileReport {
+    /// Whether every check passed.
+    #[must_use]
+    pub fn is_consistent(&self) -> bool {
+        self.wallet_mismatches.is_empty()
+            && self.unbalanced_transactions.is_empty()
+            && self.status_mismatches.is_empty()
+            && self.negative_balances.is_empty()
+            && self.assets.iter().all(|a| a.consistent)
+    }
+}
+
+impl fmt::Display for ReconcileReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "checked {} wallets, {} transactions, {} ledger entries",
+            self.wallets, self.transactions, self.ledger_entries
+        )?;
+        for a in &self.assets {
+            writeln!(
+                f,
+                "{:<6} balances {} = deposits {} - payments {}: {}",
+                a.asset,
+                a.balances,
+                a.deposits,
+                a.payments,
+                if a.consistent { "ok" } else { "MISMATCH" }
+            )?;
+        }
+        for (id, balance, ledger) in &self.wallet_mismatches {
+            writeln!(
+                f,
+                "MISMATCH wallet {id}: balance {balance}, ledger sum {ledger}"
+            )?;
+        }
+        for (id, sum) in &self.unbalanced_transactions {
+            writeln!(f, "MISMATCH transaction {id}: entries sum to {sum}, not 0")?;
+        }
+        for (id, status) in &self.status_mismatches {
+            writeln!(
+                f,
+                "MISMATCH transaction {id}: status {status} disagrees with its ledger entries"
+            )?;
+        }
+        for (id, balance) in &self.negative_balances {
+            writeln!(f, "MISMATCH wallet {id}: negative balance {balance}")?;
+        }
+        write!(
+            f,
+            "{}",
+            if self.is_consistent() {
+                "reconcile: OK"
+            } else {
+                "reconcile: FAILED"
+            }
+        )
+    }
+}
+
+async fn pairs(
+    db: &DatabaseConnection,
+    sql: &str,
+    a: &str,
+    b: &str,
+) -> Result<Vec<(String, String)>, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            [SHOW.into()],
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("", a)?, r.try_get("", b)?)))
+        .collect()
+}
+
+/// Runs every check.
+///
+/// # Errors
+/// `DbErr` when PostgreSQL cannot be read.
+pub async fn reconcile(db: &DatabaseConnection) -> Result<ReconcileReport, DbErr> {
+    let counts = db
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, COUNTS))
+        .await?
+        .ok_or_else(|| DbErr::Custom("count query returned no row".to_owned()))?;
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            WALLET_MISMATCHES,
+            [SHOW.into()],
+        ))
+        .await?;
+    let wallet_mismatches = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get("", "id")?,
+                r.try_get("", "balance")?,
+                r.try_get("", "ledger")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    let assets = db
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, ASSET_TOTALS))
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AssetTotals {
+                asset: r.try_get("", "asset")?,
+                balances: r.try_get("", "balances")?,
+                deposits: r.try_get("", "deposits")?,
+                payments: r.try_get("", "payments")?,
+                consistent: r.try_get("", "consistent")?,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    Ok(ReconcileReport {
+        wallets: counts.try_get("", "wallets")?,
+        transactions: counts.try_get("", "transactions")?,
+        ledger_entries: counts.try_get("", "entries")?,
+        wallet_mismatches,
+        unbalanced_transactions: pairs(db, UNBALANCED, "id", "total").await?,
+        status_mismatches: pairs(db, STATUS_MISMATCHES, "id", "status").await?,
+        negative_balances: pairs(db, NEGATIVE, "id", "balance").await?,
+        assets,
+    })
+}

@@ -1,0 +1,233 @@
+//! Agents: creation, status changes, deletion with its keys and sessions, new keys.
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use chrono::Utc;
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+use waiaas_domain::ports::AgentRepository;
+use waiaas_domain::{
+    Agent, AgentError, AgentId, AgentStatus, AuditContext, NewApiKey, NewAuditEntry, OwnerId,
+    Principal, RepoError, Session,
+};
+
+use crate::Postgres;
+use crate::audit;
+use crate::entity::{agents, api_keys, sessions};
+use crate::error::{DbContext as _, RepoContext as _};
+
+/// Locks an agent of this owner that is not revoked.
+async fn lock_live_agent(
+    txn: &DatabaseTransaction,
+    id: AgentId,
+    owner: OwnerId,
+) -> Result<agents::Model, AgentError> {
+    agents::Entity::find_by_id(*id.as_uuid())
+        .lock_exclusive()
+        .one(txn)
+        .await
+        .doing("locking the agent")?
+        .filter(|a| a.owner_id == *owner.as_uuid() && a.status != AgentStatus::Revoked.as_str())
+        .ok_or(AgentError::NotFound(id))
+}
+
+#[async_trait]
+impl AgentRepository for Postgres {
+    #[tracing::instrument(skip_all, fields(agent_id = %agent.id))]
+    async fn create(&self, agent: &Agent, ctx: &AuditContext) -> Result<(), AgentError> {
+        let txn = self.db.begin().await.doing("beginning agent creation")?;
+        agents::Entity::insert(agents::ActiveModel {
+            id: Set(*agent.id.as_uuid()),
+            owner_id: Set(*agent.owner_id.as_uuid()),
+            name: Set(agent.name.as_str().to_owned()),
+            status: Set(agent.status.as_str().to_owned()),
+            metadata: Set(serde_json::json!({})),
+            version: Set(agent.version),
+            created_at: Set(agent.created_at),
+            updated_at: Set(agent.created_at),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .doing("inserting the agent")?;
+        audit::record(
+            &txn,
+            ctx,
+            NewAuditEntry {
+                owner_id: Some(agent.owner_id),
+                action: "agent.create",
+                resource_type: "agent",
+                resource_id: agent.id.to_string(),
+                old_value: None,
+                new_value: Some(serde_json::to_value(agent).unwrap_or_default()),
+            },
+            agent.created_at,
+        )
+        .await
+        .doing("auditing agent creation")?;
+        txn.commit().await.doing("committing agent creation")?;
+        Ok(())
+    }
+
+    async fn get(&self, id: AgentId) -> Result<Option<Agent>, RepoError> {
+        agents::Entity::find_by_id(*id.as_uuid())
+            .one(&self.db)
+            .await
+            .repo("reading an agent")?
+            .map(Agent::try_from)
+            .transpose()
+            .map_err(RepoError)
+    }
+
+    async fn list(&self, owner_id: OwnerId) -> Result<Vec<Agent>, RepoError> {
+        agents::Entity::find()
+            .filter(agents::Column::OwnerId.eq(*owner_id.as_uuid()))
+            .filter(agents::Column::Status.ne(AgentStatus::Revoked.as_str()))
+            .order_by_asc(agents::Column::CreatedAt)
+            .all(&self.db)
+            .await
+            .repo("listing agents")?
+            .into_iter()
+            .map(|m| Agent::try_from(m).map_err(RepoError))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(agent_id = %id, status = status.as_str()))]
+    async fn set_status(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        status: AgentStatus,
+        ctx: &AuditContext,
+    ) -> Result<Agent, AgentError> {
+        let txn = self.db.begin().await.doing("beginning a status change")?;
+        let before = lock_live_agent(&txn, id, owner_id).await?;
+        let now = Utc::now();
+        let after = agents::Entity::update(agents::ActiveModel {
+            id: Set(before.id),
+            status: Set(status.as_str().to_owned()),
+            version: Set(before.version + 1),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await
+        .doing("updating the agent")?;
+        audit::record(
+            &txn,
+            ctx,
+            NewAuditEntry {
+                owner_id: Some(owner_id),
+                action: "agent.status",
+                resource_type: "agent",
+                resource_id: id.to_string(),
+                old_value: Some(serde_json::json!({ "status": before.status })),
+                new_value: Some(serde_json::json!({ "status": status })),
+            },
+            now,
+        )
+        .await
+        .doing("auditing the status change")?;
+        txn.commit().await.doing("committing the status change")?;
+        Ok(Agent::try_from(after)?)
+    }
+
+    #[tracing::instrument(skip_all, fields(agent_id = %id))]
+    async fn revoke(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        ctx: &AuditContext,
+    ) -> Result<Vec<Session>, AgentError> {
+        let txn = self.db.begin().await.doing("beginning agent deletion")?;
+        let before = lock_live_agent(&txn, id, owner_id).await?;
+        let now = Utc::now();
+        agents::Entity::update(agents::ActiveModel {
+            id: Set(before.id),
+            status: Set(AgentStatus::Revoked.as_str().to_owned()),
+            version: Set(before.version + 1),
+            updated_at: Set(now),
+            ..Default::default()
+        })
+        .exec(&txn)
+        .await
+        .doing("revoking the agent")?;
+        let keys = api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
+            .filter(api_keys::Column::AgentId.eq(before.id))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .exec(&txn)
+            .await
+            .doing("revoking the agent's keys")?;
+        let revoked = sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+            .col_expr(
+                sessions::Column::Version,
+                Expr::col(sessions::Column::Version).add(1),
+            )
+            .filter(sessions::Column::AgentId.eq(before.id))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec_with_returning(&txn)
+            .await
+            .doing("revoking the agent's sessions")?;
+        audit::record(
+            &txn,
+            ctx,
+            NewAuditEntry {
+                owner_id: Some(owner_id),
+                action: "agent.delete",
+                resource_type: "agent",
+                resource_id: id.to_string(),
+                old_value: Some(serde_json::json!({ "status": before.status })),
+                new_value: Some(serde_json::json!({
+                    "status": AgentStatus::Revoked,
+                    "revoked_keys": keys.rows_affected,
+                    "revoked_sessions": revoked.len(),
+                })),
+            },
+            now,
+        )
+        .await
+        .doing("auditing agent deletion")?;
+        txn.commit().await.doing("committing agent deletion")?;
+        revoked
+            .into_iter()
+            .map(|m| Session::try_from(m).map_err(AgentError::Unknown))
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(key_id = %key.id))]
+    async fn add_key(&self, key: &NewApiKey, ctx: &AuditContext) -> Result<(), AgentError> {
+        let Principal::Agent { agent_id, owner_id } = key.principal else {
+            return Err(AgentError::Unknown(anyhow::anyhow!(
+                "agent keys belong to agents"
+            )));
+        };
+        let txn = self.db.begin().await.doing("beginning key creation")?;
+        lock_live_agent(&txn, agent_id, owner_id).await?;
+        let now = Utc::now();
+        api_keys::Entity::insert(super::owners::key_model(key, now))
+            .exec_without_returning(&txn)
+            .await
+            .doing("inserting the key")?;
+        audit::record(
+            &txn,
+            ctx,
+            NewAuditEntry {
+                owner_id: Some(owner_id),
+                action: "agent.key.create",
+                resource_type: "agent",
+                resource_id: agent_id.to_string(),
+                old_value: None,
+                new_value: Some(serde_json::json!({ "api_key_id": key.id })),
+            },
+            now,
+        )
+        .await
+        .context("auditing key creation")?;
+        txn.commit().await.doing("committing key creation")?;
+        Ok(())
+    }
+}

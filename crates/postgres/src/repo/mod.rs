@@ -1,0 +1,10 @@
+//! The repository adapters other than posting: plain reads and the small mutations, each
+//! with its audit row in the same database transaction.
+
+mod agents;
+mod notifications;
+mod owners;
+mod policies;
+mod sessions;
+pub(crate) mod transactions;
+mod wallets;

@@ -1,0 +1,257 @@
+//! Approval: a transfer above the threshold waits, moves nothing, and is posted on approval
+//! only if funds and policy still allow it.
+
+use waiaas_domain::model::TransactionStatus;
+use waiaas_domain::{ApprovalError, Money, PolicyRules, Rule};
+use waiaas_testkit::{Fixture, TestDb, World, services};
+
+fn m(v: i64) -> Option<Money> {
+    Some(Money::new(v).unwrap())
+}
+
+#[tokio::test]
+async fn a_transfer_above_the_threshold_waits_and_is_posted_on_approval() {
+    let db = TestDb::new().await;
+    let services = services(&db.postgres());
+    let world = Fixture::world(&services).await;
+    let from = world.wallet("USD", 1_000).await.id;
+    let to = world.wallet("USD", 0).await.id;
+    let rules = PolicyRules {
+        approval_above: m(100),
+        ..Default::default()
+    };
+    services
+        .set_policy(&world.owner(), from, rules, &world.owner_ctx())
+        .await
+        .unwrap();
+
+    let out = services
+        .transfer(
+            &world.agent(),
+            World::transfer_request(from, to, 150),
+            &world.agent_ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.transaction.status, TransactionStatus::PendingApproval);
+    assert_eq!(out.transaction.rule, Some(Rule::ApprovalAbove));
+    assert!(out.balances.is_empty());
+    assert_eq!(
+        services
+            .balance(&world.owner(), from)
+            .await
+            .unwrap()
+            .balance
+            .minor_units(),
+        1_000,
+        "no money moved"
+    );
+    let (_, unread) = services
+        .notifications(&world.owner(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(unread.count, 1, "the owner is asked");
+
+    let err = services
+        .decide(&world.agent(), out.transaction.id, true, &world.agent_ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApprovalError::Forbidden),
+        "agents do not approve"
+    );
+
+    let approved = services
+        .decide(&world.owner(), out.transaction.id, true, &world.owner_ctx())
+        .await
+        .unwrap();
+    assert_eq!(approved.transaction.status, TransactionStatus::Completed);
+    assert_eq!(
+        services
+            .balance(&world.owner(), from)
+            .await
+            .unwrap()
+            .balance
+            .minor_units(),
+        850
+    );
+    assert_eq!(
+        services
+            .balance(&world.owner(), to)
+            .await
+            .unwrap()
+            .balance
+            .minor_units(),
+        150
+    );
+    let again = services
+        .decide(&world.owner(), out.transaction.id, true, &world.owner_ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        again,
+        ApprovalError::NotPending(TransactionStatus::Completed)
+    ));
+    assert!(
+        waiaas_postgres::reconcile(&db.db)
+            .await
+            .unwrap()
+            .is_consistent()
+    );
+}
+
+#[tokio::test]
+async fn an_approval_fails_when_the_funds_are_gone_and_is_denied_when_the_policy_changed() {
+    let db = TestDb::new().await;
+    let services = services(&db.postgres());
+    let world = Fixture::world(&services).await;
+    let from = world.wallet("USD", 300).await.id;
+    let to = world.wallet("USD", 0).await.id;
+    let rules = PolicyRules {
+        approval_above: m(100),
+        ..Default::default()
+    };
+    services
+        .set_policy(&world.owner(), from, rules, &world.owner_ctx())
+        .await
+        .unwrap();
+
+    let a = services
+        .transfer(
+            &world.agent(),
+            World::transfer_request(from, to, 200),
+            &world.agent_ctx(),
+        )
+        .await
+        .unwrap();
+    let b = services
+        .transfer(
+            &world.agent(),
+            World::transfer_request(from, to, 250),
+            &world.agent_ctx(),
+        )
+        .await
+        .unwrap();
+    let c = services
+        .transfer(
+            &world.agent(),
+            World::transfer_request(from, to, 50),
+            &world.agent_ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.transaction.status, TransactionStatus::Completed);
+
+    // 250 left: approving the 200 works, then the 250 no longer has the funds.
+    let first = services
+        .decide(&world.owner(), a.transaction.id, true, &world.owner_ctx())
+        .await
+        .unwrap();
+    assert_eq!(first.transaction.status, TransactionStatus::Completed);
+    let second = services
+        .decide(&world.owner(), b.transaction.id, true, &world.owner_ctx())
+        .await
+        .unwrap();
+    assert_eq!(second.transaction.status, TransactionStatus::Failed);
+    assert_eq!(
+        services
+            .balance(&world.owner(), from)
+            .await
+            .unwrap()
+            .balance
+            .minor_units(),
+        50
+    );
+
+    // A held transfer meets a policy tightened after it was asked for.
+    world.deposit(from, 1_000).await;
+    let d = services
+        .transfer(
+            &world.agent(),
+            World::transfer_request(from, to, 500),
+            &world.agent_ctx(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.transaction.status, TransactionStatus::PendingApproval);
+    let tighter = PolicyRules {
+        approval_above: m(100),
+        max_per_transaction: m(400),
+        ..Default::default()
+    };
+    services
+        .set_policy(&world.owner(), from, tighter, &world.owner_ctx())
+        .await
+        .unwrap();
+    let third = services
+        .decide(&world.owner(), d.transaction.id, true, &world.owner_ctx())
+        .await
+        .unwrap();
+    assert_eq!(third.transaction.status, TransactionStatus::Denied);
+    assert_eq!(third.transaction.rule, Some(Rule::MaxPerTransaction));
+    assert_eq!(
+        services
+            .balance(&world.owner(), from)
+            .await
+            .unwrap()
+            .balance
+            .minor_units(),
+        1_050
+    );
+    assert!(
+        waiaas_postgres::reconcile(&db.db)
+            .await
+            .unwrap()
+            .is_consistent()
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_transfer_moves_nothing_and_another_owner_cannot_decide() {
+    let db = TestDb::new().await;
+    let services = services(&db.postgres());
+    let world = Fixture::world(&services).await;
+    let stranger = Fixture::world(&services).await;
+    let from = world.wallet("USD", 300).await.id;
+    let to = world.wallet("USD", 0).await.id;
+    let rules = PolicyRules {
+        approval_above: m(10),
+        ..Default::default()
+    };
+    services
+        .set_policy(&world.owner(), from, rules, &world.owner_ctx())
+        .await
+        .unwrap();
+    let a = services
+        .transfer(
+            &world.agent(),
+            World::transfer_request(from, to, 20),
+            &world.agent_ctx(),
+        )
+        .await
+        .unwrap();
+    let err = services
+        .decide(
+            &stranger.owner(),
+            a.transaction.id,
+            true,
+            &stranger.owner_ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::NotFound(_)));
+    let rejected = services
+        .decide(&world.owner(), a.transaction.id, false, &world.owner_ctx())
+        .await
+        .unwrap();
+    assert_eq!(rejected.transaction.status, TransactionStatus::Rejected);
+    assert_eq!(
+        services
+            .balance(&world.owner(), from)
+            .await
+            .unwrap()
+            .balance
+            .minor_units(),
+        300
+    );
+}

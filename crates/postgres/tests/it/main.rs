@@ -1,0 +1,10 @@
+//! Integration tests of the PostgreSQL adapters against a real server: one database per test,
+//! cloned from a migrated template.
+
+mod approval;
+mod bad_input;
+mod concurrency;
+mod idempotency;
+mod migrations;
+mod reads;
+mod reconcile;

@@ -1,0 +1,51 @@
+//! Reconciliation finds what does not add up.
+
+use sea_orm::ConnectionTrait;
+use waiaas_testkit::{Fixture, TestDb, World, services};
+
+#[tokio::test]
+async fn reconcile_reports_a_tampered_balance_and_an_unbalanced_transaction() {
+    let db = TestDb::new().await;
+    let services = services(&db.postgres());
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 100).await.id;
+    let b = world.wallet("USD", 0).await.id;
+    let t = services
+        .transfer(
+            &world.agent(),
+            World::transfer_request(a, b, 30),
+            &world.agent_ctx(),
+        )
+        .await
+        .unwrap();
+    let ok = waiaas_postgres::reconcile(&db.db).await.unwrap();
+    assert!(ok.is_consistent(), "{ok}");
+    let usd = ok.assets.iter().find(|x| x.asset == "USD").unwrap();
+    assert_eq!(
+        (
+            usd.balances.as_str(),
+            usd.deposits.as_str(),
+            usd.payments.as_str()
+        ),
+        ("100", "100", "0")
+    );
+
+    db.db
+        .execute_unprepared(&format!(
+            "UPDATE wallets SET balance = balance + 1 WHERE id = '{a}'"
+        ))
+        .await
+        .unwrap();
+    db.db
+        .execute_unprepared(&format!("UPDATE ledger_entries SET amount = amount + 5 WHERE transaction_id = '{}' AND amount > 0", t.transaction.id))
+        .await
+        .unwrap();
+    let bad = waiaas_postgres::reconcile(&db.db).await.unwrap();
+    assert!(!bad.is_consistent());
+    assert_eq!(bad.wallet_mismatches.len(), 2, "{bad}");
+    assert_eq!(
+        bad.unbalanced_transactions,
+        vec![(t.transaction.id.to_string(), "5".to_owned())]
+    );
+    assert!(bad.to_string().contains("reconcile: FAILED"));
+}

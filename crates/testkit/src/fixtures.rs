@@ -1,0 +1,153 @@
+//! Fixtures: the services wired to PostgreSQL, and a small world of owner, agent and wallets.
+
+use std::sync::Arc;
+
+use waiaas_cache::LocalEventBus;
+use waiaas_domain::ports::{PostingOutcome, SystemClock};
+use waiaas_domain::services::{DepositRequest, TransferRequest};
+use waiaas_domain::{
+    AgentId, AuditContext, OwnerId, Ports, Principal, ServiceSettings, Services, Wallet, WalletId,
+};
+use waiaas_postgres::Postgres;
+
+/// The services over a PostgreSQL adapter, with an in-process event bus and the system clock
+/// (no cache: the PostgreSQL behaviour on its own).
+#[must_use]
+pub fn services(pg: &Postgres) -> Services {
+    let pg = Arc::new(pg.clone());
+    Services::new(
+        Ports {
+            owners: pg.clone(),
+            agents: pg.clone(),
+            wallets: pg.clone(),
+            policies: pg.clone(),
+            transactions: pg.clone(),
+            sessions: pg.clone(),
+            audit: pg.clone(),
+            notifications: pg,
+            events: Arc::new(LocalEventBus::default()),
+            clock: Arc::new(SystemClock),
+        },
+        ServiceSettings::default(),
+    )
+}
+
+/// An owner with one agent.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// The services.
+    pub services: Services,
+    /// The owner.
+    pub owner_id: OwnerId,
+    /// Its agent.
+    pub agent_id: AgentId,
+}
+
+/// Short-hand for building worlds.
+#[derive(Debug)]
+pub struct Fixture;
+
+impl Fixture {
+    /// Creates an owner and an agent.
+    ///
+    /// # Panics
+    /// When storage fails.
+    pub async fn world(services: &Services) -> World {
+        let ctx = AuditContext::system();
+        let (owner, _key) = services
+            .create_owner("test owner", &ctx)
+            .await
+            .expect("owner");
+        let agent = services
+            .create_agent(owner.id, "test agent", &ctx)
+            .await
+            .expect("agent");
+        World {
+            services: services.clone(),
+            owner_id: owner.id,
+            agent_id: agent.id,
+        }
+    }
+}
+
+impl World {
+    /// The owner as a principal.
+    #[must_use]
+    pub const fn owner(&self) -> Principal {
+        Principal::Owner {
+            owner_id: self.owner_id,
+        }
+    }
+
+    /// The agent as a principal.
+    #[must_use]
+    pub const fn agent(&self) -> Principal {
+        Principal::Agent {
+            agent_id: self.agent_id,
+            owner_id: self.owner_id,
+        }
+    }
+
+    /// The owner's audit context.
+    #[must_use]
+    pub const fn owner_ctx(&self) -> AuditContext {
+        AuditContext::of(waiaas_domain::Actor::Owner(self.owner_id))
+    }
+
+    /// The agent's audit context.
+    #[must_use]
+    pub const fn agent_ctx(&self) -> AuditContext {
+        AuditContext::of(waiaas_domain::Actor::Agent(self.agent_id))
+    }
+
+    /// Opens a wallet of `asset` for the agent and deposits `balance` into it.
+    ///
+    /// # Panics
+    /// When storage fails.
+    pub async fn wallet(&self, asset: &str, balance: i64) -> Wallet {
+        let w = self
+            .services
+            .create_wallet(&self.owner(), self.agent_id, asset, None, &self.owner_ctx())
+            .await
+            .expect("wallet");
+        if balance > 0 {
+            self.deposit(w.id, balance).await;
+        }
+        w
+    }
+
+    /// Deposits into a wallet of the owner.
+    ///
+    /// # Panics
+    /// When the deposit fails.
+    pub async fn deposit(&self, wallet_id: WalletId, amount: i64) -> PostingOutcome {
+        self.services
+            .deposit(
+                &self.owner(),
+                DepositRequest {
+                    wallet_id,
+                    amount,
+                    memo: None,
+                    metadata: None,
+                    idempotency_key: None,
+                },
+                &self.owner_ctx(),
+            )
+            .await
+            .expect("deposit")
+    }
+
+    /// A transfer request between two wallets, without an idempotency key.
+    #[must_use]
+    pub fn transfer_request(from: WalletId, to: WalletId, amount: i64) -> TransferRequest {
+        TransferRequest {
+            from_wallet_id: from,
+            to_wallet_id: Some(to),
+            destination: None,
+            amount,
+            memo: None,
+            metadata: None,
+            idempotency_key: None,
+        }
+    }
+}
