@@ -1,1 +1,11 @@
-//! placeholder
+//! # waiaas-app
+//!
+//! The composition root of WAIaaS: settings, telemetry, and the wiring of the domain's
+//! services to their adapters. The binaries are thin wrappers around this crate.
+
+pub mod commands;
+pub mod database;
+pub mod settings;
+pub mod telemetry;
+
+pub use settings::Settings;

@@ -1,0 +1,301 @@
+//! The service's settings: one typed struct, layered with the `config` crate as built-in
+//! defaults → `config/default.toml` → `config/<WAIAAS_ENV>.toml` → `WAIAAS__SECTION__KEY`
+//! environment variables. Secrets are `secrecy` types and never printed.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use secrecy::SecretString;
+use serde::Deserialize;
+use waiaas_postgres::PgSettings;
+
+/// Everything the service can be told.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP server.
+    pub server: ServerSettings,
+    /// PostgreSQL.
+    pub database: DatabaseSettings,
+    /// Redis.
+    pub redis: RedisSettings,
+    /// Cache TTLs and resilience.
+    pub cache: CacheSettings,
+    /// Credentials.
+    pub auth: AuthSettings,
+    /// Per-principal request limits.
+    pub rate_limit: RateLimitSettings,
+    /// Logs.
+    pub telemetry: TelemetrySettings,
+}
+
+/// The HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Where to listen.
+    pub listen: String,
+    /// Request bodies larger than this are refused with 413.
+    pub body_limit_bytes: usize,
+    /// A request taking longer than this is cut off, in milliseconds.
+    pub request_timeout_ms: u64,
+    /// How long a graceful shutdown waits for requests in flight, in milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            body_limit_bytes: 64 * 1024,
+            request_timeout_ms: 30_000,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+/// PostgreSQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// The connection URL (may hold a password: never logged).
+    pub url: String,
+    /// Connections kept open.
+    pub min_connections: u32,
+    /// Connections at most.
+    pub max_connections: u32,
+    /// Connect timeout, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// How long a request waits for a free connection, in milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// Idle connections are closed after this, in milliseconds.
+    pub idle_timeout_ms: u64,
+    /// Server-side statement timeout, in milliseconds.
+    pub statement_timeout_ms: u64,
+    /// Statements slower than this are logged, in milliseconds.
+    pub slow_statement_ms: u64,
+    /// `serve` applies pending migrations at start.
+    pub auto_migrate: bool,
+    /// `serve` and `migrate` create the database when it does not exist.
+    pub create_database: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        let pg = PgSettings::default();
+        Self {
+            url: pg.url,
+            min_connections: pg.min_connections,
+            max_connections: pg.max_connections,
+            connect_timeout_ms: pg.connect_timeout_ms,
+            acquire_timeout_ms: pg.acquire_timeout_ms,
+            idle_timeout_ms: pg.idle_timeout_ms,
+            statement_timeout_ms: pg.statement_timeout_ms,
+            slow_statement_ms: pg.slow_statement_ms,
+            auto_migrate: true,
+            create_database: true,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// The pool settings.
+    #[must_use]
+    pub fn pg(&self) -> PgSettings {
+        PgSettings {
+            url: self.url.clone(),
+            min_connections: self.min_connections,
+            max_connections: self.max_connections,
+            connect_timeout_ms: self.connect_timeout_ms,
+            acquire_timeout_ms: self.acquire_timeout_ms,
+            idle_timeout_ms: self.idle_timeout_ms,
+            statement_timeout_ms: self.statement_timeout_ms,
+            slow_statement_ms: self.slow_statement_ms,
+        }
+    }
+}
+
+/// How Redis is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisMode {
+    /// One server.
+    #[default]
+    Standalone,
+    /// Redis Cluster: `nodes` are seed nodes.
+    Cluster,
+    /// Sentinel: `nodes` are sentinels, `sentinel_service` the monitored name.
+    Sentinel,
+}
+
+/// Redis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Use Redis at all; without it the service runs on PostgreSQL and in-process fallbacks.
+    pub enabled: bool,
+    /// Standalone URL (may hold a password: never logged).
+    pub url: String,
+    /// Deployment.
+    pub mode: RedisMode,
+    /// `host:port` of cluster seeds or sentinels.
+    pub nodes: Vec<String>,
+    /// The service name sentinels monitor.
+    pub sentinel_service: Option<String>,
+    /// A prefix for every key and channel (isolates tests or tenants of one Redis).
+    pub key_prefix: String,
+    /// Per-command timeout, in milliseconds.
+    pub command_timeout_ms: u64,
+    /// Connect timeout, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Longest pause between reconnect attempts, in milliseconds.
+    pub reconnect_max_delay_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            url: "redis://127.0.0.1:6379".to_owned(),
+            mode: RedisMode::Standalone,
+            nodes: Vec::new(),
+            sentinel_service: None,
+            key_prefix: String::new(),
+            command_timeout_ms: 100,
+            connect_timeout_ms: 1_000,
+            reconnect_max_delay_ms: 2_000,
+        }
+    }
+}
+
+/// Cache TTLs and resilience.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSettings {
+    /// Balance entries, seconds.
+    pub balance_ttl_s: u64,
+    /// Policy entries, seconds.
+    pub policy_ttl_s: u64,
+    /// Session entries, seconds (never beyond the session's expiry).
+    pub session_ttl_s: u64,
+    /// Spend summaries, seconds.
+    pub summary_ttl_s: u64,
+    /// Unread notification counts, seconds.
+    pub unread_ttl_s: u64,
+    /// Wallet ownership and asset metadata (immutable), seconds.
+    pub immutable_ttl_s: u64,
+    /// TTL jitter, percent (spreads expiries so they do not all fall at once).
+    pub jitter_percent: u8,
+    /// Entries the in-process L1 tier holds.
+    pub l1_capacity: u64,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before a probe, in milliseconds.
+    pub breaker_open_ms: u64,
+    /// How long an instance's lease to serve cached reads lasts, in milliseconds.
+    pub lease_ms: u64,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            balance_ttl_s: 10,
+            policy_ttl_s: 300,
+            session_ttl_s: 3600,
+            summary_ttl_s: 600,
+            unread_ttl_s: 600,
+            immutable_ttl_s: 3600,
+            jitter_percent: 10,
+            l1_capacity: 100_000,
+            breaker_failures: 3,
+            breaker_open_ms: 1_000,
+            lease_ms: 2_000,
+        }
+    }
+}
+
+/// Credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// The token that may create owners (`POST /v1/owners`); none disables that endpoint.
+    pub bootstrap_token: Option<SecretString>,
+    /// How long a session lives, seconds.
+    pub session_ttl_s: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            bootstrap_token: None,
+            session_ttl_s: 3600,
+        }
+    }
+}
+
+/// Per-principal request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Whether requests are limited.
+    pub enabled: bool,
+    /// Average requests per second per principal.
+    pub per_second: f64,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_second: 100.0,
+            burst: 200,
+        }
+    }
+}
+
+/// Logs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            filter: "info,sqlx=warn,fred=warn".to_owned(),
+            format: "text".to_owned(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the layers from `config_dir` (normally `config/`) and the environment.
+    ///
+    /// # Errors
+    /// A file that does not parse, or a value of the wrong type, named in the message.
+    pub fn load(config_dir: &Path) -> anyhow::Result<Self> {
+        let env = std::env::var("WAIAAS_ENV").unwrap_or_else(|_| "local".to_owned());
+        let file = |name: &str| config::File::from(config_dir.join(name)).required(false);
+        config::Config::builder()
+            .add_source(file("default"))
+            .add_source(file(&env))
+            .add_source(
+                config::Environment::with_prefix("WAIAAS")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("redis.nodes")
+                    .try_parsing(true),
+            )
+            .build()
+            .context("reading settings")?
+            .try_deserialize()
+            .context("settings are invalid")
+    }
+}
