@@ -10,6 +10,7 @@ mod m20261122_000001_owners_agents_credentials;
 mod m20261122_000002_assets_wallets_policies;
 mod m20261122_000003_transactions_ledger_spend;
 mod m20261122_000004_audit_notifications;
+mod m20261122_000005_cache_fence;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_assets_wallets_policies::Migration),
             Box::new(m20261122_000003_transactions_ledger_spend::Migration),
             Box::new(m20261122_000004_audit_notifications::Migration),
+            Box::new(m20261122_000005_cache_fence::Migration),
         ]
     }
 }

@@ -8,11 +8,14 @@ mod audit;
 mod convert;
 pub mod entity;
 mod error;
+mod fence;
+mod locks;
 mod pool;
 pub mod posting;
 mod reconcile;
 mod repo;
 
+pub use locks::AdvisoryLocks;
 pub use pool::{PgSettings, connect, redact as redact_url};
 pub use reconcile::{ReconcileReport, reconcile};
 

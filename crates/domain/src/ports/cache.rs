@@ -17,12 +17,16 @@ pub struct CacheEntry {
 }
 
 /// Whether a conditional write landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOutcome {
     /// The entry was stored.
     Stored,
-    /// A newer entry was already there; nothing changed.
-    Rejected,
+    /// An entry at least as new was already there; nothing changed. `current` is that entry
+    /// (a fill that loses learns the newer value without another round trip).
+    Rejected {
+        /// The entry that won.
+        current: Option<CacheEntry>,
+    },
 }
 
 /// A cache operation failed or timed out. Never shown to a client: the caller falls back.
@@ -49,9 +53,11 @@ pub trait CacheStore: Send + Sync {
     /// `Timeout` or `Unavailable` when the store cannot answer.
     async fn get(&self, key: &str) -> Result<Option<CacheEntry>, CacheError>;
 
-    /// Stores a value read from PostgreSQL, only if nothing newer is there: same epoch and a
-    /// higher version (or the same version over a tombstone), or a newer epoch and a version
-    /// not lower. This is how a slow reader's old value can never land over a newer one.
+    /// Stores a value read from PostgreSQL, only if nothing newer is there. With `S` the
+    /// stored entry and `N` the new one, it stores when there is no `S`, or
+    /// `N.epoch == S.epoch && (N.version > S.version || (N.version == S.version && S is a
+    /// tombstone))`, or `N.epoch > S.epoch && N.version >= S.version`. This is how a slow
+    /// reader's old value can never land over a newer one. A rejected fill returns `S`.
     ///
     /// # Errors
     /// `Timeout` or `Unavailable` when the store cannot answer.
@@ -62,8 +68,8 @@ pub trait CacheStore: Send + Sync {
         ttl: Duration,
     ) -> Result<WriteOutcome, CacheError>;
 
-    /// Writes through a committed change (a value or a tombstone) if its version is higher
-    /// than what is stored, keeping the higher of the two epochs.
+    /// Writes through a committed change (a value or a tombstone) when there is no stored
+    /// entry or `N.version > S.version`; the stored epoch becomes `max(N.epoch, S.epoch)`.
     ///
     /// # Errors
     /// `Timeout` or `Unavailable` when the store cannot answer.
@@ -92,6 +98,16 @@ pub trait CacheStore: Send + Sync {
     /// # Errors
     /// `Timeout` or `Unavailable` when it does not.
     async fn ping(&self) -> Result<(), CacheError>;
+
+    /// An identity of the server process that changes when it restarts (Redis's `run_id`),
+    /// or `None` when the store cannot tell. A restarted server may have reloaded old entries
+    /// from disk, so the cache starts a new epoch when it sees this change.
+    ///
+    /// # Errors
+    /// `Timeout` or `Unavailable` when the store cannot answer.
+    async fn server_id(&self) -> Result<Option<String>, CacheError> {
+        Ok(None)
+    }
 }
 
 /// Coordinates the cache epoch and the instances' read leases in PostgreSQL, so that a write

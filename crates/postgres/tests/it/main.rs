@@ -4,6 +4,7 @@
 mod approval;
 mod bad_input;
 mod concurrency;
+mod fence;
 mod idempotency;
 mod migrations;
 mod reads;
