@@ -1,0 +1,12 @@
+-- write(KEYS[1]; ARGV: epoch, version, tombstone '1'|'0', data, ttl ms)
+-- Writes through a committed change when its version is above the stored one; the stored
+-- epoch becomes the higher of the two. Returns {1} when stored, {0, e, v, t, d} otherwise.
+local key = KEYS[1]
+local e, v, t, d, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local s = stored(key)
+if s then
+  if cmp(v, s[2]) <= 0 then return {0, s[1], s[2], s[3], s[4]} end
+  if cmp(s[1], e) > 0 then e = s[1] end
+end
+store(key, e, v, t, d, ttl)
+return {1}

@@ -1,0 +1,295 @@
+//! Redis for tests: the shared server's URL, a key prefix per test, and `redis-server`
+//! processes (alone or as a cluster) that tests start, pause, kill and restart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// The variable naming the shared Redis server for tests.
+pub const REDIS_URL_VAR: &str = "WAIAAS_TEST_REDIS_URL";
+
+/// How long a server gets to start answering.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The shared test Redis, from `WAIAAS_TEST_REDIS_URL`.
+///
+/// # Panics
+/// When the variable is not set, with a message that says what to set.
+#[must_use]
+pub fn test_redis_url() -> String {
+    std::env::var(REDIS_URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "no Redis for tests: set {REDIS_URL_VAR} (for example redis://127.0.0.1:6379) \
+             or run `scripts/test`, which does this for you"
+        )
+    })
+}
+
+/// A key prefix of its own for one test (`t-<12 hex>/`), so tests share one server.
+#[must_use]
+pub fn unique_prefix() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("t-{}/", &id[..12])
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn scratch_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("waiaas-redis-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Sends one command on a fresh connection and returns the reply's text (a status, an
+/// integer or a bulk string); an error reply is an error.
+pub async fn raw_command(port: u16, args: &[&str]) -> anyhow::Result<String> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).await?;
+    let mut request = format!("*{}\r\n", args.len());
+    for arg in args {
+        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    conn.write_all(request.as_bytes()).await?;
+    let mut reply = Vec::new();
+    let mut buf = [0_u8; 4096];
+    loop {
+        let n = conn.read(&mut buf).await?;
+        if n == 0 {
+            bail!("connection closed before a full reply");
+        }
+        reply.extend_from_slice(&buf[..n]);
+        if let Some(text) = parse_reply(&reply)? {
+            return Ok(text);
+        }
+    }
+}
+
+/// Parses a complete RESP reply of a simple kind, or says it needs more bytes.
+fn parse_reply(reply: &[u8]) -> anyhow::Result<Option<String>> {
+    let text = String::from_utf8_lossy(reply);
+    let Some((head, rest)) = text.split_once("\r\n") else {
+        return Ok(None);
+    };
+    match head.split_at(1) {
+        ("+" | ":", value) => Ok(Some(value.to_owned())),
+        ("-", error) => bail!("Redis error: {error}"),
+        ("$", len) => {
+            let len: usize = len.parse().context("bad bulk length")?;
+            Ok((rest.len() >= len).then(|| rest[..len].to_owned()))
+        }
+        _ => bail!("unexpected reply {head}"),
+    }
+}
+
+/// A `redis-server` process of one test. Killed when dropped.
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    extra: Vec<String>,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port, with nothing kept on disk, and waits until it answers.
+    ///
+    /// # Errors
+    /// When `redis-server` cannot be run or does not answer in time.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(Vec::new(), scratch_dir()?).await
+    }
+
+    async fn start_with(extra: Vec<String>, dir: PathBuf) -> anyhow::Result<Self> {
+        let mut server = Self {
+            port: free_port()?,
+            extra,
+            dir,
+            child: None,
+        };
+        // Another process may take the free port first: try a few.
+        let mut tries = 0;
+        while let Err(e) = server.spawn().await {
+            tries += 1;
+            if tries == 3 {
+                return Err(e);
+            }
+            server.port = free_port()?;
+        }
+        Ok(server)
+    }
+
+    async fn spawn(&mut self) -> anyhow::Result<()> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("running redis-server (is Redis 7 installed?)")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if raw_command(self.port, &["PING"])
+                .await
+                .is_ok_and(|r| r == "PONG")
+            {
+                return Ok(());
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                self.child = None;
+                bail!(
+                    "redis-server on port {} exited at start: {status}",
+                    self.port
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "redis-server on port {} did not answer PING within {START_TIMEOUT:?}",
+                    self.port
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The port it listens on.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`.
+    #[must_use]
+    pub fn node(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process (SIGKILL) and waits for it to end: its data is gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again, empty, on the same port.
+    ///
+    /// # Errors
+    /// When it does not answer in time.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        self.spawn().await
+    }
+
+    /// Stops it from serving any client for `duration` (`CLIENT PAUSE … ALL`); returns at once.
+    ///
+    /// # Errors
+    /// When the server refuses.
+    pub async fn pause(&self, duration: Duration) -> anyhow::Result<()> {
+        let millis = duration.as_millis().to_string();
+        raw_command(self.port, &["CLIENT", "PAUSE", &millis, "ALL"]).await?;
+        Ok(())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Redis Cluster of `masters` primaries and no replicas. Killed when dropped.
+#[derive(Debug)]
+pub struct RedisCluster {
+    servers: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts the servers, creates the cluster with `redis-cli --cluster create`, and waits
+    /// until every node says `cluster_state:ok`.
+    ///
+    /// # Errors
+    /// When a server does not start or the cluster does not form in time.
+    pub async fn start(masters: usize) -> anyhow::Result<Self> {
+        let mut servers = Vec::with_capacity(masters);
+        for _ in 0..masters {
+            let dir = scratch_dir()?;
+            let extra = cluster_args(&dir, free_port()?);
+            servers.push(RedisServer::start_with(extra, dir).await?);
+        }
+        let cluster = Self { servers };
+        let created = tokio::process::Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(cluster.nodes())
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("running redis-cli --cluster create")?;
+        if !created.status.success() {
+            let out = String::from_utf8_lossy(&created.stdout);
+            bail!("redis-cli --cluster create failed: {out}");
+        }
+        let deadline = Instant::now() + START_TIMEOUT;
+        for server in &cluster.servers {
+            while !raw_command(server.port(), &["CLUSTER", "INFO"])
+                .await
+                .is_ok_and(|info| info.contains("cluster_state:ok"))
+            {
+                if Instant::now() >= deadline {
+                    bail!("the cluster did not reach cluster_state:ok in {START_TIMEOUT:?}");
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(cluster)
+    }
+
+    /// `host:port` of every node.
+    #[must_use]
+    pub fn nodes(&self) -> Vec<String> {
+        self.servers.iter().map(RedisServer::node).collect()
+    }
+}
+
+fn cluster_args(dir: &Path, bus_port: u16) -> Vec<String> {
+    let config_file = dir.join("nodes.conf").display().to_string();
+    // The default bus port (port + 10000) may be taken or out of range.
+    let bus_port = bus_port.to_string();
+    [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        &config_file,
+    ]
+    .into_iter()
+    .chain([
+        "--cluster-port",
+        &bus_port,
+        "--cluster-node-timeout",
+        "5000",
+    ])
+    .map(str::to_owned)
+    .collect()
+}
