@@ -6,7 +6,13 @@
 //! testcontainers when a Docker engine is reachable, else fails saying what to set.
 
 mod fixtures;
+mod history;
 mod pg;
+mod redis;
 
 pub use fixtures::{Fixture, World, services};
-pub use pg::{TestDb, admin_url};
+pub use history::{History, HistoryReport, Resource, StaleRead};
+pub use pg::{TestDb, admin_url, with_database};
+pub use redis::{
+    REDIS_URL_VAR, RedisCluster, RedisServer, raw_command, test_redis_url, unique_prefix,
+};

@@ -1,0 +1,175 @@
+//! Sessions (cached, written through on revocation), agents (their deletion revokes
+//! sessions) and notifications (the unread count is cached).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use waiaas_domain::notifications::{Notification, NotificationPage, UnreadCount};
+use waiaas_domain::ports::{AgentRepository, NotificationRepository, SessionRepository};
+use waiaas_domain::{
+    Agent, AgentError, AgentId, AgentStatus, ApiKey, AuditContext, NewApiKey, NewSession,
+    NotificationId, OwnerId, PageRequest, RepoError, Session, TokenHash,
+};
+
+use crate::{Cache, Change, Kind};
+
+macro_rules! decorator {
+    ($name:ident, $port:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Clone)]
+        pub struct $name {
+            inner: Arc<dyn $port>,
+            cache: Arc<Cache>,
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(stringify!($name))
+            }
+        }
+
+        impl $name {
+            /// Decorates `inner`.
+            #[must_use]
+            pub fn new(inner: Arc<dyn $port>, cache: Arc<Cache>) -> Self {
+                Self { inner, cache }
+            }
+        }
+    };
+}
+
+decorator!(
+    CachedSessions,
+    SessionRepository,
+    "Session lookups through the cache."
+);
+decorator!(
+    CachedAgents,
+    AgentRepository,
+    "Agents; deleting one writes its revoked sessions through."
+);
+decorator!(
+    CachedNotifications,
+    NotificationRepository,
+    "Notifications with a cached unread count."
+);
+
+fn revoked(sessions: &[Session]) -> Vec<Change> {
+    sessions
+        .iter()
+        .map(|s| Change::value(Kind::Session, s.token_hash.as_str(), s))
+        .collect()
+}
+
+#[async_trait]
+impl SessionRepository for CachedSessions {
+    async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKey>, RepoError> {
+        self.inner.find_api_key(hash).await
+    }
+
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        audit: &AuditContext,
+    ) -> Result<Session, RepoError> {
+        self.inner.create_session(session, audit).await
+    }
+
+    async fn find_session(&self, hash: &TokenHash) -> Result<Option<Session>, RepoError> {
+        self.cache
+            .read(Kind::Session, hash.as_str(), || {
+                self.inner.find_session(hash)
+            })
+            .await
+    }
+
+    async fn revoke_session(
+        &self,
+        hash: &TokenHash,
+        audit: &AuditContext,
+    ) -> Result<Option<Session>, RepoError> {
+        let session = self.inner.revoke_session(hash, audit).await?;
+        if let Some(s) = &session {
+            self.cache.apply(revoked(std::slice::from_ref(s))).await;
+        }
+        Ok(session)
+    }
+}
+
+#[async_trait]
+impl AgentRepository for CachedAgents {
+    async fn create(&self, agent: &Agent, audit: &AuditContext) -> Result<(), AgentError> {
+        self.inner.create(agent, audit).await
+    }
+
+    async fn get(&self, id: AgentId) -> Result<Option<Agent>, RepoError> {
+        self.inner.get(id).await
+    }
+
+    async fn list(&self, owner_id: OwnerId) -> Result<Vec<Agent>, RepoError> {
+        self.inner.list(owner_id).await
+    }
+
+    async fn set_status(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        status: AgentStatus,
+        audit: &AuditContext,
+    ) -> Result<Agent, AgentError> {
+        self.inner.set_status(id, owner_id, status, audit).await
+    }
+
+    async fn revoke(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        audit: &AuditContext,
+    ) -> Result<Vec<Session>, AgentError> {
+        let sessions = self.inner.revoke(id, owner_id, audit).await?;
+        self.cache.apply(revoked(&sessions)).await;
+        Ok(sessions)
+    }
+
+    async fn add_key(&self, key: &NewApiKey, audit: &AuditContext) -> Result<(), AgentError> {
+        self.inner.add_key(key, audit).await
+    }
+}
+
+#[async_trait]
+impl NotificationRepository for CachedNotifications {
+    async fn list(
+        &self,
+        owner_id: OwnerId,
+        page: &PageRequest<NotificationId>,
+    ) -> Result<NotificationPage, RepoError> {
+        self.inner.list(owner_id, page).await
+    }
+
+    async fn unread(&self, owner_id: OwnerId) -> Result<UnreadCount, RepoError> {
+        let load = || async move { self.inner.unread(owner_id).await.map(Some) };
+        Ok(self
+            .cache
+            .read(Kind::Unread, &owner_id.to_string(), load)
+            .await?
+            .unwrap_or(UnreadCount {
+                count: 0,
+                version: 0,
+            }))
+    }
+
+    async fn mark_read(
+        &self,
+        owner_id: OwnerId,
+        id: NotificationId,
+        audit: &AuditContext,
+    ) -> Result<Option<(Notification, UnreadCount)>, RepoError> {
+        let out = self.inner.mark_read(owner_id, id, audit).await?;
+        if let Some((_, count)) = &out {
+            self.cache
+                .apply(vec![Change::value(Kind::Unread, owner_id, count)])
+                .await;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,162 @@
+//! Wallets (ownership and assets in L1+L2, balances and summaries in L2) and policies.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use waiaas_domain::model::{SpendSummary, WalletOwnership};
+use waiaas_domain::policy::{Policy, PolicyRules};
+use waiaas_domain::ports::{PolicyRepository, WalletRepository};
+use waiaas_domain::values::Asset;
+use waiaas_domain::{
+    AgentId, AssetCode, AuditContext, CreateWalletError, OwnerId, RepoError, Wallet, WalletBalance,
+    WalletId,
+};
+
+use crate::versioned::DatedSummary;
+use crate::{Cache, Change, Kind};
+
+/// Wallet reads through the cache.
+#[derive(Clone)]
+pub struct CachedWallets {
+    inner: Arc<dyn WalletRepository>,
+    cache: Arc<Cache>,
+}
+
+impl std::fmt::Debug for CachedWallets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachedWallets")
+    }
+}
+
+impl CachedWallets {
+    /// Decorates `inner`.
+    #[must_use]
+    pub fn new(inner: Arc<dyn WalletRepository>, cache: Arc<Cache>) -> Self {
+        Self { inner, cache }
+    }
+}
+
+#[async_trait]
+impl WalletRepository for CachedWallets {
+    async fn create(&self, wallet: &Wallet, audit: &AuditContext) -> Result<(), CreateWalletError> {
+        self.inner.create(wallet, audit).await
+    }
+
+    async fn get(&self, id: WalletId) -> Result<Option<Wallet>, RepoError> {
+        self.inner.get(id).await
+    }
+
+    async fn ownership(&self, id: WalletId) -> Result<Option<WalletOwnership>, RepoError> {
+        self.cache
+            .read_immutable(Kind::Ownership, &id.to_string(), || {
+                self.inner.ownership(id)
+            })
+            .await
+    }
+
+    async fn balance(&self, id: WalletId) -> Result<Option<WalletBalance>, RepoError> {
+        self.cache
+            .read(Kind::Balance, &id.to_string(), || self.inner.balance(id))
+            .await
+    }
+
+    async fn summary(
+        &self,
+        id: WalletId,
+        today: NaiveDate,
+    ) -> Result<Option<SpendSummary>, RepoError> {
+        let load = || async move {
+            Ok(self
+                .inner
+                .summary(id, today)
+                .await?
+                .map(|summary| DatedSummary {
+                    day: today,
+                    summary,
+                }))
+        };
+        match self
+            .cache
+            .read::<DatedSummary, _, _>(Kind::Summary, &id.to_string(), load)
+            .await?
+        {
+            Some(dated) if dated.day == today => Ok(Some(dated.summary)),
+            Some(_) => {
+                // Yesterday's entry: today's summary supersedes it (its version is higher).
+                let fresh = self.inner.summary(id, today).await?;
+                if let Some(summary) = &fresh {
+                    let dated = DatedSummary {
+                        day: today,
+                        summary: summary.clone(),
+                    };
+                    self.cache
+                        .apply(vec![Change::value(Kind::Summary, id, &dated)])
+                        .await;
+                }
+                Ok(fresh)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn list(
+        &self,
+        owner_id: OwnerId,
+        agent_id: Option<AgentId>,
+    ) -> Result<Vec<Wallet>, RepoError> {
+        self.inner.list(owner_id, agent_id).await
+    }
+
+    async fn asset(&self, code: &AssetCode) -> Result<Option<Asset>, RepoError> {
+        self.cache
+            .read_immutable(Kind::Asset, code.as_str(), || self.inner.asset(code))
+            .await
+    }
+}
+
+/// Policy reads through the cache; a change is written through.
+#[derive(Clone)]
+pub struct CachedPolicies {
+    inner: Arc<dyn PolicyRepository>,
+    cache: Arc<Cache>,
+}
+
+impl std::fmt::Debug for CachedPolicies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachedPolicies")
+    }
+}
+
+impl CachedPolicies {
+    /// Decorates `inner`.
+    #[must_use]
+    pub fn new(inner: Arc<dyn PolicyRepository>, cache: Arc<Cache>) -> Self {
+        Self { inner, cache }
+    }
+}
+
+#[async_trait]
+impl PolicyRepository for CachedPolicies {
+    async fn get(&self, wallet_id: WalletId) -> Result<Policy, RepoError> {
+        let load = || async move { self.inner.get(wallet_id).await.map(Some) };
+        Ok(self
+            .cache
+            .read(Kind::Policy, &wallet_id.to_string(), load)
+            .await?
+            .unwrap_or_else(|| Policy::unrestricted(wallet_id)))
+    }
+
+    async fn put(
+        &self,
+        wallet_id: WalletId,
+        rules: &PolicyRules,
+        audit: &AuditContext,
+    ) -> Result<Policy, RepoError> {
+        let policy = self.inner.put(wallet_id, rules, audit).await?;
+        self.cache
+            .apply(vec![Change::value(Kind::Policy, wallet_id, &policy)])
+            .await;
+        Ok(policy)
+    }
+}

@@ -1,0 +1,268 @@
+//! Redis-backed ports with their fallbacks: while Redis fails, the rate limiter runs in
+//! process, locks are PostgreSQL advisory locks, and events go over an in-process broadcast.
+//! A breaker per port decides; each switch is logged once and counted (by the breaker), not
+//! per request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use waiaas_domain::ports::{
+    BusStatus, EventBus, EventBusError, LockError, LockLease, LockManager, Rate, RateDecision,
+    RateLimitError, RateLimiter,
+};
+
+use crate::breaker::Breaker;
+use crate::local::{LocalEventBus, LocalRateLimiter};
+
+async fn guarded<T, E: std::fmt::Display>(
+    breaker: &Breaker,
+    timeout: Duration,
+    component: &'static str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> Option<T> {
+    if !breaker.allow() {
+        return None;
+    }
+    match tokio::time::timeout(timeout, f).await {
+        Ok(Ok(v)) => {
+            breaker.success();
+            Some(v)
+        }
+        Ok(Err(e)) => {
+            breaker.failure();
+            metrics::counter!("waiaas_fallback_calls_total", "component" => component, "reason" => "error").increment(1);
+            tracing::debug!(component, error = %e, "Primary failed, using the fallback");
+            None
+        }
+        Err(_) => {
+            breaker.failure();
+            metrics::counter!("waiaas_fallback_calls_total", "component" => component, "reason" => "timeout").increment(1);
+            None
+        }
+    }
+}
+
+/// The shared (Redis) limiter, or an in-process one while it fails. The local limiter only
+/// sees this instance's requests: during an outage the effective limit is per instance.
+pub struct FailoverRateLimiter {
+    primary: Arc<dyn RateLimiter>,
+    fallback: LocalRateLimiter,
+    breaker: Breaker,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for FailoverRateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailoverRateLimiter")
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FailoverRateLimiter {
+    /// Wraps `primary`.
+    #[must_use]
+    pub fn new(
+        primary: Arc<dyn RateLimiter>,
+        failures: u32,
+        open_for: Duration,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            primary,
+            fallback: LocalRateLimiter::new(),
+            breaker: Breaker::new("ratelimit", failures, open_for),
+            timeout,
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for FailoverRateLimiter {
+    async fn check(&self, subject: &str, rate: Rate) -> Result<RateDecision, RateLimitError> {
+        if let Some(d) = guarded(
+            &self.breaker,
+            self.timeout,
+            "ratelimit",
+            self.primary.check(subject, rate),
+        )
+        .await
+        {
+            return Ok(d);
+        }
+        self.fallback.check(subject, rate).await
+    }
+}
+
+/// The token prefix marking a lock held through the fallback.
+const FALLBACK_TOKEN: &str = "pg:";
+
+/// Redis locks, or PostgreSQL advisory locks while Redis fails. Locks coordinate jobs only:
+/// during a switch two holders may briefly coexist, which is why money never relies on them.
+pub struct FailoverLocks {
+    primary: Arc<dyn LockManager>,
+    fallback: Arc<dyn LockManager>,
+    breaker: Breaker,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for FailoverLocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailoverLocks")
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FailoverLocks {
+    /// Wraps `primary` with `fallback`.
+    #[must_use]
+    pub fn new(
+        primary: Arc<dyn LockManager>,
+        fallback: Arc<dyn LockManager>,
+        failures: u32,
+        open_for: Duration,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            primary,
+            fallback,
+            breaker: Breaker::new("locks", failures, open_for),
+            timeout,
+        }
+    }
+}
+
+fn unmark(lease: &LockLease) -> Option<LockLease> {
+    lease.token.strip_prefix(FALLBACK_TOKEN).map(|t| LockLease {
+        resource: lease.resource.clone(),
+        token: t.to_owned(),
+    })
+}
+
+#[async_trait]
+impl LockManager for FailoverLocks {
+    async fn acquire(&self, resource: &str, ttl: Duration) -> Result<Option<LockLease>, LockError> {
+        if let Some(got) = guarded(
+            &self.breaker,
+            self.timeout,
+            "locks",
+            self.primary.acquire(resource, ttl),
+        )
+        .await
+        {
+            return Ok(got);
+        }
+        Ok(self
+            .fallback
+            .acquire(resource, ttl)
+            .await?
+            .map(|l| LockLease {
+                resource: l.resource,
+                token: format!("{FALLBACK_TOKEN}{}", l.token),
+            }))
+    }
+
+    async fn extend(&self, lease: &LockLease, ttl: Duration) -> Result<bool, LockError> {
+        match unmark(lease) {
+            Some(l) => self.fallback.extend(&l, ttl).await,
+            None => self.primary.extend(lease, ttl).await,
+        }
+    }
+
+    async fn release(&self, lease: &LockLease) -> Result<bool, LockError> {
+        match unmark(lease) {
+            Some(l) => self.fallback.release(&l).await,
+            None => self.primary.release(lease).await,
+        }
+    }
+}
+
+/// Redis pub/sub across instances, or an in-process broadcast while it fails (events then
+/// reach this instance's subscribers only). Subscribers hear both.
+pub struct FailoverEventBus {
+    primary: Arc<dyn EventBus>,
+    local: LocalEventBus,
+    breaker: Breaker,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for FailoverEventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FailoverEventBus")
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FailoverEventBus {
+    /// Wraps `primary`.
+    #[must_use]
+    pub fn new(
+        primary: Arc<dyn EventBus>,
+        failures: u32,
+        open_for: Duration,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            primary,
+            local: LocalEventBus::default(),
+            breaker: Breaker::new("eventbus", failures, open_for),
+            timeout,
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for FailoverEventBus {
+    async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), EventBusError> {
+        let sent = guarded(
+            &self.breaker,
+            self.timeout,
+            "eventbus",
+            self.primary.publish(channel, payload.clone()),
+        )
+        .await;
+        if sent.is_none() {
+            self.local.publish(channel, payload).await?;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Vec<u8>>, EventBusError> {
+        let mut local = self.local.subscribe(channel).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
+        let local_tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(m) = local.next().await {
+                if local_tx.send(m).await.is_err() {
+                    return;
+                }
+            }
+        });
+        // The remote subscription is (re)tried until it works, for as long as anyone listens.
+        let (primary, channel, timeout) = (self.primary.clone(), channel.to_owned(), self.timeout);
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                if let Ok(Ok(mut remote)) =
+                    tokio::time::timeout(timeout * 10, primary.subscribe(&channel)).await
+                {
+                    while let Some(m) = remote.next().await {
+                        if tx.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        Ok(tokio_stream::wrappers::ReceiverStream::new(rx).boxed())
+    }
+
+    fn status(&self) -> BusStatus {
+        self.primary.status()
+    }
+}

@@ -1,0 +1,233 @@
+//! The read path: L2 hit, or one shared PostgreSQL read and a set-if-newer fill.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use waiaas_domain::RepoError;
+use waiaas_domain::ports::{CacheEntry, WriteOutcome};
+
+use crate::engine::{Cache, CacheStats};
+use crate::flight::{Loaded, Outcome, Role};
+use crate::keys::Kind;
+use crate::versioned::Versioned;
+
+fn hit(tier: &'static str, kind: Kind) {
+    metrics::counter!("waiaas_cache_requests_total", "tier" => tier, "kind" => kind.name(), "result" => "hit").increment(1);
+}
+
+fn miss(tier: &'static str, kind: Kind) {
+    metrics::counter!("waiaas_cache_requests_total", "tier" => tier, "kind" => kind.name(), "result" => "miss").increment(1);
+}
+
+fn decode<T: Versioned>(kind: Kind, bytes: &[u8]) -> Option<T> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            // An entry written by another version of the service: a miss, not an error.
+            metrics::counter!("waiaas_cache_errors_total", "op" => "decode", "reason" => kind.name()).increment(1);
+            tracing::debug!(kind = kind.name(), error = %e, "Cache entry not decoded");
+            None
+        }
+    }
+}
+
+impl Cache {
+    /// Reads a versioned entry: from Redis when this instance holds a lease and the entry is
+    /// of that lease's epoch, else from PostgreSQL through `load` (shared by concurrent
+    /// misses) followed by a set-if-newer fill. Redis failures are never returned.
+    ///
+    /// # Errors
+    /// Only `load`'s errors.
+    pub async fn read<T, F, Fut>(
+        &self,
+        kind: Kind,
+        id: &str,
+        load: F,
+    ) -> Result<Option<T>, RepoError>
+    where
+        T: Versioned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, RepoError>>,
+    {
+        let key = kind.key(id);
+        let arrival = Instant::now();
+        if let Some(epoch) = self.lease.current()
+            && let Ok(Some(CacheEntry {
+                epoch: e,
+                value: Some(bytes),
+                ..
+            })) = self.guard.get(&key).await
+            && e == epoch
+            && let Some(v) = decode::<T>(kind, &bytes)
+        {
+            hit("l2", kind);
+            CacheStats::add(&self.stats.l2_hits, 1);
+            return Ok(Some(v));
+        }
+        miss("l2", kind);
+        let mut load = Some(load);
+        loop {
+            match self.flights.join_or_lead(&key) {
+                Role::Leader(guard) => {
+                    let epoch = self.lease.current();
+                    let loader = load
+                        .take()
+                        .ok_or_else(|| RepoError(anyhow::anyhow!("single-flight led twice")))?;
+                    let loaded = loader().await;
+                    metrics::counter!("waiaas_cache_loads_total", "kind" => kind.name())
+                        .increment(1);
+                    guard.close();
+                    let loaded = match loaded {
+                        Ok(v) => v,
+                        Err(e) => {
+                            let shared = Arc::new(anyhow::anyhow!("{:#}", e.0));
+                            guard.finish(Outcome {
+                                value: Err(shared),
+                                confirmed: false,
+                                epoch,
+                            });
+                            return Err(e);
+                        }
+                    };
+                    let (outcome, value) = self.fill(kind, &key, epoch, loaded).await;
+                    guard.finish(outcome);
+                    return Ok(value);
+                }
+                Role::Follower(slot) => {
+                    let Some(outcome) = slot.wait().await else {
+                        continue;
+                    };
+                    let current = outcome.confirmed
+                        && outcome.epoch.is_some()
+                        && self.lease.current() == outcome.epoch;
+                    if arrival <= slot.started || current {
+                        metrics::counter!("waiaas_cache_shared_loads_total", "kind" => kind.name())
+                            .increment(1);
+                        return match outcome.value {
+                            Ok(Some(l)) => Ok(decode(kind, &l.bytes)),
+                            Ok(None) => Ok(None),
+                            Err(e) => Err(RepoError(anyhow::anyhow!("{e:#}"))),
+                        };
+                    }
+                    metrics::counter!("waiaas_cache_flight_retries_total", "kind" => kind.name())
+                        .increment(1);
+                }
+            }
+        }
+    }
+
+    /// Fills Redis with a value just read from PostgreSQL and says whether the value is proven
+    /// current; a fill that loses to a newer entry of the same epoch returns that entry.
+    async fn fill<T: Versioned>(
+        &self,
+        kind: Kind,
+        key: &str,
+        epoch: Option<i64>,
+        loaded: Option<T>,
+    ) -> (Outcome, Option<T>) {
+        let unconfirmed = |value: Option<Loaded>| Outcome {
+            value: Ok(value),
+            confirmed: false,
+            epoch,
+        };
+        let Some(v) = loaded else {
+            return (unconfirmed(None), None);
+        };
+        let Ok(bytes) = serde_json::to_vec(&v) else {
+            return (unconfirmed(None), Some(v));
+        };
+        let l = Loaded {
+            bytes: Arc::new(bytes),
+            version: v.version(),
+        };
+        let Some(epoch) = epoch else {
+            return (unconfirmed(Some(l)), Some(v));
+        };
+        let mut ttl = self.cfg.ttls.for_kind(kind);
+        if let Some(cap) = v.ttl_cap() {
+            if cap.is_zero() {
+                return (unconfirmed(Some(l)), Some(v));
+            }
+            ttl = ttl.min(cap);
+        }
+        let entry = CacheEntry {
+            epoch,
+            version: l.version,
+            value: Some(l.bytes.to_vec()),
+        };
+        let confirmed = |value: Loaded| Outcome {
+            value: Ok(Some(value)),
+            confirmed: true,
+            epoch: Some(epoch),
+        };
+        match self.guard.fill(key, &entry, ttl).await {
+            Ok(WriteOutcome::Stored) => {
+                metrics::counter!("waiaas_cache_fills_total", "kind" => kind.name(), "outcome" => "stored").increment(1);
+                CacheStats::add(&self.stats.fills_stored, 1);
+                (confirmed(l), Some(v))
+            }
+            Ok(WriteOutcome::Rejected { current }) => {
+                metrics::counter!("waiaas_cache_fills_total", "kind" => kind.name(), "outcome" => "rejected").increment(1);
+                CacheStats::add(&self.stats.fills_rejected, 1);
+                match current {
+                    Some(CacheEntry {
+                        epoch: e,
+                        version,
+                        value: Some(bytes),
+                    }) if e == epoch && version >= l.version => match decode::<T>(kind, &bytes) {
+                        Some(newer) => (
+                            confirmed(Loaded {
+                                bytes: Arc::new(bytes),
+                                version,
+                            }),
+                            Some(newer),
+                        ),
+                        None => (unconfirmed(Some(l)), Some(v)),
+                    },
+                    _ => (unconfirmed(Some(l)), Some(v)),
+                }
+            }
+            Err(_) => (unconfirmed(Some(l)), Some(v)),
+        }
+    }
+
+    /// Reads an immutable entry (ownership, asset): from L1 while the event bus is up, else
+    /// as [`Cache::read`], keeping what it finds in L1.
+    ///
+    /// # Errors
+    /// Only `load`'s errors.
+    pub async fn read_immutable<T, F, Fut>(
+        &self,
+        kind: Kind,
+        id: &str,
+        load: F,
+    ) -> Result<Option<T>, RepoError>
+    where
+        T: Versioned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, RepoError>>,
+    {
+        let key = kind.key(id);
+        let usable = self.l1_usable();
+        if usable {
+            if let Some(bytes) = self.l1.get(&key)
+                && let Some(v) = decode::<T>(kind, &bytes)
+            {
+                hit("l1", kind);
+                CacheStats::add(&self.stats.l1_hits, 1);
+                return Ok(Some(v));
+            }
+            miss("l1", kind);
+        }
+        let value = self.read(kind, id, load).await?;
+        if let Some(v) = &value
+            && usable
+            && self.l1_usable()
+            && let Ok(bytes) = serde_json::to_vec(v)
+        {
+            self.l1.insert(key, Arc::new(bytes));
+        }
+        Ok(value)
+    }
+}

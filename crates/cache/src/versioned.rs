@@ -1,0 +1,101 @@
+//! What a cached value must tell the cache: its version, and how long it may live at most.
+
+use std::time::Duration;
+
+use chrono::{Datelike as _, NaiveDate, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use waiaas_domain::notifications::UnreadCount;
+use waiaas_domain::values::Asset;
+use waiaas_domain::{Policy, Session, SpendSummary, WalletBalance, WalletOwnership};
+
+/// A value the cache can hold.
+pub trait Versioned: Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The version of the row(s) it copies; it grows with every committed change.
+    fn version(&self) -> i64;
+
+    /// A TTL it must not outlive (a session's expiry), if any.
+    fn ttl_cap(&self) -> Option<Duration> {
+        None
+    }
+}
+
+impl Versioned for WalletBalance {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+impl Versioned for Policy {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+impl Versioned for UnreadCount {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
+impl Versioned for Session {
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn ttl_cap(&self) -> Option<Duration> {
+        (self.expires_at - Utc::now()).to_std().ok()
+    }
+}
+
+/// Immutable entries all have version 1; a deletion tombstones them at version 2.
+pub const IMMUTABLE_VERSION: i64 = 1;
+
+impl Versioned for WalletOwnership {
+    fn version(&self) -> i64 {
+        IMMUTABLE_VERSION
+    }
+}
+
+impl Versioned for Asset {
+    fn version(&self) -> i64 {
+        IMMUTABLE_VERSION
+    }
+}
+
+/// A spend summary with the day it was computed for. Its version combines the day and the
+/// wallet's version, so a new day supersedes yesterday's entry even when no transaction
+/// changed the wallet since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatedSummary {
+    /// The UTC day.
+    pub day: NaiveDate,
+    /// The summary.
+    pub summary: SpendSummary,
+}
+
+/// The cache version of a wallet's summary on a day.
+#[must_use]
+pub fn summary_version(day: NaiveDate, wallet_version: i64) -> i64 {
+    let days = i64::from(day.num_days_from_ce());
+    (days << 40) | (wallet_version & ((1 << 40) - 1))
+}
+
+impl Versioned for DatedSummary {
+    fn version(&self) -> i64 {
+        summary_version(self.day, self.summary.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_day_or_a_new_wallet_version_makes_a_newer_summary_version() {
+        let d1 = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let d2 = d1.succ_opt().unwrap();
+        assert!(summary_version(d1, 5) < summary_version(d1, 6));
+        assert!(summary_version(d1, 1_000_000) < summary_version(d2, 1));
+    }
+}

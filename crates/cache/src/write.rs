@@ -1,0 +1,154 @@
+//! The write path: after PostgreSQL commits, each changed entry is written through (or
+//! tombstoned) with the row's new version; if any of those fail, the fence is raised before
+//! the write is acknowledged.
+
+use std::time::{Duration, Instant};
+
+use waiaas_domain::ports::CacheEntry;
+
+use crate::engine::{Cache, L1_INVALIDATION_CHANNEL};
+use crate::keys::Kind;
+use crate::versioned::{IMMUTABLE_VERSION, Versioned};
+
+/// One committed change to reflect in the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    kind: Kind,
+    id: String,
+    version: i64,
+    value: Option<Vec<u8>>,
+}
+
+impl Change {
+    /// Writes the new value through.
+    #[must_use]
+    pub fn value<T: Versioned>(kind: Kind, id: impl ToString, value: &T) -> Self {
+        Self {
+            kind,
+            id: id.to_string(),
+            version: value.version(),
+            value: serde_json::to_vec(value).ok(),
+        }
+    }
+
+    /// Marks the entry changed at `version` without a value.
+    #[must_use]
+    pub fn tombstone(kind: Kind, id: impl ToString, version: i64) -> Self {
+        Self {
+            kind,
+            id: id.to_string(),
+            version,
+            value: None,
+        }
+    }
+}
+
+impl Cache {
+    /// Reflects committed changes in Redis. Must be awaited before the write is acknowledged:
+    /// when Redis did not take every change, it raises the fence (see `lease`), which can take
+    /// up to one lease time. Never fails: the commit has happened.
+    pub async fn apply(&self, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let epoch = self.lease.epoch_hint();
+        let writes = changes.iter().map(|c| {
+            let key = c.kind.key(&c.id);
+            let ttl = self.cfg.ttls.for_kind(c.kind);
+            let entry = CacheEntry {
+                epoch,
+                version: c.version,
+                value: c.value.clone(),
+            };
+            async move { self.guard.write(&key, &entry, ttl).await }
+        });
+        let results = futures::future::join_all(writes).await;
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        metrics::counter!("waiaas_cache_writes_total", "outcome" => "ok")
+            .increment((results.len() - failed) as u64);
+        if failed > 0 {
+            metrics::counter!("waiaas_cache_writes_total", "outcome" => "failed")
+                .increment(failed as u64);
+            crate::engine::CacheStats::add(&self.stats.write_failures, failed as u64);
+            if self.breaker().state() != crate::breaker::BreakerState::Closed {
+                self.tripped.notify_one();
+            }
+            self.fence("write failed").await;
+        }
+    }
+
+    /// Removes an immutable entry everywhere: tombstones it in Redis and broadcasts the
+    /// deletion to every instance's L1.
+    pub async fn evict_immutable(&self, kind: Kind, id: &str) {
+        let key = kind.key(id);
+        self.l1.invalidate(&key);
+        self.apply(vec![Change::tombstone(kind, id, IMMUTABLE_VERSION + 1)])
+            .await;
+        if let Err(e) = self
+            .bus
+            .publish(L1_INVALIDATION_CHANNEL, key.into_bytes())
+            .await
+        {
+            tracing::warn!(error = %e, "L1 deletion not broadcast");
+        }
+    }
+
+    /// Makes every entry written before now unreachable before returning: gives up this
+    /// instance's lease, starts a new epoch, and waits until no lease of an older epoch is
+    /// live. Calls that arrive while one runs share the next run, never a run that started
+    /// before they asked.
+    pub(crate) async fn fence(&self, why: &'static str) {
+        let asked = Instant::now();
+        let mut last = self.fence_lock.lock().await;
+        if last.is_some_and(|started| started >= asked) {
+            return;
+        }
+        let started = Instant::now();
+        let timer = Instant::now();
+        self.lease.revoke();
+        if let Err(e) = self.fence_port.release_lease(self.cfg.instance).await {
+            tracing::warn!(error = %e, "Cache lease not released");
+        }
+        let mut epoch = None;
+        for attempt in 1..=3 {
+            match self.fence_port.bump().await {
+                Ok(e) => {
+                    epoch = Some(e);
+                    break;
+                }
+                Err(e) if attempt == 3 => {
+                    tracing::error!(error = %e, "Cache epoch not bumped: cached reads may be stale until entries expire");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20 * attempt)).await,
+            }
+        }
+        if let Some(epoch) = epoch {
+            self.lease.saw_epoch(epoch);
+            let deadline = Instant::now() + self.cfg.lease * 2;
+            loop {
+                match self.fence_port.wait_for_old_leases(epoch).await {
+                    Ok(wait) if wait.is_zero() => break,
+                    Ok(wait) => tokio::time::sleep(wait.min(Duration::from_millis(50))).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Cache leases not read");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+                if Instant::now() >= deadline {
+                    tracing::error!("Old cache leases still live after two lease times");
+                    break;
+                }
+            }
+            tracing::info!(
+                epoch,
+                reason = why,
+                waited_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "Cache epoch bumped"
+            );
+        }
+        metrics::counter!("waiaas_cache_epoch_bumps_total", "reason" => why).increment(1);
+        crate::engine::CacheStats::add(&self.stats.fences, 1);
+        metrics::histogram!("waiaas_cache_fence_seconds").record(timer.elapsed().as_secs_f64());
+        *last = Some(started);
+    }
+}
