@@ -1,0 +1,125 @@
+//! Owners, sessions, agents and their API keys.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use waiaas_domain::{Agent, AgentStatus, Owner};
+
+/// `POST /v1/owners`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateOwner {
+    /// Display name, 1–100 characters.
+    #[schema(example = "Acme Robotics")]
+    pub name: String,
+}
+
+/// An owner.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OwnerDto {
+    /// Identity.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Owner> for OwnerDto {
+    fn from(o: Owner) -> Self {
+        Self {
+            id: o.id.into(),
+            name: o.name.into(),
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// A registered owner with its first API key, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OwnerCreated {
+    /// The owner.
+    pub owner: OwnerDto,
+    /// The owner's API key (`wak_…`): store it, it is never shown again.
+    pub api_key: String,
+}
+
+/// A session opened with an API key.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SessionCreated {
+    /// The session token (`wst_…`), shown once.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// `POST /v1/agents`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateAgent {
+    /// Display name, 1–100 characters.
+    #[schema(example = "trading-bot")]
+    pub name: String,
+}
+
+/// An agent.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AgentDto {
+    /// Identity.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// `active` or `suspended` (a deleted agent is not shown).
+    #[schema(example = "active")]
+    pub status: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Agent> for AgentDto {
+    fn from(a: Agent) -> Self {
+        Self {
+            id: a.id.into(),
+            name: a.name.into(),
+            status: a.status.as_str().to_owned(),
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// The statuses an owner may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SettableStatus {
+    /// May move money within its policies.
+    Active,
+    /// May read but not move money.
+    Suspended,
+}
+
+impl From<SettableStatus> for AgentStatus {
+    fn from(s: SettableStatus) -> Self {
+        match s {
+            SettableStatus::Active => Self::Active,
+            SettableStatus::Suspended => Self::Suspended,
+        }
+    }
+}
+
+/// `PATCH /v1/agents/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateAgent {
+    /// The new status.
+    pub status: SettableStatus,
+}
+
+/// A new API key for an agent, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct KeyCreated {
+    /// The key's id.
+    pub id: Uuid,
+    /// The key (`wak_…`): store it, it is never shown again.
+    pub api_key: String,
+}

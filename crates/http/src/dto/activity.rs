@@ -1,0 +1,172 @@
+//! The audit trail, notifications and the health probes.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use waiaas_domain::notifications::{Notification, UnreadCount};
+use waiaas_domain::{Actor, AuditEntry};
+
+/// `GET /v1/audit-logs` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AuditFilter {
+    /// Only this kind of resource, e.g. `wallet`.
+    pub resource_type: Option<String>,
+    /// Only this resource.
+    pub resource_id: Option<String>,
+    /// At most this many rows (clamped to 1–200; default 50).
+    pub limit: Option<u32>,
+    /// Rows older than this audit entry: the `id` of the last row of the previous page.
+    pub before: Option<Uuid>,
+}
+
+/// Who performed an action.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ActorDto {
+    /// `owner`, `agent` or `system`.
+    #[serde(rename = "type")]
+    #[schema(example = "owner")]
+    pub kind: String,
+    /// The owner's or agent's id; `null` for the system.
+    pub id: Option<Uuid>,
+}
+
+impl From<Actor> for ActorDto {
+    fn from(a: Actor) -> Self {
+        Self {
+            kind: a.kind().to_owned(),
+            id: a.id(),
+        }
+    }
+}
+
+/// One audit row.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditEntryDto {
+    /// Identity.
+    pub id: Uuid,
+    /// Who acted.
+    pub actor: ActorDto,
+    /// What happened, e.g. `wallet.policy.set`.
+    pub action: String,
+    /// The kind of resource.
+    pub resource_type: String,
+    /// The resource's id.
+    pub resource_id: String,
+    /// The value before.
+    #[schema(value_type = Option<Object>)]
+    pub old_value: Option<serde_json::Value>,
+    /// The value after.
+    #[schema(value_type = Option<Object>)]
+    pub new_value: Option<serde_json::Value>,
+    /// The request it came from.
+    pub request_id: Option<String>,
+    /// The client address.
+    pub ip: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<AuditEntry> for AuditEntryDto {
+    fn from(e: AuditEntry) -> Self {
+        Self {
+            id: e.id.into(),
+            actor: e.actor.into(),
+            action: e.action,
+            resource_type: e.resource_type,
+            resource_id: e.resource_id,
+            old_value: e.old_value,
+            new_value: e.new_value,
+            request_id: e.request_id,
+            ip: e.ip.map(|ip| ip.to_string()),
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// One notification for an owner.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NotificationDto {
+    /// Identity.
+    pub id: Uuid,
+    /// `approval_requested` or `transfer_denied`.
+    #[schema(example = "approval_requested")]
+    pub kind: String,
+    /// The wallet concerned.
+    pub wallet_id: Uuid,
+    /// The transaction concerned.
+    pub transaction_id: Uuid,
+    /// A sentence for the owner.
+    pub message: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+    /// When it was read; `null` while unread.
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+impl From<Notification> for NotificationDto {
+    fn from(n: Notification) -> Self {
+        Self {
+            id: n.id.into(),
+            kind: n.kind.as_str().to_owned(),
+            wallet_id: n.wallet_id.into(),
+            transaction_id: n.transaction_id.into(),
+            message: n.message,
+            created_at: n.created_at,
+            read_at: n.read_at,
+        }
+    }
+}
+
+/// A page of notifications, newest first, with the unread count.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NotificationPageDto {
+    /// Newest first.
+    pub items: Vec<NotificationDto>,
+    /// Unread notifications in total.
+    pub unread: u64,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// A notification marked read, with the unread count after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NotificationRead {
+    /// The notification.
+    pub notification: NotificationDto,
+    /// Unread notifications left.
+    pub unread: u64,
+}
+
+impl From<(Notification, UnreadCount)> for NotificationRead {
+    fn from((n, unread): (Notification, UnreadCount)) -> Self {
+        Self {
+            notification: n.into(),
+            unread: unread.count,
+        }
+    }
+}
+
+/// `GET /healthz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Liveness {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// `GET /readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReadinessDto {
+    /// `ready`, `degraded` (Redis down: the service works, slower) or `unavailable`.
+    #[schema(example = "ready")]
+    pub status: &'static str,
+    /// `up` or `down: <why>`.
+    #[schema(example = "up")]
+    pub database: String,
+    /// `up`, `down: <why>` or `disabled`.
+    #[schema(example = "up")]
+    pub redis: String,
+}

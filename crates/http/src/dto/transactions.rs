@@ -1,0 +1,148 @@
+//! Deposits, transfers, payments and the transactions they produce.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use waiaas_domain::{Budget, Money, Transaction, TransactionPage};
+
+/// `POST /v1/wallets/{id}/deposits`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DepositBody {
+    /// Minor units, above zero.
+    #[schema(example = 10_000)]
+    pub amount: i64,
+    /// A note, at most 500 characters.
+    pub memo: Option<String>,
+    /// A JSON object of at most 4 KiB.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// `POST /v1/wallets/{id}/transfers`: give exactly one of `to_wallet_id` (a transfer to a
+/// wallet of the same asset) and `destination` (a payment out of the platform).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransferBody {
+    /// Minor units, above zero.
+    #[schema(example = 2_500)]
+    pub amount: i64,
+    /// The receiving wallet.
+    pub to_wallet_id: Option<Uuid>,
+    /// The external destination, e.g. `iban:DE89370400440532013000`.
+    pub destination: Option<String>,
+    /// A note, at most 500 characters.
+    pub memo: Option<String>,
+    /// A JSON object of at most 4 KiB.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// What is left of a wallet's budgets after a decision; `null` when the rule is not set.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BudgetDto {
+    /// Minor units that may still be spent today (UTC).
+    pub daily_remaining: Option<i64>,
+    /// Transactions still allowed in the rolling hour.
+    pub hourly_remaining: Option<u32>,
+}
+
+impl From<Budget> for BudgetDto {
+    fn from(b: Budget) -> Self {
+        Self {
+            daily_remaining: b.daily_remaining.map(Money::minor_units),
+            hourly_remaining: b.hourly_remaining,
+        }
+    }
+}
+
+/// A deposit, transfer or payment with the decision taken on it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TransactionDto {
+    /// Identity.
+    pub id: Uuid,
+    /// `deposit`, `transfer` or `payment`.
+    #[schema(example = "transfer")]
+    pub kind: String,
+    /// `pending_approval`, `completed`, `rejected`, `denied` or `failed`.
+    #[schema(example = "completed")]
+    pub status: String,
+    /// The asset moved.
+    #[schema(example = "USD")]
+    pub asset: String,
+    /// Minor units.
+    pub amount: i64,
+    /// The paying wallet (`null` for a deposit).
+    pub from_wallet_id: Option<Uuid>,
+    /// The receiving wallet (`null` for a payment).
+    pub to_wallet_id: Option<Uuid>,
+    /// The external destination of a payment.
+    pub destination: Option<String>,
+    /// The client's note.
+    pub memo: Option<String>,
+    /// The client's metadata.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    /// The policy rule that decided, if one did, e.g. `daily_limit`.
+    pub rule: Option<String>,
+    /// Why it was denied, failed, held or rejected.
+    pub reason: Option<String>,
+    /// The budgets left after the decision.
+    pub budget: BudgetDto,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Transaction> for TransactionDto {
+    fn from(t: Transaction) -> Self {
+        Self {
+            id: t.id.into(),
+            kind: t.kind.as_str().to_owned(),
+            status: t.status.as_str().to_owned(),
+            asset: t.asset.into(),
+            amount: t.amount.minor_units(),
+            from_wallet_id: t.from_wallet_id.map(Into::into),
+            to_wallet_id: t.to_wallet_id.map(Into::into),
+            destination: t.destination.map(String::from),
+            memo: t.memo.map(String::from),
+            metadata: t.metadata,
+            rule: t.rule.map(|r| r.as_str().to_owned()),
+            reason: t.reason,
+            budget: t.budget.into(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// A page query: `limit` (1–200, default 50) and the `cursor` of the previous page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageQuery {
+    /// At most this many items (clamped to 1–200; default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page, as returned (opaque).
+    pub cursor: Option<String>,
+}
+
+/// A page of a wallet's transactions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TransactionPageDto {
+    /// Newest first.
+    pub items: Vec<TransactionDto>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<TransactionPage> for TransactionPageDto {
+    fn from(p: TransactionPage) -> Self {
+        Self {
+            items: p.items.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor.map(|c| c.to_string()),
+        }
+    }
+}

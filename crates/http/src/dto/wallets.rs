@@ -1,0 +1,221 @@
+//! Wallets, balances, spend summaries and policies.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use waiaas_domain::{
+    Counterparty, Money, Policy, PolicyRules, SpendSummary, SpendTotals, Wallet, WalletBalance,
+};
+
+use crate::error::ApiError;
+
+/// `POST /v1/agents/{id}/wallets`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateWallet {
+    /// A supported asset code, e.g. `USD`.
+    #[schema(example = "USD")]
+    pub asset: String,
+    /// Optional display name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A wallet.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct WalletDto {
+    /// Identity.
+    pub id: Uuid,
+    /// The agent holding it.
+    pub agent_id: Uuid,
+    /// Its asset.
+    #[schema(example = "USD")]
+    pub asset: String,
+    /// Its display name.
+    pub name: Option<String>,
+    /// The balance in minor units.
+    pub balance: i64,
+    /// Bumped by every change of the wallet.
+    pub version: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Wallet> for WalletDto {
+    fn from(w: Wallet) -> Self {
+        Self {
+            id: w.id.into(),
+            agent_id: w.agent_id.into(),
+            asset: w.asset.into(),
+            name: w.name.map(String::from),
+            balance: w.balance.minor_units(),
+            version: w.version,
+            created_at: w.created_at,
+        }
+    }
+}
+
+/// `GET /v1/wallets` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct WalletFilter {
+    /// Only this agent's wallets.
+    pub agent_id: Option<Uuid>,
+}
+
+/// A wallet's balance at one version.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BalanceDto {
+    /// The wallet.
+    pub wallet_id: Uuid,
+    /// Its asset.
+    pub asset: String,
+    /// Minor units.
+    pub balance: i64,
+    /// The wallet version the balance was read at.
+    pub version: i64,
+}
+
+impl From<WalletBalance> for BalanceDto {
+    fn from(b: WalletBalance) -> Self {
+        Self {
+            wallet_id: b.wallet_id.into(),
+            asset: b.asset.into(),
+            balance: b.balance.minor_units(),
+            version: b.version,
+        }
+    }
+}
+
+/// Spend in one period.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TotalsDto {
+    /// Minor units spent.
+    pub spent: i64,
+    /// Outgoing transactions.
+    pub count: u32,
+}
+
+impl From<SpendTotals> for TotalsDto {
+    fn from(t: SpendTotals) -> Self {
+        Self {
+            spent: t.spent.minor_units(),
+            count: t.count,
+        }
+    }
+}
+
+/// A wallet's outgoing spend today and this month (UTC).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SummaryDto {
+    /// The wallet.
+    pub wallet_id: Uuid,
+    /// Today (UTC).
+    pub today: TotalsDto,
+    /// This month (UTC).
+    pub month: TotalsDto,
+}
+
+impl From<SpendSummary> for SummaryDto {
+    fn from(s: SpendSummary) -> Self {
+        Self {
+            wallet_id: s.wallet_id.into(),
+            today: s.today.into(),
+            month: s.month.into(),
+        }
+    }
+}
+
+/// `PUT /v1/wallets/{id}/policy`: the complete rules; a rule left out does not restrict.
+/// Counterparties are `wallet:<uuid>` or an external destination.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyBody {
+    /// No single transaction may move more than this (minor units).
+    pub max_per_transaction: Option<i64>,
+    /// At most this much per UTC day (minor units).
+    pub daily_limit: Option<i64>,
+    /// When set, money may only go to these counterparties.
+    pub allowed_destinations: Option<Vec<String>>,
+    /// Money may never go to these counterparties.
+    pub blocked_destinations: Option<Vec<String>>,
+    /// Transactions above this wait for the owner's approval (minor units).
+    pub approval_above: Option<i64>,
+    /// At most this many outgoing transactions in any rolling hour.
+    pub max_transactions_per_hour: Option<u32>,
+}
+
+impl TryFrom<PolicyBody> for PolicyRules {
+    type Error = ApiError;
+
+    fn try_from(b: PolicyBody) -> Result<Self, ApiError> {
+        let money = |field: &str, v: Option<i64>| {
+            v.map(Money::new)
+                .transpose()
+                .map_err(|e| ApiError::bad_request("invalid_amount", format!("`{field}`: {e}")))
+        };
+        let parties = |list: Vec<String>| {
+            list.iter()
+                .map(|s| Counterparty::parse(s))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ApiError::bad_request("invalid_value", e.to_string()))
+        };
+        Ok(Self {
+            max_per_transaction: money("max_per_transaction", b.max_per_transaction)?,
+            daily_limit: money("daily_limit", b.daily_limit)?,
+            allowed_destinations: b.allowed_destinations.map(parties).transpose()?,
+            blocked_destinations: b
+                .blocked_destinations
+                .map(parties)
+                .transpose()?
+                .unwrap_or_default(),
+            approval_above: money("approval_above", b.approval_above)?,
+            max_transactions_per_hour: b.max_transactions_per_hour,
+        })
+    }
+}
+
+/// A wallet's policy.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PolicyDto {
+    /// The wallet it governs.
+    pub wallet_id: Uuid,
+    /// Bumped by every change; 0 when no policy was ever set.
+    pub version: i64,
+    /// When it was last set.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// No single transaction may move more than this.
+    pub max_per_transaction: Option<i64>,
+    /// At most this much per UTC day.
+    pub daily_limit: Option<i64>,
+    /// When set, money may only go to these counterparties.
+    pub allowed_destinations: Option<Vec<String>>,
+    /// Money may never go to these counterparties.
+    pub blocked_destinations: Vec<String>,
+    /// Transactions above this wait for approval.
+    pub approval_above: Option<i64>,
+    /// At most this many outgoing transactions per rolling hour.
+    pub max_transactions_per_hour: Option<u32>,
+}
+
+impl From<Policy> for PolicyDto {
+    fn from(p: Policy) -> Self {
+        let r = p.rules;
+        let texts = |set: std::collections::BTreeSet<Counterparty>| {
+            set.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        Self {
+            wallet_id: p.wallet_id.into(),
+            version: p.version,
+            updated_at: p.updated_at,
+            max_per_transaction: r.max_per_transaction.map(Money::minor_units),
+            daily_limit: r.daily_limit.map(Money::minor_units),
+            allowed_destinations: r.allowed_destinations.map(texts),
+            blocked_destinations: texts(r.blocked_destinations),
+            approval_above: r.approval_above.map(Money::minor_units),
+            max_transactions_per_hour: r.max_transactions_per_hour,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The route table, grouped by resource, and the answers for unknown routes and methods.
+
+pub(crate) mod agents;
+pub(crate) mod health;
+pub(crate) mod notifications;
+pub(crate) mod owners;
+pub(crate) mod transactions;
+pub(crate) mod wallets;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+
+use crate::error::ApiError;
+use crate::{SharedState, sse};
+
+/// Every route of the API, without the layers (see [`crate::router`]).
+pub(crate) fn api() -> Router<SharedState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(health::openapi_json))
+        .route("/v1/owners", post(owners::create_owner))
+        .route("/v1/sessions", post(owners::create_session))
+        .route("/v1/sessions/current", delete(owners::delete_session))
+        .route(
+            "/v1/agents",
+            post(agents::create_agent).get(agents::list_agents),
+        )
+        .route(
+            "/v1/agents/{id}",
+            get(agents::get_agent)
+                .patch(agents::update_agent)
+                .delete(agents::delete_agent),
+        )
+        .route("/v1/agents/{id}/keys", post(agents::create_key))
+        .route("/v1/agents/{id}/wallets", post(wallets::create_wallet))
+        .route("/v1/wallets", get(wallets::list_wallets))
+        .route("/v1/wallets/{id}", get(wallets::get_wallet))
+        .route("/v1/wallets/{id}/balance", get(wallets::get_balance))
+        .route("/v1/wallets/{id}/summary", get(wallets::get_summary))
+        .route(
+            "/v1/wallets/{id}/policy",
+            get(wallets::get_policy).put(wallets::put_policy),
+        )
+        .route("/v1/wallets/{id}/deposits", post(transactions::deposit))
+        .route("/v1/wallets/{id}/transfers", post(transactions::transfer))
+        .route(
+            "/v1/wallets/{id}/transactions",
+            get(transactions::list_transactions),
+        )
+        .route("/v1/wallets/{id}/events", get(sse::wallet_events))
+        .route("/v1/transactions/{id}", get(transactions::get_transaction))
+        .route("/v1/transactions/{id}/approve", post(transactions::approve))
+        .route("/v1/transactions/{id}/reject", post(transactions::reject))
+        .route("/v1/audit-logs", get(notifications::audit_logs))
+        .route("/v1/notifications", get(notifications::list_notifications))
+        .route(
+            "/v1/notifications/{id}/read",
+            post(notifications::mark_read),
+        )
+}
+
+/// The answer for a path no route matches.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// The answer for a known path with a method it does not take.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this path does not take this method",
+    )
+}

@@ -1,0 +1,269 @@
+//! Moving money (deposits, transfers, payments), approvals, and reading transactions.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+use waiaas_domain::services::{DepositRequest, TransferRequest};
+use waiaas_domain::{Transaction, TransactionId, TransactionStatus, TxCursor, WalletId};
+
+use crate::SharedState;
+use crate::auth::Caller;
+use crate::dto::{
+    BudgetDto, DepositBody, ErrorBody, PageQuery, TransactionDto, TransactionPageDto, TransferBody,
+};
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query, idempotency_key};
+
+/// Credits one of the owner's wallets with money from outside. An optional
+/// `Idempotency-Key` makes it safe to retry.
+#[utoipa::path(post, path = "/v1/wallets/{id}/deposits", tag = "transactions",
+    params(
+        ("id" = Uuid, Path, description = "The credited wallet"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry key: a repeat returns the first result"),
+    ),
+    request_body = DepositBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The completed deposit", body = TransactionDto),
+        (status = 400, description = "Malformed body, zero/negative amount, bad memo or metadata", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents cannot deposit", body = ErrorBody),
+        (status = 404, description = "Missing or another tenant's wallet", body = ErrorBody),
+        (status = 409, description = "The key was used with another body", body = ErrorBody),
+        (status = 422, description = "`balance_overflow`", body = ErrorBody),
+    ))]
+pub(crate) async fn deposit(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    Json(body): Json<DepositBody>,
+) -> Result<(StatusCode, axum::Json<TransactionDto>), ApiError> {
+    let req = DepositRequest {
+        wallet_id: WalletId::from_uuid(id),
+        amount: body.amount,
+        memo: body.memo,
+        metadata: body.metadata,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let outcome = state
+        .services
+        .deposit(&caller.principal, req, &caller.audit)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(outcome.transaction.into())))
+}
+
+/// Moves money out of a wallet the calling agent holds, to another wallet (`to_wallet_id`)
+/// or an external `destination`. The wallet's policy decides: 201 completed, 202 held for
+/// the owner's approval, 422 `policy_denied` or `insufficient_funds` (the refused transaction
+/// is recorded; its id is in the error). The `Idempotency-Key` header is required: a repeat
+/// with the same body returns the same answer, with another body a 409.
+#[utoipa::path(post, path = "/v1/wallets/{id}/transfers", tag = "transactions",
+    params(
+        ("id" = Uuid, Path, description = "The paying wallet"),
+        ("Idempotency-Key" = String, Header, description = "Required retry key"),
+    ),
+    request_body = TransferBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Completed", body = TransactionDto),
+        (status = 202, description = "Held for the owner's approval", body = TransactionDto),
+        (status = 400, description = "Malformed body, bad amount or target, missing Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Owners cannot move money out of wallets", body = ErrorBody),
+        (status = 404, description = "A wallet is missing or not visible to this agent", body = ErrorBody),
+        (status = 409, description = "The key was used with another body", body = ErrorBody),
+        (status = 422, description = "`policy_denied` (with `rule`, `budget`, `transaction_id`), `insufficient_funds`, `asset_mismatch`, `agent_not_active`, `balance_overflow`", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody),
+    ))]
+pub(crate) async fn transfer(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    Json(body): Json<TransferBody>,
+) -> Result<Response, ApiError> {
+    let Some(key) = idempotency_key(&headers)? else {
+        return Err(ApiError::bad_request(
+            "missing_idempotency_key",
+            "transfers require an `Idempotency-Key` header",
+        ));
+    };
+    let req = TransferRequest {
+        from_wallet_id: WalletId::from_uuid(id),
+        to_wallet_id: body.to_wallet_id.map(WalletId::from_uuid),
+        destination: body.destination,
+        amount: body.amount,
+        memo: body.memo,
+        metadata: body.metadata,
+        idempotency_key: Some(key),
+    };
+    let outcome = state
+        .services
+        .transfer(&caller.principal, req, &caller.audit)
+        .await?;
+    Ok(spend_response(outcome.transaction, outcome.replayed))
+}
+
+/// The answer to a transfer, by the status the policy engine and the ledger gave it. A
+/// replay answers from the stored transaction, so it gets the same answer, with one
+/// exception the stored row cannot undo: a transaction held for approval and decided since
+/// (its status changed after it was created) is answered with the first answer's 202 and
+/// the transaction as it stands now.
+fn spend_response(tx: Transaction, replayed: bool) -> Response {
+    let decided_since_hold = replayed && tx.updated_at > tx.created_at;
+    let budget = BudgetDto::from(tx.budget);
+    match tx.status {
+        // Rejected is only reachable from a hold: the first answer was a 202.
+        _ if decided_since_hold => accepted(tx),
+        TransactionStatus::PendingApproval | TransactionStatus::Rejected => accepted(tx),
+        TransactionStatus::Completed => {
+            (StatusCode::CREATED, axum::Json(TransactionDto::from(tx))).into_response()
+        }
+        TransactionStatus::Denied => {
+            let rule = tx.rule.map(|r| r.as_str());
+            let message = tx.reason.clone().unwrap_or_else(|| {
+                format!(
+                    "the wallet's policy denied the transfer (rule `{}`)",
+                    rule.unwrap_or("unknown")
+                )
+            });
+            ApiError::unprocessable("policy_denied", message)
+                .with("rule", rule)
+                .with("reason", tx.reason)
+                .with("budget", budget)
+                .with("transaction_id", tx.id)
+                .into_response()
+        }
+        TransactionStatus::Failed => {
+            let message = tx
+                .reason
+                .clone()
+                .unwrap_or_else(|| "the wallet's balance is too low".to_owned());
+            ApiError::unprocessable("insufficient_funds", message)
+                .with("budget", budget)
+                .with("transaction_id", tx.id)
+                .into_response()
+        }
+    }
+}
+
+fn accepted(tx: Transaction) -> Response {
+    (StatusCode::ACCEPTED, axum::Json(TransactionDto::from(tx))).into_response()
+}
+
+/// Approves a transaction waiting for approval: it is posted if funds and the policy (all
+/// rules but the approval threshold) still allow, otherwise it ends denied or failed.
+#[utoipa::path(post, path = "/v1/transactions/{id}/approve", tag = "transactions",
+    params(("id" = Uuid, Path, description = "The pending transaction")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The transaction after the decision", body = TransactionDto),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents cannot approve", body = ErrorBody),
+        (status = 404, description = "Missing or another tenant's", body = ErrorBody),
+        (status = 409, description = "`not_pending`: already decided", body = ErrorBody),
+    ))]
+pub(crate) async fn approve(
+    state: State<SharedState>,
+    caller: Caller,
+    path: Path<Uuid>,
+) -> Result<axum::Json<TransactionDto>, ApiError> {
+    decide(state, caller, path, true).await
+}
+
+/// Rejects a transaction waiting for approval: no money moves.
+#[utoipa::path(post, path = "/v1/transactions/{id}/reject", tag = "transactions",
+    params(("id" = Uuid, Path, description = "The pending transaction")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The rejected transaction", body = TransactionDto),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents cannot reject", body = ErrorBody),
+        (status = 404, description = "Missing or another tenant's", body = ErrorBody),
+        (status = 409, description = "`not_pending`: already decided", body = ErrorBody),
+    ))]
+pub(crate) async fn reject(
+    state: State<SharedState>,
+    caller: Caller,
+    path: Path<Uuid>,
+) -> Result<axum::Json<TransactionDto>, ApiError> {
+    decide(state, caller, path, false).await
+}
+
+async fn decide(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    approve: bool,
+) -> Result<axum::Json<TransactionDto>, ApiError> {
+    let outcome = state
+        .services
+        .decide(
+            &caller.principal,
+            TransactionId::from_uuid(id),
+            approve,
+            &caller.audit,
+        )
+        .await?;
+    Ok(axum::Json(outcome.transaction.into()))
+}
+
+/// One transaction touching a wallet the caller may see.
+#[utoipa::path(get, path = "/v1/transactions/{id}", tag = "transactions",
+    params(("id" = Uuid, Path, description = "The transaction")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The transaction", body = TransactionDto),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 404, description = "Missing or not visible to the caller", body = ErrorBody),
+    ))]
+pub(crate) async fn get_transaction(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<TransactionDto>, ApiError> {
+    let tx = state
+        .services
+        .get_transaction(&caller.principal, TransactionId::from_uuid(id))
+        .await?;
+    Ok(axum::Json(tx.into()))
+}
+
+/// A page of a wallet's transactions (paying or receiving), newest first.
+#[utoipa::path(get, path = "/v1/wallets/{id}/transactions", tag = "transactions",
+    params(("id" = Uuid, Path, description = "The wallet"), PageQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = TransactionPageDto),
+        (status = 400, description = "Malformed id, limit or cursor", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 404, description = "Missing or another tenant's", body = ErrorBody),
+    ))]
+pub(crate) async fn list_transactions(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(page): Query<PageQuery>,
+) -> Result<axum::Json<TransactionPageDto>, ApiError> {
+    let cursor = page
+        .cursor
+        .as_deref()
+        .map(TxCursor::parse)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
+    let page = state
+        .services
+        .list_transactions(
+            &caller.principal,
+            WalletId::from_uuid(id),
+            page.limit,
+            cursor,
+        )
+        .await?;
+    Ok(axum::Json(page.into()))
+}

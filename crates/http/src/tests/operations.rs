@@ -1,0 +1,213 @@
+//! Probes, metrics, the OpenAPI document, the event stream and approvals.
+
+use axum::http::{StatusCode, header};
+use futures::StreamExt;
+use serde_json::json;
+use waiaas_domain::errors::ApprovalError;
+use waiaas_domain::{TransactionStatus, WalletEvent};
+
+use super::*;
+
+#[tokio::test]
+async fn liveness_needs_no_credentials() {
+    let w = World::new();
+    let (status, _, body) =
+        send(Mocks::new(&w).app(), request("GET", "/healthz", None, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn readiness_is_degraded_without_redis_and_503_without_the_database() {
+    let w = World::new();
+    let cases = [
+        (
+            ComponentStatus::Up,
+            ComponentStatus::Up,
+            StatusCode::OK,
+            "ready",
+            "up",
+        ),
+        (
+            ComponentStatus::Up,
+            ComponentStatus::Disabled,
+            StatusCode::OK,
+            "ready",
+            "disabled",
+        ),
+        (
+            ComponentStatus::Up,
+            ComponentStatus::Down("timeout".into()),
+            StatusCode::OK,
+            "degraded",
+            "down: timeout",
+        ),
+        (
+            ComponentStatus::Down("refused".into()),
+            ComponentStatus::Up,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "up",
+        ),
+    ];
+    for (database, redis, expected, state, redis_text) in cases {
+        let mut m = Mocks::new(&w);
+        m.readiness = Readiness { database, redis };
+        let (status, _, body) = send(m.app(), request("GET", "/readyz", None, None)).await;
+        assert_eq!(status, expected);
+        assert_eq!(body["status"], state);
+        assert_eq!(body["redis"], redis_text);
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_served_as_prometheus_text() {
+    let w = World::new();
+    let (status, headers, body) =
+        send(Mocks::new(&w).app(), request("GET", "/metrics", None, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    assert!(body.as_str().unwrap().contains("waiaas_up 1"));
+}
+
+/// Every route of the router, as `(method, path)`.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("post", "/v1/owners"),
+    ("post", "/v1/sessions"),
+    ("delete", "/v1/sessions/current"),
+    ("post", "/v1/agents"),
+    ("get", "/v1/agents"),
+    ("get", "/v1/agents/{id}"),
+    ("patch", "/v1/agents/{id}"),
+    ("delete", "/v1/agents/{id}"),
+    ("post", "/v1/agents/{id}/keys"),
+    ("post", "/v1/agents/{id}/wallets"),
+    ("get", "/v1/wallets"),
+    ("get", "/v1/wallets/{id}"),
+    ("get", "/v1/wallets/{id}/balance"),
+    ("get", "/v1/wallets/{id}/summary"),
+    ("get", "/v1/wallets/{id}/policy"),
+    ("put", "/v1/wallets/{id}/policy"),
+    ("post", "/v1/wallets/{id}/deposits"),
+    ("post", "/v1/wallets/{id}/transfers"),
+    ("get", "/v1/wallets/{id}/transactions"),
+    ("get", "/v1/wallets/{id}/events"),
+    ("get", "/v1/transactions/{id}"),
+    ("post", "/v1/transactions/{id}/approve"),
+    ("post", "/v1/transactions/{id}/reject"),
+    ("get", "/v1/audit-logs"),
+    ("get", "/v1/notifications"),
+    ("post", "/v1/notifications/{id}/read"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route_and_nothing_else() {
+    let w = World::new();
+    let (status, _, doc) = send(
+        Mocks::new(&w).app(),
+        request("GET", "/openapi.json", None, None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            assert!(
+                ROUTES.contains(&(method.as_str(), path.as_str())),
+                "{method} {path} is documented but not routed"
+            );
+            documented += 1;
+        }
+    }
+    for (method, path) in ROUTES {
+        assert!(
+            paths[*path].get(*method).is_some(),
+            "{method} {path} is not documented"
+        );
+        // Every documented route also answers (not the router's own 404 or 405).
+        let uri = path.replace("{id}", &w.wallet.to_string());
+        let m = Mocks::new(&w);
+        let (status, _, body) =
+            send(m.app(), request(&method.to_uppercase(), &uri, None, None)).await;
+        let unrouted =
+            code(&body) == "method_not_allowed" || body["error"]["message"] == "no such route";
+        assert!(!unrouted, "{method} {path} is not routed: {status}");
+    }
+    assert_eq!(documented, ROUTES.len());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn the_event_stream_relays_the_wallets_transactions() {
+    let w = World::new();
+    let tx = spend(w.wallet, w.wallet2, 10, TransactionStatus::Completed);
+    let uri = format!("/v1/wallets/{}/events", w.wallet);
+    let channel = waiaas_domain::wallet_events_channel(w.wallet);
+    let mut m = Mocks::new(&w);
+    let payload = serde_json::to_vec(&WalletEvent {
+        wallet_id: w.wallet,
+        transaction: tx.clone(),
+    })
+    .unwrap();
+    let wallet = w.wallet;
+    let agent = w.agent;
+    let owner = w.owner;
+    m.wallets.expect_get().returning(move |_| {
+        Ok(Some(waiaas_domain::Wallet {
+            id: wallet,
+            agent_id: agent,
+            owner_id: owner,
+            asset: AssetCode::parse("USD").unwrap(),
+            name: None,
+            balance: Money::ZERO,
+            version: 1,
+            created_at: now(),
+        }))
+    });
+    m.events
+        .expect_subscribe()
+        .withf(move |c| c == channel)
+        .returning(move |_| {
+            let messages = vec![payload.clone(), b"junk".to_vec()];
+            Ok(futures::stream::iter(messages).boxed())
+        });
+    let (status, headers, body) = send(m.app(), request("GET", &uri, Some(AGENT_KEY), None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+    let text = body.as_str().unwrap();
+    assert!(text.starts_with("event: transaction\n"), "{text}");
+    assert!(text.contains(&format!("id: {}\n", tx.id)), "{text}");
+    assert_eq!(text.matches("data: ").count(), 1, "junk is skipped: {text}");
+}
+
+#[tokio::test]
+async fn approving_a_transaction_no_longer_pending_is_a_409() {
+    let w = World::new();
+    let mut m = Mocks::new(&w);
+    m.transactions
+        .expect_decide()
+        .withf(|c| c.approve)
+        .returning(|_| Err(ApprovalError::NotPending(TransactionStatus::Completed)));
+    let uri = format!("/v1/transactions/{}/approve", TransactionId::new());
+    let (status, _, body) = send(m.app(), request("POST", &uri, Some(OWNER_KEY), None)).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(code(&body), "not_pending");
+
+    let uri = format!("/v1/transactions/{}/reject", TransactionId::new());
+    let (status, _, _) = send(
+        Mocks::new(&w).app(),
+        request("POST", &uri, Some(AGENT_KEY), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
