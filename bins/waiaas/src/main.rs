@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use waiaas_app::database::MigrateAction;
-use waiaas_app::{Settings, commands, telemetry};
+use waiaas_app::{Settings, commands, serve, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(name = "waiaas", version, about = "A wallet service for AI agents")]
@@ -24,6 +24,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP service (creates and migrates the database first, unless told not to).
+    Serve,
+    /// Create an owner and print its API key.
+    Bootstrap {
+        /// The owner's name.
+        #[arg(long, default_value = "first owner")]
+        name: String,
+    },
+    /// Inspect or empty this service's Redis keys.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Manage the database schema.
     Migrate {
         #[command(subcommand)]
@@ -31,6 +44,14 @@ enum Command {
     },
     /// Check that every balance equals its ledger and every transaction sums to zero.
     Reconcile,
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheAction {
+    /// Count this service's keys, kind by kind.
+    Stats,
+    /// Delete this service's keys (always safe: Redis holds nothing that is not in PostgreSQL).
+    Flush,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +82,13 @@ async fn main() -> ExitCode {
     };
     telemetry::init(&settings.telemetry);
     let result = match cli.command {
+        Command::Serve => serve::serve(settings).await.map(|()| true),
+        Command::Bootstrap { name } => commands::bootstrap(&settings, &name).await.map(|()| true),
+        Command::Cache { action } => {
+            commands::cache(&settings, matches!(action, CacheAction::Flush))
+                .await
+                .map(|()| true)
+        }
         Command::Migrate { action } => {
             let action = match action {
                 Migrate::Up => MigrateAction::Up,

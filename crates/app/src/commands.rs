@@ -29,3 +29,71 @@ pub async fn reconcile(settings: &Settings) -> anyhow::Result<bool> {
     db.close().await?;
     Ok(report.is_consistent())
 }
+
+/// `waiaas bootstrap --name <owner>`: creates an owner and prints its API key (shown once).
+///
+/// # Errors
+/// When PostgreSQL cannot be reached or the name is invalid.
+pub async fn bootstrap(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    crate::serve::prepare_database(settings).await?;
+    let mut settings = settings.clone();
+    // Creating an owner needs no cache; keep the command independent of Redis.
+    settings.redis.enabled = false;
+    let app = crate::wiring::build(&settings).await?;
+    let (owner, key) = app
+        .services
+        .create_owner(name, &waiaas_domain::AuditContext::system())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("owner_id: {}", owner.id);
+    println!("api_key:  {}", key.expose());
+    println!("(the API key is shown once; store it now)");
+    app.shutdown().await;
+    Ok(())
+}
+
+/// The key patterns of this service: every cache kind, rate limits and locks.
+fn patterns() -> Vec<(String, String)> {
+    let mut p: Vec<(String, String)> = waiaas_cache::Kind::ALL
+        .iter()
+        .map(|k| (k.name().to_owned(), k.pattern()))
+        .collect();
+    p.push(("ratelimit".to_owned(), "ratelimit:requests:*".to_owned()));
+    p.push(("lock".to_owned(), "lock:*".to_owned()));
+    p
+}
+
+/// `waiaas cache stats` / `waiaas cache flush`: counts (and with `flush`, deletes) this
+/// service's keys only, kind by kind. Flushing is always safe: Redis holds no truth.
+///
+/// # Errors
+/// When Redis cannot be reached.
+pub async fn cache(settings: &Settings, flush: bool) -> anyhow::Result<()> {
+    use waiaas_domain::ports::CacheStore as _;
+    let redis = waiaas_redis::Redis::connect(&crate::wiring::redis_config(settings)).await?;
+    if !redis
+        .wait_connected(std::time::Duration::from_secs(3))
+        .await
+    {
+        anyhow::bail!("Redis is not reachable at the configured address");
+    }
+    let mut total = 0;
+    for (name, pattern) in patterns() {
+        let n = redis
+            .scan(&pattern, flush)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        total += n;
+        println!(
+            "{name:<12} {n:>10} {}",
+            if flush { "deleted" } else { "keys" }
+        );
+    }
+    println!(
+        "{:<12} {total:>10} {}",
+        "total",
+        if flush { "deleted" } else { "keys" }
+    );
+    let _ = redis.quit().await;
+    Ok(())
+}

@@ -5,7 +5,12 @@
 
 pub mod commands;
 pub mod database;
+pub mod health;
+pub mod metrics;
+pub mod serve;
 pub mod settings;
 pub mod telemetry;
+pub mod wiring;
 
 pub use settings::Settings;
+pub use wiring::{App, build, build_on};

@@ -142,6 +142,9 @@ pub struct RedisSettings {
     pub nodes: Vec<String>,
     /// The service name sentinels monitor.
     pub sentinel_service: Option<String>,
+    /// A password, used instead of any in the URL (and the only one in cluster and sentinel
+    /// modes).
+    pub password: Option<SecretString>,
     /// A prefix for every key and channel (isolates tests or tenants of one Redis).
     pub key_prefix: String,
     /// Per-command timeout, in milliseconds.
@@ -160,6 +163,7 @@ impl Default for RedisSettings {
             mode: RedisMode::Standalone,
             nodes: Vec::new(),
             sentinel_service: None,
+            password: None,
             key_prefix: String::new(),
             command_timeout_ms: 100,
             connect_timeout_ms: 1_000,
@@ -268,7 +272,7 @@ pub struct TelemetrySettings {
 impl Default for TelemetrySettings {
     fn default() -> Self {
         Self {
-            filter: "info,sqlx=warn,fred=warn".to_owned(),
+            filter: "info,sqlx=warn,fred=error".to_owned(),
             format: "text".to_owned(),
         }
     }

@@ -1,0 +1,128 @@
+//! `waiaas serve`: create and migrate the database, build the instance, serve HTTP until
+//! SIGTERM or SIGINT, then finish the requests in flight and shut down cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
+use waiaas_domain::ports::Rate;
+use waiaas_http::{AppState, HttpConfig};
+
+use crate::database::{self, MigrateAction};
+use crate::health::Health;
+use crate::settings::Settings;
+use crate::wiring::{self, App};
+
+/// The HTTP layer's settings.
+#[must_use]
+pub fn http_config(settings: &Settings) -> HttpConfig {
+    HttpConfig {
+        body_limit_bytes: settings.server.body_limit_bytes,
+        request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+        bootstrap_token: settings
+            .auth
+            .bootstrap_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+        rate: settings.rate_limit.enabled.then_some(Rate {
+            per_second: settings.rate_limit.per_second,
+            burst: settings.rate_limit.burst,
+        }),
+    }
+}
+
+/// The router of an instance.
+pub fn router(app: &App) -> axum::Router {
+    waiaas_http::router(AppState {
+        services: app.services.clone(),
+        rate_limiter: app.rate_limiter.clone(),
+        health: Arc::new(Health::new(app.db.clone(), app.redis.clone())),
+        metrics: crate::metrics::renderer(),
+        config: http_config(&app.settings),
+    })
+}
+
+/// Prepares the database as the settings say (create if missing, migrate).
+///
+/// # Errors
+/// When PostgreSQL cannot be reached or a migration fails.
+pub async fn prepare_database(settings: &Settings) -> anyhow::Result<()> {
+    let pg = settings.database.pg();
+    if settings.database.create_database {
+        database::create_if_missing(&pg).await?;
+    }
+    if settings.database.auto_migrate {
+        let db = database::connect(&pg).await?;
+        let report = database::migrate(&db, MigrateAction::Up).await?;
+        tracing::info!(result = %report, "Migrations checked");
+        db.close().await?;
+    }
+    Ok(())
+}
+
+/// Runs the service until a shutdown signal.
+///
+/// # Errors
+/// When the database cannot be prepared or the address cannot be bound.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    prepare_database(&settings).await?;
+    let app = wiring::build(&settings).await?;
+    let listener = tokio::net::TcpListener::bind(&settings.server.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.server.listen))?;
+    let addr = listener.local_addr()?;
+    if let Some(redis) = &app.redis
+        && !redis.wait_connected(Duration::from_secs(1)).await
+    {
+        tracing::warn!("Redis unreachable: serving degraded from PostgreSQL until it is back");
+    }
+    tracing::info!(%addr, redis = settings.redis.enabled, "Listening");
+    let router = router(&app);
+    let grace = Duration::from_millis(settings.server.shutdown_grace_ms);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("Shutting down: finishing requests in flight");
+        let _ = tx.send(());
+    });
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        r = &mut server => r?,
+        _ = rx => {
+            // Requests in flight get the grace period; then the process ends regardless.
+            if tokio::time::timeout(grace, &mut server).await.is_err() {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "Requests still running after the grace period");
+            }
+        }
+    }
+    app.shutdown().await;
+    tracing::info!("Stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

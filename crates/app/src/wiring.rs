@@ -1,0 +1,212 @@
+//! The composition root: builds the services on PostgreSQL, with Redis (and its in-process
+//! fallbacks) when enabled.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret as _;
+use uuid::Uuid;
+use waiaas_cache::failover::{FailoverEventBus, FailoverLocks, FailoverRateLimiter};
+use waiaas_cache::{Cache, CacheConfig, LocalEventBus, LocalRateLimiter, Ttls};
+use waiaas_domain::ports::{EventBus, LockManager, RateLimiter, SystemClock};
+use waiaas_domain::{Ports, ServiceSettings, Services};
+use waiaas_postgres::{AdvisoryLocks, Postgres};
+use waiaas_redis::{Redis, RedisConfig, RedisMode};
+
+use crate::database;
+use crate::settings::{RedisMode as ModeSetting, Settings};
+
+/// One running instance of the service: its pools, cache and services.
+#[derive(Clone)]
+pub struct App {
+    /// The settings it was built from.
+    pub settings: Settings,
+    /// The use cases.
+    pub services: Services,
+    /// The PostgreSQL pool.
+    pub db: DatabaseConnection,
+    /// The Redis client, when Redis is enabled.
+    pub redis: Option<Redis>,
+    /// The cache, when Redis is enabled.
+    pub cache: Option<Arc<Cache>>,
+    /// The rate limiter (Redis with an in-process fallback, or in process).
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Coordination locks (Redis with a PostgreSQL fallback, or PostgreSQL).
+    pub locks: Arc<dyn LockManager>,
+    /// The event bus (Redis pub/sub with an in-process fallback, or in process).
+    pub events: Arc<dyn EventBus>,
+    /// This instance's identity (its cache lease).
+    pub instance: Uuid,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("instance", &self.instance)
+            .field("redis", &self.redis.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Redis client settings from the service's settings.
+#[must_use]
+pub fn redis_config(settings: &Settings) -> RedisConfig {
+    let r = &settings.redis;
+    let mode = match r.mode {
+        ModeSetting::Standalone => RedisMode::Standalone { url: r.url.clone() },
+        ModeSetting::Cluster => RedisMode::Cluster {
+            nodes: r.nodes.clone(),
+        },
+        ModeSetting::Sentinel => RedisMode::Sentinel {
+            nodes: r.nodes.clone(),
+            service_name: r
+                .sentinel_service
+                .clone()
+                .unwrap_or_else(|| "mymaster".to_owned()),
+        },
+    };
+    RedisConfig {
+        mode,
+        password: r.password.as_ref().map(|p| p.expose_secret().to_owned()),
+        key_prefix: r.key_prefix.clone(),
+        command_timeout: Duration::from_millis(r.command_timeout_ms),
+        connect_timeout: Duration::from_millis(r.connect_timeout_ms),
+        reconnect_max_delay: Duration::from_millis(r.reconnect_max_delay_ms),
+    }
+}
+
+fn cache_config(settings: &Settings, instance: Uuid) -> CacheConfig {
+    let c = &settings.cache;
+    CacheConfig {
+        ttls: Ttls {
+            balance: Duration::from_secs(c.balance_ttl_s),
+            policy: Duration::from_secs(c.policy_ttl_s),
+            session: Duration::from_secs(c.session_ttl_s),
+            summary: Duration::from_secs(c.summary_ttl_s),
+            unread: Duration::from_secs(c.unread_ttl_s),
+            immutable: Duration::from_secs(c.immutable_ttl_s),
+            jitter_percent: c.jitter_percent,
+        },
+        l1_capacity: c.l1_capacity,
+        breaker_failures: c.breaker_failures,
+        breaker_open: Duration::from_millis(c.breaker_open_ms),
+        call_timeout: Duration::from_millis(settings.redis.command_timeout_ms),
+        lease: Duration::from_millis(c.lease_ms),
+        instance,
+    }
+}
+
+/// Builds an instance: connects to PostgreSQL (which must be up) and Redis (which may be
+/// down: the instance then starts degraded and recovers when it comes back).
+///
+/// # Errors
+/// When PostgreSQL cannot be reached.
+pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+    let db = database::connect(&settings.database.pg()).await?;
+    build_on(settings, db).await
+}
+
+/// As [`build`], on an existing pool.
+///
+/// # Errors
+/// When the Redis client cannot be configured (bad URL).
+pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Result<App> {
+    let instance = Uuid::new_v4();
+    let pg = Arc::new(Postgres::new(db.clone()));
+    let pg_locks: Arc<dyn LockManager> = Arc::new(AdvisoryLocks::new(db.clone()));
+    let failures = settings.cache.breaker_failures;
+    let open_for = Duration::from_millis(settings.cache.breaker_open_ms);
+    let timeout = Duration::from_millis(settings.redis.command_timeout_ms);
+
+    let base = Ports {
+        owners: pg.clone(),
+        agents: pg.clone(),
+        wallets: pg.clone(),
+        policies: pg.clone(),
+        transactions: pg.clone(),
+        sessions: pg.clone(),
+        audit: pg.clone(),
+        notifications: pg.clone(),
+        events: Arc::new(LocalEventBus::default()),
+        clock: Arc::new(SystemClock),
+    };
+
+    let service_settings = ServiceSettings {
+        session_ttl: Duration::from_secs(settings.auth.session_ttl_s),
+    };
+    if !settings.redis.enabled {
+        tracing::info!("Redis disabled: running on PostgreSQL with in-process limits and events");
+        let events = base.events.clone();
+        return Ok(App {
+            settings: settings.clone(),
+            services: Services::new(base, service_settings),
+            db,
+            redis: None,
+            cache: None,
+            rate_limiter: Arc::new(LocalRateLimiter::new()),
+            locks: pg_locks,
+            events,
+            instance,
+        });
+    }
+
+    let redis = Redis::connect(&redis_config(settings))
+        .await
+        .context("configuring Redis")?;
+    let shared = Arc::new(redis.clone());
+    let events: Arc<dyn EventBus> = Arc::new(FailoverEventBus::new(
+        shared.clone(),
+        failures,
+        open_for,
+        timeout,
+    ));
+    let cache = Arc::new(Cache::new(
+        shared.clone(),
+        pg.clone(),
+        events.clone(),
+        cache_config(settings, instance),
+    ));
+    cache.start();
+    let rate_limiter: Arc<dyn RateLimiter> = Arc::new(FailoverRateLimiter::new(
+        shared.clone(),
+        failures,
+        open_for,
+        timeout,
+    ));
+    let locks: Arc<dyn LockManager> = Arc::new(FailoverLocks::new(
+        shared, pg_locks, failures, open_for, timeout,
+    ));
+    let ports = waiaas_cache::cached::wrap(
+        Ports {
+            events: events.clone(),
+            ..base
+        },
+        &cache,
+    );
+    Ok(App {
+        settings: settings.clone(),
+        services: Services::new(ports, service_settings),
+        db,
+        redis: Some(redis),
+        cache: Some(cache),
+        rate_limiter,
+        locks,
+        events,
+        instance,
+    })
+}
+
+impl App {
+    /// Stops background work, gives up the cache lease and closes connections.
+    pub async fn shutdown(&self) {
+        if let Some(cache) = &self.cache {
+            cache.shutdown().await;
+        }
+        if let Some(redis) = &self.redis {
+            let _ = redis.quit().await;
+        }
+        let _ = self.db.clone().close().await;
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests: the service over real HTTP on a free port, against real PostgreSQL and
+//! Redis (the shared test server with a key prefix per test, or a `redis-server` the test
+//! starts and kills).
+
+mod bad_input;
+mod consistency;
+mod idempotency;
+mod isolation;
+mod keys;
+mod redis_outage;
+mod serve_binary;
+mod walkthrough;

@@ -1,0 +1,280 @@
+//! The end-to-end harness: a real instance of the service on a free port, on its own
+//! PostgreSQL database and its own Redis key prefix, and a client for it.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use waiaas_app::{App, Settings};
+use waiaas_testkit::TestDb;
+
+/// The bootstrap token every test instance accepts.
+pub const BOOTSTRAP: &str = "test-bootstrap-token";
+
+/// How to start a test instance.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Redis URL; `None` uses `WAIAAS_TEST_REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// Whether Redis is used at all.
+    pub redis: bool,
+    /// The key prefix; `None` makes a unique one.
+    pub key_prefix: Option<String>,
+    /// Requests per second per principal (`None` disables rate limiting).
+    pub rate: Option<(f64, u32)>,
+    /// Request body limit.
+    pub body_limit: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            redis: true,
+            key_prefix: None,
+            rate: None,
+            body_limit: 64 * 1024,
+        }
+    }
+}
+
+/// A running instance.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The instance.
+    pub app: App,
+    /// The client.
+    pub client: reqwest::Client,
+    /// The Redis key prefix it uses.
+    pub key_prefix: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+/// A response: status and JSON body (`Value::Null` when empty).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status.
+    pub status: StatusCode,
+    /// The body.
+    pub body: Value,
+    /// The headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// `body[field]` as a string.
+    #[must_use]
+    pub fn str(&self, field: &str) -> String {
+        self.body[field].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The error code of an error reply.
+    #[must_use]
+    pub fn code(&self) -> String {
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl TestApp {
+    /// Settings for an instance on `db`.
+    #[must_use]
+    pub fn settings(db: &TestDb, opts: &Options) -> Settings {
+        let mut s = Settings::default();
+        s.server.listen = "127.0.0.1:0".to_owned();
+        s.server.body_limit_bytes = opts.body_limit;
+        s.database.url = db.url.clone();
+        s.database.min_connections = 0;
+        s.database.max_connections = 6;
+        s.database.auto_migrate = false;
+        s.database.create_database = false;
+        s.redis.enabled = opts.redis;
+        s.redis.url = opts.redis_url.clone().unwrap_or_else(|| {
+            std::env::var("WAIAAS_TEST_REDIS_URL")
+                .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+        });
+        s.redis.key_prefix = opts
+            .key_prefix
+            .clone()
+            .unwrap_or_else(|| format!("t-{}/", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+        s.auth.bootstrap_token = Some(BOOTSTRAP.to_owned().into());
+        s.rate_limit.enabled = opts.rate.is_some();
+        if let Some((per_second, burst)) = opts.rate {
+            s.rate_limit.per_second = per_second;
+            s.rate_limit.burst = burst;
+        }
+        s
+    }
+
+    /// Starts an instance on `db`.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub async fn spawn(db: &TestDb, opts: Options) -> Self {
+        let settings = Self::settings(db, &opts);
+        Self::spawn_with(settings).await
+    }
+
+    /// Starts an instance with these settings.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub async fn spawn_with(settings: Settings) -> Self {
+        let key_prefix = settings.redis.key_prefix.clone();
+        let app = waiaas_app::build(&settings).await.expect("instance");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("free port");
+        let addr = listener.local_addr().expect("address");
+        let router = waiaas_app::serve::router(&app);
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
+        });
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        Self {
+            base: format!("http://{addr}"),
+            app,
+            client,
+            key_prefix,
+            server,
+        }
+    }
+
+    /// Sends a request with an optional bearer token, body and idempotency key.
+    ///
+    /// # Panics
+    /// When the request cannot be sent at all.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        key: Option<&str>,
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// `GET`.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None, None).await
+    }
+
+    /// `POST` with a JSON body.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body), None)
+            .await
+    }
+
+    /// Creates an owner; returns its id and API key.
+    pub async fn owner(&self, name: &str) -> (String, String) {
+        let r = self
+            .post("/v1/owners", BOOTSTRAP, json!({ "name": name }))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        (
+            r.body["owner"]["id"].as_str().unwrap().to_owned(),
+            r.str("api_key"),
+        )
+    }
+
+    /// Creates an agent of the owner with an API key; returns (agent id, agent key).
+    pub async fn agent(&self, owner_key: &str, name: &str) -> (String, String) {
+        let r = self
+            .post("/v1/agents", owner_key, json!({ "name": name }))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let id = r.str("id");
+        let k = self
+            .post(&format!("/v1/agents/{id}/keys"), owner_key, json!({}))
+            .await;
+        assert_eq!(k.status, StatusCode::CREATED, "{:?}", k.body);
+        (id, k.str("api_key"))
+    }
+
+    /// Opens a wallet for the agent and deposits into it; returns its id.
+    pub async fn wallet(
+        &self,
+        owner_key: &str,
+        agent_id: &str,
+        asset: &str,
+        deposit: i64,
+    ) -> String {
+        let r = self
+            .post(
+                &format!("/v1/agents/{agent_id}/wallets"),
+                owner_key,
+                json!({ "asset": asset }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let id = r.str("id");
+        if deposit > 0 {
+            let d = self
+                .post(
+                    &format!("/v1/wallets/{id}/deposits"),
+                    owner_key,
+                    json!({ "amount": deposit }),
+                )
+                .await;
+            assert_eq!(d.status, StatusCode::CREATED, "{:?}", d.body);
+        }
+        id
+    }
+
+    /// A transfer from `from` to `to` with an idempotency key.
+    pub async fn transfer(
+        &self,
+        agent_key: &str,
+        from: &str,
+        to: &str,
+        amount: i64,
+        key: &str,
+    ) -> Reply {
+        self.call(
+            Method::POST,
+            &format!("/v1/wallets/{from}/transfers"),
+            Some(agent_key),
+            Some(json!({ "amount": amount, "to_wallet_id": to })),
+            Some(key),
+        )
+        .await
+    }
+
+    /// Stops serving (the instance's background work too).
+    pub async fn stop(self) {
+        self.server.abort();
+        self.app.shutdown().await;
+    }
+}
