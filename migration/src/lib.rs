@@ -40,6 +40,33 @@ pub(crate) async fn run(manager: &SchemaManager<'_>, script: &str) -> Result<(),
     Ok(())
 }
 
+/// A fingerprint of the whole schema (every migration's name and SQL, up and down): test
+/// kits key their migrated template databases on it, so any change rebuilds them.
+#[must_use]
+pub fn fingerprint() -> String {
+    let parts = [
+        m20261122_000001_owners_agents_credentials::UP,
+        m20261122_000001_owners_agents_credentials::DOWN,
+        m20261122_000002_assets_wallets_policies::UP,
+        m20261122_000002_assets_wallets_policies::DOWN,
+        m20261122_000003_transactions_ledger_spend::UP,
+        m20261122_000003_transactions_ledger_spend::DOWN,
+        m20261122_000004_audit_notifications::UP,
+        m20261122_000004_audit_notifications::DOWN,
+        m20261122_000005_cache_fence::UP,
+        m20261122_000005_cache_fence::DOWN,
+    ];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in names()
+        .join(",")
+        .bytes()
+        .chain(parts.iter().flat_map(|p| p.bytes()))
+    {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// The migration names, oldest first, for status reports.
 #[must_use]
 pub fn names() -> Vec<String> {

@@ -5,7 +5,7 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const UP: &str = r"
+pub(crate) const UP: &str = r"
 CREATE TABLE owners (
     id          UUID PRIMARY KEY,
     name        TEXT NOT NULL CHECK (char_length(name) BETWEEN 1 AND 100),
@@ -61,7 +61,7 @@ CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
 CREATE INDEX sessions_created_at_idx ON sessions (created_at)
 ";
 
-const DOWN: &str = r"
+pub(crate) const DOWN: &str = r"
 DROP TABLE sessions;
 DROP TABLE api_keys;
 DROP TABLE agents;

@@ -5,7 +5,7 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const UP: &str = r"
+pub(crate) const UP: &str = r"
 CREATE TABLE assets (
     code        TEXT PRIMARY KEY CHECK (code ~ '^[A-Z][A-Z0-9]{1,11}$'),
     name        TEXT NOT NULL,
@@ -47,7 +47,7 @@ CREATE TABLE wallet_policies (
 CREATE INDEX wallet_policies_rules_gin ON wallet_policies USING GIN (rules)
 ";
 
-const DOWN: &str = r"
+pub(crate) const DOWN: &str = r"
 DROP TABLE wallet_policies;
 DROP TABLE wallets;
 DROP TABLE assets

@@ -11,7 +11,7 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const UP: &str = r"
+pub(crate) const UP: &str = r"
 CREATE TABLE transactions (
     id                       UUID PRIMARY KEY,
     kind                     TEXT NOT NULL CHECK (kind IN ('deposit', 'transfer', 'payment')),
@@ -74,7 +74,7 @@ CREATE TABLE wallet_daily_spend (
 )
 ";
 
-const DOWN: &str = r"
+pub(crate) const DOWN: &str = r"
 DROP TABLE wallet_daily_spend;
 DROP TABLE ledger_entries;
 DROP TABLE transactions

@@ -10,7 +10,7 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const UP: &str = r"
+pub(crate) const UP: &str = r"
 CREATE TABLE audit_logs (
     id             UUID PRIMARY KEY,
     owner_id       UUID,
@@ -47,7 +47,7 @@ CREATE INDEX notifications_transaction_id_idx ON notifications (transaction_id);
 CREATE INDEX notifications_created_at_idx ON notifications (created_at)
 ";
 
-const DOWN: &str = r"
+pub(crate) const DOWN: &str = r"
 DROP TABLE notifications;
 DROP TABLE audit_logs
 ";

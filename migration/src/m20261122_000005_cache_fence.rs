@@ -1,16 +1,18 @@
 //! The cache fence: the current cache epoch and each instance's lease to serve cached reads.
-//! A write whose cache update failed starts a new epoch and waits until every lease granted
-//! under an older epoch has ended, so no instance can serve the entry it failed to replace.
+//! A write whose cache update failed marks the epoch stale (`dirty`), so the next lease
+//! renewal starts a new epoch, and waits until every lease of the stale epoch has ended: no
+//! instance can then serve the entry it failed to replace.
 
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-const UP: &str = r"
+pub(crate) const UP: &str = r"
 CREATE TABLE cache_epoch (
     id         SMALLINT PRIMARY KEY CHECK (id = 1),
     epoch      BIGINT NOT NULL CHECK (epoch > 0),
+    dirty      BOOLEAN NOT NULL DEFAULT false,
     bumped_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 INSERT INTO cache_epoch (id, epoch) VALUES (1, 1);
@@ -24,7 +26,7 @@ CREATE TABLE cache_leases (
 CREATE INDEX cache_leases_epoch_idx ON cache_leases (epoch, lease_until)
 ";
 
-const DOWN: &str = r"
+pub(crate) const DOWN: &str = r"
 DROP TABLE cache_leases;
 DROP TABLE cache_epoch
 ";

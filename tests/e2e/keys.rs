@@ -43,7 +43,9 @@ fn unprefixed(key: &str) -> &str {
 async fn every_key_in_redis_has_a_ttl_and_follows_the_naming_rule() {
     let db = TestDb::new().await;
     let opts = Options {
-        rate: Some((100.0, 100)),
+        // One token a second and a large burst: the rate-limit key (its TTL is the GCRA
+        // window) outlives the workload and is there to be scanned.
+        rate: Some((1.0, 1_000)),
         ..Options::default()
     };
     let app = TestApp::spawn(&db, opts).await;

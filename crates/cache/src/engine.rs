@@ -67,7 +67,7 @@ pub struct CacheStats {
     pub fills_rejected: AtomicU64,
     /// Write-throughs that failed.
     pub write_failures: AtomicU64,
-    /// Epoch bumps done by this instance.
+    /// Fences raised by this instance (the epoch marked stale after a failed cache write).
     pub fences: AtomicU64,
 }
 
@@ -91,7 +91,7 @@ pub struct Cache {
     pub(crate) fence_port: Arc<dyn CacheFence>,
     pub(crate) bus: Arc<dyn EventBus>,
     pub(crate) lease: Lease,
-    pub(crate) l1: moka::sync::Cache<String, Arc<Vec<u8>>>,
+    pub(crate) l1: moka::sync::Cache<String, Arc<dyn std::any::Any + Send + Sync>>,
     pub(crate) l1_generation: AtomicU64,
     pub(crate) flights: Flights,
     pub(crate) fence_lock: tokio::sync::Mutex<Option<Instant>>,

@@ -204,15 +204,18 @@ impl Cache {
         load: F,
     ) -> Result<Option<T>, RepoError>
     where
-        T: Versioned,
+        T: Versioned + Clone,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, RepoError>>,
     {
         let key = kind.key(id);
         let usable = self.l1_usable();
         if usable {
-            if let Some(bytes) = self.l1.get(&key)
-                && let Some(v) = decode::<T>(kind, &bytes)
+            // L1 keeps decoded values: a hit is a hash lookup and a clone, no parsing.
+            if let Some(v) = self
+                .l1
+                .get(&key)
+                .and_then(|any| any.downcast_ref::<T>().cloned())
             {
                 hit("l1", kind);
                 CacheStats::add(&self.stats.l1_hits, 1);
@@ -224,9 +227,8 @@ impl Cache {
         if let Some(v) = &value
             && usable
             && self.l1_usable()
-            && let Ok(bytes) = serde_json::to_vec(v)
         {
-            self.l1.insert(key, Arc::new(bytes));
+            self.l1.insert(key, Arc::new(v.clone()));
         }
         Ok(value)
     }

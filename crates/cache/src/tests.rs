@@ -35,9 +35,9 @@ fn fence(lease_granted: bool) -> MockCacheFence {
         }
     });
     f.expect_release_lease().returning(|_| Ok(()));
-    f.expect_bump().returning(|| Ok(2));
-    f.expect_wait_for_old_leases()
-        .returning(|_| Ok(Duration::ZERO));
+    f.expect_mark_stale().returning(|_| Ok((2, Duration::ZERO)));
+    f.expect_wait_for_leases()
+        .returning(|_, _| Ok(Duration::ZERO));
     f
 }
 
@@ -228,30 +228,22 @@ async fn a_failed_write_through_raises_the_fence_before_returning() {
     store.expect_server_id().returning(|| Ok(None));
     let mut fence = MockCacheFence::new();
     let mut seq = mockall::Sequence::new();
+    // Another instance's lease of the stale epoch is live for a moment, then gone.
     fence
-        .expect_release_lease()
+        .expect_mark_stale()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_| Ok(()));
-    fence
-        .expect_bump()
-        .times(1)
-        .in_sequence(&mut seq)
-        .returning(|| Ok(9));
+        .returning(|_| Ok((9, Duration::from_millis(10))));
     let waits = Arc::new(AtomicUsize::new(0));
     let w = waits.clone();
     fence
-        .expect_wait_for_old_leases()
-        .times(2)
+        .expect_wait_for_leases()
+        .times(1)
         .in_sequence(&mut seq)
-        .withf(|e| *e == 9)
-        .returning(move |_| {
-            // Another instance's old lease is live for a moment, then gone.
-            Ok(if w.fetch_add(1, Ordering::SeqCst) == 0 {
-                Duration::from_millis(10)
-            } else {
-                Duration::ZERO
-            })
+        .withf(|_, e| *e == 9)
+        .returning(move |_, _| {
+            w.fetch_add(1, Ordering::SeqCst);
+            Ok(Duration::ZERO)
         });
     let cache = cache(store, fence, bus(true));
     cache
@@ -263,8 +255,8 @@ async fn a_failed_write_through_raises_the_fence_before_returning() {
         .await;
     assert_eq!(
         waits.load(Ordering::SeqCst),
-        2,
-        "it waited until no old lease was live"
+        1,
+        "it waited until no lease of the stale epoch was live"
     );
     assert_eq!(
         cache.lease_epoch(),

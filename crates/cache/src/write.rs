@@ -94,9 +94,10 @@ impl Cache {
     }
 
     /// Makes every entry written before now unreachable before returning: gives up this
-    /// instance's lease, starts a new epoch, and waits until no lease of an older epoch is
-    /// live. Calls that arrive while one runs share the next run, never a run that started
-    /// before they asked.
+    /// instance's lease, marks the epoch stale (so the next lease renewal anywhere starts a
+    /// new one), and waits until no other instance's lease of the stale epoch is live. Calls
+    /// that arrive while one runs share the next run, never a run that started before they
+    /// asked.
     pub(crate) async fn fence(&self, why: &'static str) {
         let asked = Instant::now();
         let mut last = self.fence_lock.lock().await;
@@ -104,51 +105,53 @@ impl Cache {
             return;
         }
         let started = Instant::now();
-        let timer = Instant::now();
         self.lease.revoke();
-        if let Err(e) = self.fence_port.release_lease(self.cfg.instance).await {
-            tracing::warn!(error = %e, "Cache lease not released");
-        }
-        let mut epoch = None;
+        let mut marked = None;
         for attempt in 1..=3 {
-            match self.fence_port.bump().await {
-                Ok(e) => {
-                    epoch = Some(e);
+            match self.fence_port.mark_stale(self.cfg.instance).await {
+                Ok(m) => {
+                    marked = Some(m);
                     break;
                 }
                 Err(e) if attempt == 3 => {
-                    tracing::error!(error = %e, "Cache epoch not bumped: cached reads may be stale until entries expire");
+                    tracing::error!(error = %e, "Cache epoch not marked stale: cached reads may be stale until entries expire");
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(20 * attempt)).await,
             }
         }
-        if let Some(epoch) = epoch {
+        if let Some((epoch, mut wait)) = marked {
             self.lease.saw_epoch(epoch);
             let deadline = Instant::now() + self.cfg.lease * 2;
-            loop {
-                match self.fence_port.wait_for_old_leases(epoch).await {
-                    Ok(wait) if wait.is_zero() => break,
-                    Ok(wait) => tokio::time::sleep(wait.min(Duration::from_millis(50))).await,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Cache leases not read");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
+            while !wait.is_zero() {
+                tokio::time::sleep(wait.min(Duration::from_millis(50))).await;
                 if Instant::now() >= deadline {
-                    tracing::error!("Old cache leases still live after two lease times");
+                    tracing::error!(
+                        "Leases of a stale cache epoch still live after two lease times"
+                    );
                     break;
                 }
+                wait = match self
+                    .fence_port
+                    .wait_for_leases(self.cfg.instance, epoch)
+                    .await
+                {
+                    Ok(w) => w,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Cache leases not read");
+                        Duration::from_millis(50)
+                    }
+                };
             }
-            tracing::info!(
+            tracing::debug!(
                 epoch,
                 reason = why,
-                waited_ms = u64::try_from(timer.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "Cache epoch bumped"
+                waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "Cache epoch fenced"
             );
         }
-        metrics::counter!("waiaas_cache_epoch_bumps_total", "reason" => why).increment(1);
+        metrics::counter!("waiaas_cache_fences_total", "reason" => why).increment(1);
         crate::engine::CacheStats::add(&self.stats.fences, 1);
-        metrics::histogram!("waiaas_cache_fence_seconds").record(timer.elapsed().as_secs_f64());
+        metrics::histogram!("waiaas_cache_fence_seconds").record(started.elapsed().as_secs_f64());
         *last = Some(started);
     }
 }

@@ -1,14 +1,15 @@
 //! The cache fence in PostgreSQL: the cache epoch and the instances' read leases.
 //!
-//! A lease renewal share-locks the epoch row and a bump updates it, so the two are
-//! serialised: a renewal that commits before a bump carries the old epoch and is seen by the
-//! bumper's lease check; one that commits after it carries the new epoch. Lease times are
-//! PostgreSQL's clock on both sides, so instances' clocks do not matter.
+//! A renewal share-locks the epoch row and grants nothing while it is marked stale; marking
+//! it stale updates the row. The two are therefore serialised: a renewal committed before a
+//! mark is seen (and waited for) by the marker; one after it finds the mark, starts a new
+//! epoch and leases that. Lease times are PostgreSQL's clock on both sides, so instances'
+//! clocks do not matter.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
 use uuid::Uuid;
 use waiaas_domain::RepoError;
 use waiaas_domain::ports::CacheFence;
@@ -16,88 +17,97 @@ use waiaas_domain::ports::CacheFence;
 use crate::Postgres;
 use crate::error::RepoContext as _;
 
-const RENEW: &str = "WITH e AS (SELECT epoch FROM cache_epoch WHERE id = 1 FOR SHARE) \
+/// Grants or renews a lease under the current epoch, unless it is marked stale (no row then).
+const RENEW: &str = "WITH e AS (SELECT epoch FROM cache_epoch WHERE id = 1 AND NOT dirty FOR SHARE) \
 INSERT INTO cache_leases (instance_id, epoch, lease_until, renewed_at) \
 SELECT $1, e.epoch, now() + $2 * interval '1 millisecond', now() FROM e \
 ON CONFLICT (instance_id) DO UPDATE SET epoch = EXCLUDED.epoch, lease_until = EXCLUDED.lease_until, renewed_at = EXCLUDED.renewed_at \
 RETURNING epoch";
 
+/// Starts a new epoch if the current one is marked stale.
+const BUMP: &str = "UPDATE cache_epoch SET epoch = epoch + 1, dirty = false, bumped_at = now() WHERE id = 1 AND dirty";
+
 const RELEASE: &str = "UPDATE cache_leases SET lease_until = least(lease_until, clock_timestamp()) WHERE instance_id = $1";
 
-const BUMP: &str =
-    "UPDATE cache_epoch SET epoch = epoch + 1, bumped_at = now() WHERE id = 1 RETURNING epoch";
+/// Marks the epoch stale (a no-op, without a row lock, when it already is), releases this
+/// instance's lease, and measures the wait for everyone else's leases of that epoch. The
+/// data-modifying CTEs run whether or not the final SELECT reads them.
+const MARK: &str = "WITH mark AS (UPDATE cache_epoch SET dirty = true WHERE id = 1 AND NOT dirty RETURNING epoch), \
+released AS (UPDATE cache_leases SET lease_until = least(lease_until, clock_timestamp()) WHERE instance_id = $1 RETURNING 1), \
+cur AS (SELECT epoch FROM cache_epoch WHERE id = 1) \
+SELECT (SELECT epoch FROM cur) AS epoch, \
+coalesce(ceil(extract(epoch FROM max(l.lease_until) - clock_timestamp()) * 1000), 0)::bigint AS wait_ms \
+FROM cache_leases l WHERE l.epoch <= (SELECT epoch FROM cur) AND l.instance_id <> $1 AND l.lease_until > clock_timestamp()";
 
-const OLD_LEASES: &str = "SELECT coalesce(ceil(extract(epoch FROM max(lease_until) - clock_timestamp()) * 1000), 0)::bigint AS wait_ms \
-FROM cache_leases WHERE epoch < $1 AND lease_until > clock_timestamp()";
+const WAIT: &str = "SELECT coalesce(ceil(extract(epoch FROM max(lease_until) - clock_timestamp()) * 1000), 0)::bigint AS wait_ms \
+FROM cache_leases WHERE epoch <= $2 AND instance_id <> $1 AND lease_until > clock_timestamp()";
 
 /// Drops leases of instances gone for a day, so the table stays small.
 const FORGET: &str = "DELETE FROM cache_leases WHERE lease_until < now() - interval '1 day'";
 
-impl Postgres {
-    async fn scalar(
-        &self,
-        sql: &str,
-        values: Vec<sea_orm::Value>,
-        col: &str,
-        what: &'static str,
-    ) -> Result<i64, RepoError> {
-        self.db
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                sql,
-                values,
-            ))
-            .await
-            .repo(what)?
-            .ok_or_else(|| RepoError(anyhow::anyhow!("{what}: no row")))?
-            .try_get("", col)
-            .repo(what)
-    }
+fn stmt(sql: &str, values: Vec<Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
 }
 
 #[async_trait]
 impl CacheFence for Postgres {
     async fn renew_lease(&self, instance: Uuid, ttl: Duration) -> Result<i64, RepoError> {
         let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        self.scalar(
-            RENEW,
-            vec![instance.into(), ms.into()],
-            "epoch",
-            "renewing the cache lease",
-        )
-        .await
+        for _ in 0..3 {
+            let row = self
+                .db
+                .query_one_raw(stmt(RENEW, vec![instance.into(), ms.into()]))
+                .await
+                .repo("renewing the cache lease")?;
+            if let Some(row) = row {
+                return row.try_get("", "epoch").repo("decoding the cache epoch");
+            }
+            // The epoch is marked stale: start a new one, then lease it.
+            self.db
+                .execute_raw(stmt(BUMP, vec![]))
+                .await
+                .repo("bumping the cache epoch")?;
+            let _ = self.db.execute_unprepared(FORGET).await;
+            tracing::info!("Cache epoch bumped");
+        }
+        Err(RepoError(anyhow::anyhow!(
+            "the cache epoch kept being marked stale"
+        )))
     }
 
     async fn release_lease(&self, instance: Uuid) -> Result<(), RepoError> {
         self.db
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                RELEASE,
-                [instance.into()],
-            ))
+            .execute_raw(stmt(RELEASE, vec![instance.into()]))
             .await
             .repo("releasing the cache lease")?;
         Ok(())
     }
 
-    async fn bump(&self) -> Result<i64, RepoError> {
-        let epoch = self
-            .scalar(BUMP, vec![], "epoch", "bumping the cache epoch")
-            .await?;
-        // Housekeeping rides along with the (rare) bump.
-        let _ = self.db.execute_unprepared(FORGET).await;
-        Ok(epoch)
+    async fn mark_stale(&self, instance: Uuid) -> Result<(i64, Duration), RepoError> {
+        let row = self
+            .db
+            .query_one_raw(stmt(MARK, vec![instance.into()]))
+            .await
+            .repo("marking the cache epoch stale")?
+            .ok_or_else(|| RepoError(anyhow::anyhow!("marking the cache epoch returned no row")))?;
+        let epoch: i64 = row.try_get("", "epoch").repo("decoding the cache epoch")?;
+        let wait: i64 = row.try_get("", "wait_ms").repo("decoding the lease wait")?;
+        Ok((epoch, millis(wait)))
     }
 
-    async fn wait_for_old_leases(&self, epoch: i64) -> Result<Duration, RepoError> {
-        let ms = self
-            .scalar(
-                OLD_LEASES,
-                vec![epoch.into()],
-                "wait_ms",
-                "reading cache leases",
-            )
-            .await?;
-        Ok(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+    async fn wait_for_leases(&self, instance: Uuid, epoch: i64) -> Result<Duration, RepoError> {
+        let row = self
+            .db
+            .query_one_raw(stmt(WAIT, vec![instance.into(), epoch.into()]))
+            .await
+            .repo("reading cache leases")?
+            .ok_or_else(|| RepoError(anyhow::anyhow!("lease query returned no row")))?;
+        Ok(millis(
+            row.try_get("", "wait_ms").repo("decoding the lease wait")?,
+        ))
     }
 }

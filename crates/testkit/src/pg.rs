@@ -76,13 +76,8 @@ pub fn with_database(url: &str, db: &str) -> String {
 }
 
 fn template_name() -> String {
-    // The template is rebuilt whenever the list of migrations changes.
-    let names = waiaas_migration::names().join(",");
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in names.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("waiaas_template_{h:016x}")
+    // The template is rebuilt whenever a migration is added or changed.
+    format!("waiaas_template_{}", waiaas_migration::fingerprint())
 }
 
 async fn exec(db: &DatabaseConnection, sql: &str) -> anyhow::Result<()> {

@@ -115,8 +115,9 @@ pub trait CacheStore: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CacheFence: Send + Sync {
-    /// Renews this instance's lease to serve cached reads for `ttl`, and returns the current
-    /// epoch. Serialised with [`CacheFence::bump`] so a lease never carries a stale epoch.
+    /// Renews this instance's lease to serve cached reads for `ttl` and returns its epoch. When
+    /// the epoch was marked stale, a new epoch is started first. Serialised with
+    /// [`CacheFence::mark_stale`], so a lease is never granted under a stale epoch.
     ///
     /// # Errors
     /// `RepoError` when PostgreSQL cannot be reached: the instance must stop serving cache.
@@ -132,16 +133,25 @@ pub trait CacheFence: Send + Sync {
     /// `RepoError` when PostgreSQL cannot be reached (the lease then simply expires).
     async fn release_lease(&self, instance: uuid::Uuid) -> Result<(), crate::errors::RepoError>;
 
-    /// Starts a new epoch and returns it.
+    /// Marks the current epoch stale (no lease is granted under it any more), gives up this
+    /// instance's lease, and returns that epoch with how long until every other instance's
+    /// lease of it (or of an older one) has ended.
     ///
     /// # Errors
     /// `RepoError` when PostgreSQL cannot be reached.
-    async fn bump(&self) -> Result<i64, crate::errors::RepoError>;
+    async fn mark_stale(
+        &self,
+        instance: uuid::Uuid,
+    ) -> Result<(i64, Duration), crate::errors::RepoError>;
 
-    /// How long until every lease granted under an epoch older than `epoch` has ended
-    /// (zero when none is live).
+    /// How long until every other instance's lease of `epoch` or older has ended (zero when
+    /// none is live).
     ///
     /// # Errors
     /// `RepoError` when PostgreSQL cannot be reached.
-    async fn wait_for_old_leases(&self, epoch: i64) -> Result<Duration, crate::errors::RepoError>;
+    async fn wait_for_leases(
+        &self,
+        instance: uuid::Uuid,
+        epoch: i64,
+    ) -> Result<Duration, crate::errors::RepoError>;
 }

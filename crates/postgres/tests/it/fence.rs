@@ -8,44 +8,48 @@ use waiaas_postgres::AdvisoryLocks;
 use waiaas_testkit::TestDb;
 
 #[tokio::test]
-async fn a_bump_makes_old_leases_something_to_wait_for_and_new_leases_carry_the_new_epoch() {
+async fn a_stale_mark_waits_for_other_leases_and_the_next_renewal_starts_a_new_epoch() {
     let db = TestDb::new().await;
     let pg = db.postgres();
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let e1 = pg.renew_lease(a, Duration::from_secs(2)).await.unwrap();
     assert_eq!(
-        pg.renew_lease(b, Duration::from_millis(300)).await.unwrap(),
+        pg.renew_lease(b, Duration::from_millis(400)).await.unwrap(),
         e1
     );
 
-    let e2 = pg.bump().await.unwrap();
+    // a's write failed to reach Redis: it gives up its lease and waits for b's.
+    let (epoch, wait) = pg.mark_stale(a).await.unwrap();
+    assert_eq!(epoch, e1);
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_millis(400),
+        "only b's lease counts: {wait:?}"
+    );
+    // Marking again (another failed write) is cheap and says the same.
+    let (again, _) = pg.mark_stale(a).await.unwrap();
+    assert_eq!(again, e1);
+
+    // No lease is granted under the stale epoch: the next renewal starts a new one.
+    let e2 = pg.renew_lease(a, Duration::from_secs(2)).await.unwrap();
     assert_eq!(e2, e1 + 1);
-    let wait = pg.wait_for_old_leases(e2).await.unwrap();
-    assert!(
-        wait > Duration::from_millis(1_000) && wait <= Duration::from_secs(2),
-        "{wait:?}"
-    );
-
-    pg.release_lease(a).await.unwrap();
-    let wait = pg.wait_for_old_leases(e2).await.unwrap();
-    assert!(
-        wait <= Duration::from_millis(300),
-        "only b's short lease is left: {wait:?}"
-    );
-
     assert_eq!(
-        pg.renew_lease(a, Duration::from_secs(2)).await.unwrap(),
+        pg.renew_lease(b, Duration::from_millis(400)).await.unwrap(),
         e2,
-        "a renewal after the bump carries it"
+        "one bump serves everyone"
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !pg.wait_for_old_leases(e2).await.unwrap().is_zero() {
+    while !pg.wait_for_leases(a, e1).await.unwrap().is_zero() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "b's old lease never ended"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    pg.release_lease(b).await.unwrap();
+    assert!(
+        pg.wait_for_leases(a, e2).await.unwrap().is_zero(),
+        "a released lease is not waited for"
+    );
 }
 
 #[tokio::test]

@@ -9,3 +9,4 @@ mod idempotency;
 mod migrations;
 mod reads;
 mod reconcile;
+mod statements;

@@ -1,0 +1,194 @@
+//! The benchmark's environment: databases cloned from the migrated template and seeded in
+//! bulk, instances of the service, and the machine's own baseline tools.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use waiaas_app::{App, Settings};
+use waiaas_domain::{AgentId, OwnerId, WalletId};
+use waiaas_testkit::{Fixture, TestDb};
+
+/// The deterministic id of bench wallet `i` (1-based), so pgbench can name it too.
+#[must_use]
+pub fn wallet_id(i: u64) -> WalletId {
+    WalletId::parse(&format!("00000000-0000-7000-8000-{i:012x}")).expect("well-formed wallet id")
+}
+
+/// The SQL expression pgbench uses for bench wallet `:var`.
+#[must_use]
+pub fn wallet_sql(var: &str) -> String {
+    format!("('00000000-0000-7000-8000-' || lpad(to_hex(:{var}::bigint), 12, '0'))::uuid")
+}
+
+/// Each bench wallet starts with this balance (minor units): transfers never run dry.
+pub const START_BALANCE: i64 = 1_000_000_000_000;
+
+/// A seeded bench database.
+#[derive(Debug)]
+pub struct Seeded {
+    /// The database (dropped with this value).
+    pub db: TestDb,
+    /// The owner of every wallet.
+    pub owner: OwnerId,
+    /// The agent holding every wallet.
+    pub agent: AgentId,
+    /// How many wallets exist (ids 1..=wallets).
+    pub wallets: u64,
+    /// How many history ledger rows were seeded.
+    pub history_rows: u64,
+}
+
+async fn exec(db: &TestDb, sql: &str, values: Vec<sea_orm::Value>) -> anyhow::Result<u64> {
+    let r = db
+        .db
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await
+        .with_context(|| format!("seeding: {}", &sql[..sql.len().min(60)]))?;
+    Ok(r.rows_affected())
+}
+
+/// A fresh database with one owner, one agent and `wallets` funded wallets.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn seed(wallets: u64, pool: u32) -> anyhow::Result<Seeded> {
+    let db = TestDb::with_pool(pool).await;
+    let services = waiaas_testkit::services(&db.postgres());
+    let world = Fixture::world(&services).await;
+    let mut seeded = Seeded {
+        db,
+        owner: world.owner_id,
+        agent: world.agent_id,
+        wallets: 0,
+        history_rows: 0,
+    };
+    add_wallets(&mut seeded, wallets).await?;
+    Ok(seeded)
+}
+
+/// Adds wallets `seeded.wallets + 1 ..= target`, each funded by a deposit (transaction and two
+/// ledger entries), in three set-based statements.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn add_wallets(seeded: &mut Seeded, target: u64) -> anyhow::Result<()> {
+    if target <= seeded.wallets {
+        return Ok(());
+    }
+    let (from, to) = (i64::try_from(seeded.wallets + 1)?, i64::try_from(target)?);
+    let (owner, agent) = (*seeded.owner.as_uuid(), *seeded.agent.as_uuid());
+    let w = "('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid";
+    let t = "('00000000-0000-7000-9000-' || lpad(to_hex(g), 12, '0'))::uuid";
+    exec(&seeded.db, "SET synchronous_commit = off", vec![]).await?;
+    exec(
+        &seeded.db,
+        &format!("INSERT INTO wallets (id, agent_id, owner_id, asset, balance, version, created_at, updated_at) \
+                  SELECT {w}, $1, $2, 'USD', $3, 2, now(), now() FROM generate_series($4::bigint, $5::bigint) g"),
+        vec![agent.into(), owner.into(), START_BALANCE.into(), from.into(), to.into()],
+    )
+    .await?;
+    exec(
+        &seeded.db,
+        &format!("INSERT INTO transactions (id, kind, status, asset, amount, to_wallet_id, metadata, owner_id, initiator_type, initiator_id, created_at, updated_at, posted_at) \
+                  SELECT {t}, 'deposit', 'completed', 'USD', $1, {w}, '{{}}'::jsonb, $2, 'owner', $2, now(), now(), now() FROM generate_series($3::bigint, $4::bigint) g"),
+        vec![START_BALANCE.into(), owner.into(), from.into(), to.into()],
+    )
+    .await?;
+    exec(
+        &seeded.db,
+        &format!("INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
+                  SELECT {t}, {w}, 'wallet:' || {w}, 'USD', $1, now() FROM generate_series($2::bigint, $3::bigint) g \
+                  UNION ALL SELECT {t}, NULL, 'external:deposits', 'USD', -$1::bigint, now() FROM generate_series($2::bigint, $3::bigint) g"),
+        vec![START_BALANCE.into(), from.into(), to.into()],
+    )
+    .await?;
+    exec(&seeded.db, "ANALYZE wallets", vec![]).await?;
+    seeded.wallets = target;
+    Ok(())
+}
+
+/// Adds history: `rows` ledger rows as pairs of completed transfers that cancel out (a→b then
+/// b→a), spread over the first `spread` wallets and the last 30 days, so balances stay valid
+/// and reconcile still passes.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn add_history(seeded: &mut Seeded, rows: u64, spread: u64) -> anyhow::Result<()> {
+    // An even number of transfers, starting at an even index: pairs (2k, 2k+1) cancel out.
+    let transfers = i64::try_from(rows / 4 * 2)?;
+    let spread = i64::try_from(spread.max(2))?;
+    let owner = *seeded.owner.as_uuid();
+    let agent = *seeded.agent.as_uuid();
+    let base = i64::try_from(seeded.history_rows / 4 * 2)?;
+    // Transfer k goes from wallet a(k) to b(k); k odd reverses k-1, so each pair cancels.
+    let pair = "(((g / 2) * 7919) % $1) + 1";
+    let a = format!("CASE WHEN g % 2 = 0 THEN {pair} ELSE ((({pair}) % $1) + 1) END");
+    let b = format!("CASE WHEN g % 2 = 0 THEN ((({pair}) % $1) + 1) ELSE {pair} END");
+    let wid = |e: &str| format!("('00000000-0000-7000-8000-' || lpad(to_hex({e}), 12, '0'))::uuid");
+    let tid = "('00000000-0000-7000-a000-' || lpad(to_hex(g), 12, '0'))::uuid";
+    let at = "now() - ((g % 43200) * interval '1 minute')";
+    exec(&seeded.db, "SET synchronous_commit = off", vec![]).await?;
+    exec(&seeded.db, "SET maintenance_work_mem = '256MB'", vec![]).await?;
+    exec(
+        &seeded.db,
+        &format!("INSERT INTO transactions (id, kind, status, asset, amount, from_wallet_id, to_wallet_id, metadata, owner_id, initiator_type, initiator_id, created_at, updated_at, posted_at) \
+                  SELECT {tid}, 'transfer', 'completed', 'USD', 1, {}, {}, '{{}}'::jsonb, $2, 'agent', $3, {at}, {at}, {at} \
+                  FROM generate_series($4::bigint, $5::bigint) g", wid(&a), wid(&b)),
+        vec![spread.into(), owner.into(), agent.into(), base.into(), (base + transfers - 1).into()],
+    )
+    .await?;
+    exec(
+        &seeded.db,
+        &format!("INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
+                  SELECT {tid}, {wa}, 'wallet:' || {wa}, 'USD', -1, {at} FROM generate_series($2::bigint, $3::bigint) g \
+                  UNION ALL SELECT {tid}, {wb}, 'wallet:' || {wb}, 'USD', 1, {at} FROM generate_series($2::bigint, $3::bigint) g",
+                  wa = wid(&a), wb = wid(&b)),
+        vec![spread.into(), base.into(), (base + transfers - 1).into()],
+    )
+    .await?;
+    exec(&seeded.db, "ANALYZE transactions", vec![]).await?;
+    exec(&seeded.db, "ANALYZE ledger_entries", vec![]).await?;
+    seeded.history_rows += u64::try_from(transfers * 2)?;
+    Ok(())
+}
+
+/// Settings for a bench instance on `db`.
+#[must_use]
+pub fn settings(db: &TestDb, redis_url: Option<&str>, pool: u32) -> Settings {
+    let mut s = Settings::default();
+    s.database.url = db.url.clone();
+    s.database.min_connections = 0;
+    s.database.max_connections = pool;
+    s.database.auto_migrate = false;
+    s.database.create_database = false;
+    match redis_url {
+        Some(url) => {
+            s.redis.url = url.to_owned();
+            s.redis.key_prefix = waiaas_testkit::unique_prefix();
+        }
+        None => s.redis.enabled = false,
+    }
+    s.rate_limit.enabled = false;
+    s
+}
+
+/// An instance of the service on `db`.
+///
+/// # Errors
+/// When it cannot be built.
+pub async fn instance(db: &TestDb, redis_url: Option<&str>, pool: u32) -> anyhow::Result<Arc<App>> {
+    Ok(Arc::new(
+        waiaas_app::build(&settings(db, redis_url, pool)).await?,
+    ))
+}
+
+/// The shared Redis of the machine (for L2 figures): `WAIAAS_TEST_REDIS_URL` or the default.
+#[must_use]
+pub fn redis_url() -> String {
+    std::env::var("WAIAAS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}

@@ -1,0 +1,189 @@
+//! `waiaas-bench`: run the benchmarks and write docs/performance.md, or run the consistency
+//! checker (`waiaas-bench check`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use waiaas_bench::check::{self, CheckOptions};
+use waiaas_bench::report::{self, Machine, Results};
+use waiaas_bench::scenarios::{self, Scale};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "waiaas-bench",
+    about = "Benchmarks and the consistency checker of WAIaaS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Every scenario small enough for about a minute (CI runs this; figures are not meaningful).
+    #[arg(long)]
+    quick: bool,
+    /// Seconds per measured run (default 10, quick 1).
+    #[arg(long)]
+    seconds: Option<u64>,
+    /// Only these scenarios.
+    #[arg(long, value_enum)]
+    only: Vec<Scenario>,
+    /// Where docs/ is (the report goes to performance.md, bench/ and img/ under it).
+    #[arg(long, default_value = "docs")]
+    docs: PathBuf,
+    /// Do not write the report.
+    #[arg(long)]
+    no_write: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Transfers,
+    Reads,
+    Http,
+    RedisDown,
+    Growth,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Two instances, writers and readers, Redis killed, paused and cut; exits non-zero on any
+    /// stale read, lost money or failed request.
+    Check {
+        /// Run time in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// The short form (15 s) run in CI.
+        #[arg(long)]
+        short: bool,
+    },
+}
+
+async fn version(cmd: &str, arg: &str) -> String {
+    tokio::process::Command::new(cmd)
+        .arg(arg)
+        .output()
+        .await
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        })
+        .unwrap_or_else(|_| format!("{cmd}: not found"))
+}
+
+async fn bench(cli: &Cli) -> anyhow::Result<Results> {
+    let scale = Scale {
+        run: Duration::from_secs(cli.seconds.unwrap_or(if cli.quick { 1 } else { 10 })),
+        quick: cli.quick,
+        quiet: false,
+    };
+    let wanted = |s: Scenario| cli.only.is_empty() || cli.only.contains(&s);
+    let mut results = Results {
+        date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        command: std::env::args()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace(env!("CARGO_BIN_NAME"), "waiaas-bench"),
+        quick: cli.quick,
+        machine: Machine {
+            cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            postgres: version("psql", "--version").await,
+            redis: version("redis-server", "--version").await,
+        },
+        transfers: None,
+        reads: None,
+        http: None,
+        redis_down: None,
+        growth: None,
+    };
+    if wanted(Scenario::Transfers) {
+        results.transfers = Some(scenarios::transfers::run(scale).await?);
+    }
+    if wanted(Scenario::Reads) {
+        results.reads = Some(scenarios::reads::run(scale).await?);
+    }
+    if wanted(Scenario::Http) {
+        results.http = Some(scenarios::http::run(scale).await?);
+    }
+    if wanted(Scenario::RedisDown) {
+        results.redis_down = Some(scenarios::redis_down::run(scale).await?);
+    }
+    if wanted(Scenario::Growth) {
+        results.growth = Some(scenarios::growth::run(scale).await?);
+    }
+    Ok(results)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    waiaas_app::telemetry::init(&waiaas_app::settings::TelemetrySettings {
+        filter: "warn,fred=off,sqlx=off".into(),
+        format: "text".into(),
+    });
+    match &cli.command {
+        Some(Command::Check { seconds, short }) => {
+            let opts = if *short {
+                CheckOptions::short()
+            } else {
+                CheckOptions {
+                    duration: Duration::from_secs(*seconds),
+                    quiet: false,
+                    ..CheckOptions::short()
+                }
+            };
+            match check::run(opts).await {
+                Ok(r) => {
+                    println!(
+                        "operations {}, faults injected {}, writes {}, reads {} ({} from Redis), failed write-throughs {}, epoch bumps {}",
+                        r.operations,
+                        r.faults,
+                        r.writes,
+                        r.reads,
+                        r.l2_hits,
+                        r.failed_write_throughs,
+                        r.epoch_bumps
+                    );
+                    println!(
+                        "failed requests {}, stale reads {}, invariant violations {}",
+                        r.failed, r.stale_reads, r.invariant_violations
+                    );
+                    for d in &r.details {
+                        println!("  {d}");
+                    }
+                    if r.passed() {
+                        println!("check: OK");
+                        ExitCode::SUCCESS
+                    } else {
+                        println!("check: FAILED");
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        None => match bench(&cli).await {
+            Ok(results) => {
+                println!("{}", report::markdown(&results));
+                if !cli.no_write {
+                    if let Err(e) = report::write(&cli.docs, &results) {
+                        eprintln!("error: {e:#}");
+                        return ExitCode::from(2);
+                    }
+                    println!("wrote {}", cli.docs.join("performance.md").display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

@@ -1,0 +1,448 @@
+//! The report: a markdown page with tables, ratios and targets, a JSON file with every
+//! figure, and SVG plots.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::scenarios::growth::GrowthResults;
+use crate::scenarios::http::HttpResults;
+use crate::scenarios::reads::ReadResults;
+use crate::scenarios::redis_down::RedisDownResults;
+use crate::scenarios::transfers::TransferRow;
+
+/// Where the figures come from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// `postgres --version`-style text.
+    pub postgres: String,
+    /// `redis-server --version`-style text.
+    pub redis: String,
+}
+
+/// Every figure of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// When (UTC).
+    pub date: String,
+    /// The command that produced it.
+    pub command: String,
+    /// Quick mode (tiny sizes; figures are not meaningful).
+    pub quick: bool,
+    /// The machine.
+    pub machine: Machine,
+    /// Scenario 1.
+    pub transfers: Option<Vec<TransferRow>>,
+    /// Scenario 2.
+    pub reads: Option<ReadResults>,
+    /// Scenario 3.
+    pub http: Option<HttpResults>,
+    /// Scenario 4.
+    pub redis_down: Option<RedisDownResults>,
+    /// Scenario 5.
+    pub growth: Option<GrowthResults>,
+}
+
+/// One target and whether it was met.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// What is required.
+    pub target: String,
+    /// What was measured.
+    pub figure: String,
+    /// Met or missed.
+    pub met: bool,
+}
+
+/// The targets of the issue, checked against the figures.
+#[must_use]
+pub fn targets(r: &Results) -> Vec<Target> {
+    let mut t = Vec::new();
+    if let Some(rows) = &r.transfers
+        && let Some(row) = rows.iter().find(|x| x.concurrency == 16)
+    {
+        t.push(Target {
+            target: "transfers at 16 clients ≥ 80 % of pgbench with the same statements".into(),
+            figure: format!(
+                "{:.0} vs {:.0} tx/s = {:.0} %",
+                row.service.throughput,
+                row.pgbench_tps,
+                row.ratio * 100.0
+            ),
+            met: row.ratio >= 0.8,
+        });
+    }
+    if let Some(reads) = &r.reads {
+        t.push(Target {
+            target: "L2 hit path ≥ 60 % of redis-benchmark GET".into(),
+            figure: format!(
+                "{:.0} vs {:.0} /s = {:.0} %",
+                reads.l2_hit.throughput,
+                reads.redis_get,
+                reads.l2_ratio * 100.0
+            ),
+            met: reads.l2_ratio >= 0.6,
+        });
+        t.push(Target {
+            target: "L1 hits over 1 million per second per core".into(),
+            figure: format!("{:.2} M/s on one core", reads.l1_hits_per_second / 1e6),
+            met: reads.l1_hits_per_second > 1e6,
+        });
+    }
+    if let Some(d) = &r.redis_down {
+        t.push(Target {
+            target: "Redis down: transfers ≥ 90 % of their Redis-up throughput".into(),
+            figure: format!(
+                "{:.0} vs {:.0} tx/s = {:.0} %",
+                d.transfers_down.throughput,
+                d.transfers_up.throughput,
+                d.transfer_ratio * 100.0
+            ),
+            met: d.transfer_ratio >= 0.9,
+        });
+        if let Some(reads) = &r.reads {
+            t.push(Target {
+                target:
+                    "Redis down: reads at least as fast as the miss path once the breaker is open"
+                        .into(),
+                figure: format!(
+                    "{:.0} vs {:.0} reads/s",
+                    d.reads_down.throughput, reads.miss.throughput
+                ),
+                met: d.reads_down.throughput >= reads.miss.throughput,
+            });
+            let bound = d.call_timeout_ms + reads.miss.p99_ms;
+            let worst = d.transfers_down.p99_ms.max(d.reads_down.p99_ms);
+            t.push(Target {
+                target:
+                    "Redis down: no p99 worse than the breaker's timeout plus one PostgreSQL read"
+                        .into(),
+                figure: format!(
+                    "worst p99 {worst:.1} ms vs {:.0} + {:.1} = {bound:.1} ms",
+                    d.call_timeout_ms, reads.miss.p99_ms
+                ),
+                met: worst <= bound,
+            });
+        }
+    }
+    if let Some(g) = &r.growth
+        && let (Some(first), Some(last)) = (g.rows.first(), g.rows.last())
+    {
+        let growth = last.transfers.p50_ms / first.transfers.p50_ms.max(1e-9);
+        t.push(Target {
+            target: "growth: transfer latency stays flat from the smallest to the largest size"
+                .into(),
+            figure: format!(
+                "p50 {:.2} → {:.2} ms (×{growth:.2})",
+                first.transfers.p50_ms, last.transfers.p50_ms
+            ),
+            met: growth <= 1.5,
+        });
+    }
+    t
+}
+
+fn stat_cells(s: &crate::load::RunStats) -> String {
+    format!("{:.0} | {:.2} | {:.2}", s.throughput, s.p50_ms, s.p99_ms)
+}
+
+/// The markdown page.
+#[must_use]
+pub fn markdown(r: &Results) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "# Performance\n");
+    let _ = writeln!(
+        m,
+        "Measured on {} by `{}` ({} logical CPUs, {}, {}). Every figure is measured in the same run as its \
+         baseline and reported as a ratio; the machine is shared and noisy, so compare ratios, not absolute numbers. \
+         The raw figures are in [bench/results.json](bench/results.json).\n",
+        r.date, r.command, r.machine.cpus, r.machine.postgres, r.machine.redis
+    );
+    if r.quick {
+        let _ = writeln!(
+            m,
+            "> Quick mode: tiny sizes and short runs; these figures only show the benchmark works.\n"
+        );
+    }
+    let _ = writeln!(m, "## Targets\n\n| target | figure | |\n|---|---|---|");
+    for t in targets(r) {
+        let _ = writeln!(
+            m,
+            "| {} | {} | {} |",
+            t.target,
+            t.figure,
+            if t.met { "met" } else { "**missed**" }
+        );
+    }
+    if let Some(rows) = &r.transfers {
+        let _ = writeln!(
+            m,
+            "\n## 1. Transfers\n\nThe service (domain service, cache decorators, PostgreSQL adapter; one wallet-to-wallet \
+            transfer with an idempotency key per operation) against `pgbench -M prepared` running the adapter's own statements \
+            (`sql::TRANSFER_STATEMENTS`, checked by a test to be exactly what a transfer issues) at the same concurrency.\n"
+        );
+        let _ = writeln!(
+            m,
+            "| clients | service tx/s | p50 ms | p99 ms | pgbench tx/s | ratio |\n|---|---|---|---|---|---|"
+        );
+        for row in rows {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {:.0} | {:.0} % |",
+                row.concurrency,
+                stat_cells(&row.service),
+                row.pgbench_tps,
+                row.ratio * 100.0
+            );
+        }
+        let _ = writeln!(m, "\n![transfers](img/transfers.svg)");
+    }
+    if let Some(x) = &r.reads {
+        let _ = writeln!(
+            m,
+            "\n## 2. Reads\n\nBalance reads through the cached wallet port at {} concurrent tasks.\n",
+            x.concurrency
+        );
+        let _ = writeln!(
+            m,
+            "| path | reads/s | p50 ms | p99 ms | baseline | baseline /s | ratio |\n|---|---|---|---|---|---|---|"
+        );
+        let _ = writeln!(
+            m,
+            "| L2 hit (Redis) | {} | `redis-benchmark -t get` | {:.0} | {:.0} % |",
+            stat_cells(&x.l2_hit),
+            x.redis_get,
+            x.l2_ratio * 100.0
+        );
+        let _ = writeln!(
+            m,
+            "| miss (PostgreSQL read + fill) | {} | `pgbench -S` | {:.0} | {:.0} % |",
+            stat_cells(&x.miss),
+            x.pgbench_select,
+            x.miss_ratio * 100.0
+        );
+        let _ = writeln!(
+            m,
+            "\nL1 hits (wallet ownership, decoded values in moka) on one core: **{:.2} M/s**.",
+            x.l1_hits_per_second / 1e6
+        );
+    }
+    if let Some(h) = &r.http {
+        let _ = writeln!(
+            m,
+            "\n## 3. HTTP\n\nThe real router served by `axum::serve` on loopback, and a trivial axum handler served the \
+            same way by the same process, under the same load generator (reqwest, {} connections).\n",
+            h.concurrency
+        );
+        let _ = writeln!(
+            m,
+            "| endpoint | load | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|"
+        );
+        let _ = writeln!(
+            m,
+            "| `GET /v1/wallets/{{id}}/balance` | closed loop | {} |",
+            stat_cells(&h.balance)
+        );
+        let _ = writeln!(
+            m,
+            "| `POST /v1/wallets/{{id}}/transfers` | closed loop | {} |",
+            stat_cells(&h.transfers)
+        );
+        let _ = writeln!(
+            m,
+            "| trivial handler | closed loop | {} |",
+            stat_cells(&h.trivial)
+        );
+        let _ = writeln!(
+            m,
+            "| `GET /v1/wallets/{{id}}/balance` | {:.0} req/s fixed | {} |",
+            h.rate,
+            stat_cells(&h.balance_fixed)
+        );
+        let _ = writeln!(
+            m,
+            "| trivial handler | {:.0} req/s fixed | {} |",
+            h.rate,
+            stat_cells(&h.trivial_fixed)
+        );
+        let _ = writeln!(
+            m,
+            "\nBalance over trivial (closed loop): {:.0} %.",
+            h.balance_ratio * 100.0
+        );
+    }
+    if let Some(d) = &r.redis_down {
+        let _ = writeln!(
+            m,
+            "\n## 4. Redis down\n\nThe service on its own `redis-server`, killed a third of the way into the run; \
+            {} concurrent tasks. The breaker's per-call timeout is {:.0} ms.\n",
+            d.concurrency, d.call_timeout_ms
+        );
+        let _ = writeln!(m, "| run | ops/s | p50 ms | p99 ms |\n|---|---|---|---|");
+        let _ = writeln!(
+            m,
+            "| transfers, Redis up | {} |",
+            stat_cells(&d.transfers_up)
+        );
+        let _ = writeln!(
+            m,
+            "| transfers, Redis killed mid-run | {} |",
+            stat_cells(&d.transfers_down)
+        );
+        let _ = writeln!(
+            m,
+            "| balance reads, Redis up | {} |",
+            stat_cells(&d.reads_up)
+        );
+        let _ = writeln!(
+            m,
+            "| balance reads, Redis dead, breaker open | {} |",
+            stat_cells(&d.reads_down)
+        );
+    }
+    if let Some(g) = &r.growth {
+        let _ = writeln!(
+            m,
+            "\n## 5. Growth\n\nTransfers at {} clients among all wallets, with the ledger history seeded in bulk \
+            ({:.0} s of seeding). A flat line means no statement of a posting scans history.\n",
+            g.concurrency, g.seed_seconds
+        );
+        let _ = writeln!(
+            m,
+            "| wallets | ledger rows | tx/s | p50 ms | p99 ms |\n|---|---|---|---|---|"
+        );
+        for row in &g.rows {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} |",
+                row.wallets,
+                row.ledger_rows,
+                stat_cells(&row.transfers)
+            );
+        }
+        let _ = writeln!(m, "\n![growth](img/growth.svg)");
+    }
+    m
+}
+
+fn plot_transfers(path: &Path, rows: &[TransferRow]) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max = rows
+        .iter()
+        .map(|r| r.service.throughput.max(r.pgbench_tps))
+        .fold(1.0, f64::max)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Transfers per second by clients", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d((0.5_f64..80.0_f64).log_scale(), 0.0..max)?;
+    chart
+        .configure_mesh()
+        .x_desc("clients")
+        .y_desc("tx/s")
+        .draw()?;
+    let series = |f: fn(&TransferRow) -> f64| {
+        rows.iter()
+            .map(move |r| (r.concurrency as f64, f(r)))
+            .collect::<Vec<_>>()
+    };
+    chart
+        .draw_series(LineSeries::new(
+            series(|r| r.service.throughput),
+            BLUE.stroke_width(2),
+        ))?
+        .label("service")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(
+            series(|r| r.pgbench_tps),
+            RED.stroke_width(2),
+        ))?
+        .label("pgbench, same statements")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn plot_growth(path: &Path, g: &GrowthResults) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let max = g
+        .rows
+        .iter()
+        .map(|r| r.transfers.p99_ms)
+        .fold(1.0, f64::max)
+        * 1.3;
+    let min_w = g.rows.first().map_or(1.0, |r| r.wallets as f64) / 2.0;
+    let max_w = g.rows.last().map_or(10.0, |r| r.wallets as f64) * 2.0;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Transfer latency by wallet count", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(35)
+        .y_label_area_size(60)
+        .build_cartesian_2d((min_w..max_w).log_scale(), 0.0..max)?;
+    chart
+        .configure_mesh()
+        .x_desc("wallets")
+        .y_desc("ms")
+        .draw()?;
+    let p50: Vec<_> = g
+        .rows
+        .iter()
+        .map(|r| (r.wallets as f64, r.transfers.p50_ms))
+        .collect();
+    let p99: Vec<_> = g
+        .rows
+        .iter()
+        .map(|r| (r.wallets as f64, r.transfers.p99_ms))
+        .collect();
+    chart
+        .draw_series(LineSeries::new(p50, BLUE.stroke_width(2)))?
+        .label("p50")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
+    chart
+        .draw_series(LineSeries::new(p99, RED.stroke_width(2)))?
+        .label("p99")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
+    chart
+        .configure_series_labels()
+        .background_style(WHITE)
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+/// Writes `performance.md`, `bench/results.json` and `img/*.svg` under `docs`.
+///
+/// # Errors
+/// When a file cannot be written.
+pub fn write(docs: &Path, r: &Results) -> anyhow::Result<()> {
+    std::fs::create_dir_all(docs.join("img"))?;
+    std::fs::create_dir_all(docs.join("bench"))?;
+    std::fs::write(docs.join("performance.md"), markdown(r)).context("writing performance.md")?;
+    std::fs::write(
+        docs.join("bench/results.json"),
+        serde_json::to_string_pretty(r)?,
+    )?;
+    if let Some(rows) = &r.transfers {
+        plot_transfers(&docs.join("img/transfers.svg"), rows)?;
+    }
+    if let Some(g) = &r.growth {
+        plot_growth(&docs.join("img/growth.svg"), g)?;
+    }
+    Ok(())
+}
