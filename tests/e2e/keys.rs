@@ -8,30 +8,46 @@ use waiaas_cache::is_valid_key;
 use waiaas_testkit::TestDb;
 use waiaas_tests::{Options, TestApp};
 
-/// Every key under `prefix` (all keys when empty): (key, PTTL).
+/// Every key matching `pattern`, with its PTTL (one `redis-cli` for the scan, one for all the
+/// PTTLs, fed on stdin).
 async fn scan(url: &str, pattern: &str) -> Vec<(String, i64)> {
+    use tokio::io::AsyncWriteExt as _;
     let out = tokio::process::Command::new("redis-cli")
         .args(["-u", url, "--scan", "--pattern", pattern])
         .output()
         .await
         .expect("redis-cli");
-    let mut keys = Vec::new();
-    for key in String::from_utf8_lossy(&out.stdout)
+    let keys: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.is_empty())
-    {
-        let ttl = tokio::process::Command::new("redis-cli")
-            .args(["-u", url, "PTTL", key])
-            .output()
-            .await
-            .expect("redis-cli");
-        let ttl: i64 = String::from_utf8_lossy(&ttl.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(-3);
-        keys.push((key.to_owned(), ttl));
+        .map(str::to_owned)
+        .collect();
+    if keys.is_empty() {
+        return Vec::new();
     }
-    keys
+    let mut child = tokio::process::Command::new("redis-cli")
+        .args(["-u", url])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("redis-cli");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let script: String = keys.iter().map(|k| format!("PTTL \"{k}\"\n")).collect();
+    // Written while the replies are read, or both pipes fill up and wait for each other.
+    let writer = tokio::spawn(async move {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .expect("commands sent");
+    });
+    let out = child.wait_with_output().await.expect("redis-cli");
+    writer.await.expect("writer");
+    let ttls: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap_or(-3))
+        .collect();
+    assert_eq!(ttls.len(), keys.len(), "one PTTL per key");
+    keys.into_iter().zip(ttls).collect()
 }
 
 /// Strips a test prefix (`t-<hex>/`) when there is one.

@@ -17,7 +17,7 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
     let b = wallet_sql("b");
     let day = "(now() AT TIME ZONE 'UTC')::date".to_owned();
     let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
-    let params: [Vec<String>; 7] = [
+    let params: [Vec<String>; 4] = [
         // LOCK_WALLETS
         vec![format!("ARRAY[{a}, {b}]")],
         // POLICY_AND_SPEND
@@ -47,7 +47,7 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
             "now()".into(),
             "now()".into(),
         ],
-        // INSERT_LEDGER_ENTRIES
+        // POST_WRITES
         vec![
             ":tx_id::uuid".into(),
             "'USD'".into(),
@@ -55,17 +55,11 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
             format!("ARRAY[{a}::text, {b}::text]"),
             format!("ARRAY['wallet:' || {a}, 'wallet:' || {b}]"),
             "ARRAY[-(:amt::bigint), :amt::bigint]".into(),
-        ],
-        // APPLY_BALANCES
-        vec![
             format!("ARRAY[{a}, {b}]"),
             "ARRAY[-(:amt::bigint), :amt::bigint]".into(),
-            "now()".into(),
-        ],
-        // ADD_DAILY_SPEND
-        vec![a.clone(), day, ":amt".into()],
-        // INSERT_AUDIT
-        vec![
+            a.clone(),
+            day,
+            ":amt".into(),
             "gen_random_uuid()".into(),
             format!("{}::uuid", q(owner)),
             "'agent'".into(),
@@ -77,7 +71,6 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
             format!("{}::jsonb", q(audit_json)),
             "NULL".into(),
             "NULL".into(),
-            "now()".into(),
         ],
     ];
     let mut script = format!(

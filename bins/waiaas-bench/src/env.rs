@@ -12,7 +12,9 @@ use waiaas_testkit::{Fixture, TestDb};
 /// The deterministic id of bench wallet `i` (1-based), so pgbench can name it too.
 #[must_use]
 pub fn wallet_id(i: u64) -> WalletId {
-    WalletId::parse(&format!("00000000-0000-7000-8000-{i:012x}")).expect("well-formed wallet id")
+    WalletId::from_uuid(uuid::Uuid::from_u128(
+        0x0000_0000_0000_7000_8000_0000_0000_0000 | u128::from(i & 0xffff_ffff_ffff),
+    ))
 }
 
 /// The SQL expression pgbench uses for bench wallet `:var`.
@@ -191,4 +193,19 @@ pub async fn instance(db: &TestDb, redis_url: Option<&str>, pool: u32) -> anyhow
 #[must_use]
 pub fn redis_url() -> String {
     std::env::var("WAIAAS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bench_wallet_ids_are_what_pgbench_computes() {
+        assert_eq!(
+            super::wallet_id(1).to_string(),
+            "00000000-0000-7000-8000-000000000001"
+        );
+        assert_eq!(
+            super::wallet_id(0xabc).to_string(),
+            "00000000-0000-7000-8000-000000000abc"
+        );
+    }
 }

@@ -33,6 +33,14 @@ struct Cli {
     /// Do not write the report.
     #[arg(long)]
     no_write: bool,
+    /// A PostgreSQL server (any database of it) where bench databases are created; used when
+    /// WAIAAS_TEST_DATABASE_URL is not set.
+    #[arg(
+        long,
+        global = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -120,6 +128,7 @@ async fn bench(cli: &Cli) -> anyhow::Result<Results> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    waiaas_testkit::use_database_server(&cli.database_url);
     waiaas_app::telemetry::init(&waiaas_app::settings::TelemetrySettings {
         filter: "warn,fred=off,sqlx=off".into(),
         format: "text".into(),
@@ -138,7 +147,7 @@ async fn main() -> ExitCode {
             match check::run(opts).await {
                 Ok(r) => {
                     println!(
-                        "operations {}, faults injected {}, writes {}, reads {} ({} from Redis), failed write-throughs {}, epoch bumps {}",
+                        "operations {}, faults injected {}, writes {}, reads {} ({} from Redis), failed write-throughs {}, fences {}",
                         r.operations,
                         r.faults,
                         r.writes,

@@ -182,8 +182,15 @@ impl LockManager for FailoverLocks {
 }
 
 /// Redis pub/sub across instances, or an in-process broadcast while it fails (events then
-/// reach this instance's subscribers only). Subscribers hear both.
+/// reach this instance's subscribers only). Subscribers hear both. Publishing only queues the
+/// message: a background task sends it, in order, so a request never waits on the bus (events
+/// are best effort; a full queue drops and counts).
 pub struct FailoverEventBus {
+    shared: Arc<BusShared>,
+    outbox: tokio::sync::mpsc::Sender<(String, Vec<u8>)>,
+}
+
+struct BusShared {
     primary: Arc<dyn EventBus>,
     local: LocalEventBus,
     breaker: Breaker,
@@ -193,13 +200,16 @@ pub struct FailoverEventBus {
 impl std::fmt::Debug for FailoverEventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FailoverEventBus")
-            .field("breaker", &self.breaker)
+            .field("breaker", &self.shared.breaker)
             .finish_non_exhaustive()
     }
 }
 
+/// Messages waiting to be published at most.
+const OUTBOX: usize = 10_000;
+
 impl FailoverEventBus {
-    /// Wraps `primary`.
+    /// Wraps `primary`; must be called within a tokio runtime (it starts the sender task).
     #[must_use]
     pub fn new(
         primary: Arc<dyn EventBus>,
@@ -207,18 +217,25 @@ impl FailoverEventBus {
         open_for: Duration,
         timeout: Duration,
     ) -> Self {
-        Self {
+        let shared = Arc::new(BusShared {
             primary,
             local: LocalEventBus::default(),
             breaker: Breaker::new("eventbus", failures, open_for),
             timeout,
-        }
+        });
+        let (outbox, mut queue) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(OUTBOX);
+        let sender = shared.clone();
+        tokio::spawn(async move {
+            while let Some((channel, payload)) = queue.recv().await {
+                sender.send(&channel, payload).await;
+            }
+        });
+        Self { shared, outbox }
     }
 }
 
-#[async_trait]
-impl EventBus for FailoverEventBus {
-    async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), EventBusError> {
+impl BusShared {
+    async fn send(&self, channel: &str, payload: Vec<u8>) {
         let sent = guarded(
             &self.breaker,
             self.timeout,
@@ -227,13 +244,23 @@ impl EventBus for FailoverEventBus {
         )
         .await;
         if sent.is_none() {
-            self.local.publish(channel, payload).await?;
+            let _ = self.local.publish(channel, payload).await;
+        }
+    }
+}
+
+#[async_trait]
+impl EventBus for FailoverEventBus {
+    async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), EventBusError> {
+        if self.outbox.try_send((channel.to_owned(), payload)).is_err() {
+            metrics::counter!("waiaas_events_dropped_total").increment(1);
+            return Err(EventBusError("the event outbox is full".into()));
         }
         Ok(())
     }
 
     async fn subscribe(&self, channel: &str) -> Result<BoxStream<'static, Vec<u8>>, EventBusError> {
-        let mut local = self.local.subscribe(channel).await?;
+        let mut local = self.shared.local.subscribe(channel).await?;
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(256);
         let local_tx = tx.clone();
         tokio::spawn(async move {
@@ -244,7 +271,11 @@ impl EventBus for FailoverEventBus {
             }
         });
         // The remote subscription is (re)tried until it works, for as long as anyone listens.
-        let (primary, channel, timeout) = (self.primary.clone(), channel.to_owned(), self.timeout);
+        let (primary, channel, timeout) = (
+            self.shared.primary.clone(),
+            channel.to_owned(),
+            self.shared.timeout,
+        );
         tokio::spawn(async move {
             while !tx.is_closed() {
                 if let Ok(Ok(mut remote)) =
@@ -263,6 +294,6 @@ impl EventBus for FailoverEventBus {
     }
 
     fn status(&self) -> BusStatus {
-        self.primary.status()
+        self.shared.primary.status()
     }
 }

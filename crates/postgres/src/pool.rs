@@ -78,6 +78,9 @@ pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr>
         .idle_timeout(Duration::from_millis(settings.idle_timeout_ms))
         .statement_timeout(Duration::from_millis(settings.statement_timeout_ms))
         .set_application_name("waiaas")
+        // Ping only connections idle long enough to have been dropped by a proxy or the
+        // server: a ping on every checkout would add a round trip to every request.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30))
         // Statements are logged at TRACE; those over the threshold at WARN, as slow.
         .sqlx_logging(true)
         .sqlx_logging_level(log::LevelFilter::Trace)

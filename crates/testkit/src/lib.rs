@@ -12,7 +12,7 @@ mod redis;
 
 pub use fixtures::{Fixture, World, services};
 pub use history::{History, HistoryReport, Resource, StaleRead};
-pub use pg::{TestDb, admin_url, with_database};
+pub use pg::{TestDb, admin_url, use_database_server, with_database};
 pub use redis::{
     REDIS_URL_VAR, RedisCluster, RedisServer, raw_command, test_redis_url, unique_prefix,
 };

@@ -11,6 +11,14 @@ use waiaas_postgres::{PgSettings, Postgres};
 pub const DATABASE_URL_VAR: &str = "WAIAAS_TEST_DATABASE_URL";
 
 static CONTAINER_URL: OnceLock<String> = OnceLock::new();
+static CHOSEN_URL: OnceLock<String> = OnceLock::new();
+
+/// Points this process at a PostgreSQL server chosen by the caller (the benchmark's
+/// `--database-url`), used when `WAIAAS_TEST_DATABASE_URL` is not set. Only the first call
+/// counts.
+pub fn use_database_server(url: &str) {
+    let _ = CHOSEN_URL.set(url.to_owned());
+}
 
 /// The URL of a maintenance database on the test server: from `WAIAAS_TEST_DATABASE_URL`,
 /// else a PostgreSQL 15 container (started once per process) when Docker is reachable.
@@ -20,6 +28,9 @@ static CONTAINER_URL: OnceLock<String> = OnceLock::new();
 pub async fn admin_url() -> anyhow::Result<String> {
     if let Ok(url) = std::env::var(DATABASE_URL_VAR) {
         return Ok(url);
+    }
+    if let Some(url) = CHOSEN_URL.get() {
+        return Ok(url.clone());
     }
     if let Some(url) = CONTAINER_URL.get() {
         return Ok(url.clone());

@@ -11,7 +11,7 @@ use waiaas_domain::policy::{SpendRequest, evaluate};
 use waiaas_domain::ports::{DecideCommand, PostingOutcome};
 use waiaas_domain::{ApprovalError, Decision, Money, Rule, Transaction, WalletBalance};
 
-use super::shared::{self, Entry, stmt};
+use super::shared::{self, Entry, Movement, stmt};
 use super::sql;
 use crate::audit;
 use crate::entity::transactions;
@@ -39,8 +39,20 @@ pub(super) async fn decide(
         return Err(ApprovalError::NotPending(before.status));
     }
 
+    let audit_entry = |settled: &Transaction, balances: &[WalletBalance]| NewAuditEntry {
+        owner_id: Some(cmd.owner_id),
+        action: if cmd.approve {
+            "transaction.approve"
+        } else {
+            "transaction.reject"
+        },
+        resource_type: "transaction",
+        resource_id: settled.id.to_string(),
+        old_value: Some(serde_json::json!({ "status": before.status })),
+        new_value: Some(serde_json::json!({ "transaction": settled, "balances": balances })),
+    };
     let (settled, balances) = if cmd.approve {
-        approve(&txn, cmd, &before).await?
+        approve(&txn, cmd, &before, &audit_entry).await?
     } else {
         let s = Settlement {
             status: TransactionStatus::Rejected,
@@ -50,25 +62,12 @@ pub(super) async fn decide(
         };
         (settle(&txn, cmd, s).await?, Vec::new())
     };
-    audit::record(
-        &txn,
-        &cmd.audit,
-        NewAuditEntry {
-            owner_id: Some(cmd.owner_id),
-            action: if cmd.approve {
-                "transaction.approve"
-            } else {
-                "transaction.reject"
-            },
-            resource_type: "transaction",
-            resource_id: settled.id.to_string(),
-            old_value: Some(serde_json::json!({ "status": before.status })),
-            new_value: Some(serde_json::json!({ "transaction": &settled, "balances": &balances })),
-        },
-        cmd.now,
-    )
-    .await
-    .context("auditing the decision")?;
+    if balances.is_empty() {
+        // Nothing moved, so no posting wrote the audit row: write it here.
+        audit::record(&txn, &cmd.audit, audit_entry(&settled, &[]), cmd.now)
+            .await
+            .context("auditing the decision")?;
+    }
     txn.commit().await.context("committing the decision")?;
     Ok(PostingOutcome {
         transaction: settled,
@@ -89,6 +88,7 @@ async fn approve(
     txn: &DatabaseTransaction,
     cmd: &DecideCommand,
     pending: &Transaction,
+    audit_entry: &impl Fn(&Transaction, &[WalletBalance]) -> NewAuditEntry,
 ) -> Result<(Transaction, Vec<WalletBalance>), ApprovalError> {
     let from_id = *pending
         .from_wallet_id
@@ -160,17 +160,16 @@ async fn approve(
             ),
         ],
     };
-    let balances = shared::move_money(
-        txn,
-        *pending.id.as_uuid(),
-        pending.asset.as_str(),
-        cmd.now,
-        &entries,
-    )
-    .await?;
-    shared::add_daily_spend(txn, from_id, cmd.now.date_naive(), pending.amount)
-        .await
-        .context("adding to the daily spend")?;
+    let movement = Movement {
+        transaction_id: *pending.id.as_uuid(),
+        asset: pending.asset.as_str(),
+        now: cmd.now,
+        entries: &entries,
+        locked: &locked,
+        spend: Some((from_id, pending.amount)),
+    };
+    let balances =
+        shared::post_writes(txn, &movement, &cmd.audit, |b| audit_entry(&settled, b)).await?;
     Ok((settled, balances))
 }
 

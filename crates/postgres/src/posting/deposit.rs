@@ -6,8 +6,7 @@ use waiaas_domain::PostingError;
 use waiaas_domain::model::{Actor, Budget, NewAuditEntry, TransactionKind, TransactionStatus};
 use waiaas_domain::ports::{DepositCommand, PostingOutcome};
 
-use super::shared::{self, Entry, NewTransaction};
-use crate::audit;
+use super::shared::{self, Entry, Movement, NewTransaction};
 
 /// The outside-world account deposits come from.
 const DEPOSITS: &str = "deposits";
@@ -66,31 +65,23 @@ pub(super) async fn post(
         Entry::wallet(wallet_id, amount),
         Entry::external(DEPOSITS, -amount),
     ];
-    let balances = shared::move_money(
-        &txn,
-        *transaction.id.as_uuid(),
-        &wallet.asset,
-        cmd.now,
-        &entries,
-    )
+    let movement = Movement {
+        transaction_id: *transaction.id.as_uuid(),
+        asset: &wallet.asset,
+        now: cmd.now,
+        entries: &entries,
+        locked: &locked,
+        spend: None,
+    };
+    let balances = shared::post_writes(&txn, &movement, &cmd.audit, |balances| NewAuditEntry {
+        owner_id: Some(cmd.owner_id),
+        action: "transaction.create",
+        resource_type: "transaction",
+        resource_id: transaction.id.to_string(),
+        old_value: None,
+        new_value: Some(serde_json::json!({ "transaction": &transaction, "balances": balances })),
+    })
     .await?;
-    audit::record(
-        &txn,
-        &cmd.audit,
-        NewAuditEntry {
-            owner_id: Some(cmd.owner_id),
-            action: "transaction.create",
-            resource_type: "transaction",
-            resource_id: transaction.id.to_string(),
-            old_value: None,
-            new_value: Some(
-                serde_json::json!({ "transaction": &transaction, "balances": &balances }),
-            ),
-        },
-        cmd.now,
-    )
-    .await
-    .context("auditing the deposit")?;
     txn.commit().await.context("committing the deposit")?;
     Ok(PostingOutcome {
         transaction,

@@ -2,9 +2,9 @@
 //! transaction row, writing ledger entries and balances, and replaying idempotent requests.
 
 use anyhow::{Context as _, anyhow};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{ArrayType, Value};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, FromQueryResult, Statement};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement};
 use uuid::Uuid;
 use waiaas_domain::model::{Actor, Budget, TransactionKind, TransactionStatus, WalletBalance};
 use waiaas_domain::policy::{PolicyRules, Usage};
@@ -23,6 +23,7 @@ pub(super) struct LockedWallet {
     pub owner_id: Uuid,
     pub asset: String,
     pub balance: Money,
+    pub version: i64,
     pub agent_active: bool,
 }
 
@@ -56,6 +57,7 @@ pub(super) async fn lock_wallets(
                 owner_id: r.try_get("", "owner_id")?,
                 asset: r.try_get("", "asset")?,
                 balance: convert::money(r.try_get("", "balance")?, "balance")?,
+                version: r.try_get("", "version")?,
                 agent_active: status == "active",
             })
         })
@@ -226,53 +228,98 @@ impl Entry {
     }
 }
 
-/// Writes the ledger entries (which must sum to zero) and applies them to the wallets'
-/// balances and versions; returns the wallets' new balances.
-pub(super) async fn move_money(
+/// What a posted transaction writes besides its own row.
+#[derive(Debug)]
+pub(super) struct Movement<'a> {
+    /// The transaction.
+    pub transaction_id: Uuid,
+    /// Its asset.
+    pub asset: &'a str,
+    /// The time of the posting.
+    pub now: DateTime<Utc>,
+    /// Its ledger entries (they sum to zero).
+    pub entries: &'a [Entry],
+    /// The wallets as locked by this posting.
+    pub locked: &'a [LockedWallet],
+    /// The paying wallet and the amount it spends today, if any.
+    pub spend: Option<(Uuid, Money)>,
+}
+
+/// Writes a posted transaction's ledger entries, daily spend, audit row and new balances in
+/// one statement (`sql::POST_WRITES`). The audit row describes the balances this posting
+/// computes from the locked rows; the statement's result must agree with them.
+pub(super) async fn post_writes(
     txn: &DatabaseTransaction,
-    transaction_id: Uuid,
-    asset: &str,
-    now: DateTime<Utc>,
-    entries: &[Entry],
+    m: &Movement<'_>,
+    ctx: &waiaas_domain::AuditContext,
+    audit: impl FnOnce(&[WalletBalance]) -> waiaas_domain::NewAuditEntry,
 ) -> anyhow::Result<Vec<WalletBalance>> {
-    debug_assert_eq!(
-        entries.iter().map(|e| i128::from(e.amount)).sum::<i128>(),
-        0
+    anyhow::ensure!(
+        m.entries.iter().map(|e| i128::from(e.amount)).sum::<i128>() == 0,
+        "ledger entries of {} do not sum to zero",
+        m.transaction_id
     );
-    txn.execute_raw(stmt(
-        sql::INSERT_LEDGER_ENTRIES,
-        vec![
-            transaction_id.into(),
-            asset.into(),
-            now.into(),
-            entries
-                .iter()
-                .map(|e| e.wallet.map(|w| w.to_string()).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .into(),
-            entries
-                .iter()
-                .map(|e| e.account.clone())
-                .collect::<Vec<_>>()
-                .into(),
-            entries.iter().map(|e| e.amount).collect::<Vec<_>>().into(),
-        ],
-    ))
-    .await
-    .context("writing ledger entries")?;
-    let wallets: Vec<&Entry> = entries.iter().filter(|e| e.wallet.is_some()).collect();
+    let moved: Vec<&Entry> = m.entries.iter().filter(|e| e.wallet.is_some()).collect();
+    let mut expected = Vec::with_capacity(moved.len());
+    for e in &moved {
+        let w = m
+            .locked
+            .iter()
+            .find(|l| Some(l.id) == e.wallet)
+            .ok_or_else(|| anyhow!("wallet of an entry was not locked"))?;
+        let balance = w
+            .balance
+            .minor_units()
+            .checked_add(e.amount)
+            .ok_or_else(|| anyhow!("balance overflow"))?;
+        expected.push(convert::balance(w.id, &w.asset, balance, w.version + 1)?);
+    }
+    let entry = audit(&expected);
+    let (spend_wallet, spend) = m
+        .spend
+        .map_or((None, 0), |(w, a)| (Some(w), a.minor_units()));
+    let values: Vec<Value> = vec![
+        m.transaction_id.into(),
+        m.asset.into(),
+        m.now.into(),
+        m.entries
+            .iter()
+            .map(|e| e.wallet.map(|w| w.to_string()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .into(),
+        m.entries
+            .iter()
+            .map(|e| e.account.clone())
+            .collect::<Vec<_>>()
+            .into(),
+        m.entries
+            .iter()
+            .map(|e| e.amount)
+            .collect::<Vec<_>>()
+            .into(),
+        uuid_array(moved.iter().filter_map(|e| e.wallet)),
+        moved.iter().map(|e| e.amount).collect::<Vec<_>>().into(),
+        spend_wallet.into(),
+        m.now.date_naive().into(),
+        spend.into(),
+        Uuid::now_v7().into(),
+        entry.owner_id.map(|o| *o.as_uuid()).into(),
+        ctx.actor.kind().into(),
+        ctx.actor.id().into(),
+        entry.action.into(),
+        entry.resource_type.into(),
+        entry.resource_id.into(),
+        entry.old_value.into(),
+        entry.new_value.into(),
+        ctx.request_id.clone().into(),
+        ctx.ip.map(|ip| ip.to_string()).into(),
+    ];
     let rows = txn
-        .query_all_raw(stmt(
-            sql::APPLY_BALANCES,
-            vec![
-                uuid_array(wallets.iter().filter_map(|e| e.wallet)),
-                wallets.iter().map(|e| e.amount).collect::<Vec<_>>().into(),
-                now.into(),
-            ],
-        ))
+        .query_all_raw(stmt(sql::POST_WRITES, values))
         .await
-        .context("applying balances")?;
-    rows.iter()
+        .context("writing the posting")?;
+    let mut written = rows
+        .iter()
         .map(|r| {
             convert::balance(
                 r.try_get("", "id")?,
@@ -281,22 +328,15 @@ pub(super) async fn move_money(
                 r.try_get("", "version")?,
             )
         })
-        .collect()
-}
-
-/// Adds an outgoing amount to the wallet's spend of the day.
-pub(super) async fn add_daily_spend(
-    txn: &DatabaseTransaction,
-    wallet: Uuid,
-    day: NaiveDate,
-    amount: Money,
-) -> Result<(), DbErr> {
-    txn.execute_raw(stmt(
-        sql::ADD_DAILY_SPEND,
-        vec![wallet.into(), day.into(), amount.minor_units().into()],
-    ))
-    .await
-    .map(|_| ())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    written.sort_by_key(|b| b.wallet_id);
+    let mut sorted = expected.clone();
+    sorted.sort_by_key(|b| b.wallet_id);
+    anyhow::ensure!(
+        written == sorted,
+        "balances written {written:?} differ from the locked rows' {sorted:?}"
+    );
+    Ok(expected)
 }
 
 /// Tells an owner about a held or denied transaction, in the posting's transaction; returns

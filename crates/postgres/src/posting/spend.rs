@@ -8,7 +8,7 @@ use waiaas_domain::policy::{SpendRequest, evaluate};
 use waiaas_domain::ports::{PostingOutcome, SpendCommand};
 use waiaas_domain::{Counterparty, Decision, PostingError};
 
-use super::shared::{self, Entry, NewTransaction};
+use super::shared::{self, Entry, Movement, NewTransaction};
 use crate::audit;
 
 pub(super) async fn post(
@@ -116,6 +116,14 @@ pub(super) async fn post(
     let mut balances = Vec::new();
     let mut notified = None;
     let owner = waiaas_domain::OwnerId::from_uuid(from.owner_id);
+    let audit_entry = |balances: &[waiaas_domain::WalletBalance]| NewAuditEntry {
+        owner_id: Some(owner),
+        action: "transaction.create",
+        resource_type: "transaction",
+        resource_id: transaction.id.to_string(),
+        old_value: None,
+        new_value: Some(serde_json::json!({ "transaction": &transaction, "balances": balances })),
+    };
     match status {
         TransactionStatus::Completed => {
             let amount = cmd.amount.minor_units();
@@ -126,62 +134,32 @@ pub(super) async fn post(
                     Entry::external(dest.unwrap_or_default(), amount),
                 ],
             };
-            balances = shared::move_money(
-                &txn,
-                *transaction.id.as_uuid(),
-                &from.asset,
-                cmd.now,
-                &entries,
-            )
-            .await?;
-            shared::add_daily_spend(&txn, from_id, cmd.now.date_naive(), cmd.amount)
+            let movement = Movement {
+                transaction_id: *transaction.id.as_uuid(),
+                asset: &from.asset,
+                now: cmd.now,
+                entries: &entries,
+                locked: &locked,
+                spend: Some((from_id, cmd.amount)),
+            };
+            balances = shared::post_writes(&txn, &movement, &cmd.audit, audit_entry).await?;
+        }
+        status => {
+            let kind = match status {
+                TransactionStatus::PendingApproval => Some(NotificationKind::ApprovalRequested),
+                TransactionStatus::Denied => Some(NotificationKind::TransferDenied),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let v = shared::notify(&txn, from.owner_id, kind, from_id, &transaction, cmd.now)
+                    .await?;
+                notified = Some((owner, v));
+            }
+            audit::record(&txn, &cmd.audit, audit_entry(&[]), cmd.now)
                 .await
-                .context("adding to the daily spend")?;
+                .context("auditing the transfer")?;
         }
-        TransactionStatus::PendingApproval => {
-            let v = shared::notify(
-                &txn,
-                from.owner_id,
-                NotificationKind::ApprovalRequested,
-                from_id,
-                &transaction,
-                cmd.now,
-            )
-            .await?;
-            notified = Some((owner, v));
-        }
-        TransactionStatus::Denied => {
-            let v = shared::notify(
-                &txn,
-                from.owner_id,
-                NotificationKind::TransferDenied,
-                from_id,
-                &transaction,
-                cmd.now,
-            )
-            .await?;
-            notified = Some((owner, v));
-        }
-        TransactionStatus::Failed | TransactionStatus::Rejected => {}
     }
-    audit::record(
-        &txn,
-        &cmd.audit,
-        NewAuditEntry {
-            owner_id: Some(owner),
-            action: "transaction.create",
-            resource_type: "transaction",
-            resource_id: transaction.id.to_string(),
-            old_value: None,
-            new_value: Some(serde_json::json!({
-                "transaction": &transaction,
-                "balances": &balances,
-            })),
-        },
-        cmd.now,
-    )
-    .await
-    .context("auditing the transfer")?;
     txn.commit().await.context("committing the transfer")?;
     Ok(PostingOutcome {
         transaction,

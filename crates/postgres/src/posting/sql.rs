@@ -35,26 +35,31 @@ RETURNING *";
 pub const FIND_BY_IDEMPOTENCY_KEY: &str =
     "SELECT * FROM transactions WHERE initiator_id = $1 AND idempotency_key = $2";
 
-/// Writes the ledger entries of a transaction (they sum to zero).
-/// `$1`: transaction id, `$2`: asset, `$3`: time, `$4`: `text[]` wallet ids (empty for the
-/// outside world), `$5`: `text[]` accounts, `$6`: `bigint[]` signed amounts.
-pub const INSERT_LEDGER_ENTRIES: &str = "INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
+/// Writes everything a posted transaction changes, in one round trip: its ledger entries
+/// (which sum to zero), the daily spend of the paying wallet (when `$11 > 0`), the audit row,
+/// and the new balances and versions, returned.
+/// `$1` transaction, `$2` asset, `$3` time, `$4` `text[]` entry wallets (empty for the outside
+/// world), `$5` `text[]` accounts, `$6` `bigint[]` signed amounts, `$7` `uuid[]` wallets,
+/// `$8` `bigint[]` balance deltas, `$9` paying wallet, `$10` UTC day, `$11` amount spent,
+/// `$12`…`$22` the audit row (id, owner, actor type, actor id, action, resource type, resource
+/// id, old value, new value, request id, client address as text).
+pub const POST_WRITES: &str = "WITH ledger AS (\
+INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
 SELECT $1, NULLIF(e.wallet_id, '')::uuid, e.account, $2, e.amount, $3 \
-FROM unnest($4::text[], $5::text[], $6::bigint[]) AS e(wallet_id, account, amount)";
-
-/// Applies the balance changes and bumps each wallet's version, returning the new state.
-/// `$1`: `uuid[]` wallet ids, `$2`: `bigint[]` deltas, `$3`: time.
-pub const APPLY_BALANCES: &str = "UPDATE wallets AS w SET balance = w.balance + d.delta, version = w.version + 1, updated_at = $3 \
-FROM unnest($1::uuid[], $2::bigint[]) AS d(id, delta) \
-WHERE w.id = d.id \
-RETURNING w.id, w.asset, w.balance, w.version";
-
-/// Adds to the paying wallet's spend of the day (saturating, never overflowing).
-/// `$1`: wallet id, `$2`: the UTC day, `$3`: amount.
-pub const ADD_DAILY_SPEND: &str = "INSERT INTO wallet_daily_spend (wallet_id, day, amount, count) VALUES ($1, $2, $3, 1) \
+FROM unnest($4::text[], $5::text[], $6::bigint[]) AS e(wallet_id, account, amount)), \
+spend AS (\
+INSERT INTO wallet_daily_spend (wallet_id, day, amount, count) SELECT $9::uuid, $10::date, $11::bigint, 1 WHERE $11::bigint > 0 \
 ON CONFLICT (wallet_id, day) DO UPDATE SET \
 amount = LEAST(wallet_daily_spend.amount::numeric + EXCLUDED.amount, 9223372036854775807)::bigint, \
-count = wallet_daily_spend.count + 1";
+count = wallet_daily_spend.count + 1), \
+audit AS (\
+INSERT INTO audit_logs (id, owner_id, actor_type, actor_id, action, resource_type, resource_id, \
+old_value, new_value, request_id, ip, created_at) \
+VALUES ($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22::inet, $3)) \
+UPDATE wallets AS w SET balance = w.balance + d.delta, version = w.version + 1, updated_at = $3 \
+FROM unnest($7::uuid[], $8::bigint[]) AS d(id, delta) \
+WHERE w.id = d.id \
+RETURNING w.id, w.asset, w.balance, w.version";
 
 /// Appends an audit row. `$1`…`$12` in column order; `$11` is the client address as text.
 pub const INSERT_AUDIT: &str = "INSERT INTO audit_logs (id, owner_id, actor_type, actor_id, action, resource_type, resource_id, \
@@ -81,12 +86,9 @@ WHERE id = $1 RETURNING *";
 
 /// The statements one completed wallet-to-wallet transfer issues, in order, between
 /// `BEGIN` and `COMMIT` (the hourly count only when that rule is set).
-pub const TRANSFER_STATEMENTS: [&str; 7] = [
+pub const TRANSFER_STATEMENTS: [&str; 4] = [
     LOCK_WALLETS,
     POLICY_AND_SPEND,
     INSERT_TRANSACTION,
-    INSERT_LEDGER_ENTRIES,
-    APPLY_BALANCES,
-    ADD_DAILY_SPEND,
-    INSERT_AUDIT,
+    POST_WRITES,
 ];
