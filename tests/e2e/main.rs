@@ -3,6 +3,7 @@
 //! starts and kills).
 
 mod bad_input;
+mod cluster;
 mod consistency;
 mod idempotency;
 mod isolation;

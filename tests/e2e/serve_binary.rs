@@ -102,3 +102,88 @@ async fn serve_creates_its_database_runs_without_redis_and_stops_on_sigterm() {
         "the database serve created exists and can be dropped"
     );
 }
+
+async fn run(args: &[&str], envs: &[(&str, String)]) -> (bool, String) {
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.args(args).env("WAIAAS_CONFIG_DIR", "/nonexistent");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.expect("waiaas ran");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn bootstrap_prints_a_working_key_and_cache_commands_touch_only_this_prefix() {
+    let db = waiaas_testkit::TestDb::new().await;
+    let prefix = waiaas_testkit::unique_prefix();
+    let redis = std::env::var("WAIAAS_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let envs = [
+        ("WAIAAS__DATABASE__URL", db.url.clone()),
+        ("WAIAAS__DATABASE__MIN_CONNECTIONS", "0".to_owned()),
+        ("WAIAAS__REDIS__URL", redis.clone()),
+        ("WAIAAS__REDIS__KEY_PREFIX", prefix.clone()),
+    ];
+    let (ok, out) = run(&["bootstrap", "--name", "Acme"], &envs).await;
+    assert!(ok, "{out}");
+    let key = out
+        .lines()
+        .find_map(|l| l.strip_prefix("api_key:"))
+        .expect("an api_key line")
+        .trim()
+        .to_owned();
+    let services = waiaas_testkit::services(&db.postgres());
+    let (principal, _) = services
+        .authenticate(&key)
+        .await
+        .expect("the printed key works");
+    assert!(matches!(principal, waiaas_domain::Principal::Owner { .. }));
+
+    // Keys of this prefix (and one of another prefix that must survive the flush).
+    let other = waiaas_testkit::unique_prefix();
+    for (p, k) in [
+        (&prefix, "wallet:balance:wallet:1"),
+        (&prefix, "wallet:policy:wallet:1"),
+        (&other, "wallet:balance:wallet:1"),
+    ] {
+        let key = format!("{p}{k}");
+        let status = tokio::process::Command::new("redis-cli")
+            .args(["-u", &redis, "SET", &key, "x", "EX", "60"])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+    let (ok, stats) = run(&["cache", "stats"], &envs).await;
+    assert!(ok, "{stats}");
+    let total = |text: &str| -> u64 {
+        text.lines()
+            .find(|l| l.starts_with("total"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .expect("a total line")
+    };
+    assert_eq!(total(&stats), 2, "{stats}");
+    let (ok, flushed) = run(&["cache", "flush"], &envs).await;
+    assert!(ok && total(&flushed) == 2, "{flushed}");
+    assert_eq!(total(&run(&["cache", "stats"], &envs).await.1), 0);
+    let survivor = tokio::process::Command::new("redis-cli")
+        .args([
+            "-u",
+            &redis,
+            "EXISTS",
+            &format!("{other}wallet:balance:wallet:1"),
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&survivor.stdout).trim(),
+        "1",
+        "another prefix's keys are untouched"
+    );
+}

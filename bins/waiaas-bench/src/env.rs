@@ -41,9 +41,12 @@ pub struct Seeded {
     pub history_rows: u64,
 }
 
-async fn exec(db: &TestDb, sql: &str, values: Vec<sea_orm::Value>) -> anyhow::Result<u64> {
+async fn exec<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> anyhow::Result<u64> {
     let r = db
-        .db
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             sql,
@@ -52,6 +55,20 @@ async fn exec(db: &TestDb, sql: &str, values: Vec<sea_orm::Value>) -> anyhow::Re
         .await
         .with_context(|| format!("seeding: {}", &sql[..sql.len().min(60)]))?;
     Ok(r.rows_affected())
+}
+
+/// Runs bulk statements in one transaction on one connection, without the pool's statement
+/// timeout (seeding millions of rows takes minutes) and without waiting for WAL flushes.
+async fn bulk(db: &TestDb, statements: Vec<(String, Vec<sea_orm::Value>)>) -> anyhow::Result<()> {
+    use sea_orm::TransactionTrait as _;
+    let txn = db.db.begin().await?;
+    exec(&txn, "SET LOCAL statement_timeout = 0", vec![]).await?;
+    exec(&txn, "SET LOCAL synchronous_commit = off", vec![]).await?;
+    for (sql, values) in statements {
+        exec(&txn, &sql, values).await?;
+    }
+    txn.commit().await?;
+    Ok(())
 }
 
 /// A fresh database with one owner, one agent and `wallets` funded wallets.
@@ -86,30 +103,25 @@ pub async fn add_wallets(seeded: &mut Seeded, target: u64) -> anyhow::Result<()>
     let (owner, agent) = (*seeded.owner.as_uuid(), *seeded.agent.as_uuid());
     let w = "('00000000-0000-7000-8000-' || lpad(to_hex(g), 12, '0'))::uuid";
     let t = "('00000000-0000-7000-9000-' || lpad(to_hex(g), 12, '0'))::uuid";
-    exec(&seeded.db, "SET synchronous_commit = off", vec![]).await?;
-    exec(
-        &seeded.db,
-        &format!("INSERT INTO wallets (id, agent_id, owner_id, asset, balance, version, created_at, updated_at) \
+    let mut stmts: Vec<(String, Vec<sea_orm::Value>)> = Vec::new();
+    stmts.push((
+        format!("INSERT INTO wallets (id, agent_id, owner_id, asset, balance, version, created_at, updated_at) \
                   SELECT {w}, $1, $2, 'USD', $3, 2, now(), now() FROM generate_series($4::bigint, $5::bigint) g"),
         vec![agent.into(), owner.into(), START_BALANCE.into(), from.into(), to.into()],
-    )
-    .await?;
-    exec(
-        &seeded.db,
-        &format!("INSERT INTO transactions (id, kind, status, asset, amount, to_wallet_id, metadata, owner_id, initiator_type, initiator_id, created_at, updated_at, posted_at) \
+    ));
+    stmts.push((
+        format!("INSERT INTO transactions (id, kind, status, asset, amount, to_wallet_id, metadata, owner_id, initiator_type, initiator_id, created_at, updated_at, posted_at) \
                   SELECT {t}, 'deposit', 'completed', 'USD', $1, {w}, '{{}}'::jsonb, $2, 'owner', $2, now(), now(), now() FROM generate_series($3::bigint, $4::bigint) g"),
         vec![START_BALANCE.into(), owner.into(), from.into(), to.into()],
-    )
-    .await?;
-    exec(
-        &seeded.db,
-        &format!("INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
+    ));
+    stmts.push((
+        format!("INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
                   SELECT {t}, {w}, 'wallet:' || {w}, 'USD', $1, now() FROM generate_series($2::bigint, $3::bigint) g \
                   UNION ALL SELECT {t}, NULL, 'external:deposits', 'USD', -$1::bigint, now() FROM generate_series($2::bigint, $3::bigint) g"),
         vec![START_BALANCE.into(), from.into(), to.into()],
-    )
-    .await?;
-    exec(&seeded.db, "ANALYZE wallets", vec![]).await?;
+    ));
+    bulk(&seeded.db, stmts).await?;
+    exec(&seeded.db.db, "ANALYZE wallets", vec![]).await?;
     seeded.wallets = target;
     Ok(())
 }
@@ -134,27 +146,23 @@ pub async fn add_history(seeded: &mut Seeded, rows: u64, spread: u64) -> anyhow:
     let wid = |e: &str| format!("('00000000-0000-7000-8000-' || lpad(to_hex({e}), 12, '0'))::uuid");
     let tid = "('00000000-0000-7000-a000-' || lpad(to_hex(g), 12, '0'))::uuid";
     let at = "now() - ((g % 43200) * interval '1 minute')";
-    exec(&seeded.db, "SET synchronous_commit = off", vec![]).await?;
-    exec(&seeded.db, "SET maintenance_work_mem = '256MB'", vec![]).await?;
-    exec(
-        &seeded.db,
-        &format!("INSERT INTO transactions (id, kind, status, asset, amount, from_wallet_id, to_wallet_id, metadata, owner_id, initiator_type, initiator_id, created_at, updated_at, posted_at) \
+    let mut stmts: Vec<(String, Vec<sea_orm::Value>)> = Vec::new();
+    stmts.push((
+        format!("INSERT INTO transactions (id, kind, status, asset, amount, from_wallet_id, to_wallet_id, metadata, owner_id, initiator_type, initiator_id, created_at, updated_at, posted_at) \
                   SELECT {tid}, 'transfer', 'completed', 'USD', 1, {}, {}, '{{}}'::jsonb, $2, 'agent', $3, {at}, {at}, {at} \
                   FROM generate_series($4::bigint, $5::bigint) g", wid(&a), wid(&b)),
         vec![spread.into(), owner.into(), agent.into(), base.into(), (base + transfers - 1).into()],
-    )
-    .await?;
-    exec(
-        &seeded.db,
-        &format!("INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
+    ));
+    stmts.push((
+        format!("INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
                   SELECT {tid}, {wa}, 'wallet:' || {wa}, 'USD', -1, {at} FROM generate_series($2::bigint, $3::bigint) g \
                   UNION ALL SELECT {tid}, {wb}, 'wallet:' || {wb}, 'USD', 1, {at} FROM generate_series($2::bigint, $3::bigint) g",
                   wa = wid(&a), wb = wid(&b)),
         vec![spread.into(), base.into(), (base + transfers - 1).into()],
-    )
-    .await?;
-    exec(&seeded.db, "ANALYZE transactions", vec![]).await?;
-    exec(&seeded.db, "ANALYZE ledger_entries", vec![]).await?;
+    ));
+    bulk(&seeded.db, stmts).await?;
+    exec(&seeded.db.db, "ANALYZE transactions", vec![]).await?;
+    exec(&seeded.db.db, "ANALYZE ledger_entries", vec![]).await?;
     seeded.history_rows += u64::try_from(transfers * 2)?;
     Ok(())
 }

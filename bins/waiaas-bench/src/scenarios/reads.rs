@@ -39,7 +39,7 @@ pub struct ReadResults {
 pub async fn run(scale: Scale) -> anyhow::Result<ReadResults> {
     let concurrency = 16;
     let hot = 100_u64;
-    let cold = if scale.quick { 5_000 } else { 80_000 };
+    let cold = if scale.quick { 20_000 } else { 300_000 };
     let mut seeded = env::seed(hot, 8).await?;
     env::add_wallets(&mut seeded, hot + cold).await?;
     let app = env::instance(&seeded.db, Some(&env::redis_url()), 40).await?;
@@ -62,26 +62,37 @@ pub async fn run(scale: Scale) -> anyhow::Result<ReadResults> {
         wallets.balance(wallet_id(i)).await?;
     }
 
-    let port = wallets.clone();
-    let l2_hit = closed_loop(
-        "balance reads, L2 hit",
-        concurrency,
-        scale.run,
-        scale.quiet,
-        move |w, n| {
-            let port = port.clone();
-            async move {
-                let i = (w as u64 * 7 + n) % hot + 1;
-                port.balance(wallet_id(i))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            }
-        },
-    )
-    .await;
-    let requests = ((l2_hit.throughput * scale.run.as_secs_f64()) as u64).clamp(20_000, 2_000_000);
-    let redis_get = baseline::redis_get(&env::redis_url(), concurrency, requests).await?;
+    // Ours and redis-benchmark alternate three times; the medians are compared, so a noisy
+    // moment on this shared machine does not decide the ratio.
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for round in 1..=3 {
+        let port = wallets.clone();
+        let run = closed_loop(
+            &format!("balance reads, L2 hit ({round}/3)"),
+            concurrency,
+            scale.run,
+            scale.quiet,
+            move |w, n| {
+                let port = port.clone();
+                async move {
+                    let i = (w as u64 * 7 + n) % hot + 1;
+                    port.balance(wallet_id(i))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            },
+        )
+        .await;
+        let requests = ((run.throughput * scale.run.as_secs_f64()) as u64).clamp(20_000, 2_000_000);
+        theirs.push(baseline::redis_get(&env::redis_url(), concurrency, requests).await?);
+        ours.push(run);
+    }
+    ours.sort_by(|a, b| a.throughput.total_cmp(&b.throughput));
+    theirs.sort_by(f64::total_cmp);
+    let l2_hit = ours[1].clone();
+    let redis_get = theirs[1];
 
     // Misses: every read is of a wallet not read before: L2 miss, PostgreSQL read, fill.
     let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(hot + 1));
