@@ -33,6 +33,9 @@ struct Cli {
     /// Do not write the report.
     #[arg(long)]
     no_write: bool,
+    /// Do not measure: render the report again from a results file written by an earlier run.
+    #[arg(long)]
+    from_json: Option<PathBuf>,
     /// A PostgreSQL server (any database of it) where bench databases are created; used when
     /// WAIAAS_TEST_DATABASE_URL is not set.
     #[arg(
@@ -177,7 +180,14 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        None => match bench(&cli).await {
+        None => match match &cli.from_json {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(anyhow::Error::from)
+                .and_then(|text| {
+                    serde_json::from_str::<Results>(&text).map_err(anyhow::Error::from)
+                }),
+            None => bench(&cli).await,
+        } {
             Ok(results) => {
                 println!("{}", report::markdown(&results));
                 if !cli.no_write {

@@ -4,14 +4,14 @@
 
 use std::time::Instant;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Holder, Scale, random_transfer};
 use crate::env;
 use crate::load::{RunStats, closed_loop};
 
 /// One size.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GrowthRow {
     /// Wallets in the database.
     pub wallets: u64,
@@ -22,7 +22,7 @@ pub struct GrowthRow {
 }
 
 /// What the scenario measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GrowthResults {
     /// Concurrency.
     pub concurrency: usize,

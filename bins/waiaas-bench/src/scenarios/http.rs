@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::routing::get;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::Scale;
@@ -14,7 +14,7 @@ use crate::env::{self, wallet_id};
 use crate::load::{RunStats, closed_loop, open_loop};
 
 /// What the scenario measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HttpResults {
     /// Closed-loop concurrency.
     pub concurrency: usize,

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Holder, Scale};
 
@@ -12,7 +12,7 @@ use crate::env::{self, wallet_id};
 use crate::load::{RunStats, closed_loop};
 
 /// What the scenario measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadResults {
     /// Concurrency of the L2 and miss runs.
     pub concurrency: usize,

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use waiaas_testkit::RedisServer;
 
 use super::{Holder, Scale, random_transfer};
@@ -10,7 +10,7 @@ use crate::env::{self, wallet_id};
 use crate::load::{RunStats, closed_loop};
 
 /// What the scenario measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RedisDownResults {
     /// Concurrency.
     pub concurrency: usize,

@@ -2,7 +2,7 @@
 //! and 64, against pgbench running the adapter's own statements at the same concurrency.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Holder, Scale, random_transfer};
 use crate::baseline;
@@ -10,7 +10,7 @@ use crate::env;
 use crate::load::{RunStats, closed_loop};
 
 /// One concurrency level.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TransferRow {
     /// Clients.
     pub concurrency: usize,
