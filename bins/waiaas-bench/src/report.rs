@@ -181,6 +181,14 @@ const READING: &str = "
   of waiting on Redis.
 ";
 
+/// A table of labelled runs under `header`.
+fn table(m: &mut String, header: &str, rows: &[(&str, &crate::load::RunStats)]) {
+    let _ = writeln!(m, "{header}");
+    for (label, stats) in rows {
+        let _ = writeln!(m, "| {label} | {} |", stat_cells(stats));
+    }
+}
+
 fn stat_cells(s: &crate::load::RunStats) -> String {
     format!("{:.0} | {:.2} | {:.2}", s.throughput, s.p50_ms, s.p99_ms)
 }
@@ -274,36 +282,23 @@ pub fn markdown(r: &Results) -> String {
             same way by the same process, under the same load generator (reqwest, {} connections).\n",
             h.concurrency
         );
-        let _ = writeln!(
-            m,
-            "| endpoint | load | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|"
-        );
-        let _ = writeln!(
-            m,
-            "| `GET /v1/wallets/{{id}}/balance` | closed loop | {} |",
-            stat_cells(&h.balance)
-        );
-        let _ = writeln!(
-            m,
-            "| `POST /v1/wallets/{{id}}/transfers` | closed loop | {} |",
-            stat_cells(&h.transfers)
-        );
-        let _ = writeln!(
-            m,
-            "| trivial handler | closed loop | {} |",
-            stat_cells(&h.trivial)
-        );
-        let _ = writeln!(
-            m,
-            "| `GET /v1/wallets/{{id}}/balance` | {:.0} req/s fixed | {} |",
-            h.rate,
-            stat_cells(&h.balance_fixed)
-        );
-        let _ = writeln!(
-            m,
-            "| trivial handler | {:.0} req/s fixed | {} |",
-            h.rate,
-            stat_cells(&h.trivial_fixed)
+        let fixed = format!("{:.0} req/s fixed", h.rate);
+        table(
+            &mut m,
+            "| endpoint | load | req/s | p50 ms | p99 ms |\n|---|---|---|---|---|",
+            &[
+                ("`GET /v1/wallets/{id}/balance` | closed loop", &h.balance),
+                (
+                    "`POST /v1/wallets/{id}/transfers` | closed loop",
+                    &h.transfers,
+                ),
+                ("trivial handler | closed loop", &h.trivial),
+                (
+                    &format!("`GET /v1/wallets/{{id}}/balance` | {fixed}"),
+                    &h.balance_fixed,
+                ),
+                (&format!("trivial handler | {fixed}"), &h.trivial_fixed),
+            ],
         );
         let _ = writeln!(
             m,
@@ -318,26 +313,15 @@ pub fn markdown(r: &Results) -> String {
             {} concurrent tasks. The breaker's per-call timeout is {:.0} ms.\n",
             d.concurrency, d.call_timeout_ms
         );
-        let _ = writeln!(m, "| run | ops/s | p50 ms | p99 ms |\n|---|---|---|---|");
-        let _ = writeln!(
-            m,
-            "| transfers, Redis up | {} |",
-            stat_cells(&d.transfers_up)
-        );
-        let _ = writeln!(
-            m,
-            "| transfers, Redis killed mid-run | {} |",
-            stat_cells(&d.transfers_down)
-        );
-        let _ = writeln!(
-            m,
-            "| balance reads, Redis up | {} |",
-            stat_cells(&d.reads_up)
-        );
-        let _ = writeln!(
-            m,
-            "| balance reads, Redis dead, breaker open | {} |",
-            stat_cells(&d.reads_down)
+        table(
+            &mut m,
+            "| run | ops/s | p50 ms | p99 ms |\n|---|---|---|---|",
+            &[
+                ("transfers, Redis up", &d.transfers_up),
+                ("transfers, Redis killed mid-run", &d.transfers_down),
+                ("balance reads, Redis up", &d.reads_up),
+                ("balance reads, Redis dead, breaker open", &d.reads_down),
+            ],
         );
     }
     if let Some(g) = &r.growth {
