@@ -64,8 +64,8 @@ pub struct CheckReport {
     pub l2_hits: u64,
     /// Write-throughs that failed (and raised the fence).
     pub failed_write_throughs: u64,
-    /// Epoch bumps.
-    pub epoch_bumps: u64,
+    /// Fences raised (the epoch marked stale after a failed cache write).
+    pub fences: u64,
     /// Ledger invariants violated (reconcile, totals).
     pub invariant_violations: u64,
     /// Human-readable details of any violation.
@@ -347,7 +347,7 @@ pub async fn run(opts: CheckOptions) -> anyhow::Result<CheckReport> {
             use waiaas_cache::CacheStats as S;
             report.l2_hits += S::get(&c.stats.l2_hits);
             report.failed_write_throughs += S::get(&c.stats.write_failures);
-            report.epoch_bumps += S::get(&c.stats.fences);
+            report.fences += S::get(&c.stats.fences);
         }
     }
     report.details.extend(

@@ -157,7 +157,7 @@ async fn main() -> ExitCode {
                         r.reads,
                         r.l2_hits,
                         r.failed_write_throughs,
-                        r.epoch_bumps
+                        r.fences
                     );
                     println!(
                         "failed requests {}, stale reads {}, invariant violations {}",

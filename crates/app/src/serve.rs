@@ -21,11 +21,13 @@ pub fn http_config(settings: &Settings) -> HttpConfig {
     HttpConfig {
         body_limit_bytes: settings.server.body_limit_bytes,
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+        // An empty token (e.g. an unset variable in compose) disables owner registration.
         bootstrap_token: settings
             .auth
             .bootstrap_token
             .as_ref()
-            .map(|t| t.expose_secret().to_owned()),
+            .map(|t| t.expose_secret().trim().to_owned())
+            .filter(|t| !t.is_empty()),
         rate: settings.rate_limit.enabled.then_some(Rate {
             per_second: settings.rate_limit.per_second,
             burst: settings.rate_limit.burst,
