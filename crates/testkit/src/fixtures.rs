@@ -137,6 +137,36 @@ impl World {
             .expect("deposit")
     }
 
+    /// The agent moves `amount` from one of its wallets to another.
+    ///
+    /// # Panics
+    /// When the posting fails (a denial or a hold is an outcome, not a failure).
+    pub async fn spend(&self, from: WalletId, to: WalletId, amount: i64) -> PostingOutcome {
+        self.services
+            .transfer(
+                &self.agent(),
+                Self::transfer_request(from, to, amount),
+                &self.agent_ctx(),
+            )
+            .await
+            .expect("transfer")
+    }
+
+    /// The owner replaces a wallet's rules.
+    ///
+    /// # Panics
+    /// When storage fails.
+    pub async fn set_rules(
+        &self,
+        wallet_id: WalletId,
+        rules: waiaas_domain::PolicyRules,
+    ) -> waiaas_domain::Policy {
+        self.services
+            .set_policy(&self.owner(), wallet_id, rules, &self.owner_ctx())
+            .await
+            .expect("policy")
+    }
+
     /// A transfer request between two wallets, without an idempotency key.
     #[must_use]
     pub fn transfer_request(from: WalletId, to: WalletId, amount: i64) -> TransferRequest {

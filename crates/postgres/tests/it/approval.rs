@@ -3,7 +3,7 @@
 
 use waiaas_domain::model::TransactionStatus;
 use waiaas_domain::{ApprovalError, Money, PolicyRules, Rule};
-use waiaas_testkit::{Fixture, TestDb, World, services};
+use waiaas_testkit::{Fixture, TestDb, services};
 
 fn m(v: i64) -> Option<Money> {
     Some(Money::new(v).unwrap())
@@ -20,19 +20,9 @@ async fn a_transfer_above_the_threshold_waits_and_is_posted_on_approval() {
         approval_above: m(100),
         ..Default::default()
     };
-    services
-        .set_policy(&world.owner(), from, rules, &world.owner_ctx())
-        .await
-        .unwrap();
+    world.set_rules(from, rules).await;
 
-    let out = services
-        .transfer(
-            &world.agent(),
-            World::transfer_request(from, to, 150),
-            &world.agent_ctx(),
-        )
-        .await
-        .unwrap();
+    let out = world.spend(from, to, 150).await;
     assert_eq!(out.transaction.status, TransactionStatus::PendingApproval);
     assert_eq!(out.transaction.rule, Some(Rule::ApprovalAbove));
     assert!(out.balances.is_empty());
@@ -111,35 +101,11 @@ async fn an_approval_fails_when_the_funds_are_gone_and_is_denied_when_the_policy
         approval_above: m(100),
         ..Default::default()
     };
-    services
-        .set_policy(&world.owner(), from, rules, &world.owner_ctx())
-        .await
-        .unwrap();
+    world.set_rules(from, rules).await;
 
-    let a = services
-        .transfer(
-            &world.agent(),
-            World::transfer_request(from, to, 200),
-            &world.agent_ctx(),
-        )
-        .await
-        .unwrap();
-    let b = services
-        .transfer(
-            &world.agent(),
-            World::transfer_request(from, to, 250),
-            &world.agent_ctx(),
-        )
-        .await
-        .unwrap();
-    let c = services
-        .transfer(
-            &world.agent(),
-            World::transfer_request(from, to, 50),
-            &world.agent_ctx(),
-        )
-        .await
-        .unwrap();
+    let a = world.spend(from, to, 200).await;
+    let b = world.spend(from, to, 250).await;
+    let c = world.spend(from, to, 50).await;
     assert_eq!(c.transaction.status, TransactionStatus::Completed);
 
     // 250 left: approving the 200 works, then the 250 no longer has the funds.
@@ -165,24 +131,14 @@ async fn an_approval_fails_when_the_funds_are_gone_and_is_denied_when_the_policy
 
     // A held transfer meets a policy tightened after it was asked for.
     world.deposit(from, 1_000).await;
-    let d = services
-        .transfer(
-            &world.agent(),
-            World::transfer_request(from, to, 500),
-            &world.agent_ctx(),
-        )
-        .await
-        .unwrap();
+    let d = world.spend(from, to, 500).await;
     assert_eq!(d.transaction.status, TransactionStatus::PendingApproval);
     let tighter = PolicyRules {
         approval_above: m(100),
         max_per_transaction: m(400),
         ..Default::default()
     };
-    services
-        .set_policy(&world.owner(), from, tighter, &world.owner_ctx())
-        .await
-        .unwrap();
+    world.set_rules(from, tighter).await;
     let third = services
         .decide(&world.owner(), d.transaction.id, true, &world.owner_ctx())
         .await
@@ -218,18 +174,8 @@ async fn a_rejected_transfer_moves_nothing_and_another_owner_cannot_decide() {
         approval_above: m(10),
         ..Default::default()
     };
-    services
-        .set_policy(&world.owner(), from, rules, &world.owner_ctx())
-        .await
-        .unwrap();
-    let a = services
-        .transfer(
-            &world.agent(),
-            World::transfer_request(from, to, 20),
-            &world.agent_ctx(),
-        )
-        .await
-        .unwrap();
+    world.set_rules(from, rules).await;
+    let a = world.spend(from, to, 20).await;
     let err = services
         .decide(
             &stranger.owner(),

@@ -203,12 +203,5 @@ async fn a_suspended_agent_cannot_move_money_but_can_again_once_reactivated() {
         )
         .await
         .unwrap();
-    services
-        .transfer(
-            &world.agent(),
-            World::transfer_request(from, to, 5),
-            &world.agent_ctx(),
-        )
-        .await
-        .unwrap();
+    world.spend(from, to, 5).await;
 }

@@ -2,7 +2,7 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use waiaas_migration::{Migrator, MigratorTrait as _};
-use waiaas_testkit::{Fixture, TestDb, World, services};
+use waiaas_testkit::{Fixture, TestDb, services};
 
 async fn tables(db: &TestDb) -> Vec<String> {
     let rows = db
@@ -25,14 +25,7 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
     let world = Fixture::world(&services).await;
     let a = world.wallet("USD", 500).await.id;
     let b = world.wallet("USD", 0).await.id;
-    services
-        .transfer(
-            &world.agent(),
-            World::transfer_request(a, b, 20),
-            &world.agent_ctx(),
-        )
-        .await
-        .unwrap();
+    world.spend(a, b, 20).await;
     let all = tables(&db).await;
     assert!(all.len() >= 12, "{all:?}");
 

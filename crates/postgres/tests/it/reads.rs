@@ -1,7 +1,7 @@
 //! Reads: pagination, policies with their audit trail, summaries, sessions and revocation.
 
 use waiaas_domain::{AuditQuery, Money, PolicyRules, TxCursor};
-use waiaas_testkit::{Fixture, TestDb, World, services};
+use waiaas_testkit::{Fixture, TestDb, services};
 
 #[tokio::test]
 async fn a_wallets_history_pages_newest_first_without_gaps_or_repeats() {
@@ -12,14 +12,7 @@ async fn a_wallets_history_pages_newest_first_without_gaps_or_repeats() {
     let b = world.wallet("USD", 1_000).await.id;
     for i in 0..13 {
         let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
-        services
-            .transfer(
-                &world.agent(),
-                World::transfer_request(from, to, 1 + i),
-                &world.agent_ctx(),
-            )
-            .await
-            .unwrap();
+        world.spend(from, to, 1 + i).await;
     }
     let mut seen = Vec::new();
     let mut cursor: Option<TxCursor> = None;
@@ -58,14 +51,7 @@ async fn setting_a_policy_bumps_its_version_and_audits_old_and_new_rules() {
         daily_limit: Some(Money::new(50).unwrap()),
         ..Default::default()
     };
-    assert_eq!(
-        services
-            .set_policy(&world.owner(), w, first, &world.owner_ctx())
-            .await
-            .unwrap()
-            .version,
-        1
-    );
+    assert_eq!(world.set_rules(w, first).await.version, 1);
     let p2 = services
         .set_policy(&world.owner(), w, second.clone(), &world.owner_ctx())
         .await

@@ -1,7 +1,7 @@
 //! Reconciliation finds what does not add up.
 
 use sea_orm::ConnectionTrait;
-use waiaas_testkit::{Fixture, TestDb, World, services};
+use waiaas_testkit::{Fixture, TestDb, services};
 
 #[tokio::test]
 async fn reconcile_reports_a_tampered_balance_and_an_unbalanced_transaction() {
@@ -10,14 +10,7 @@ async fn reconcile_reports_a_tampered_balance_and_an_unbalanced_transaction() {
     let world = Fixture::world(&services).await;
     let a = world.wallet("USD", 100).await.id;
     let b = world.wallet("USD", 0).await.id;
-    let t = services
-        .transfer(
-            &world.agent(),
-            World::transfer_request(a, b, 30),
-            &world.agent_ctx(),
-        )
-        .await
-        .unwrap();
+    let t = world.spend(a, b, 30).await;
     let ok = waiaas_postgres::reconcile(&db.db).await.unwrap();
     assert!(ok.is_consistent(), "{ok}");
     let usd = ok.assets.iter().find(|x| x.asset == "USD").unwrap();
