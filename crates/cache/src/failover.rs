@@ -184,7 +184,10 @@ impl LockManager for FailoverLocks {
 /// Redis pub/sub across instances, or an in-process broadcast while it fails (events then
 /// reach this instance's subscribers only). Subscribers hear both. Publishing only queues the
 /// message: a background task sends it, in order, so a request never waits on the bus (events
-/// are best effort; a full queue drops and counts).
+/// are best effort; a full queue drops and counts). The sender takes whatever has queued up
+/// (up to [`BATCH`] messages) and issues it at once, so the commands share round trips on the
+/// connection instead of waiting for each other: under load the queue drains as fast as it
+/// fills, where one round trip per message fell behind and tripped the breaker.
 pub struct FailoverEventBus {
     shared: Arc<BusShared>,
     outbox: tokio::sync::mpsc::Sender<(String, Vec<u8>)>,
@@ -208,6 +211,9 @@ impl std::fmt::Debug for FailoverEventBus {
 /// Messages waiting to be published at most.
 const OUTBOX: usize = 10_000;
 
+/// Messages the sender issues together at most.
+pub const BATCH: usize = 256;
+
 impl FailoverEventBus {
     /// Wraps `primary`; must be called within a tokio runtime (it starts the sender task).
     #[must_use]
@@ -226,8 +232,9 @@ impl FailoverEventBus {
         let (outbox, mut queue) = tokio::sync::mpsc::channel::<(String, Vec<u8>)>(OUTBOX);
         let sender = shared.clone();
         tokio::spawn(async move {
-            while let Some((channel, payload)) = queue.recv().await {
-                sender.send(&channel, payload).await;
+            let mut batch = Vec::with_capacity(BATCH);
+            while queue.recv_many(&mut batch, BATCH).await > 0 {
+                sender.send_all(&mut batch).await;
             }
         });
         Self { shared, outbox }
@@ -235,16 +242,23 @@ impl FailoverEventBus {
 }
 
 impl BusShared {
-    async fn send(&self, channel: &str, payload: Vec<u8>) {
-        let sent = guarded(
-            &self.breaker,
-            self.timeout,
-            "eventbus",
-            self.primary.publish(channel, payload.clone()),
-        )
+    /// Publishes `batch` (emptying it): all of it is issued to Redis together, in order (the
+    /// futures are polled in order, so the commands are queued on the connection in order);
+    /// each message Redis did not take goes to this instance's subscribers instead.
+    async fn send_all(&self, batch: &mut Vec<(String, Vec<u8>)>) {
+        let sent = futures::future::join_all(batch.iter().map(|(channel, payload)| {
+            guarded(
+                &self.breaker,
+                self.timeout,
+                "eventbus",
+                self.primary.publish(channel, payload.clone()),
+            )
+        }))
         .await;
-        if sent.is_none() {
-            let _ = self.local.publish(channel, payload).await;
+        for ((channel, payload), sent) in batch.drain(..).zip(sent) {
+            if sent.is_none() {
+                let _ = self.local.publish(&channel, payload).await;
+            }
         }
     }
 }
@@ -295,5 +309,109 @@ impl EventBus for FailoverEventBus {
 
     fn status(&self) -> BusStatus {
         self.shared.primary.status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A primary bus that takes each message when called (as a Redis client queues the
+    /// command), answers after a round trip, or fails every call.
+    #[derive(Default)]
+    struct Remote {
+        taken: Mutex<Vec<(String, Vec<u8>)>>,
+        down: bool,
+    }
+
+    #[async_trait]
+    impl EventBus for Remote {
+        async fn publish(&self, channel: &str, payload: Vec<u8>) -> Result<(), EventBusError> {
+            if self.down {
+                return Err(EventBusError("connection refused".into()));
+            }
+            self.taken
+                .lock()
+                .expect("not poisoned")
+                .push((channel.to_owned(), payload));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok(())
+        }
+
+        async fn subscribe(&self, _: &str) -> Result<BoxStream<'static, Vec<u8>>, EventBusError> {
+            Err(EventBusError("not in this test".into()))
+        }
+
+        fn status(&self) -> BusStatus {
+            BusStatus {
+                connected: !self.down,
+                generation: 1,
+            }
+        }
+    }
+
+    fn message(i: u32) -> (String, Vec<u8>) {
+        (format!("wallet:{}", i % 3), i.to_be_bytes().to_vec())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_reaches_redis_whole_and_in_order() {
+        let remote = Arc::new(Remote::default());
+        let bus = FailoverEventBus::new(
+            remote.clone(),
+            3,
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+        );
+        for i in 0..2_000 {
+            let (channel, payload) = message(i);
+            bus.publish(&channel, payload).await.expect("queued");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while remote.taken.lock().expect("not poisoned").len() < 2_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the outbox did not drain"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let taken = remote.taken.lock().expect("not poisoned").clone();
+        assert_eq!(taken, (0..2_000).map(message).collect::<Vec<_>>());
+        assert_eq!(
+            bus.shared.breaker.state(),
+            crate::breaker::BreakerState::Closed
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn while_redis_fails_subscribers_here_still_hear_every_event_once() {
+        let remote = Arc::new(Remote {
+            down: true,
+            ..Remote::default()
+        });
+        let bus = FailoverEventBus::new(remote, 3, Duration::from_secs(60), Duration::from_secs(5));
+        let mut events = bus.subscribe("wallet:1").await.expect("subscribed");
+        let sent: Vec<Vec<u8>> = (0..300)
+            .map(message)
+            .filter(|(c, _)| c == "wallet:1")
+            .map(|(_, p)| p)
+            .collect();
+        for i in 0..300 {
+            let (channel, payload) = message(i);
+            bus.publish(&channel, payload).await.expect("queued");
+        }
+        let mut heard = Vec::new();
+        while heard.len() < sent.len() {
+            let next = tokio::time::timeout(Duration::from_secs(10), events.next())
+                .await
+                .expect("an event within 10 s")
+                .expect("the stream stays open");
+            heard.push(next);
+        }
+        assert_eq!(heard, sent);
+        let extra = tokio::time::timeout(Duration::from_millis(200), events.next()).await;
+        assert!(extra.is_err(), "no event is delivered twice: {extra:?}");
     }
 }

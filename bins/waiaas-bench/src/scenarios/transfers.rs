@@ -66,6 +66,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<Vec<TransferRow>> {
         // allows 100 in all).
         let app = env::instance(&seeded.db, Some(&env::redis_url()), u32::try_from(c)? + 2).await?;
         let services = app.services.clone();
+        super::warm(&services, holder, wallets).await?;
         let service = closed_loop(
             &format!("transfers, service, c={c}"),
             c,
