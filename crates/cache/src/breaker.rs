@@ -111,12 +111,18 @@ impl Breaker {
         }
     }
 
-    /// Records a successful call.
+    /// Records a successful call. Only the probe's success closes an open breaker: a call let
+    /// through before the breaker opened may still succeed after it did, and closing on that
+    /// would flap the breaker (and pay the timeouts again) while the dependency is failing.
     pub fn success(&self) {
         let mut s = self.lock();
-        s.failures = 0;
-        if s.state != BreakerState::Closed {
-            self.transition(&mut s, BreakerState::Closed);
+        match s.state {
+            BreakerState::Closed => s.failures = 0,
+            BreakerState::HalfOpen => {
+                s.failures = 0;
+                self.transition(&mut s, BreakerState::Closed);
+            }
+            BreakerState::Open => {}
         }
     }
 
@@ -192,6 +198,19 @@ mod tests {
         b.success();
         b.failure_at(t0);
         assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_late_success_of_a_call_from_before_the_trip_does_not_close_it() {
+        let b = Breaker::new("test", 2, Duration::from_secs(1));
+        let t0 = Instant::now();
+        b.failure_at(t0);
+        b.failure_at(t0);
+        assert_eq!(b.state(), BreakerState::Open);
+        b.success();
+        assert_eq!(b.state(), BreakerState::Open, "only the probe closes it");
+        assert!(!b.allow_at(t0 + Duration::from_millis(10)));
+        assert_eq!(b.trips(), 1);
     }
 
     #[test]
