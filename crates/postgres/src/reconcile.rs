@@ -3,7 +3,10 @@
 
 use std::fmt;
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use sea_orm::{
+    AccessMode, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    IsolationLevel, Statement, TransactionTrait,
+};
 
 /// The most offenders of each kind a report lists.
 const SHOW: i64 = 50;
@@ -131,7 +134,7 @@ impl fmt::Display for ReconcileReport {
 }
 
 async fn pairs(
-    db: &DatabaseConnection,
+    db: &DatabaseTransaction,
     sql: &str,
     a: &str,
     b: &str,
@@ -148,11 +151,28 @@ async fn pairs(
         .collect()
 }
 
-/// Runs every check.
+/// Runs every check, in one read-only `REPEATABLE READ` transaction: every check sees the same
+/// snapshot, so postings committing meanwhile cannot make the checks disagree with each other.
+/// The pool's statement timeout is lifted for it: on a large ledger the sums take longer than
+/// any request may, and a reconciliation that gives up says nothing.
 ///
 /// # Errors
 /// `DbErr` when PostgreSQL cannot be read.
 pub async fn reconcile(db: &DatabaseConnection) -> Result<ReconcileReport, DbErr> {
+    let txn = db
+        .begin_with_config(
+            Some(IsolationLevel::RepeatableRead),
+            Some(AccessMode::ReadOnly),
+        )
+        .await?;
+    txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+        .await?;
+    let report = checks(&txn).await?;
+    txn.commit().await?;
+    Ok(report)
+}
+
+async fn checks(db: &DatabaseTransaction) -> Result<ReconcileReport, DbErr> {
     let counts = db
         .query_one_raw(Statement::from_string(DbBackend::Postgres, COUNTS))
         .await?

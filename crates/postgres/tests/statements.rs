@@ -1,5 +1,9 @@
 //! The statements a transfer issues are exactly `sql::TRANSFER_STATEMENTS`, the list the
 //! benchmark turns into its pgbench baseline: the two can never drift apart.
+//!
+//! This is a test binary of its own: it captures sqlx's query events with a thread-local
+//! tracing subscriber, and other tests running on other threads of the same process (with no
+//! subscriber) made those events vanish now and then.
 
 use std::sync::{Arc, Mutex};
 

@@ -9,4 +9,3 @@ mod idempotency;
 mod migrations;
 mod reads;
 mod reconcile;
-mod statements;
