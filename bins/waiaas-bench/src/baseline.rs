@@ -109,6 +109,15 @@ fn parse_tps(out: &str) -> anyhow::Result<f64> {
         .with_context(|| format!("no tps in pgbench output:\n{out}"))
 }
 
+/// A `pgbench` command on the service's transport: plain TCP. libpq would otherwise negotiate
+/// TLS with a server that offers it (`sslmode=prefer`), while the service's pool connects
+/// without TLS, and the baseline would pay for encryption the service does not.
+fn pgbench() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("pgbench");
+    cmd.env("PGSSLMODE", "disable");
+    cmd
+}
+
 /// Runs pgbench with a script at `clients` for `duration` and returns transactions/s.
 ///
 /// # Errors
@@ -124,7 +133,7 @@ pub async fn pgbench_script(
         uuid::Uuid::new_v4().simple()
     ));
     tokio::fs::write(&path, script).await?;
-    let out = tokio::process::Command::new("pgbench")
+    let out = pgbench()
         .args([
             "-n",
             "-M",
@@ -154,7 +163,7 @@ pub async fn pgbench_script(
 /// # Errors
 /// When pgbench fails.
 pub async fn pgbench_init(url: &str) -> anyhow::Result<()> {
-    let out = tokio::process::Command::new("pgbench")
+    let out = pgbench()
         .args(["-i", "-q", "-s", "10"])
         .arg(url)
         .output()
@@ -173,7 +182,7 @@ pub async fn pgbench_init(url: &str) -> anyhow::Result<()> {
 /// # Errors
 /// When pgbench fails.
 pub async fn pgbench_select(url: &str, clients: usize, duration: Duration) -> anyhow::Result<f64> {
-    let out = tokio::process::Command::new("pgbench")
+    let out = pgbench()
         .args([
             "-n",
             "-S",

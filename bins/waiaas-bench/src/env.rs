@@ -120,8 +120,8 @@ pub async fn add_wallets(seeded: &mut Seeded, target: u64) -> anyhow::Result<()>
                   UNION ALL SELECT {t}, NULL, 'external:deposits', 'USD', -$1::bigint, now() FROM generate_series($2::bigint, $3::bigint) g"),
         vec![START_BALANCE.into(), from.into(), to.into()],
     ));
+    stmts.push(("ANALYZE wallets".to_owned(), vec![]));
     bulk(&seeded.db, stmts).await?;
-    exec(&seeded.db.db, "ANALYZE wallets", vec![]).await?;
     seeded.wallets = target;
     Ok(())
 }
@@ -160,9 +160,9 @@ pub async fn add_history(seeded: &mut Seeded, rows: u64, spread: u64) -> anyhow:
                   wa = wid(&a), wb = wid(&b)),
         vec![spread.into(), base.into(), (base + transfers - 1).into()],
     ));
+    stmts.push(("ANALYZE transactions".to_owned(), vec![]));
+    stmts.push(("ANALYZE ledger_entries".to_owned(), vec![]));
     bulk(&seeded.db, stmts).await?;
-    exec(&seeded.db.db, "ANALYZE transactions", vec![]).await?;
-    exec(&seeded.db.db, "ANALYZE ledger_entries", vec![]).await?;
     seeded.history_rows += u64::try_from(transfers * 2)?;
     Ok(())
 }

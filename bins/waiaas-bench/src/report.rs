@@ -160,19 +160,27 @@ const READING: &str = "
   and `COMMIT`), then writes the new balances through to Redis before answering (one
   pipelined round trip) and publishes the wallets' events through a background sender.
   Profiles show the gap is per-round-trip client overhead (task wake-ups between worker
-  threads, statement encoding and row decoding), not SQL: at one client the service is
-  within about 0.5 ms of pgbench per transfer. Changes that helped, in order: writing ledger,
+  threads, statement encoding and row decoding, about 0.6 ms of CPU per transfer in the
+  service's process against 0.2 ms in pgbench's) and the Redis write-through, not SQL: at
+  one client, where the CPUs are not the limit, the service comes closest to pgbench.
+  Changes that helped, in order: writing ledger,
   spend, audit row and balances in one statement, not pinging a pooled connection on every
-  checkout, and publishing events off the request path.
+  checkout, publishing events off the request path, and sending queued events together
+  (one round trip per message made the sender fall behind at 64 clients, time out and trip
+  the event bus's breaker).
 - **L2 reads.** A hit is a lease check, one `HMGET` through fred (commands from concurrent
   tasks are pipelined on one connection), and decoding a small JSON value; the baseline is a
   bare `GET` from a C client with 16 connections. The two alternate three times and the
-  medians are compared; on this machine the ratio moves between about 50 and 62 % from run to
-  run.
+  medians are compared; on this machine the ratio has moved between about 36 and 63 % from
+  one full run to the next (the lowest on a run where every figure was about half its usual
+  value: the host was busy).
 - **Growth.** Latency rises with the number of wallets, not with history: with 1,000 wallets
-  and 10 million ledger rows transfers run about as fast as on a fresh database, and the rise at a
-  million wallets comes from random row and index pages no longer fitting PostgreSQL's
-  shared buffers (128 MB by default here). No statement of a posting reads history: the
+  and 10 million ledger rows transfers run about as fast as the transfers scenario on a
+  fresh database (compare the two p50s at 16 clients). With many wallets almost every transfer
+  touches wallets the instance has not seen yet, so it looks their ownership up (one more
+  indexed query before the posting) and reads row and index pages that no longer fit
+  PostgreSQL's shared buffers (128 MB by default here); the ratio between the largest and
+  the smallest size has been between 1.3 and 1.7 from run to run. No statement of a posting reads history: the
   daily limit reads one `wallet_daily_spend` row, the hourly rule (when set) counts through
   a partial index bounded by the rule.
 - **Redis down.** The breaker opens after three failed calls (each at most the 100 ms
@@ -227,7 +235,10 @@ pub fn markdown(r: &Results) -> String {
             m,
             "\n## 1. Transfers\n\nThe service (domain service, cache decorators, PostgreSQL adapter; one wallet-to-wallet \
             transfer with an idempotency key per operation) against `pgbench -M prepared` running the adapter's own statements \
-            (`sql::TRANSFER_STATEMENTS`, checked by a test to be exactly what a transfer issues) at the same concurrency.\n"
+            (`sql::TRANSFER_STATEMENTS`, checked by a test to be exactly what a transfer issues) at the same concurrency. \
+            Both use plain TCP (pgbench runs with `PGSSLMODE=disable`: libpq would otherwise negotiate TLS, which the \
+            service's pool does not use). Each level starts a new instance, which reads every wallet once before the \
+            measured run, so that it holds wallet ownership in L1 as a running instance does.\n"
         );
         let _ = writeln!(
             m,
