@@ -118,6 +118,20 @@ fn pgbench() -> tokio::process::Command {
     cmd
 }
 
+/// Runs a prepared `pgbench` command and reads its throughput.
+async fn pgbench_tps(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<f64> {
+    let out = cmd
+        .output()
+        .await
+        .with_context(|| format!("running {what} (is pgbench installed?)"))?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("{what} failed:\n{text}");
+    }
+    parse_tps(&text)
+}
+
 /// Runs pgbench with a script at `clients` for `duration` and returns transactions/s.
 ///
 /// # Errors
@@ -133,29 +147,22 @@ pub async fn pgbench_script(
         uuid::Uuid::new_v4().simple()
     ));
     tokio::fs::write(&path, script).await?;
-    let out = pgbench()
-        .args([
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            &clients.min(4).to_string(),
-        ])
-        .args(["-T", &duration.as_secs().max(1).to_string(), "-f"])
-        .arg(&path)
-        .arg(url)
-        .output()
-        .await
-        .context("running pgbench (is it installed?)")?;
+    let mut cmd = pgbench();
+    cmd.args([
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        &clients.to_string(),
+        "-j",
+        &clients.min(4).to_string(),
+    ])
+    .args(["-T", &duration.as_secs().max(1).to_string(), "-f"])
+    .arg(&path)
+    .arg(url);
+    let tps = pgbench_tps(cmd, "pgbench").await;
     let _ = tokio::fs::remove_file(&path).await;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("pgbench failed:\n{text}");
-    }
-    parse_tps(&text)
+    tps
 }
 
 /// Initialises pgbench's own tables in `url` (scale 10) for `pgbench -S`.
@@ -182,27 +189,20 @@ pub async fn pgbench_init(url: &str) -> anyhow::Result<()> {
 /// # Errors
 /// When pgbench fails.
 pub async fn pgbench_select(url: &str, clients: usize, duration: Duration) -> anyhow::Result<f64> {
-    let out = pgbench()
-        .args([
-            "-n",
-            "-S",
-            "-M",
-            "prepared",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            &clients.min(4).to_string(),
-        ])
-        .args(["-T", &duration.as_secs().max(1).to_string()])
-        .arg(url)
-        .output()
-        .await?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("pgbench -S failed:\n{text}");
-    }
-    parse_tps(&text)
+    let mut cmd = pgbench();
+    cmd.args([
+        "-n",
+        "-S",
+        "-M",
+        "prepared",
+        "-c",
+        &clients.to_string(),
+        "-j",
+        &clients.min(4).to_string(),
+    ])
+    .args(["-T", &duration.as_secs().max(1).to_string()])
+    .arg(url);
+    pgbench_tps(cmd, "pgbench -S").await
 }
 
 /// `redis-benchmark -t get` at `clients` with `requests` requests: GETs per second.

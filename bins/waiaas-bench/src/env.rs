@@ -23,6 +23,24 @@ pub fn wallet_sql(var: &str) -> String {
     format!("('00000000-0000-7000-8000-' || lpad(to_hex(:{var}::bigint), 12, '0'))::uuid")
 }
 
+/// Waits (at most 10 s) until the instance's cache holds its lease, so that reads are served
+/// from Redis from the first one measured.
+///
+/// # Errors
+/// When the instance runs without a cache or gets no lease in time.
+pub async fn wait_for_cache_lease(app: &App) -> anyhow::Result<()> {
+    let cache = app
+        .cache
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("no cache"))?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cache.lease_epoch().is_none() {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no cache lease");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
 /// Each bench wallet starts with this balance (minor units): transfers never run dry.
 pub const START_BALANCE: i64 = 1_000_000_000_000;
 

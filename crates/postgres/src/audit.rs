@@ -13,6 +13,25 @@ use crate::entity::audit_logs;
 use crate::error::RepoContext as _;
 use crate::posting::sql;
 
+/// The values of a new audit row, in column order up to its client address (the time is the
+/// caller's to add): a new id, owner, actor type and id, action, resource type and id, old and
+/// new value, request id, client address as text.
+pub(crate) fn row_values(ctx: &AuditContext, entry: NewAuditEntry) -> Vec<sea_orm::Value> {
+    vec![
+        uuid::Uuid::now_v7().into(),
+        entry.owner_id.map(|o| *o.as_uuid()).into(),
+        ctx.actor.kind().into(),
+        ctx.actor.id().into(),
+        entry.action.into(),
+        entry.resource_type.into(),
+        entry.resource_id.into(),
+        entry.old_value.into(),
+        entry.new_value.into(),
+        ctx.request_id.clone().into(),
+        ctx.ip.map(|ip| ip.to_string()).into(),
+    ]
+}
+
 /// Appends an audit row with the given connection (a database transaction).
 pub(crate) async fn record<C: ConnectionTrait>(
     conn: &C,
@@ -23,20 +42,7 @@ pub(crate) async fn record<C: ConnectionTrait>(
     conn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
         sql::INSERT_AUDIT,
-        [
-            uuid::Uuid::now_v7().into(),
-            entry.owner_id.map(|o| *o.as_uuid()).into(),
-            ctx.actor.kind().into(),
-            ctx.actor.id().into(),
-            entry.action.into(),
-            entry.resource_type.into(),
-            entry.resource_id.into(),
-            entry.old_value.into(),
-            entry.new_value.into(),
-            ctx.request_id.clone().into(),
-            ctx.ip.map(|ip| ip.to_string()).into(),
-            at.into(),
-        ],
+        row_values(ctx, entry).into_iter().chain([at.into()]),
     ))
     .await?;
     Ok(())

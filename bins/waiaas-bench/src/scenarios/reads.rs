@@ -1,7 +1,7 @@
 //! Balance reads: an L2 (Redis) hit and a miss (PostgreSQL), against `redis-benchmark -t get`
 //! and `pgbench -S` at the same concurrency; and L1 hits (ownership lookups) on one core.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -49,15 +49,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<ReadResults> {
     };
     let wallets = app.services.ports().wallets.clone();
     // Wait for the cache lease, then warm the hot set.
-    let cache = app
-        .cache
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("no cache"))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.lease_epoch().is_none() {
-        anyhow::ensure!(Instant::now() < deadline, "no cache lease");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    env::wait_for_cache_lease(&app).await?;
     for i in 1..=hot {
         wallets.balance(wallet_id(i)).await?;
     }

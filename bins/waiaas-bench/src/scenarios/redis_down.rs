@@ -1,6 +1,6 @@
 //! Redis killed mid-run: transfers and balance reads against the same runs with Redis up.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use waiaas_testkit::RedisServer;
@@ -42,15 +42,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<RedisDownResults> {
         owner: seeded.owner,
         agent: seeded.agent,
     };
-    let cache = app
-        .cache
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("no cache"))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.lease_epoch().is_none() {
-        anyhow::ensure!(Instant::now() < deadline, "no cache lease");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    env::wait_for_cache_lease(&app).await?;
 
     let transfer = |label: &'static str| {
         let services = app.services.clone();

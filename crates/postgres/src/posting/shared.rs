@@ -278,7 +278,7 @@ pub(super) async fn post_writes(
     let (spend_wallet, spend) = m
         .spend
         .map_or((None, 0), |(w, a)| (Some(w), a.minor_units()));
-    let values: Vec<Value> = vec![
+    let mut values: Vec<Value> = vec![
         m.transaction_id.into(),
         m.asset.into(),
         m.now.into(),
@@ -302,18 +302,8 @@ pub(super) async fn post_writes(
         spend_wallet.into(),
         m.now.date_naive().into(),
         spend.into(),
-        Uuid::now_v7().into(),
-        entry.owner_id.map(|o| *o.as_uuid()).into(),
-        ctx.actor.kind().into(),
-        ctx.actor.id().into(),
-        entry.action.into(),
-        entry.resource_type.into(),
-        entry.resource_id.into(),
-        entry.old_value.into(),
-        entry.new_value.into(),
-        ctx.request_id.clone().into(),
-        ctx.ip.map(|ip| ip.to_string()).into(),
     ];
+    values.extend(crate::audit::row_values(ctx, entry));
     let rows = txn
         .query_all_raw(stmt(sql::POST_WRITES, values))
         .await
