@@ -11,6 +11,7 @@ mod m20261122_000002_assets_wallets_policies;
 mod m20261122_000003_transactions_ledger_spend;
 mod m20261122_000004_audit_notifications;
 mod m20261122_000005_cache_fence;
+mod m20261202_000006_hardening;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_transactions_ledger_spend::Migration),
             Box::new(m20261122_000004_audit_notifications::Migration),
             Box::new(m20261122_000005_cache_fence::Migration),
+            Box::new(m20261202_000006_hardening::Migration),
         ]
     }
 }
@@ -55,6 +57,8 @@ pub fn fingerprint() -> String {
         m20261122_000004_audit_notifications::DOWN,
         m20261122_000005_cache_fence::UP,
         m20261122_000005_cache_fence::DOWN,
+        m20261202_000006_hardening::UP,
+        m20261202_000006_hardening::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()

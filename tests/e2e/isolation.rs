@@ -57,10 +57,12 @@ async fn owners_and_agents_only_ever_see_their_own() {
         .await;
     assert_eq!(steal.status, StatusCode::NOT_FOUND, "{:?}", steal.body);
     let dep = app
-        .post(
+        .call(
+            Method::POST,
             &format!("/v1/wallets/{a_wallet}/deposits"),
-            &bob,
-            json!({ "amount": 5 }),
+            Some(&bob),
+            Some(json!({ "amount": 5 })),
+            Some("deposit-5"),
         )
         .await;
     assert_eq!(dep.status, StatusCode::NOT_FOUND);
@@ -105,10 +107,12 @@ async fn owners_and_agents_only_ever_see_their_own() {
         .await;
     assert_eq!(policy.status, StatusCode::FORBIDDEN, "{:?}", policy.body);
     let own_deposit = app
-        .post(
+        .call(
+            Method::POST,
             &format!("/v1/wallets/{a_wallet}/deposits"),
-            &a_agent_key,
-            json!({ "amount": 5 }),
+            Some(&a_agent_key),
+            Some(json!({ "amount": 5 })),
+            Some("deposit-5"),
         )
         .await;
     assert_eq!(own_deposit.status, StatusCode::FORBIDDEN);

@@ -89,10 +89,12 @@ async fn a_team_walks_through_the_whole_api() {
 
     // Money in.
     let d = app
-        .post(
+        .call(
+            Method::POST,
             &format!("/v1/wallets/{wallet}/deposits"),
-            &owner_key,
-            json!({ "amount": 2000 }),
+            Some(&owner_key),
+            Some(json!({ "amount": 2000 })),
+            Some("deposit-2000"),
         )
         .await;
     assert_eq!(
@@ -218,6 +220,7 @@ async fn a_team_walks_through_the_whole_api() {
         "{:?}",
         approved.body
     );
+    // Approving again (a lost answer, retried) replays; rejecting now is a conflict.
     let again = app
         .post(
             &format!("/v1/transactions/{}/approve", held.str("id")),
@@ -225,7 +228,18 @@ async fn a_team_walks_through_the_whole_api() {
             json!({}),
         )
         .await;
-    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(
+        (again.status, again.body.clone()),
+        (StatusCode::OK, approved.body.clone())
+    );
+    let reject = app
+        .post(
+            &format!("/v1/transactions/{}/reject", held.str("id")),
+            &owner_key,
+            json!({}),
+        )
+        .await;
+    assert_eq!(reject.status, StatusCode::CONFLICT);
     assert_eq!(
         app.get(&format!("/v1/wallets/{wallet}/balance"), &agent_token)
             .await

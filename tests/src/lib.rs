@@ -242,10 +242,12 @@ impl TestApp {
         let id = r.str("id");
         if deposit > 0 {
             let d = self
-                .post(
+                .call(
+                    Method::POST,
                     &format!("/v1/wallets/{id}/deposits"),
-                    owner_key,
-                    json!({ "amount": deposit }),
+                    Some(owner_key),
+                    Some(json!({ "amount": deposit })),
+                    Some(&uuid::Uuid::new_v4().to_string()),
                 )
                 .await;
             assert_eq!(d.status, StatusCode::CREATED, "{:?}", d.body);

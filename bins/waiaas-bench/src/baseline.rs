@@ -18,8 +18,12 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
     let day = "(now() AT TIME ZONE 'UTC')::date".to_owned();
     let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let params: [Vec<String>; 4] = [
-        // LOCK_WALLETS
-        vec![format!("ARRAY[{a}, {b}]")],
+        // LOCK_WALLETS (with the idempotency key looked up: a fresh one, never found)
+        vec![
+            format!("ARRAY[{a}, {b}]"),
+            format!("{}::uuid", q(agent)),
+            "gen_random_uuid()::text".into(),
+        ],
         // POLICY_AND_SPEND
         vec![a.clone(), day.clone()],
         // INSERT_TRANSACTION

@@ -125,7 +125,7 @@ async fn writer(s: Arc<Shared>, seed: u64) {
                     amount: 500,
                     memo: None,
                     metadata: None,
-                    idempotency_key: None,
+                    idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
                 };
                 match app
                     .services

@@ -135,7 +135,7 @@ pub async fn add_wallets(seeded: &mut Seeded, target: u64) -> anyhow::Result<()>
     stmts.push((
         format!("INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
                   SELECT {t}, {w}, 'wallet:' || {w}, 'USD', $1, now() FROM generate_series($2::bigint, $3::bigint) g \
-                  UNION ALL SELECT {t}, NULL, 'external:deposits', 'USD', -$1::bigint, now() FROM generate_series($2::bigint, $3::bigint) g"),
+                  UNION ALL SELECT {t}, NULL, 'system:deposits', 'USD', -$1::bigint, now() FROM generate_series($2::bigint, $3::bigint) g"),
         vec![START_BALANCE.into(), from.into(), to.into()],
     ));
     stmts.push(("ANALYZE wallets".to_owned(), vec![]));

@@ -50,7 +50,9 @@ enum Command {
 enum CacheAction {
     /// Count this service's keys, kind by kind.
     Stats,
-    /// Delete this service's keys (always safe: Redis holds nothing that is not in PostgreSQL).
+    /// Delete this service's keys (always safe: Redis holds nothing that is not in
+    /// PostgreSQL). Starts a new cache epoch first, so no instance serves an entry written
+    /// before the flush, even one a slow reader was still filling.
     Flush,
 }
 
@@ -58,16 +60,24 @@ enum CacheAction {
 enum Migrate {
     /// Apply pending migrations (creating the database if missing).
     Up,
-    /// Roll back migrations.
+    /// Roll back the last migrations. This DROPS the tables and columns they created, with
+    /// all the data in them (ledger, balances, audit trail): it asks for `--yes`.
     Down {
         /// How many.
         #[arg(long, default_value_t = 1)]
         steps: u32,
+        /// Confirms that the tables and data of the rolled-back migrations are dropped.
+        #[arg(long)]
+        yes: bool,
     },
     /// Show which migrations are applied.
     Status,
-    /// Drop every table and migrate from scratch (destroys all data).
-    Fresh,
+    /// Drop every table and migrate from scratch (DESTROYS ALL DATA): it asks for `--yes`.
+    Fresh {
+        /// Confirms that every table and all data are dropped.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[tokio::main]
@@ -90,12 +100,18 @@ async fn main() -> ExitCode {
                 .map(|()| true)
         }
         Command::Migrate { action } => {
-            let action = match action {
-                Migrate::Up => MigrateAction::Up,
-                Migrate::Down { steps } => MigrateAction::Down(steps),
-                Migrate::Status => MigrateAction::Status,
-                Migrate::Fresh => MigrateAction::Fresh,
+            let (action, confirmed) = match action {
+                Migrate::Up => (MigrateAction::Up, true),
+                Migrate::Down { steps, yes } => (MigrateAction::Down(steps), yes),
+                Migrate::Status => (MigrateAction::Status, true),
+                Migrate::Fresh { yes } => (MigrateAction::Fresh, yes),
             };
+            if !confirmed {
+                eprintln!(
+                    "error: this drops tables and the data in them; run it again with --yes if that is what you want"
+                );
+                return ExitCode::from(2);
+            }
             commands::migrate(&settings, action).await.map(|()| true)
         }
         Command::Reconcile => commands::reconcile(&settings).await,

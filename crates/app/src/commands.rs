@@ -12,7 +12,7 @@ pub async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Resu
     if settings.database.create_database && action != MigrateAction::Status {
         database::create_if_missing(&pg).await?;
     }
-    let db = database::connect(&pg).await?;
+    let db = database::connect_for_maintenance(&pg).await?;
     println!("{}", database::migrate(&db, action).await?);
     db.close().await?;
     Ok(())
@@ -23,7 +23,7 @@ pub async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Resu
 /// # Errors
 /// When PostgreSQL cannot be read.
 pub async fn reconcile(settings: &Settings) -> anyhow::Result<bool> {
-    let db = database::connect(&settings.database.pg()).await?;
+    let db = database::connect_for_maintenance(&settings.database.pg()).await?;
     let report = waiaas_postgres::reconcile(&db).await?;
     println!("{report}");
     db.close().await?;
@@ -64,10 +64,12 @@ fn patterns() -> Vec<(String, String)> {
 }
 
 /// `waiaas cache stats` / `waiaas cache flush`: counts (and with `flush`, deletes) this
-/// service's keys only, kind by kind. Flushing is always safe: Redis holds no truth.
+/// service's keys only, kind by kind. Flushing is always safe: Redis holds no truth. A flush
+/// starts a new cache epoch first and waits until no instance holds a lease of the old one,
+/// so nothing cached before the flush is served after it.
 ///
 /// # Errors
-/// When Redis cannot be reached.
+/// When Redis (or, for a flush, PostgreSQL) cannot be reached.
 pub async fn cache(settings: &Settings, flush: bool) -> anyhow::Result<()> {
     use waiaas_domain::ports::CacheStore as _;
     let redis = waiaas_redis::Redis::connect(&crate::wiring::redis_config(settings)).await?;
@@ -76,6 +78,9 @@ pub async fn cache(settings: &Settings, flush: bool) -> anyhow::Result<()> {
         .await
     {
         anyhow::bail!("Redis is not reachable at the configured address");
+    }
+    if flush {
+        new_cache_epoch(settings).await?;
     }
     let mut total = 0;
     for (name, pattern) in patterns() {
@@ -95,5 +100,29 @@ pub async fn cache(settings: &Settings, flush: bool) -> anyhow::Result<()> {
         if flush { "deleted" } else { "keys" }
     );
     let _ = redis.quit().await;
+    Ok(())
+}
+
+/// Marks the cache epoch stale and waits until every instance's lease of it has ended: the
+/// next renewal anywhere starts a new epoch, and entries of the old one are never served.
+async fn new_cache_epoch(settings: &Settings) -> anyhow::Result<()> {
+    use waiaas_domain::ports::CacheFence as _;
+    let db = database::connect_for_maintenance(&settings.database.pg()).await?;
+    let pg = waiaas_postgres::Postgres::new(db.clone());
+    let me = uuid::Uuid::new_v4();
+    let epoch = pg
+        .mark_stale(me)
+        .await
+        .map_err(|e| anyhow::anyhow!("marking the cache epoch stale: {e:#}"))?;
+    let wait = pg
+        .lease_wait(me)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading cache leases: {e:#}"))?;
+    println!(
+        "cache epoch {epoch} ended; waiting {} ms for instances' leases",
+        wait.as_millis()
+    );
+    tokio::time::sleep(wait).await;
+    db.close().await?;
     Ok(())
 }

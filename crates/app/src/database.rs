@@ -1,7 +1,7 @@
 //! PostgreSQL housekeeping: creating the database, migrating it, reporting status.
 
 use anyhow::Context as _;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use waiaas_migration::{Migrator, MigratorTrait as _};
 use waiaas_postgres::PgSettings;
 
@@ -32,9 +32,11 @@ pub async fn create_if_missing(settings: &PgSettings) -> anyhow::Result<()> {
     if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         anyhow::bail!("database name `{name}` must be letters, digits and underscores");
     }
-    let admin = Database::connect(admin_url.as_str())
-        .await
-        .with_context(|| format!("connecting to {}", waiaas_postgres::redact_url(&admin_url)))?;
+    let admin_settings = PgSettings {
+        url: admin_url.clone(),
+        ..settings.clone()
+    };
+    let admin = connect_for_maintenance(&admin_settings).await?;
     let exists = admin
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
@@ -67,12 +69,29 @@ pub async fn create_if_missing(settings: &PgSettings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the pool.
+/// Opens the service's pool (statement and lock timeouts set).
 ///
 /// # Errors
 /// When PostgreSQL cannot be reached.
 pub async fn connect(settings: &PgSettings) -> anyhow::Result<DatabaseConnection> {
     waiaas_postgres::connect(settings)
+        .await
+        .with_context(|| format!("connecting to PostgreSQL at {}", settings.redacted_url()))
+}
+
+/// Opens a pool for maintenance: migrations and reconciliation run without the service's
+/// statement and lock timeouts.
+///
+/// # Errors
+/// When PostgreSQL cannot be reached.
+pub async fn connect_for_maintenance(settings: &PgSettings) -> anyhow::Result<DatabaseConnection> {
+    let mut small = settings.clone();
+    small.min_connections = 0;
+    small.max_connections = small.max_connections.clamp(1, 2);
+    // An unreachable server is reported within the connect timeout, not the longer wait
+    // for a pooled connection.
+    small.acquire_timeout_ms = small.connect_timeout_ms.max(1);
+    waiaas_postgres::connect_for_maintenance(&small)
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", settings.redacted_url()))
 }

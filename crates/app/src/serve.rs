@@ -32,6 +32,10 @@ pub fn http_config(settings: &Settings) -> HttpConfig {
             per_second: settings.rate_limit.per_second,
             burst: settings.rate_limit.burst,
         }),
+        auth_failure_rate: settings.rate_limit.enabled.then_some(Rate {
+            per_second: settings.rate_limit.auth_failures_per_second,
+            burst: settings.rate_limit.auth_failures_burst,
+        }),
     }
 }
 
@@ -56,7 +60,7 @@ pub async fn prepare_database(settings: &Settings) -> anyhow::Result<()> {
         database::create_if_missing(&pg).await?;
     }
     if settings.database.auto_migrate {
-        let db = database::connect(&pg).await?;
+        let db = database::connect_for_maintenance(&pg).await?;
         let report = database::migrate(&db, MigrateAction::Up).await?;
         tracing::info!(result = %report, "Migrations checked");
         db.close().await?;
@@ -64,13 +68,53 @@ pub async fn prepare_database(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The longest pause between two attempts to reach PostgreSQL at start.
+const MAX_START_RETRY: Duration = Duration::from_secs(30);
+
+/// Runs `attempt` until PostgreSQL answers: each failure to reach it is logged at once (an
+/// attempt gives up within the connect timeout) and retried after a pause that doubles up
+/// to [`MAX_START_RETRY`]; a shutdown signal ends the wait. Other errors end it at once.
+async fn until_reachable<T, F, Fut>(
+    settings: &Settings,
+    what: &str,
+    mut attempt: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut pause = Duration::from_secs(1);
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) if waiaas_postgres::is_connection_error(&e) => {
+                tracing::error!(
+                    database = %settings.database.pg().redacted_url(),
+                    error = %format!("{e:#}"),
+                    retry_in_s = pause.as_secs(),
+                    "PostgreSQL unreachable while {what}; retrying"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = shutdown_signal() => anyhow::bail!("stopped while waiting for PostgreSQL"),
+                }
+                pause = (pause * 2).min(MAX_START_RETRY);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Runs the service until a shutdown signal.
 ///
 /// # Errors
 /// When the database cannot be prepared or the address cannot be bound.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    prepare_database(&settings).await?;
-    let app = wiring::build(&settings).await?;
+    until_reachable(&settings, "preparing the database", || {
+        prepare_database(&settings)
+    })
+    .await?;
+    let app = until_reachable(&settings, "opening the pool", || wiring::build(&settings)).await?;
     let listener = tokio::net::TcpListener::bind(&settings.server.listen)
         .await
         .with_context(|| format!("binding {}", settings.server.listen))?;

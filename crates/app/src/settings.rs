@@ -54,8 +54,8 @@ impl Default for ServerSettings {
     }
 }
 
-/// PostgreSQL.
-#[derive(Debug, Clone, Deserialize)]
+/// PostgreSQL. Its `Debug` shows the URL with the password redacted.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// The connection URL (may hold a password: never logged).
@@ -70,8 +70,13 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// Idle connections are closed after this, in milliseconds.
     pub idle_timeout_ms: u64,
-    /// Server-side statement timeout, in milliseconds.
+    /// Server-side statement timeout, in milliseconds; below the request timeout, so a slow
+    /// statement is answered `timeout` by the database before the request is abandoned.
     pub statement_timeout_ms: u64,
+    /// Server-side lock timeout, in milliseconds: a posting waiting longer for a wallet that
+    /// other work holds is answered `wallet_busy` instead of holding a connection. 0 waits
+    /// for ever.
+    pub lock_timeout_ms: u64,
     /// Statements slower than this are logged, in milliseconds.
     pub slow_statement_ms: u64,
     /// `serve` applies pending migrations at start.
@@ -91,6 +96,7 @@ impl Default for DatabaseSettings {
             acquire_timeout_ms: pg.acquire_timeout_ms,
             idle_timeout_ms: pg.idle_timeout_ms,
             statement_timeout_ms: pg.statement_timeout_ms,
+            lock_timeout_ms: pg.lock_timeout_ms,
             slow_statement_ms: pg.slow_statement_ms,
             auto_migrate: true,
             create_database: true,
@@ -110,8 +116,19 @@ impl DatabaseSettings {
             acquire_timeout_ms: self.acquire_timeout_ms,
             idle_timeout_ms: self.idle_timeout_ms,
             statement_timeout_ms: self.statement_timeout_ms,
+            lock_timeout_ms: self.lock_timeout_ms,
             slow_statement_ms: self.slow_statement_ms,
         }
+    }
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("pool", &self.pg())
+            .field("auto_migrate", &self.auto_migrate)
+            .field("create_database", &self.create_database)
+            .finish()
     }
 }
 
@@ -128,8 +145,8 @@ pub enum RedisMode {
     Sentinel,
 }
 
-/// Redis.
-#[derive(Debug, Clone, Deserialize)]
+/// Redis. Its `Debug` shows the URL with the password redacted.
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
     /// Use Redis at all; without it the service runs on PostgreSQL and in-process fallbacks.
@@ -169,6 +186,23 @@ impl Default for RedisSettings {
             connect_timeout_ms: 1_000,
             reconnect_max_delay_ms: 2_000,
         }
+    }
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("enabled", &self.enabled)
+            .field("url", &waiaas_postgres::redact_url(&self.url))
+            .field("mode", &self.mode)
+            .field("nodes", &self.nodes)
+            .field("sentinel_service", &self.sentinel_service)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("key_prefix", &self.key_prefix)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("reconnect_max_delay_ms", &self.reconnect_max_delay_ms)
+            .finish()
     }
 }
 
@@ -247,6 +281,11 @@ pub struct RateLimitSettings {
     pub per_second: f64,
     /// Requests allowed at once.
     pub burst: u32,
+    /// Failed authentications allowed per client address and second; beyond them (and the
+    /// burst) the address is answered 429 before any credential lookup.
+    pub auth_failures_per_second: f64,
+    /// Failed authentications allowed at once per client address.
+    pub auth_failures_burst: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -255,6 +294,8 @@ impl Default for RateLimitSettings {
             enabled: true,
             per_second: 100.0,
             burst: 200,
+            auth_failures_per_second: 5.0,
+            auth_failures_burst: 20,
         }
     }
 }
@@ -299,7 +340,53 @@ impl Settings {
             )
             .build()
             .context("reading settings")?
-            .try_deserialize()
-            .context("settings are invalid")
+            .try_deserialize::<Self>()
+            .context("settings are invalid")?
+            .validated()
+    }
+
+    /// Checks what no single value can say alone.
+    ///
+    /// # Errors
+    /// A statement timeout that is not below the request timeout: the same slow request
+    /// would then be answered differently depending on which timer fired first.
+    pub fn validated(self) -> anyhow::Result<Self> {
+        let (statement, request) = (
+            self.database.statement_timeout_ms,
+            self.server.request_timeout_ms,
+        );
+        if statement == 0 || statement >= request {
+            anyhow::bail!(
+                "settings are invalid: database.statement_timeout_ms ({statement}) must be above 0 and below server.request_timeout_ms ({request})"
+            );
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_settings_type_prints_a_password() {
+        let mut s = Settings::default();
+        s.database.url = "postgres://app:pg-secret@db:5432/waiaas".to_owned();
+        s.redis.url = "redis://:redis-secret@cache:6379".to_owned();
+        s.redis.password = Some(SecretString::from("other-secret"));
+        s.auth.bootstrap_token = Some(SecretString::from("boot-secret"));
+        let shown = format!("{s:?} {:?} {:?}", s.database, s.redis);
+        for secret in ["pg-secret", "redis-secret", "other-secret", "boot-secret"] {
+            assert!(!shown.contains(secret), "{secret} shown in {shown}");
+        }
+    }
+
+    #[test]
+    fn the_statement_timeout_must_be_below_the_request_timeout() {
+        let mut s = Settings::default();
+        assert!(s.clone().validated().is_ok());
+        s.database.statement_timeout_ms = s.server.request_timeout_ms;
+        let e = s.validated().unwrap_err().to_string();
+        assert!(e.contains("statement_timeout_ms"), "{e}");
     }
 }

@@ -243,22 +243,13 @@ impl Cache {
                     );
                 }
             } else {
-                if recover {
-                    // Whatever Redis holds now may predate writes it missed: a new epoch.
-                    cache.fence("recovery").await;
+                // Whatever Redis holds now may predate writes it missed: a new epoch. Tried
+                // again at the next tick if PostgreSQL does not answer.
+                if recover && cache.fence("recovery").await.is_ok() {
                     recover = false;
                 }
-                let sent = Instant::now();
-                match cache
-                    .fence_port
-                    .renew_lease(cache.cfg.instance, cache.cfg.lease)
-                    .await
-                {
-                    Ok(epoch) => cache.lease.granted(epoch, sent, cache.cfg.lease),
-                    Err(e) => {
-                        cache.lease.revoke();
-                        tracing::warn!(error = %e, "Cache lease not renewed");
-                    }
+                if !recover {
+                    cache.renew().await;
                 }
             }
             let tripped = cache.tripped.clone();
@@ -268,6 +259,39 @@ impl Cache {
                 () = tripped.notified() => {}
             }
         }
+    }
+
+    /// Renews the lease; when the epoch was marked stale, stops serving cached reads before
+    /// it starts a new epoch (another instance's fence may be waiting on this instance's
+    /// lease, and the new epoch ends that wait), then leases the new one.
+    async fn renew(&self) {
+        for _ in 0..3 {
+            let asked = self.lease.generation();
+            let sent = Instant::now();
+            match self
+                .fence_port
+                .renew_lease(self.cfg.instance, self.cfg.lease)
+                .await
+            {
+                Ok(Some(epoch)) => {
+                    self.lease.granted(epoch, sent, self.cfg.lease, asked);
+                    return;
+                }
+                Ok(None) => {
+                    self.lease.revoke();
+                    if let Err(e) = self.fence_port.bump_epoch().await {
+                        tracing::warn!(error = %e, "Cache epoch not bumped");
+                        return;
+                    }
+                }
+                Err(e) => {
+                    self.lease.revoke();
+                    tracing::warn!(error = %e, "Cache lease not renewed");
+                    return;
+                }
+            }
+        }
+        tracing::warn!("The cache epoch kept being marked stale: no lease this round");
     }
 
     async fn listen_for_l1_deletions(me: std::sync::Weak<Self>) {

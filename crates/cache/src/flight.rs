@@ -94,6 +94,17 @@ impl Flights {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
     }
+
+    /// How many callers wait on the open flight of `key` (for tests): every holder of its
+    /// slot but the map and the leader.
+    #[cfg(test)]
+    pub(crate) fn followers(&self, key: &str) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .map_or(0, |slot| Arc::strong_count(slot).saturating_sub(2))
+    }
 }
 
 /// The leader's handle; dropping it without `finish` releases the followers to retry.

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use waiaas_domain::ports::{CacheEntry, CacheError, CacheStore, WriteOutcome};
+use waiaas_domain::ports::{CacheEntry, CacheError, CacheStore, Lookup, WriteOutcome};
 
 use crate::breaker::Breaker;
 
@@ -84,15 +84,27 @@ impl Guarded {
         result
     }
 
-    /// Reads an entry.
+    /// Reads an entry for a reader of `epoch`; on a miss, with the key's fill token.
     ///
     /// # Errors
     /// When the store fails, times out, or the breaker is open.
-    pub async fn get(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
-        self.call("get", self.store.get(key)).await
+    pub async fn lookup(
+        &self,
+        key: &str,
+        epoch: i64,
+        miss: bool,
+        candidate: &str,
+        token_ttl: Duration,
+    ) -> Result<Lookup, CacheError> {
+        self.call(
+            "lookup",
+            self.store.lookup(key, epoch, miss, candidate, token_ttl),
+        )
+        .await
     }
 
-    /// Fills an entry read from PostgreSQL (set-if-newer).
+    /// Fills an entry read from PostgreSQL after a miss (set-if-newer, with the miss's
+    /// token).
     ///
     /// # Errors
     /// When the store fails, times out, or the breaker is open.
@@ -101,8 +113,10 @@ impl Guarded {
         key: &str,
         entry: &CacheEntry,
         ttl: Duration,
+        token: &str,
     ) -> Result<WriteOutcome, CacheError> {
-        self.call("fill", self.store.fill(key, entry, ttl)).await
+        self.call("fill", self.store.fill(key, entry, ttl, token))
+            .await
     }
 
     /// Writes through a committed change.

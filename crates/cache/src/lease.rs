@@ -24,6 +24,8 @@ struct LeaseInner {
     epoch_hint: i64,
     /// The epoch and local deadline of a live lease.
     valid: Option<(i64, Instant)>,
+    /// Bumped by every revocation: a grant asked for before a revocation must not undo it.
+    generation: u64,
 }
 
 impl Lease {
@@ -52,14 +54,28 @@ impl Lease {
         self.lock().epoch_hint
     }
 
-    /// Records a renewal sent at `sent` for `ttl`, granted under `epoch`. The local deadline
-    /// is counted from before the request left, minus a safety margin, so it always ends
-    /// before the lease PostgreSQL recorded.
-    pub fn granted(&self, epoch: i64, sent: Instant, ttl: Duration) {
+    /// The revocation count, to be read before a renewal is sent and handed to
+    /// [`Lease::granted`].
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Records a renewal sent at `sent` for `ttl`, granted under `epoch`, asked for when the
+    /// revocation count was `generation`. The local deadline is counted from before the
+    /// request left, minus a safety margin, so it always ends before the lease PostgreSQL
+    /// recorded. A grant whose request was sent before a revocation is ignored: the fence
+    /// that revoked the lease does not wait for this instance's own lease, so that grant
+    /// must not bring it back. Returns whether the grant took effect.
+    pub fn granted(&self, epoch: i64, sent: Instant, ttl: Duration, generation: u64) -> bool {
         let margin = (ttl / 10).max(Duration::from_millis(50));
         let mut s = self.lock();
         s.epoch_hint = s.epoch_hint.max(epoch);
+        if s.generation != generation {
+            return false;
+        }
         s.valid = ttl.checked_sub(margin).map(|d| (epoch, sent + d));
+        true
     }
 
     /// Stops serving cached reads at once; returns whether a lease was live.
@@ -67,6 +83,7 @@ impl Lease {
         let mut s = self.lock();
         let was = s.valid.is_some_and(|(_, until)| Instant::now() < until);
         s.valid = None;
+        s.generation += 1;
         was
     }
 
@@ -82,11 +99,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_grant_asked_for_before_a_revocation_does_not_restore_the_lease() {
+        let l = Lease::default();
+        let t0 = Instant::now();
+        assert!(l.granted(3, t0, Duration::from_secs(2), l.generation()));
+        // A renewal leaves ...
+        let asked = l.generation();
+        // ... a fence revokes the lease while it is under way ...
+        l.revoke();
+        // ... and its answer arrives afterwards: the revocation stands.
+        assert!(!l.granted(3, t0, Duration::from_secs(2), asked));
+        assert_eq!(l.current_at(t0), None);
+        assert!(l.granted(4, t0, Duration::from_secs(2), l.generation()));
+        assert_eq!(l.current_at(t0), Some(4));
+    }
+
+    #[test]
     fn a_lease_ends_before_its_recorded_end_and_can_be_revoked() {
         let l = Lease::default();
         assert_eq!(l.current(), None);
         let t0 = Instant::now();
-        l.granted(7, t0, Duration::from_secs(2));
+        l.granted(7, t0, Duration::from_secs(2), l.generation());
         assert_eq!(l.current_at(t0), Some(7));
         assert_eq!(l.current_at(t0 + Duration::from_millis(1_799)), Some(7));
         assert_eq!(

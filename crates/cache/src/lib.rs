@@ -28,4 +28,4 @@ pub use engine::{Cache, CacheConfig, CacheStats, L1_INVALIDATION_CHANNEL};
 pub use keys::{Kind, is_valid_key};
 pub use local::{LocalEventBus, LocalRateLimiter};
 pub use ttl::Ttls;
-pub use write::Change;
+pub use write::{Change, Unfenced};

@@ -1,16 +1,21 @@
-//! The read path: L2 hit, or one shared PostgreSQL read and a set-if-newer fill.
+//! The read path: L2 hit, or one shared PostgreSQL read and a set-if-newer fill that
+//! presents the fill token handed out at the miss.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use waiaas_domain::RepoError;
-use waiaas_domain::ports::{CacheEntry, WriteOutcome};
+use waiaas_domain::ports::{CacheEntry, Lookup, WriteOutcome};
 
 use crate::engine::{Cache, CacheStats};
 use crate::flight::{Loaded, Outcome, Role};
 use crate::keys::Kind;
 use crate::versioned::Versioned;
+
+/// How long a fill token lives on a key that had no entry: a reader whose PostgreSQL read
+/// takes longer simply does not fill.
+const FILL_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn hit(tier: &'static str, kind: Kind) {
     metrics::counter!("waiaas_cache_requests_total", "tier" => tier, "kind" => kind.name(), "result" => "hit").increment(1);
@@ -50,20 +55,47 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, RepoError>>,
     {
+        self.read_accepting(kind, id, |_: &T| true, load).await
+    }
+
+    /// As [`Cache::read`], where a cached value that `accept` refuses (yesterday's summary,
+    /// say) is a miss: read from PostgreSQL and filled over.
+    ///
+    /// # Errors
+    /// Only `load`'s errors.
+    pub async fn read_accepting<T, A, F, Fut>(
+        &self,
+        kind: Kind,
+        id: &str,
+        accept: A,
+        load: F,
+    ) -> Result<Option<T>, RepoError>
+    where
+        T: Versioned,
+        A: Fn(&T) -> bool,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, RepoError>>,
+    {
         let key = kind.key(id);
         let arrival = Instant::now();
+        let mut token = None;
         if let Some(epoch) = self.lease.current()
-            && let Ok(Some(CacheEntry {
-                epoch: e,
-                value: Some(bytes),
-                ..
-            })) = self.guard.get(&key).await
-            && e == epoch
-            && let Some(v) = decode::<T>(kind, &bytes)
+            && let Some(l) = self.lookup(&key, epoch, false).await
         {
-            hit("l2", kind);
-            CacheStats::add(&self.stats.l2_hits, 1);
-            return Ok(Some(v));
+            match l.hit(epoch).and_then(|bytes| decode::<T>(kind, bytes)) {
+                Some(v) if accept(&v) => {
+                    hit("l2", kind);
+                    CacheStats::add(&self.stats.l2_hits, 1);
+                    return Ok(Some(v));
+                }
+                Some(_) => {
+                    token = self
+                        .lookup(&key, epoch, true)
+                        .await
+                        .and_then(|l| l.fill_token);
+                }
+                None => token = l.fill_token,
+            }
         }
         miss("l2", kind);
         let mut load = Some(load);
@@ -90,7 +122,8 @@ impl Cache {
                             return Err(e);
                         }
                     };
-                    let (outcome, value) = self.fill(kind, &key, epoch, loaded).await;
+                    let (outcome, value) =
+                        self.fill(kind, &key, epoch, token.as_deref(), loaded).await;
                     guard.finish(outcome);
                     return Ok(value);
                 }
@@ -105,7 +138,7 @@ impl Cache {
                         metrics::counter!("waiaas_cache_shared_loads_total", "kind" => kind.name())
                             .increment(1);
                         return match outcome.value {
-                            Ok(Some(l)) => Ok(decode(kind, &l.bytes)),
+                            Ok(Some(l)) => Ok(decode::<T>(kind, &l.bytes).filter(|v| accept(v))),
                             Ok(None) => Ok(None),
                             Err(e) => Err(RepoError(anyhow::anyhow!("{e:#}"))),
                         };
@@ -117,6 +150,15 @@ impl Cache {
         }
     }
 
+    /// One lookup in Redis; `None` when Redis did not answer.
+    async fn lookup(&self, key: &str, epoch: i64, miss: bool) -> Option<Lookup> {
+        let candidate = uuid::Uuid::new_v4().simple().to_string();
+        self.guard
+            .lookup(key, epoch, miss, &candidate, FILL_TOKEN_TTL)
+            .await
+            .ok()
+    }
+
     /// Fills Redis with a value just read from PostgreSQL and says whether the value is proven
     /// current; a fill that loses to a newer entry of the same epoch returns that entry.
     async fn fill<T: Versioned>(
@@ -124,6 +166,7 @@ impl Cache {
         kind: Kind,
         key: &str,
         epoch: Option<i64>,
+        token: Option<&str>,
         loaded: Option<T>,
     ) -> (Outcome, Option<T>) {
         let unconfirmed = |value: Option<Loaded>| Outcome {
@@ -141,7 +184,8 @@ impl Cache {
             bytes: Arc::new(bytes),
             version: v.version(),
         };
-        let Some(epoch) = epoch else {
+        // Without a lease, or without a token from the miss, nothing is filled.
+        let (Some(epoch), Some(token)) = (epoch, token) else {
             return (unconfirmed(Some(l)), Some(v));
         };
         let mut ttl = self.cfg.ttls.for_kind(kind);
@@ -161,7 +205,7 @@ impl Cache {
             confirmed: true,
             epoch: Some(epoch),
         };
-        match self.guard.fill(key, &entry, ttl).await {
+        match self.guard.fill(key, &entry, ttl, token).await {
             Ok(WriteOutcome::Stored) => {
                 metrics::counter!("waiaas_cache_fills_total", "kind" => kind.name(), "outcome" => "stored").increment(1);
                 CacheStats::add(&self.stats.fills_stored, 1);

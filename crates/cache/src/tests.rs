@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use waiaas_domain::ports::{
-    BusStatus, CacheError, MockCacheFence, MockCacheStore, MockEventBus, WriteOutcome,
+    BusStatus, CacheError, Lookup, MockCacheFence, MockCacheStore, MockEventBus, WriteOutcome,
 };
 use waiaas_domain::{AgentId, AssetCode, Money, OwnerId, WalletBalance, WalletId, WalletOwnership};
 
@@ -15,9 +15,14 @@ use crate::{Cache, CacheConfig, Change, Kind};
 
 fn store_that_misses() -> MockCacheStore {
     let mut s = MockCacheStore::new();
-    s.expect_get().returning(|_| Ok(None));
+    s.expect_lookup().returning(|_, _, _, _, _| {
+        Ok(Lookup {
+            entry: None,
+            fill_token: Some("token".into()),
+        })
+    });
     s.expect_fill()
-        .returning(|_, _, _| Ok(WriteOutcome::Stored));
+        .returning(|_, _, _, _| Ok(WriteOutcome::Stored));
     s.expect_write()
         .returning(|_, _, _| Ok(WriteOutcome::Stored));
     s.expect_ping().returning(|| Ok(()));
@@ -29,15 +34,15 @@ fn fence(lease_granted: bool) -> MockCacheFence {
     let mut f = MockCacheFence::new();
     f.expect_renew_lease().returning(move |_, _| {
         if lease_granted {
-            Ok(1)
+            Ok(Some(1))
         } else {
             Err(waiaas_domain::RepoError(anyhow::anyhow!("no lease")))
         }
     });
     f.expect_release_lease().returning(|_| Ok(()));
-    f.expect_mark_stale().returning(|_| Ok((2, Duration::ZERO)));
-    f.expect_wait_for_leases()
-        .returning(|_, _| Ok(Duration::ZERO));
+    f.expect_mark_stale().returning(|_| Ok(2));
+    f.expect_lease_wait().returning(|_| Ok(Duration::ZERO));
+    f.expect_bump_epoch().returning(|| Ok(()));
     f
 }
 
@@ -64,6 +69,18 @@ fn cache(store: MockCacheStore, fence: MockCacheFence, bus: MockEventBus) -> Arc
         Arc::new(bus),
         cfg,
     ))
+}
+
+/// Polls `done` until it holds, for at most five seconds.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 async fn with_lease(cache: &Arc<Cache>) {
@@ -130,9 +147,8 @@ async fn without_a_lease_a_caller_that_arrives_after_the_read_began_reads_again(
                 .await
         })
     };
-    while loads.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
+    let key = Kind::Balance.key(id);
+    wait_until("the first read began", || loads.load(Ordering::SeqCst) == 1).await;
     let second = {
         let (cache, loads) = (cache.clone(), loads.clone());
         tokio::spawn(async move {
@@ -144,7 +160,11 @@ async fn without_a_lease_a_caller_that_arrives_after_the_read_began_reads_again(
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The second caller has joined the first one's flight, which began before it arrived.
+    wait_until("the second caller joined the flight", || {
+        cache.flights.followers(&key) == 1
+    })
+    .await;
     gate.notify_one();
     first.await.unwrap().unwrap();
     second.await.unwrap().unwrap();
@@ -158,23 +178,18 @@ async fn without_a_lease_a_caller_that_arrives_after_the_read_began_reads_again(
 #[tokio::test]
 async fn an_open_breaker_stops_calling_the_store_and_reads_still_work() {
     let mut store = MockCacheStore::new();
-    // Read 1: the get and the fill fail; read 2: the get fails and the breaker (3 failures)
-    // opens; nothing reaches the store after that.
+    // Reads 1 to 3: the lookup fails (no token, so no fill); the third failure opens the
+    // breaker, and nothing reaches the store after that.
     store
-        .expect_get()
-        .times(2)
-        .returning(|_| Err(CacheError::Timeout));
-    store
-        .expect_fill()
-        .times(1)
-        .returning(|_, _, _| Err(CacheError::Timeout));
+        .expect_lookup()
+        .times(3)
+        .returning(|_, _, _, _, _| Err(CacheError::Timeout));
+    store.expect_fill().never();
     store.expect_server_id().returning(|| Ok(None));
     store.expect_ping().returning(|| Err(CacheError::Timeout));
     let cache = cache(store, fence(true), bus(true));
     // A lease is needed for L2 reads to be tried at all.
-    cache
-        .lease
-        .granted(1, std::time::Instant::now(), Duration::from_secs(60));
+    grant(&cache, 1);
     let id = WalletId::new();
     for _ in 0..10 {
         let v = cache
@@ -218,45 +233,54 @@ async fn l1_is_bypassed_while_the_event_bus_is_down() {
     }
 }
 
-#[tokio::test]
-async fn a_failed_write_through_raises_the_fence_before_returning() {
+fn grant(cache: &Cache, epoch: i64) {
+    let generation = cache.lease.generation();
+    cache.lease.granted(
+        epoch,
+        std::time::Instant::now(),
+        Duration::from_secs(60),
+        generation,
+    );
+}
+
+fn store_whose_writes_fail() -> MockCacheStore {
     let mut store = store_that_misses();
     store.checkpoint();
     store
         .expect_write()
         .returning(|_, _, _| Err(CacheError::Unavailable("down".into())));
     store.expect_server_id().returning(|| Ok(None));
+    store
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_write_through_raises_the_fence_and_waits_for_the_leases_read_after_the_mark() {
     let mut fence = MockCacheFence::new();
     let mut seq = mockall::Sequence::new();
-    // Another instance's lease of the stale epoch is live for a moment, then gone.
     fence
         .expect_mark_stale()
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_| Ok((9, Duration::from_millis(10))));
-    let waits = Arc::new(AtomicUsize::new(0));
-    let w = waits.clone();
+        .returning(|_| Ok(9));
+    // Another instance's lease, granted before the mark, lasts 300 ms more: it is read in a
+    // statement of its own, after the mark, and waited for.
     fence
-        .expect_wait_for_leases()
+        .expect_lease_wait()
         .times(1)
         .in_sequence(&mut seq)
-        .withf(|_, e| *e == 9)
-        .returning(move |_, _| {
-            w.fetch_add(1, Ordering::SeqCst);
-            Ok(Duration::ZERO)
-        });
-    let cache = cache(store, fence, bus(true));
-    cache
-        .lease
-        .granted(8, std::time::Instant::now(), Duration::from_secs(60));
+        .returning(|_| Ok(Duration::from_millis(300)));
+    let cache = cache(store_whose_writes_fail(), fence, bus(true));
+    grant(&cache, 8);
     let id = WalletId::new();
+    let started = tokio::time::Instant::now();
     cache
         .apply(vec![Change::value(Kind::Balance, id, &balance(id))])
-        .await;
-    assert_eq!(
-        waits.load(Ordering::SeqCst),
-        1,
-        "it waited until no lease of the stale epoch was live"
+        .await
+        .expect("fenced");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "acknowledged before the other lease ended: {:?}",
+        started.elapsed()
     );
     assert_eq!(
         cache.lease_epoch(),
@@ -264,4 +288,175 @@ async fn a_failed_write_through_raises_the_fence_before_returning() {
         "this instance stopped serving the old epoch"
     );
     assert_eq!(cache.lease.epoch_hint(), 9);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_whose_fence_cannot_be_raised_is_not_acknowledged() {
+    let mut fence = MockCacheFence::new();
+    fence.expect_mark_stale().times(3).returning(|_| {
+        Err(waiaas_domain::RepoError(anyhow::anyhow!(
+            "PostgreSQL is gone"
+        )))
+    });
+    fence.expect_lease_wait().never();
+    let cache = cache(store_whose_writes_fail(), fence, bus(true));
+    grant(&cache, 8);
+    let id = WalletId::new();
+    let outcome = cache
+        .apply(vec![Change::value(Kind::Balance, id, &balance(id))])
+        .await;
+    assert_eq!(outcome, Err(crate::Unfenced));
+    assert_eq!(cache.lease_epoch(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_epoch_stops_being_served_before_a_new_one_is_started() {
+    let served_at_bump: Arc<std::sync::Mutex<Option<Option<i64>>>> = Arc::default();
+    let me: Arc<std::sync::OnceLock<std::sync::Weak<Cache>>> = Arc::default();
+    let mut fence = MockCacheFence::new();
+    let renewals = Arc::new(AtomicUsize::new(0));
+    let r = renewals.clone();
+    // The first renewal finds the epoch marked stale; after the bump, epoch 2 is leased.
+    fence
+        .expect_renew_lease()
+        .returning(move |_, _| Ok((r.fetch_add(1, Ordering::SeqCst) > 0).then_some(2)));
+    let (seen, who) = (served_at_bump.clone(), me.clone());
+    fence.expect_bump_epoch().times(1).returning(move || {
+        let cache = who.get().and_then(std::sync::Weak::upgrade).unwrap();
+        *seen.lock().unwrap() = Some(cache.lease_epoch());
+        Ok(())
+    });
+    fence.expect_release_lease().returning(|_| Ok(()));
+    let cache = cache(store_that_misses(), fence, bus(true));
+    me.set(Arc::downgrade(&cache)).unwrap();
+    grant(&cache, 1);
+    cache.start();
+    wait_until("the new epoch was leased", || {
+        cache.lease_epoch() == Some(2)
+    })
+    .await;
+    assert_eq!(
+        *served_at_bump.lock().unwrap(),
+        Some(None),
+        "the instance still served the stale epoch when it started a new one"
+    );
+    cache.shutdown().await;
+}
+
+/// A posting repository whose posting waits until released: the commit "is under way".
+struct SlowPostings {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+    outcome: waiaas_domain::ports::PostingOutcome,
+}
+
+#[async_trait::async_trait]
+impl waiaas_domain::ports::TransactionRepository for SlowPostings {
+    async fn post_deposit(
+        &self,
+        _: &waiaas_domain::ports::DepositCommand,
+    ) -> Result<waiaas_domain::ports::PostingOutcome, waiaas_domain::PostingError> {
+        unreachable!("only transfers are posted here")
+    }
+
+    async fn post_spend(
+        &self,
+        _: &waiaas_domain::ports::SpendCommand,
+    ) -> Result<waiaas_domain::ports::PostingOutcome, waiaas_domain::PostingError> {
+        self.entered.notify_one();
+        self.release.notified().await;
+        Ok(self.outcome.clone())
+    }
+
+    async fn post_sweep(
+        &self,
+        _: &waiaas_domain::ports::SweepCommand,
+    ) -> Result<waiaas_domain::ports::PostingOutcome, waiaas_domain::PostingError> {
+        unreachable!("only transfers are posted here")
+    }
+
+    async fn decide(
+        &self,
+        _: &waiaas_domain::ports::DecideCommand,
+    ) -> Result<waiaas_domain::ports::PostingOutcome, waiaas_domain::ApprovalError> {
+        unreachable!("only transfers are posted here")
+    }
+
+    async fn get(
+        &self,
+        _: waiaas_domain::TransactionId,
+    ) -> Result<Option<waiaas_domain::Transaction>, waiaas_domain::RepoError> {
+        unreachable!("only transfers are posted here")
+    }
+
+    async fn list_for_wallet(
+        &self,
+        _: WalletId,
+        _: &waiaas_domain::PageRequest<waiaas_domain::TxCursor>,
+    ) -> Result<waiaas_domain::TransactionPage, waiaas_domain::RepoError> {
+        unreachable!("only transfers are posted here")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_posting_whose_caller_goes_away_during_the_commit_still_writes_its_balances_through() {
+    use waiaas_domain::ports::{PostingOutcome, SpendCommand, TransactionRepository as _};
+    use waiaas_domain::{AuditContext, Counterparty, Transaction, TransactionId};
+
+    let writes = Arc::new(AtomicUsize::new(0));
+    let mut store = store_that_misses();
+    store.checkpoint();
+    let w = writes.clone();
+    store.expect_write().returning(move |key, _, _| {
+        if key.starts_with("wallet:balance:") {
+            w.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(WriteOutcome::Stored)
+    });
+    store.expect_server_id().returning(|| Ok(None));
+    let cache = cache(store, fence(true), bus(true));
+    let (from, to) = (WalletId::new(), WalletId::new());
+    let cmd = SpendCommand {
+        transaction_id: TransactionId::new(),
+        from_wallet_id: from,
+        to: Counterparty::Wallet(to),
+        amount: Money::new(5).unwrap(),
+        agent_id: AgentId::new(),
+        owner_id: OwnerId::new(),
+        memo: None,
+        metadata: serde_json::json!({}),
+        idempotency: None,
+        now: chrono::Utc::now(),
+        audit: AuditContext::system(),
+    };
+    let transaction: Transaction = serde_json::from_value(serde_json::json!({
+        "id": cmd.transaction_id, "kind": "transfer", "status": "completed", "asset": "USD",
+        "amount": 5, "from_wallet_id": from, "to_wallet_id": to, "destination": null,
+        "memo": null, "metadata": {}, "initiated_by": {"type": "agent", "id": cmd.agent_id},
+        "idempotency_key": null, "rule": null, "reason": null,
+        "budget": {"daily_remaining": null, "hourly_remaining": null},
+        "created_at": cmd.now, "updated_at": cmd.now,
+    }))
+    .unwrap();
+    let inner = Arc::new(SlowPostings {
+        entered: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+        outcome: PostingOutcome {
+            transaction,
+            replayed: false,
+            balances: vec![balance(from), balance(to)],
+            notified: None,
+        },
+    });
+    let cached = crate::cached::CachedTransactions::new(inner.clone(), cache.clone());
+    let request = tokio::spawn(async move { cached.post_spend(&cmd).await });
+    inner.entered.notified().await;
+    // The client disconnects while the commit is under way: its request future is dropped.
+    request.abort();
+    assert!(request.await.unwrap_err().is_cancelled());
+    inner.release.notify_one();
+    wait_until("both balances were written through", || {
+        writes.load(Ordering::SeqCst) == 2
+    })
+    .await;
 }

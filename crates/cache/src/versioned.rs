@@ -63,9 +63,9 @@ impl Versioned for Asset {
     }
 }
 
-/// A spend summary with the day it was computed for. Its version combines the day and the
-/// wallet's version, so a new day supersedes yesterday's entry even when no transaction
-/// changed the wallet since.
+/// A spend summary with the day it was computed for. Its version combines the wallet's
+/// version (first: versions follow commit order) and the day (second: a new day supersedes
+/// yesterday's entry when no transaction changed the wallet since).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatedSummary {
     /// The UTC day.
@@ -74,11 +74,18 @@ pub struct DatedSummary {
     pub summary: SpendSummary,
 }
 
-/// The cache version of a wallet's summary on a day.
+/// Bits of a summary version that hold the day.
+const DAY_BITS: u32 = 20;
+
+/// The cache version of a wallet's summary on a day: the wallet's version in the high bits,
+/// so a posting's tombstone always beats a summary read before it committed, whatever day
+/// either was computed for (a posting of day D committing after a fill of day D+1 still
+/// wins), and the day (days since the Common Era, modulo 2^20: distinct until the year
+/// 2870) in the low bits.
 #[must_use]
 pub fn summary_version(day: NaiveDate, wallet_version: i64) -> i64 {
-    let days = i64::from(day.num_days_from_ce());
-    (days << 40) | (wallet_version & ((1 << 40) - 1))
+    let days = i64::from(day.num_days_from_ce()) & ((1 << DAY_BITS) - 1);
+    (wallet_version << DAY_BITS) | days
 }
 
 impl Versioned for DatedSummary {
@@ -96,6 +103,17 @@ mod tests {
         let d1 = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
         let d2 = d1.succ_opt().unwrap();
         assert!(summary_version(d1, 5) < summary_version(d1, 6));
-        assert!(summary_version(d1, 1_000_000) < summary_version(d2, 1));
+        assert!(summary_version(d1, 5) < summary_version(d2, 5));
+    }
+
+    #[test]
+    fn summary_versions_follow_commit_order_across_midnight() {
+        // A reader fills day D+1's summary at wallet version 5; a posting decided on day D
+        // commits afterwards, making version 6: its tombstone must win.
+        let d = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+        let next = d.succ_opt().unwrap();
+        assert!(summary_version(d, 6) > summary_version(next, 5));
+        let end = NaiveDate::from_ymd_opt(2870, 12, 31).unwrap();
+        assert!(summary_version(end, 1) > summary_version(end.pred_opt().unwrap(), 1));
     }
 }

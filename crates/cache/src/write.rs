@@ -1,6 +1,7 @@
 //! The write path: after PostgreSQL commits, each changed entry is written through (or
 //! tombstoned) with the row's new version; if any of those fail, the fence is raised before
-//! the write is acknowledged.
+//! the write is acknowledged, and if the fence cannot be raised either, the write is not
+//! acknowledged at all (the caller answers 503; a retry writes the current state through).
 
 use std::time::{Duration, Instant};
 
@@ -43,13 +44,27 @@ impl Change {
     }
 }
 
+/// A committed change could be neither written to Redis nor fenced (PostgreSQL, where the
+/// fence lives, did not answer): other instances may still serve the entry it replaced, so
+/// the write must not be acknowledged. Retrying the request writes the current state
+/// through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the change was committed but could not be made visible safely: the cache could be neither updated nor fenced"
+)]
+pub struct Unfenced;
+
 impl Cache {
     /// Reflects committed changes in Redis. Must be awaited before the write is acknowledged:
     /// when Redis did not take every change, it raises the fence (see `lease`), which can take
-    /// up to one lease time. Never fails: the commit has happened.
-    pub async fn apply(&self, changes: Vec<Change>) {
+    /// up to one lease time.
+    ///
+    /// # Errors
+    /// [`Unfenced`] when a change was not written and the fence could not be raised: the
+    /// write must then not be acknowledged.
+    pub async fn apply(&self, changes: Vec<Change>) -> Result<(), Unfenced> {
         if changes.is_empty() {
-            return;
+            return Ok(());
         }
         let epoch = self.lease.epoch_hint();
         let writes = changes.iter().map(|c| {
@@ -73,17 +88,21 @@ impl Cache {
             if self.breaker().state() != crate::breaker::BreakerState::Closed {
                 self.tripped.notify_one();
             }
-            self.fence("write failed").await;
+            self.fence("write failed").await?;
         }
+        Ok(())
     }
 
     /// Removes an immutable entry everywhere: tombstones it in Redis and broadcasts the
     /// deletion to every instance's L1.
-    pub async fn evict_immutable(&self, kind: Kind, id: &str) {
+    ///
+    /// # Errors
+    /// [`Unfenced`], as [`Cache::apply`].
+    pub async fn evict_immutable(&self, kind: Kind, id: &str) -> Result<(), Unfenced> {
         let key = kind.key(id);
         self.l1.invalidate(&key);
         self.apply(vec![Change::tombstone(kind, id, IMMUTABLE_VERSION + 1)])
-            .await;
+            .await?;
         if let Err(e) = self
             .bus
             .publish(L1_INVALIDATION_CHANNEL, key.into_bytes())
@@ -91,67 +110,67 @@ impl Cache {
         {
             tracing::warn!(error = %e, "L1 deletion not broadcast");
         }
+        Ok(())
     }
 
     /// Makes every entry written before now unreachable before returning: gives up this
     /// instance's lease, marks the epoch stale (so the next lease renewal anywhere starts a
-    /// new one), and waits until no other instance's lease of the stale epoch is live. Calls
-    /// that arrive while one runs share the next run, never a run that started before they
+    /// new one), then reads, in a statement of its own, how long the longest live lease of
+    /// another instance lasts (whatever its epoch) and waits that long. Calls that arrive
+    /// while one runs share the next successful run, never one that started before they
     /// asked.
-    pub(crate) async fn fence(&self, why: &'static str) {
+    ///
+    /// # Errors
+    /// [`Unfenced`] when the epoch could not be marked stale.
+    pub(crate) async fn fence(&self, why: &'static str) -> Result<(), Unfenced> {
         let asked = Instant::now();
         let mut last = self.fence_lock.lock().await;
         if last.is_some_and(|started| started >= asked) {
-            return;
+            return Ok(());
         }
         let started = Instant::now();
         self.lease.revoke();
         let mut marked = None;
         for attempt in 1..=3 {
             match self.fence_port.mark_stale(self.cfg.instance).await {
-                Ok(m) => {
-                    marked = Some(m);
+                Ok(epoch) => {
+                    marked = Some(epoch);
                     break;
                 }
                 Err(e) if attempt == 3 => {
-                    tracing::error!(error = %e, "Cache epoch not marked stale: cached reads may be stale until entries expire");
+                    tracing::error!(error = %e, reason = why, "Cache epoch not marked stale: the write is not acknowledged");
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(20 * attempt)).await,
             }
         }
-        if let Some((epoch, mut wait)) = marked {
-            self.lease.saw_epoch(epoch);
-            let deadline = Instant::now() + self.cfg.lease * 2;
-            while !wait.is_zero() {
-                tokio::time::sleep(wait.min(Duration::from_millis(50))).await;
-                if Instant::now() >= deadline {
-                    tracing::error!(
-                        "Leases of a stale cache epoch still live after two lease times"
-                    );
-                    break;
-                }
-                wait = match self
-                    .fence_port
-                    .wait_for_leases(self.cfg.instance, epoch)
-                    .await
-                {
-                    Ok(w) => w,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Cache leases not read");
-                        Duration::from_millis(50)
-                    }
-                };
+        let Some(epoch) = marked else {
+            metrics::counter!("waiaas_cache_fences_total", "reason" => "failed").increment(1);
+            return Err(Unfenced);
+        };
+        self.lease.saw_epoch(epoch);
+        // Every lease granted before the mark is visible now; none is granted after it. A
+        // lease lasts at most one lease time from its grant, so without an answer that is
+        // how long to wait.
+        let wait = match self.fence_port.lease_wait(self.cfg.instance).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cache leases not read: waiting one lease time");
+                self.cfg.lease
             }
-            tracing::debug!(
-                epoch,
-                reason = why,
-                waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "Cache epoch fenced"
-            );
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
+        tracing::debug!(
+            epoch,
+            reason = why,
+            waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "Cache epoch fenced"
+        );
         metrics::counter!("waiaas_cache_fences_total", "reason" => why).increment(1);
         crate::engine::CacheStats::add(&self.stats.fences, 1);
         metrics::histogram!("waiaas_cache_fence_seconds").record(started.elapsed().as_secs_f64());
         *last = Some(started);
+        Ok(())
     }
 }

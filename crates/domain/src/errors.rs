@@ -8,9 +8,56 @@ use crate::policy::PolicyError;
 use crate::values::{AssetCode, ValueError};
 
 /// A storage failure with no meaning to the domain (connection lost, timeout, bug).
+/// [`Fault::of`] tells an infrastructure fault (retry later) from a bug.
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct RepoError(#[from] pub anyhow::Error);
+
+/// A failure of the infrastructure, neither the caller's mistake nor a bug: the request may
+/// be retried (money-moving ones with the same idempotency key). Adapters attach it to the
+/// cause they wrap (as `anyhow` context), so it travels inside every `Unknown` variant and
+/// [`RepoError`]; [`Fault::of`] finds it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Fault {
+    /// The database cannot be reached, refused the connection, or no connection was free.
+    #[error("the database is unavailable")]
+    DatabaseUnavailable,
+    /// The database did not answer in time (a statement timeout).
+    #[error("the database did not answer in time")]
+    Timeout,
+    /// A wallet (or another row the request needs) stayed locked by other work for longer
+    /// than the lock timeout.
+    #[error("a wallet is locked by another operation")]
+    WalletBusy,
+    /// The connection was lost while committing: the change may or may not have been made.
+    /// Retrying with the same idempotency key replays the real outcome.
+    #[error("the connection was lost while committing: the outcome is unknown")]
+    OutcomeUnknown,
+}
+
+impl Fault {
+    /// The fault attached anywhere in an error's chain of causes, if any.
+    #[must_use]
+    pub fn of(error: &anyhow::Error) -> Option<Self> {
+        // `downcast_ref` sees through every layer of context, including a `Fault` attached
+        // as context; the chain walk finds one that is a cause of its own.
+        error
+            .downcast_ref::<Self>()
+            .or_else(|| error.chain().find_map(|e| e.downcast_ref::<Self>()))
+            .copied()
+    }
+
+    /// The stable code of the fault, as the HTTP API reports it.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Self::DatabaseUnavailable => "database_unavailable",
+            Self::Timeout => "timeout",
+            Self::WalletBusy => "wallet_busy",
+            Self::OutcomeUnknown => "outcome_unknown",
+        }
+    }
+}
 
 /// Creating a wallet failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +102,9 @@ pub enum AccessError {
     /// The caller knows it exists but may not do this (an agent changing a policy).
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// A filter or other input of the read is malformed.
+    #[error("{0}")]
+    Invalid(&'static str),
     /// Storage failed.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
@@ -137,6 +187,16 @@ pub enum PostingError {
     /// The agent is suspended or revoked.
     #[error("the agent is not active and cannot move money")]
     AgentNotActive,
+    /// The receiving wallet is closed (its agent was deleted): it takes no more money in.
+    /// Its owner moves what it holds out with a sweep.
+    #[error("wallet {0} is closed: its agent was deleted, and it accepts no more money")]
+    WalletClosed(WalletId),
+    /// A sweep of a wallet that holds nothing.
+    #[error("wallet {0} holds nothing to sweep")]
+    NothingToSweep(WalletId),
+    /// A money-moving request came without an idempotency key.
+    #[error("an idempotency key is required, so that a retry cannot move money twice")]
+    MissingIdempotencyKey,
     /// Only an agent moves money out of its wallets; only an owner deposits.
     #[error("{0}")]
     Forbidden(&'static str),

@@ -20,6 +20,7 @@ pub mod notifications;
 pub mod policy;
 pub mod ports;
 pub mod services;
+pub mod text;
 pub mod values;
 
 pub use errors::*;

@@ -14,16 +14,18 @@ pub enum ValueError {
         "`{0}` is not an asset code (2 to 12 upper-case letters or digits, starting with a letter)"
     )]
     AssetCode(String),
-    /// A destination is empty, too long, or contains whitespace or control characters.
+    /// A destination is empty, too long, or contains whitespace or invisible characters.
     #[error(
-        "`{0}` is not a destination (1 to 128 printable characters without spaces, not starting with `wallet:`)"
+        "`{0}` is not a destination (1 to 128 visible characters without spaces or control, format or other invisible characters, not starting with `wallet:`)"
     )]
     Destination(String),
-    /// A name is empty or too long.
-    #[error("a name must have 1 to 100 characters and no control characters")]
+    /// A name is empty, too long, or holds an invisible character.
+    #[error(
+        "a name must have 1 to 100 characters and no control, format or other invisible characters"
+    )]
     Name,
-    /// A memo is too long.
-    #[error("a memo must have at most 500 characters and no control characters")]
+    /// A memo is too long or holds control characters.
+    #[error("a memo must have at most 500 characters and no control or bidi characters")]
     Memo,
     /// An idempotency key is empty, too long, or not printable ASCII.
     #[error("an idempotency key must have 1 to 255 printable ASCII characters")]
@@ -33,8 +35,18 @@ pub enum ValueError {
     Counterparty(String),
 }
 
-fn shorten(s: &str) -> String {
-    s.chars().take(64).collect()
+/// A refused text as it may be shown back in an error: shortened, with every invisible
+/// character written as its code point so the message shows what was wrong.
+fn printable(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars().take(64) {
+        if crate::text::is_invisible(c) {
+            out.push_str(&format!("<U+{:04X}>", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The code of an asset, such as `USD` or `USDC`. Whether the asset is supported is decided
@@ -54,7 +66,7 @@ impl AssetCode {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(ValueError::AssetCode(shorten(s)))
+            Err(ValueError::AssetCode(printable(s)))
         }
     }
 
@@ -96,23 +108,34 @@ pub struct Asset {
 }
 
 /// An external destination of a payment: an address, an account or a merchant id.
+///
+/// Destinations are stored in Unicode NFKC form, so a fullwidth or otherwise look-alike
+/// spelling becomes the text it looks like; characters that cannot be seen or that reorder
+/// text (see [`crate::text::is_invisible`]) are refused. Case is kept (base58 addresses
+/// depend on it); block-lists ignore it (see [`Destination::eq_ignoring_case`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Destination(String);
 
 impl Destination {
     /// # Errors
-    /// [`ValueError::Destination`] when the text is empty, longer than 128 characters, holds
-    /// whitespace or control characters, or starts with `wallet:` (reserved for wallets).
+    /// [`ValueError::Destination`] when the text, once NFKC-normalised, is empty, longer
+    /// than 128 characters, holds whitespace or an invisible character, or starts with
+    /// `wallet:` in any case (reserved for wallets).
     pub fn parse(s: &str) -> Result<Self, ValueError> {
-        let ok = !s.is_empty()
-            && s.chars().count() <= 128
-            && !s.chars().any(|c| c.is_whitespace() || c.is_control())
-            && !s.starts_with(WALLET_PREFIX);
+        let n = crate::text::nfkc(s);
+        let ok = !n.is_empty()
+            && n.chars().count() <= 128
+            && !n
+                .chars()
+                .any(|c| c.is_whitespace() || crate::text::is_invisible(c))
+            && !n
+                .get(..WALLET_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(WALLET_PREFIX));
         if ok {
-            Ok(Self(s.to_owned()))
+            Ok(Self(n))
         } else {
-            Err(ValueError::Destination(shorten(s)))
+            Err(ValueError::Destination(printable(s)))
         }
     }
 
@@ -120,6 +143,13 @@ impl Destination {
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether two destinations are the same once case is ignored: how block-lists match,
+    /// since blocking too much is the safe side.
+    #[must_use]
+    pub fn eq_ignoring_case(&self, other: &Self) -> bool {
+        crate::text::eq_ignoring_case(&self.0, &other.0)
     }
 }
 
@@ -164,11 +194,24 @@ impl Counterparty {
         if let Some(id) = s.strip_prefix(WALLET_PREFIX) {
             return WalletId::parse(id)
                 .map(Self::Wallet)
-                .map_err(|_| ValueError::Counterparty(shorten(s)));
+                .map_err(|_| ValueError::Counterparty(printable(s)));
         }
         Destination::parse(s)
             .map(Self::External)
-            .map_err(|_| ValueError::Counterparty(shorten(s)))
+            .map_err(|_| ValueError::Counterparty(printable(s)))
+    }
+}
+
+impl Counterparty {
+    /// Whether a block-list entry covers this counterparty: the same wallet, or the same
+    /// destination whatever its case.
+    #[must_use]
+    pub fn blocked_by(&self, entry: &Self) -> bool {
+        match (self, entry) {
+            (Self::Wallet(a), Self::Wallet(b)) => a == b,
+            (Self::External(a), Self::External(b)) => a.eq_ignoring_case(b),
+            _ => false,
+        }
     }
 }
 
@@ -195,7 +238,7 @@ impl From<Counterparty> for String {
 }
 
 macro_rules! text_value {
-    ($(#[$meta:meta])* $name:ident, $max:expr, $min:expr, $err:expr, $extra:expr) => {
+    ($(#[$meta:meta])* $name:ident, $max:expr, $min:expr, $err:expr, $extra:expr, $normalise:expr) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
@@ -205,10 +248,12 @@ macro_rules! text_value {
             /// # Errors
             #[doc = concat!("[`", stringify!($err), "`] when the text is out of bounds.")]
             pub fn parse(s: &str) -> Result<Self, ValueError> {
+                let normalise: fn(&str) -> String = $normalise;
+                let s = normalise(s);
                 let n = s.chars().count();
                 let extra: fn(&str) -> bool = $extra;
-                if ($min..=$max).contains(&n) && extra(s) {
-                    Ok(Self(s.to_owned()))
+                if ($min..=$max).contains(&n) && extra(&s) {
+                    Ok(Self(s))
                 } else {
                     Err($err)
                 }
@@ -243,20 +288,26 @@ macro_rules! text_value {
 }
 
 text_value!(
-    /// The display name of an owner, agent or wallet.
+    /// The display name of an owner, agent or wallet, stored in NFKC form; invisible
+    /// characters (see [`crate::text::is_invisible`]) are refused.
     Name,
     100,
     1,
     ValueError::Name,
-    |s| !s.trim().is_empty() && !s.chars().any(char::is_control)
+    |s| !s.trim().is_empty() && !s.chars().any(crate::text::is_invisible),
+    crate::text::nfkc
 );
 text_value!(
-    /// A free-text note on a transfer, shown to the owner.
+    /// A free-text note on a transfer, shown to the owner. Line breaks are allowed; other
+    /// control characters and the bidi controls that reorder what the owner reads are not.
     Memo,
     500,
     0,
     ValueError::Memo,
-    |s| !s.chars().any(|c| c.is_control() && c != '\n')
+    |s| !s
+        .chars()
+        .any(|c| c != '\n' && (c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'))),
+    str::to_owned
 );
 text_value!(
     /// The client's key that makes a money-moving request safe to retry.
@@ -264,7 +315,8 @@ text_value!(
     255,
     1,
     ValueError::IdempotencyKey,
-    |s| s.bytes().all(|b| b.is_ascii_graphic())
+    |s| s.bytes().all(|b| b.is_ascii_graphic()),
+    str::to_owned
 );
 
 #[cfg(test)]
@@ -297,6 +349,43 @@ mod tests {
             Counterparty::External(Destination::parse("0xabc").unwrap())
         );
         assert!(Counterparty::parse("wallet:nope").is_err());
+    }
+
+    #[test]
+    fn look_alike_destinations_are_normalised_or_refused() {
+        let d = |s: &str| Destination::parse(s).map(|d| d.as_str().to_owned());
+        assert_eq!(d("ｅｖｉｌ-corp"), Ok("evil-corp".to_owned()));
+        for bad in [
+            "evil-corp\u{200B}",
+            "evil\u{202E}proc-",
+            "\u{FEFF}evil-corp",
+            "evil\u{2028}corp",
+            "evil\u{0000}corp",
+            "evil\u{00A0}corp",
+            "WALLET:abc",
+            "ｗａｌｌｅｔ:abc",
+        ] {
+            assert!(d(bad).is_err(), "{bad:?} was accepted");
+        }
+        let err = Destination::parse("evil-corp\u{200B}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("<U+200B>"), "{err}");
+        assert!(
+            Destination::parse("EVIL-CORP")
+                .unwrap()
+                .eq_ignoring_case(&Destination::parse("evil-corp").unwrap())
+        );
+    }
+
+    #[test]
+    fn names_are_normalised_and_invisible_characters_refused() {
+        assert_eq!(Name::parse("ｂｏｔ　１").unwrap().as_str(), "bot 1");
+        assert!(Name::parse("bot\u{200B}").is_err());
+        assert!(Name::parse("bot\u{202E}").is_err());
+        assert!(Name::parse("bot\u{2028}x").is_err());
+        assert!(Memo::parse("line one\nline two").is_ok());
+        assert!(Memo::parse("pay \u{202E}gnp.exe").is_err());
     }
 
     #[test]

@@ -9,6 +9,10 @@ use std::time::Duration;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
+use waiaas_domain::Fault;
+
+/// The `Retry-After` of an infrastructure fault, in seconds.
+const RETRY_AFTER_SECS: u64 = 1;
 
 /// An error answer. Build it with the constructors; the domain errors and axum's rejections
 /// convert into it (see `mapping`).
@@ -102,6 +106,40 @@ impl ApiError {
     /// 503: a dependency the request needs is unavailable (not a client error).
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// 503 for a fault of the infrastructure, with its code and `Retry-After`.
+    pub(crate) fn fault(fault: Fault) -> Self {
+        let message = match fault {
+            Fault::DatabaseUnavailable => {
+                "the database is unavailable; retry later (money-moving requests with the same Idempotency-Key)"
+            }
+            Fault::Timeout => {
+                "the database did not answer in time; retry later (money-moving requests with the same Idempotency-Key)"
+            }
+            Fault::WalletBusy => {
+                "a wallet this request needs is locked by another operation; retry with the same Idempotency-Key"
+            }
+            Fault::OutcomeUnknown => {
+                "the connection to the database was lost while committing, so whether the change was made is unknown; retry with the same Idempotency-Key to learn the real outcome"
+            }
+        };
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, fault.code(), message)
+            .with("retry_after", RETRY_AFTER_SECS);
+        e.retry_after = Some(RETRY_AFTER_SECS);
+        e
+    }
+
+    /// The answer to an unexpected error: a 503 when an infrastructure fault caused it
+    /// (see [`Fault::of`]), else a 500 with the cause logged.
+    pub(crate) fn unexpected(cause: anyhow::Error) -> Self {
+        match Fault::of(&cause) {
+            Some(fault) => {
+                tracing::warn!(code = fault.code(), error = %format!("{cause:#}"), "Request failed on an infrastructure fault");
+                Self::fault(fault)
+            }
+            None => Self::internal(cause),
+        }
     }
 
     /// 500: something unexpected. The cause is logged, never shown.

@@ -42,6 +42,9 @@ pub struct HttpConfig {
     pub bootstrap_token: Option<String>,
     /// The rate allowed per principal; `None` disables rate limiting.
     pub rate: Option<Rate>,
+    /// The rate of failed authentications allowed per client address; beyond it the address
+    /// is answered 429 before any credential lookup. `None` disables the limit.
+    pub auth_failure_rate: Option<Rate>,
 }
 
 impl fmt::Debug for HttpConfig {
@@ -55,6 +58,7 @@ impl fmt::Debug for HttpConfig {
                 &self.bootstrap_token.as_ref().map(|_| "***"),
             )
             .field("rate", &self.rate)
+            .field("auth_failure_rate", &self.auth_failure_rate)
             .finish()
     }
 }
@@ -119,6 +123,11 @@ pub(crate) type SharedState = Arc<AppState>;
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let timeout = state.config.request_timeout;
+    let auth_failures = ratelimit::AuthFailures {
+        limiter: state.rate_limiter.clone(),
+        rate: state.config.auth_failure_rate,
+        blocked: Arc::default(),
+    };
     routes::api()
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
@@ -126,6 +135,10 @@ pub fn router(state: AppState) -> Router {
         // matched path. The last one added runs first.
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            auth_failures,
+            ratelimit::guard_auth_failures,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             timeout,
             middleware::timeout,

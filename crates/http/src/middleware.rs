@@ -33,7 +33,7 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
                 && v.bytes().all(|b| b.is_ascii_graphic())
         })
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method()).to_owned();
     // Unmatched requests share one label so scanners cannot blow up the metric cardinality.
     let path = req
         .extensions()
@@ -79,6 +79,24 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
     response
 }
 
+/// The metric label of a method: the standard ones by name, anything else as `other`, so a
+/// client inventing methods cannot grow the metrics without bound.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Abandons a request that has not produced its response within the configured time. A
 /// streaming body (server-sent events) is not bounded: only the time to the first byte is.
 pub(crate) async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
@@ -102,4 +120,18 @@ pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("a non-string panic payload");
     ApiError::internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    #[test]
+    fn invented_methods_share_one_metric_label() {
+        assert_eq!(super::method_label(&Method::POST), "POST");
+        for invented in ["FOO", "BAR1", "PROPFIND"] {
+            let m = Method::from_bytes(invented.as_bytes()).unwrap();
+            assert_eq!(super::method_label(&m), "other");
+        }
+    }
 }

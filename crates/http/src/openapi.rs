@@ -42,6 +42,7 @@ use crate::sse;
         sse::wallet_events,
         transactions::deposit,
         transactions::transfer,
+        transactions::sweep,
         transactions::approve,
         transactions::reject,
         transactions::get_transaction,
@@ -56,7 +57,7 @@ use crate::sse;
         (name = "owners", description = "Owner registration and sessions"),
         (name = "agents", description = "Agents and their API keys"),
         (name = "wallets", description = "Wallets, balances, summaries, policies and live events"),
-        (name = "transactions", description = "Deposits, transfers, payments and approvals"),
+        (name = "transactions", description = "Deposits, transfers, payments, sweeps and approvals"),
         (name = "activity", description = "The audit trail and notifications"),
     )
 )]

@@ -1,8 +1,22 @@
 //! Rate limits per principal (`owner:<uuid>`, `agent:<uuid>`) or, before anyone is
 //! authenticated, per client address (`ip:<addr>`). A limiter that fails never fails the
 //! request: limiting is protection, not correctness.
+//!
+//! Failed authentications are limited per client address too (`authfail:ip:<addr>`, counted
+//! in the shared limiter): an address over that limit is answered 429 by this instance,
+//! before any credential lookup, until the limiter's `Retry-After` has passed. Guessing
+//! credentials therefore costs the database at most the allowed rate.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use waiaas_domain::ports::{Rate, RateLimiter};
 
 use crate::SharedState;
 use crate::error::ApiError;
@@ -28,6 +42,85 @@ pub(crate) async fn enforce(state: &SharedState, subject: &str) -> Result<(), Ap
             Ok(())
         }
     }
+}
+
+/// Addresses refused for failing authentication too often, until when.
+#[derive(Debug, Default)]
+pub(crate) struct Blocked(Mutex<HashMap<IpAddr, Instant>>);
+
+/// How many blocked addresses are remembered before expired ones are pruned.
+const BLOCKED_PRUNE_AT: usize = 10_000;
+
+impl Blocked {
+    fn until(&self, ip: IpAddr) -> Option<Instant> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&ip)
+            .copied()
+            .filter(|until| *until > Instant::now())
+    }
+
+    fn block(&self, ip: IpAddr, until: Instant) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= BLOCKED_PRUNE_AT {
+            let now = Instant::now();
+            map.retain(|_, u| *u > now);
+        }
+        map.insert(ip, until);
+    }
+}
+
+/// What the authentication-failure guard needs.
+#[derive(Clone)]
+pub(crate) struct AuthFailures {
+    pub(crate) limiter: Arc<dyn RateLimiter>,
+    pub(crate) rate: Option<Rate>,
+    pub(crate) blocked: Arc<Blocked>,
+}
+
+/// Refuses requests from an address that failed authentication too often (429, before any
+/// lookup), and counts every 401 against its address.
+pub(crate) async fn guard_auth_failures(
+    State(guard): State<AuthFailures>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(rate) = guard.rate else {
+        return next.run(req).await;
+    };
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if let Some(until) = ip.and_then(|ip| guard.blocked.until(ip)) {
+        metrics::counter!("waiaas_http_rate_limited_total").increment(1);
+        return ApiError::rate_limited(until.saturating_duration_since(Instant::now()))
+            .into_response();
+    }
+    let response = next.run(req).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        let subject = format!("authfail:{}", ip_subject(ip));
+        match guard.limiter.check(&subject, rate).await {
+            Ok(decision) if !decision.allowed => {
+                if let Some(ip) = ip {
+                    let wait = decision.retry_after.max(Duration::from_millis(1));
+                    guard.blocked.block(ip, Instant::now() + wait);
+                }
+                tracing::warn!(subject, "Too many failed authentications: address blocked");
+                metrics::counter!("waiaas_http_auth_failures_blocked_total").increment(1);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "Rate limiter failed; authentication failure not counted");
+            }
+        }
+    }
+    response
 }
 
 /// The subject for requests made before authentication.

@@ -8,10 +8,10 @@ use sea_orm::{
 use waiaas_domain::ports::AuditLog;
 use waiaas_domain::{AuditContext, AuditEntry, AuditQuery, NewAuditEntry, RepoError};
 
-use crate::Postgres;
 use crate::entity::audit_logs;
 use crate::error::RepoContext as _;
 use crate::posting::sql;
+use crate::{Postgres, Work};
 
 /// The values of a new audit row, in column order up to its client address (the time is the
 /// caller's to add): a new id, owner, actor type and id, action, resource type and id, old and
@@ -52,6 +52,12 @@ pub(crate) async fn record<C: ConnectionTrait>(
 impl AuditLog for Postgres {
     #[tracing::instrument(skip_all, fields(owner_id = %query.owner_id))]
     async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, RepoError> {
+        self.run(Work::Read, move || self.audit_list(query)).await
+    }
+}
+
+impl Postgres {
+    async fn audit_list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, RepoError> {
         let mut select = audit_logs::Entity::find()
             .filter(audit_logs::Column::OwnerId.eq(*query.owner_id.as_uuid()));
         if let Some(t) = &query.resource_type {

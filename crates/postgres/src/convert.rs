@@ -3,7 +3,7 @@
 //! silent default.
 
 use anyhow::{Context as _, anyhow};
-use waiaas_domain::model::{Actor, Budget};
+use waiaas_domain::model::{Actor, Budget, OwnerDecision};
 use waiaas_domain::model::{TransactionKind, TransactionStatus, Wallet, WalletBalance};
 use waiaas_domain::notifications::{Notification, NotificationKind};
 use waiaas_domain::policy::{Policy, PolicyRules, Rule};
@@ -199,6 +199,7 @@ impl TryFrom<transactions::Model> for Transaction {
                     .transpose()?,
                 hourly_remaining: budget_hourly,
             },
+            decision: m.decision.as_deref().and_then(OwnerDecision::from_db),
             created_at: m.created_at,
             updated_at: m.updated_at,
         })

@@ -5,8 +5,8 @@ use std::time::Duration;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use serde::Deserialize;
 
-/// How to reach PostgreSQL and size the pool.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// How to reach PostgreSQL and size the pool. Its `Debug` shows the URL redacted.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PgSettings {
     /// The connection URL (may hold a password: never log it).
@@ -21,8 +21,13 @@ pub struct PgSettings {
     pub acquire_timeout_ms: u64,
     /// How long an idle connection is kept, in milliseconds.
     pub idle_timeout_ms: u64,
-    /// The server-side `statement_timeout`, in milliseconds.
+    /// The server-side `statement_timeout`, in milliseconds. Keep it below the request
+    /// timeout, so a slow statement is reported as such.
     pub statement_timeout_ms: u64,
+    /// The server-side `lock_timeout`, in milliseconds: a posting that waits longer for a
+    /// wallet another transaction holds gives up (`wallet_busy`) instead of holding its
+    /// connection. 0 waits for ever.
+    pub lock_timeout_ms: u64,
     /// Statements slower than this are logged as slow, in milliseconds.
     pub slow_statement_ms: u64,
 }
@@ -36,7 +41,8 @@ impl Default for PgSettings {
             connect_timeout_ms: 2_000,
             acquire_timeout_ms: 5_000,
             idle_timeout_ms: 30_000,
-            statement_timeout_ms: 30_000,
+            statement_timeout_ms: 10_000,
+            lock_timeout_ms: 2_000,
             slow_statement_ms: 1_000,
         }
     }
@@ -50,33 +56,123 @@ impl PgSettings {
     }
 }
 
-/// Replaces the password of a `scheme://user:password@host` URL with `***`.
+impl std::fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("url", &redact(&self.url))
+            .field("min_connections", &self.min_connections)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("acquire_timeout_ms", &self.acquire_timeout_ms)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("lock_timeout_ms", &self.lock_timeout_ms)
+            .field("slow_statement_ms", &self.slow_statement_ms)
+            .finish()
+    }
+}
+
+/// Replaces the password of a `scheme://user:password@host` URL with `***` (the user
+/// information ends at the last `@` before the path, since a password may hold `@`), and the
+/// value of any `password` or `sslpassword` query parameter.
 #[must_use]
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    match rest.split_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    // The authority runs to the first `/` after the last `@`.
+    let (authority, path) = match before_query.rfind('@') {
+        Some(at) => match before_query[at..].find('/') {
+            Some(slash) => before_query.split_at(at + slash),
+            None => (before_query, ""),
         },
-        None => url.to_owned(),
+        None => match before_query.find('/') {
+            Some(slash) => before_query.split_at(slash),
+            None => (before_query, ""),
+        },
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let mut out = format!("{scheme}://{authority}{path}");
+    if let Some(q) = query {
+        let params: Vec<String> = q
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("password")
+                        || k.eq_ignore_ascii_case("sslpassword") =>
+                {
+                    format!("{k}=***")
+                }
+                _ => p.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
-/// Opens the pool.
+/// Opens the pool of the service: statement and lock timeouts set on every connection,
+/// pooled connections tested before reuse when they have been idle for 30 s or since a
+/// broken connection was last seen (see `health`).
 ///
 /// # Errors
 /// `DbErr` when PostgreSQL cannot be reached within the connect timeout.
 pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = options(settings);
+    let timeouts = [
+        ("statement_timeout", settings.statement_timeout_ms),
+        ("lock_timeout", settings.lock_timeout_ms),
+    ];
+    opts.map_sqlx_postgres_opts(move |o| {
+        o.options(timeouts.iter().map(|(k, v)| (*k, v.to_string())))
+    });
+    let url: Option<sea_orm::sqlx::postgres::PgConnectOptions> = settings.url.parse().ok();
+    if let Some(parsed) = url {
+        let health = crate::health::of(&crate::health::key_of(&parsed));
+        opts.map_sqlx_postgres_before_acquire(move |conn, meta| {
+            let suspect = health.suspect(meta.idle_for);
+            Box::pin(async move {
+                if suspect {
+                    use sea_orm::sqlx::Connection as _;
+                    // A connection that fails the ping is dropped and replaced.
+                    return Ok(conn.ping().await.is_ok());
+                }
+                Ok(true)
+            })
+        });
+    }
+    tracing::debug!(url = %settings.redacted_url(), max = settings.max_connections, "Connecting to PostgreSQL");
+    Database::connect(opts).await
+}
+
+/// Opens a pool for maintenance (migrations, reconciliation, creating the database):
+/// without the statement and lock timeouts of the service, which would cut a long migration
+/// short.
+///
+/// # Errors
+/// `DbErr` when PostgreSQL cannot be reached within the connect timeout.
+pub async fn connect_for_maintenance(settings: &PgSettings) -> Result<DatabaseConnection, DbErr> {
+    Database::connect(options(settings)).await
+}
+
+fn options(settings: &PgSettings) -> ConnectOptions {
     let mut opts = ConnectOptions::new(settings.url.clone());
     opts.min_connections(settings.min_connections)
         .max_connections(settings.max_connections)
         .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
         .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
         .idle_timeout(Duration::from_millis(settings.idle_timeout_ms))
-        .statement_timeout(Duration::from_millis(settings.statement_timeout_ms))
         .set_application_name("waiaas")
         // Ping only connections idle long enough to have been dropped by a proxy or the
         // server: a ping on every checkout would add a round trip to every request.
@@ -88,8 +184,7 @@ pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr>
             log::LevelFilter::Warn,
             Duration::from_millis(settings.slow_statement_ms),
         );
-    tracing::debug!(url = %settings.redacted_url(), max = settings.max_connections, "Connecting to PostgreSQL");
-    Database::connect(opts).await
+    opts
 }
 
 #[cfg(test)]
@@ -103,5 +198,26 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("postgres://u:p@ss@w0rd@h:5432/db"),
+            "postgres://u:***@h:5432/db",
+            "a password holding `@` is redacted whole"
+        );
+        assert_eq!(
+            redact("postgres://u@h/db?sslmode=require&password=hunter2"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn settings_debug_never_shows_the_password() {
+        let s = super::PgSettings {
+            url: "postgres://u:hunter2@h/db".to_owned(),
+            ..Default::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("u:***@h"), "{shown}");
     }
 }

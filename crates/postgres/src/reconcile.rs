@@ -24,15 +24,28 @@ ORDER BY t.id LIMIT $1";
 
 const NEGATIVE: &str = "SELECT id::text AS id, balance::text AS balance FROM wallets WHERE balance < 0 ORDER BY id LIMIT $1";
 
-/// Per asset: the wallets' total, the money that came in from outside and the money that
-/// went out. Balances must equal deposits minus payments.
+/// Per asset: the wallets' total, the money that came in from outside (the platform's
+/// `system:deposits` account) and the money paid out (`external:` accounts). Balances must
+/// equal deposits minus payments.
 const ASSET_TOTALS: &str = "SELECT a.asset, \
 COALESCE((SELECT SUM(balance) FROM wallets w WHERE w.asset = a.asset), 0)::text AS balances, \
-COALESCE((SELECT -SUM(amount) FROM ledger_entries l WHERE l.asset = a.asset AND l.wallet_id IS NULL AND l.amount < 0), 0)::text AS deposits, \
-COALESCE((SELECT SUM(amount) FROM ledger_entries l WHERE l.asset = a.asset AND l.wallet_id IS NULL AND l.amount > 0), 0)::text AS payments, \
+COALESCE((SELECT -SUM(amount) FROM ledger_entries l WHERE l.asset = a.asset AND l.account = 'system:deposits'), 0)::text AS deposits, \
+COALESCE((SELECT SUM(amount) FROM ledger_entries l WHERE l.asset = a.asset AND l.account LIKE 'external:%'), 0)::text AS payments, \
 (COALESCE((SELECT SUM(balance) FROM wallets w WHERE w.asset = a.asset), 0) + \
  COALESCE((SELECT SUM(amount) FROM ledger_entries l WHERE l.asset = a.asset AND l.wallet_id IS NULL), 0)) = 0 AS consistent \
 FROM (SELECT DISTINCT asset FROM wallets) a ORDER BY a.asset";
+
+/// Ledger entries on an account their transaction cannot produce: a wallet entry must name
+/// its wallet, money from outside comes only from `system:deposits` (and only into
+/// deposits), money paid out goes only to `external:<the payment's destination>`. So no
+/// destination can reach a platform account, and every account is where its transaction
+/// says.
+const ACCOUNT_MISMATCHES: &str = "SELECT l.id::text AS id, l.account, t.kind FROM ledger_entries l \
+JOIN transactions t ON t.id = l.transaction_id \
+WHERE NOT ((l.wallet_id IS NOT NULL AND l.account = 'wallet:' || l.wallet_id::text) \
+OR (l.wallet_id IS NULL AND t.kind = 'deposit' AND l.account = 'system:deposits') \
+OR (l.wallet_id IS NULL AND t.kind = 'payment' AND l.account = 'external:' || t.destination)) \
+ORDER BY l.id LIMIT $1";
 
 const COUNTS: &str = "SELECT (SELECT count(*) FROM wallets) AS wallets, (SELECT count(*) FROM transactions) AS transactions, \
 (SELECT count(*) FROM ledger_entries) AS entries";
@@ -69,6 +82,9 @@ pub struct ReconcileReport {
     pub status_mismatches: Vec<(String, String)>,
     /// Wallets below zero: (id, balance).
     pub negative_balances: Vec<(String, String)>,
+    /// Ledger entries on an account their transaction cannot produce: (entry id, account,
+    /// transaction kind).
+    pub account_mismatches: Vec<(String, String, String)>,
     /// Per-asset totals.
     pub assets: Vec<AssetTotals>,
 }
@@ -81,6 +97,7 @@ impl ReconcileReport {
             && self.unbalanced_transactions.is_empty()
             && self.status_mismatches.is_empty()
             && self.negative_balances.is_empty()
+            && self.account_mismatches.is_empty()
             && self.assets.iter().all(|a| a.consistent)
     }
 }
@@ -121,6 +138,12 @@ impl fmt::Display for ReconcileReport {
         for (id, balance) in &self.negative_balances {
             writeln!(f, "MISMATCH wallet {id}: negative balance {balance}")?;
         }
+        for (id, account, kind) in &self.account_mismatches {
+            writeln!(
+                f,
+                "MISMATCH ledger entry {id}: account {account} cannot belong to a {kind}"
+            )?;
+        }
         write!(
             f,
             "{}",
@@ -131,6 +154,15 @@ impl fmt::Display for ReconcileReport {
             }
         )
     }
+}
+
+fn triples(
+    rows: &[sea_orm::QueryResult],
+    [a, b, c]: [&str; 3],
+) -> Result<Vec<(String, String, String)>, DbErr> {
+    rows.iter()
+        .map(|r| Ok((r.try_get("", a)?, r.try_get("", b)?, r.try_get("", c)?)))
+        .collect()
 }
 
 async fn pairs(
@@ -184,16 +216,15 @@ async fn checks(db: &DatabaseTransaction) -> Result<ReconcileReport, DbErr> {
             [SHOW.into()],
         ))
         .await?;
-    let wallet_mismatches = rows
-        .iter()
-        .map(|r| {
-            Ok((
-                r.try_get("", "id")?,
-                r.try_get("", "balance")?,
-                r.try_get("", "ledger")?,
-            ))
-        })
-        .collect::<Result<Vec<_>, DbErr>>()?;
+    let wallet_mismatches = triples(&rows, ["id", "balance", "ledger"])?;
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            ACCOUNT_MISMATCHES,
+            [SHOW.into()],
+        ))
+        .await?;
+    let account_mismatches = triples(&rows, ["id", "account", "kind"])?;
     let assets = db
         .query_all_raw(Statement::from_string(DbBackend::Postgres, ASSET_TOTALS))
         .await?
@@ -216,6 +247,7 @@ async fn checks(db: &DatabaseTransaction) -> Result<ReconcileReport, DbErr> {
         unbalanced_transactions: pairs(db, UNBALANCED, "id", "total").await?,
         status_mismatches: pairs(db, STATUS_MISMATCHES, "id", "status").await?,
         negative_balances: pairs(db, NEGATIVE, "id", "balance").await?,
+        account_mismatches,
         assets,
     })
 }

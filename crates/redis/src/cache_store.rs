@@ -8,7 +8,7 @@ use fred::clients::{Client, WithOptions};
 use fred::interfaces::{ClientLike, KeysInterface};
 use fred::types::{ClusterHash, CustomCommand, Key, Value};
 use futures::{StreamExt as _, TryStreamExt as _};
-use waiaas_domain::ports::{CacheEntry, CacheError, CacheStore, WriteOutcome};
+use waiaas_domain::ports::{CacheEntry, CacheError, CacheStore, Lookup, WriteOutcome};
 
 use crate::client::Redis;
 use crate::error::RedisError;
@@ -62,26 +62,30 @@ fn parse_entry(fields: Vec<Value>) -> Result<Option<CacheEntry>, RedisError> {
 }
 
 impl Redis {
-    /// Runs the fill or write script for one entry.
+    /// Runs the fill or write script for one entry (a fill presents its token).
     async fn conditional_write(
         &self,
         script: &LuaScript,
         key: &str,
         entry: &CacheEntry,
         ttl: Duration,
+        token: Option<&str>,
     ) -> Result<WriteOutcome, RedisError> {
         let ttl = ttl_millis(ttl)?;
         let (tombstone, data) = match &entry.value {
             Some(bytes) => ("0", bytes.clone()),
             None => ("1", Vec::new()),
         };
-        let args = vec![
+        let mut args = vec![
             Value::from(entry.epoch.to_string()),
             Value::from(entry.version.to_string()),
             Value::from(tombstone),
             Value::try_from(data).map_err(RedisError::from)?,
             Value::from(ttl.to_string()),
         ];
+        if let Some(token) = token {
+            args.push(Value::from(token));
+        }
         let reply: Vec<Value> = script.run(&self.inner.cmd, self.key(key), args).await?;
         let mut reply = reply.into_iter();
         match reply.next().and_then(|flag| flag.as_i64()) {
@@ -184,15 +188,66 @@ impl CacheStore for Redis {
         Ok(parse_entry(fields)?)
     }
 
-    #[tracing::instrument(level = "trace", skip(self, entry), fields(version = entry.version))]
+    #[tracing::instrument(level = "trace", skip(self, candidate))]
+    async fn lookup(
+        &self,
+        key: &str,
+        epoch: i64,
+        miss: bool,
+        candidate: &str,
+        token_ttl: Duration,
+    ) -> Result<Lookup, CacheError> {
+        let args = vec![
+            Value::from(epoch.to_string()),
+            Value::from(candidate),
+            Value::from(ttl_millis(token_ttl)?.to_string()),
+            Value::from(if miss { "1" } else { "0" }),
+        ];
+        let reply: Vec<Value> = self
+            .inner
+            .scripts
+            .lookup
+            .run(&self.inner.cmd, self.key(key), args)
+            .await?;
+        let mut reply = reply.into_iter();
+        let lookup = match reply.next().and_then(|flag| flag.as_i64()) {
+            Some(1) => Lookup {
+                entry: parse_entry(reply.collect())?,
+                fill_token: None,
+            },
+            Some(0) => {
+                let token = reply
+                    .next()
+                    .and_then(|t| t.as_string())
+                    .ok_or_else(|| RedisError::Command("a miss without a fill token".to_owned()))?;
+                let mut fields: Vec<Value> = reply.collect();
+                fields.resize(4, Value::Null);
+                Lookup {
+                    entry: parse_entry(fields)?,
+                    fill_token: Some(token),
+                }
+            }
+            _ => {
+                return Err(
+                    RedisError::Command("unexpected lookup script reply".to_owned()).into(),
+                );
+            }
+        };
+        Ok(lookup)
+    }
+
+    #[tracing::instrument(level = "trace", skip(self, entry, token), fields(version = entry.version))]
     async fn fill(
         &self,
         key: &str,
         entry: &CacheEntry,
         ttl: Duration,
+        token: &str,
     ) -> Result<WriteOutcome, CacheError> {
         let script = &self.inner.scripts.fill;
-        Ok(self.conditional_write(script, key, entry, ttl).await?)
+        Ok(self
+            .conditional_write(script, key, entry, ttl, Some(token))
+            .await?)
     }
 
     #[tracing::instrument(level = "trace", skip(self, entry), fields(version = entry.version))]
@@ -203,7 +258,9 @@ impl CacheStore for Redis {
         ttl: Duration,
     ) -> Result<WriteOutcome, CacheError> {
         let script = &self.inner.scripts.write;
-        Ok(self.conditional_write(script, key, entry, ttl).await?)
+        Ok(self
+            .conditional_write(script, key, entry, ttl, None)
+            .await?)
     }
 
     #[tracing::instrument(level = "trace", skip(self, keys), fields(keys = keys.len()))]

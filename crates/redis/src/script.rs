@@ -66,6 +66,7 @@ impl LuaScript {
 /// The scripts, hashed once per [`Redis`](crate::Redis).
 #[derive(Debug)]
 pub(crate) struct Scripts {
+    pub(crate) lookup: LuaScript,
     pub(crate) fill: LuaScript,
     pub(crate) write: LuaScript,
     pub(crate) gcra: LuaScript,
@@ -76,6 +77,7 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
+            lookup: LuaScript::new("lookup", include_str!("lua/lookup.lua")),
             fill: LuaScript::new(
                 "fill",
                 concat!(

@@ -41,6 +41,8 @@ pub struct World {
     pub owner_id: OwnerId,
     /// Its agent.
     pub agent_id: AgentId,
+    /// The owner's API key.
+    pub owner_key: String,
 }
 
 /// Short-hand for building worlds.
@@ -54,7 +56,7 @@ impl Fixture {
     /// When storage fails.
     pub async fn world(services: &Services) -> World {
         let ctx = AuditContext::system();
-        let (owner, _key) = services
+        let (owner, key) = services
             .create_owner("test owner", &ctx)
             .await
             .expect("owner");
@@ -66,6 +68,7 @@ impl Fixture {
             services: services.clone(),
             owner_id: owner.id,
             agent_id: agent.id,
+            owner_key: key.expose().to_owned(),
         }
     }
 }
@@ -129,7 +132,7 @@ impl World {
                     amount,
                     memo: None,
                     metadata: None,
-                    idempotency_key: None,
+                    idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
                 },
                 &self.owner_ctx(),
             )
@@ -167,7 +170,7 @@ impl World {
             .expect("policy")
     }
 
-    /// A transfer request between two wallets, without an idempotency key.
+    /// A transfer request between two wallets, with a fresh idempotency key.
     #[must_use]
     pub fn transfer_request(from: WalletId, to: WalletId, amount: i64) -> TransferRequest {
         TransferRequest {
@@ -177,7 +180,7 @@ impl World {
             amount,
             memo: None,
             metadata: None,
-            idempotency_key: None,
+            idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
         }
     }
 }

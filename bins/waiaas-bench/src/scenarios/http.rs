@@ -71,9 +71,14 @@ pub async fn run(scale: Scale) -> anyhow::Result<HttpResults> {
         agent_id: seeded.agent,
         owner_id: seeded.owner,
     };
+    let audit = waiaas_domain::AuditContext::system();
+    let (_, key) = app
+        .services
+        .create_agent_key(seeded.owner, seeded.agent, &audit)
+        .await?;
     let (_, token) = app
         .services
-        .create_session(&principal, &waiaas_domain::AuditContext::system())
+        .create_session(&principal, key.expose(), &audit)
         .await?;
     let token = Arc::new(token.expose().to_owned());
     let (base, server) = serve(waiaas_app::serve::router(&app)).await?;

@@ -11,6 +11,7 @@ use waiaas_domain::{
     NotificationId, OwnerId, PageRequest, RepoError, Session, TokenHash,
 };
 
+use super::{detached, unfenced};
 use crate::{Cache, Change, Kind};
 
 macro_rules! decorator {
@@ -71,7 +72,7 @@ impl SessionRepository for CachedSessions {
         &self,
         session: &NewSession,
         audit: &AuditContext,
-    ) -> Result<Session, RepoError> {
+    ) -> Result<Option<Session>, RepoError> {
         self.inner.create_session(session, audit).await
     }
 
@@ -88,11 +89,21 @@ impl SessionRepository for CachedSessions {
         hash: &TokenHash,
         audit: &AuditContext,
     ) -> Result<Option<Session>, RepoError> {
-        let session = self.inner.revoke_session(hash, audit).await?;
-        if let Some(s) = &session {
-            self.cache.apply(revoked(std::slice::from_ref(s))).await;
-        }
-        Ok(session)
+        let (inner, cache) = (self.inner.clone(), self.cache.clone());
+        let (hash, audit) = (hash.clone(), audit.clone());
+        // A repeated revocation returns the session as it stands, and writes it through
+        // again: the retry of a revocation whose cache step was lost repairs the cache.
+        detached(async move {
+            let session = inner.revoke_session(&hash, &audit).await?;
+            if let Some(s) = &session {
+                cache
+                    .apply(revoked(std::slice::from_ref(s)))
+                    .await
+                    .map_err(unfenced::<RepoError>)?;
+            }
+            Ok(session)
+        })
+        .await
     }
 }
 
@@ -126,9 +137,16 @@ impl AgentRepository for CachedAgents {
         owner_id: OwnerId,
         audit: &AuditContext,
     ) -> Result<Vec<Session>, AgentError> {
-        let sessions = self.inner.revoke(id, owner_id, audit).await?;
-        self.cache.apply(revoked(&sessions)).await;
-        Ok(sessions)
+        let (inner, cache, audit) = (self.inner.clone(), self.cache.clone(), audit.clone());
+        detached(async move {
+            let sessions = inner.revoke(id, owner_id, &audit).await?;
+            cache
+                .apply(revoked(&sessions))
+                .await
+                .map_err(unfenced::<AgentError>)?;
+            Ok(sessions)
+        })
+        .await
     }
 
     async fn add_key(&self, key: &NewApiKey, audit: &AuditContext) -> Result<(), AgentError> {
@@ -164,12 +182,17 @@ impl NotificationRepository for CachedNotifications {
         id: NotificationId,
         audit: &AuditContext,
     ) -> Result<Option<(Notification, UnreadCount)>, RepoError> {
-        let out = self.inner.mark_read(owner_id, id, audit).await?;
-        if let Some((_, count)) = &out {
-            self.cache
-                .apply(vec![Change::value(Kind::Unread, owner_id, count)])
-                .await;
-        }
-        Ok(out)
+        let (inner, cache, audit) = (self.inner.clone(), self.cache.clone(), audit.clone());
+        detached(async move {
+            let out = inner.mark_read(owner_id, id, &audit).await?;
+            if let Some((_, count)) = &out {
+                cache
+                    .apply(vec![Change::value(Kind::Unread, owner_id, count)])
+                    .await
+                    .map_err(unfenced::<RepoError>)?;
+            }
+            Ok(out)
+        })
+        .await
     }
 }

@@ -1,20 +1,24 @@
 //! Postings: after the commit, the new balances are written through and the wallets'
-//! summaries (and a notified owner's unread count) tombstoned.
+//! summaries (and a notified owner's unread count) tombstoned, on a task of its own so a
+//! caller that goes away cannot stop it halfway. A replay writes the current balances
+//! through again, repairing a cache its first attempt could not update.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use waiaas_domain::ports::{
-    DecideCommand, DepositCommand, PostingOutcome, SpendCommand, TransactionRepository,
+    DecideCommand, DepositCommand, PostingOutcome, SpendCommand, SweepCommand,
+    TransactionRepository,
 };
 use waiaas_domain::{
     ApprovalError, PageRequest, PostingError, RepoError, Transaction, TransactionId,
     TransactionPage, TxCursor, WalletId,
 };
 
+use super::{detached, unfenced};
 use crate::versioned::summary_version;
-use crate::{Cache, Change, Kind};
+use crate::{Cache, Change, Kind, Unfenced};
 
 /// Transactions, with write-through of what a posting changed.
 #[derive(Clone)]
@@ -35,42 +39,56 @@ impl CachedTransactions {
     pub fn new(inner: Arc<dyn TransactionRepository>, cache: Arc<Cache>) -> Self {
         Self { inner, cache }
     }
+}
 
-    async fn reflect(&self, outcome: &PostingOutcome, day: NaiveDate) {
-        let mut changes = Vec::with_capacity(outcome.balances.len() * 2 + 1);
-        for b in &outcome.balances {
-            changes.push(Change::value(Kind::Balance, b.wallet_id, b));
-            changes.push(Change::tombstone(
-                Kind::Summary,
-                b.wallet_id,
-                summary_version(day, b.version),
-            ));
-        }
-        if let Some((owner, version)) = outcome.notified {
-            changes.push(Change::tombstone(Kind::Unread, owner, version));
-        }
-        self.cache.apply(changes).await;
+async fn reflect(cache: &Cache, outcome: &PostingOutcome, day: NaiveDate) -> Result<(), Unfenced> {
+    let mut changes = Vec::with_capacity(outcome.balances.len() * 2 + 1);
+    for b in &outcome.balances {
+        changes.push(Change::value(Kind::Balance, b.wallet_id, b));
+        changes.push(Change::tombstone(
+            Kind::Summary,
+            b.wallet_id,
+            summary_version(day, b.version),
+        ));
     }
+    if let Some((owner, version)) = outcome.notified {
+        changes.push(Change::tombstone(Kind::Unread, owner, version));
+    }
+    cache.apply(changes).await
+}
+
+/// Posts through the inner repository and reflects the outcome in the cache, detached from
+/// the caller.
+macro_rules! post {
+    ($self:ident, $method:ident, $cmd:ident, $err:ty) => {{
+        let (inner, cache, cmd) = ($self.inner.clone(), $self.cache.clone(), $cmd.clone());
+        detached(async move {
+            let out = inner.$method(&cmd).await?;
+            reflect(&cache, &out, cmd.now.date_naive())
+                .await
+                .map_err(unfenced::<$err>)?;
+            Ok(out)
+        })
+        .await
+    }};
 }
 
 #[async_trait]
 impl TransactionRepository for CachedTransactions {
     async fn post_deposit(&self, cmd: &DepositCommand) -> Result<PostingOutcome, PostingError> {
-        let out = self.inner.post_deposit(cmd).await?;
-        self.reflect(&out, cmd.now.date_naive()).await;
-        Ok(out)
+        post!(self, post_deposit, cmd, PostingError)
     }
 
     async fn post_spend(&self, cmd: &SpendCommand) -> Result<PostingOutcome, PostingError> {
-        let out = self.inner.post_spend(cmd).await?;
-        self.reflect(&out, cmd.now.date_naive()).await;
-        Ok(out)
+        post!(self, post_spend, cmd, PostingError)
+    }
+
+    async fn post_sweep(&self, cmd: &SweepCommand) -> Result<PostingOutcome, PostingError> {
+        post!(self, post_sweep, cmd, PostingError)
     }
 
     async fn decide(&self, cmd: &DecideCommand) -> Result<PostingOutcome, ApprovalError> {
-        let out = self.inner.decide(cmd).await?;
-        self.reflect(&out, cmd.now.date_naive()).await;
-        Ok(out)
+        post!(self, decide, cmd, ApprovalError)
     }
 
     async fn get(&self, id: TransactionId) -> Result<Option<Transaction>, RepoError> {

@@ -13,6 +13,7 @@ use waiaas_domain::{
     WalletId,
 };
 
+use super::{detached, unfenced};
 use crate::versioned::DatedSummary;
 use crate::{Cache, Change, Kind};
 
@@ -76,28 +77,18 @@ impl WalletRepository for CachedWallets {
                     summary,
                 }))
         };
-        match self
+        // Yesterday's entry is a miss: today's summary, read from PostgreSQL, is filled over
+        // it (its version is higher: same wallet version, later day).
+        Ok(self
             .cache
-            .read::<DatedSummary, _, _>(Kind::Summary, &id.to_string(), load)
+            .read_accepting::<DatedSummary, _, _, _>(
+                Kind::Summary,
+                &id.to_string(),
+                |dated| dated.day == today,
+                load,
+            )
             .await?
-        {
-            Some(dated) if dated.day == today => Ok(Some(dated.summary)),
-            Some(_) => {
-                // Yesterday's entry: today's summary supersedes it (its version is higher).
-                let fresh = self.inner.summary(id, today).await?;
-                if let Some(summary) = &fresh {
-                    let dated = DatedSummary {
-                        day: today,
-                        summary: summary.clone(),
-                    };
-                    self.cache
-                        .apply(vec![Change::value(Kind::Summary, id, &dated)])
-                        .await;
-                }
-                Ok(fresh)
-            }
-            None => Ok(None),
-        }
+            .map(|dated| dated.summary))
     }
 
     async fn list(
@@ -153,10 +144,16 @@ impl PolicyRepository for CachedPolicies {
         rules: &PolicyRules,
         audit: &AuditContext,
     ) -> Result<Policy, RepoError> {
-        let policy = self.inner.put(wallet_id, rules, audit).await?;
-        self.cache
-            .apply(vec![Change::value(Kind::Policy, wallet_id, &policy)])
-            .await;
-        Ok(policy)
+        let (inner, cache) = (self.inner.clone(), self.cache.clone());
+        let (rules, audit) = (rules.clone(), audit.clone());
+        detached(async move {
+            let policy = inner.put(wallet_id, &rules, &audit).await?;
+            cache
+                .apply(vec![Change::value(Kind::Policy, wallet_id, &policy)])
+                .await
+                .map_err(unfenced::<RepoError>)?;
+            Ok(policy)
+        })
+        .await
     }
 }

@@ -152,6 +152,8 @@ pub struct NewSession {
     pub principal: Principal,
     /// When it stops working.
     pub expires_at: DateTime<Utc>,
+    /// The hash of the API key it is opened with.
+    pub key_hash: TokenHash,
 }
 
 /// What a credential lookup found.

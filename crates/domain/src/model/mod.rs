@@ -10,7 +10,8 @@ pub use credentials::{
     SessionLookup, TokenHash,
 };
 pub use transaction::{
-    Budget, LedgerEntry, Transaction, TransactionKind, TransactionPage, TransactionStatus, TxCursor,
+    Budget, LedgerEntry, OwnerDecision, Transaction, TransactionKind, TransactionPage,
+    TransactionStatus, TxCursor,
 };
 
 use chrono::{DateTime, Utc};

@@ -21,6 +21,9 @@ pub enum TransactionKind {
     Transfer,
     /// Money leaves a wallet to an external destination.
     Payment,
+    /// The owner moves the whole balance of one of its wallets (a closed one, typically) to
+    /// another of its wallets of the same asset.
+    Sweep,
 }
 
 impl TransactionKind {
@@ -31,6 +34,7 @@ impl TransactionKind {
             Self::Deposit => "deposit",
             Self::Transfer => "transfer",
             Self::Payment => "payment",
+            Self::Sweep => "sweep",
         }
     }
 
@@ -41,6 +45,7 @@ impl TransactionKind {
             "deposit" => Some(Self::Deposit),
             "transfer" => Some(Self::Transfer),
             "payment" => Some(Self::Payment),
+            "sweep" => Some(Self::Sweep),
             _ => None,
         }
     }
@@ -89,6 +94,37 @@ impl TransactionStatus {
     }
 }
 
+/// The owner's answer to a transaction that waited for approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerDecision {
+    /// Approved: posted if funds and policy still allowed, else denied or failed.
+    Approved,
+    /// Rejected: no money moved.
+    Rejected,
+}
+
+impl OwnerDecision {
+    /// The stored text.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// Parses the stored text.
+    #[must_use]
+    pub fn from_db(s: &str) -> Option<Self> {
+        match s {
+            "approved" => Some(Self::Approved),
+            "rejected" => Some(Self::Rejected),
+            _ => None,
+        }
+    }
+}
+
 /// What is left of a wallet's budgets after a decision. `None` means the rule is not set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Budget {
@@ -131,6 +167,9 @@ pub struct Transaction {
     pub reason: Option<String>,
     /// The budgets left after the decision.
     pub budget: Budget,
+    /// The owner's answer, when it waited for approval and was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<OwnerDecision>,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
@@ -165,7 +204,8 @@ pub struct LedgerEntry {
     pub transaction_id: TransactionId,
     /// The wallet, or none for the outside world.
     pub wallet_id: Option<WalletId>,
-    /// The account: `wallet:<id>`, `external:deposits` or `external:<destination>`.
+    /// The account: `wallet:<id>`, `system:deposits` (money from outside) or
+    /// `external:<destination>` (money paid out).
     pub account: String,
     /// Signed minor units: positive is a credit.
     pub amount: i64,
@@ -187,6 +227,11 @@ pub struct TxCursor {
 #[error("the cursor is not one this service returned")]
 pub struct InvalidCursor;
 
+/// 0001-01-01T00:00:00Z in microseconds since the Unix epoch.
+const MIN_CURSOR_MICROS: i64 = -62_135_596_800_000_000;
+/// 9999-12-31T23:59:59.999999Z in microseconds since the Unix epoch.
+const MAX_CURSOR_MICROS: i64 = 253_402_300_799_999_999;
+
 impl TxCursor {
     /// Parses the opaque text returned as `next_cursor`.
     ///
@@ -195,6 +240,11 @@ impl TxCursor {
     pub fn parse(s: &str) -> Result<Self, InvalidCursor> {
         let (micros, id) = s.split_once('_').ok_or(InvalidCursor)?;
         let micros: i64 = micros.parse().map_err(|_| InvalidCursor)?;
+        // Years 1 to 9999: what every timestamp this service wrote lies in, and what the
+        // database can compare against.
+        if !(MIN_CURSOR_MICROS..=MAX_CURSOR_MICROS).contains(&micros) {
+            return Err(InvalidCursor);
+        }
         let created_at = DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)?;
         let id = TransactionId::parse(id).map_err(|_| InvalidCursor)?;
         Ok(Self { created_at, id })
@@ -229,6 +279,19 @@ mod tests {
         assert_eq!(TxCursor::parse(&c.to_string()), Ok(c));
         assert_eq!(TxCursor::parse("garbage"), Err(InvalidCursor));
         assert_eq!(TxCursor::parse("12_not-a-uuid"), Err(InvalidCursor));
+        let id = TransactionId::new();
+        for micros in [
+            "-8000000000000000000",
+            "9000000000000000000",
+            "-62135596800000001",
+        ] {
+            assert_eq!(
+                TxCursor::parse(&format!("{micros}_{id}")),
+                Err(InvalidCursor),
+                "{micros}"
+            );
+        }
+        assert!(TxCursor::parse(&format!("-62135596800000000_{id}")).is_ok());
     }
 
     #[test]

@@ -108,7 +108,13 @@ pub fn evaluate(
         budget: now,
     };
 
-    if rules.blocked_destinations.contains(request.counterparty) {
+    // The block-list ignores case (blocking too much is the safe side); the allow-list
+    // matches the normalised form exactly, since case may matter to an address.
+    if rules
+        .blocked_destinations
+        .iter()
+        .any(|b| request.counterparty.blocked_by(b))
+    {
         return deny(
             Rule::BlockedDestination,
             format!("{} is on the wallet's block-list", request.counterparty),

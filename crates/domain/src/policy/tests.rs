@@ -134,6 +134,48 @@ fn the_block_list_wins_over_the_allow_list() {
 }
 
 #[test]
+fn the_block_list_cannot_be_dodged_by_case_or_look_alike_forms() {
+    let rules: PolicyRules =
+        serde_json::from_value(serde_json::json!({"blocked_destinations": ["evil-corp"]})).unwrap();
+    for spelling in [
+        "evil-corp",
+        "EVIL-CORP",
+        "Evil-Corp",
+        "ｅｖｉｌ-corp",
+        "ＥＶＩＬ-ＣＯＲＰ",
+    ] {
+        let to = Counterparty::parse(spelling).unwrap();
+        assert_eq!(
+            rule_of(&evaluate(&rules, m(10), &Usage::default(), &spend(1, &to))),
+            Some(Rule::BlockedDestination),
+            "{spelling} got through"
+        );
+    }
+    assert!(Counterparty::parse("evil-corp\u{200B}").is_err());
+}
+
+#[test]
+fn the_allow_list_matches_the_normalised_form_exactly() {
+    let rules: PolicyRules =
+        serde_json::from_value(serde_json::json!({"allowed_destinations": ["AbC123"]})).unwrap();
+    let allowed = Counterparty::parse("ＡｂＣ１２３").unwrap();
+    assert!(matches!(
+        evaluate(&rules, m(10), &Usage::default(), &spend(1, &allowed)),
+        Decision::Allow { .. }
+    ));
+    let other_case = Counterparty::parse("abc123").unwrap();
+    assert_eq!(
+        rule_of(&evaluate(
+            &rules,
+            m(10),
+            &Usage::default(),
+            &spend(1, &other_case)
+        )),
+        Some(Rule::AllowedDestinations)
+    );
+}
+
+#[test]
 fn a_destination_off_the_allow_list_is_denied() {
     let to = shop();
     let other = Counterparty::Wallet(WalletId::new());
@@ -240,21 +282,31 @@ fn opt_money() -> impl Strategy<Value = Option<Money>> {
     prop::option::of((0_i64..2_000).prop_map(m))
 }
 
+/// `dest-<i>`, or `DEST-<i>` when `upper`: block-lists must match both.
+fn dest(i: u8, upper: bool) -> Counterparty {
+    let text = format!("dest-{i}");
+    let text = if upper { text.to_uppercase() } else { text };
+    Counterparty::External(Destination::parse(&text).unwrap())
+}
+
+fn blocked(rules: &PolicyRules, to: &Counterparty) -> bool {
+    rules.blocked_destinations.iter().any(|b| to.blocked_by(b))
+}
+
 prop_compose! {
     fn arb_rules()(
         max_per_transaction in opt_money(),
         daily_limit in opt_money(),
         approval_above in opt_money(),
         max_transactions_per_hour in prop::option::of(0_u32..10),
-        block in prop::collection::btree_set(0_u8..4, 0..3),
+        block in prop::collection::btree_set((0_u8..4, any::<bool>()), 0..3),
         allow in prop::option::of(prop::collection::btree_set(0_u8..4, 0..4)),
     ) -> PolicyRules {
-        let cp = |i: u8| Counterparty::External(Destination::parse(&format!("dest-{i}")).unwrap());
         PolicyRules {
             max_per_transaction,
             daily_limit,
-            allowed_destinations: allow.map(|s| s.into_iter().map(cp).collect()),
-            blocked_destinations: block.into_iter().map(cp).collect(),
+            allowed_destinations: allow.map(|s| s.into_iter().map(|i| dest(i, false)).collect()),
+            blocked_destinations: block.into_iter().map(|(i, upper)| dest(i, upper)).collect(),
             approval_above,
             max_transactions_per_hour,
         }
@@ -269,17 +321,18 @@ proptest! {
         spent in 0_i64..3_000,
         count_last_hour in 0_u32..12,
         amount in 1_i64..3_000,
-        dest in 0_u8..4,
+        dest_index in 0_u8..4,
+        upper in any::<bool>(),
         approved in any::<bool>(),
     ) {
-        let to = Counterparty::External(Destination::parse(&format!("dest-{dest}")).unwrap());
+        let to = dest(dest_index, upper);
         let usage = Usage { spent_today: m(spent), count_today: 0, count_last_hour };
         let req = SpendRequest { amount: m(amount), counterparty: &to, approved };
         let decision = evaluate(&rules, m(balance), &usage, &req);
         match &decision {
             Decision::Allow { budget } => {
                 prop_assert!(amount <= balance);
-                prop_assert!(!rules.blocked_destinations.contains(&to));
+                prop_assert!(!blocked(&rules, &to));
                 if let Some(allowed) = &rules.allowed_destinations { prop_assert!(allowed.contains(&to)); }
                 if let Some(max) = rules.max_per_transaction { prop_assert!(amount <= max.minor_units()); }
                 if let Some(limit) = rules.daily_limit {
@@ -291,7 +344,7 @@ proptest! {
             }
             Decision::Deny { rule, .. } => {
                 let violated = match rule {
-                    Rule::BlockedDestination => rules.blocked_destinations.contains(&to),
+                    Rule::BlockedDestination => blocked(&rules, &to),
                     Rule::AllowedDestinations => rules.allowed_destinations.as_ref().is_some_and(|a| !a.contains(&to)),
                     Rule::MaxPerTransaction => rules.max_per_transaction.is_some_and(|x| amount > x.minor_units()),
                     Rule::MaxTransactionsPerHour => rules.max_transactions_per_hour.is_some_and(|x| count_last_hour >= x),

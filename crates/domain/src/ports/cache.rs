@@ -29,6 +29,36 @@ pub enum WriteOutcome {
     },
 }
 
+/// What a lookup found: a hit, or a miss with the token a fill of this key must present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The stored entry, if any (on a miss: one of another epoch, a tombstone, or `None`).
+    pub entry: Option<CacheEntry>,
+    /// On a miss, the key's fill token. Every write-through of the key, every fill that
+    /// lands and every removal of the key (eviction, `DEL`, `FLUSHALL`) ends it, so a fill
+    /// presenting it lands only if nothing happened to the key since the miss: a slow reader
+    /// can never bring back a value older than one that was written and then evicted.
+    pub fill_token: Option<String>,
+}
+
+impl Lookup {
+    /// The entry's value when this is a hit: a value (not a tombstone) of `epoch`.
+    #[must_use]
+    pub fn hit(&self, epoch: i64) -> Option<&[u8]> {
+        match (&self.entry, &self.fill_token) {
+            (
+                Some(CacheEntry {
+                    epoch: e,
+                    value: Some(bytes),
+                    ..
+                }),
+                None,
+            ) if *e == epoch => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
 /// A cache operation failed or timed out. Never shown to a client: the caller falls back.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -53,11 +83,29 @@ pub trait CacheStore: Send + Sync {
     /// `Timeout` or `Unavailable` when the store cannot answer.
     async fn get(&self, key: &str) -> Result<Option<CacheEntry>, CacheError>;
 
-    /// Stores a value read from PostgreSQL, only if nothing newer is there. With `S` the
-    /// stored entry and `N` the new one, it stores when there is no `S`, or
-    /// `N.epoch == S.epoch && (N.version > S.version || (N.version == S.version && S is a
-    /// tombstone))`, or `N.epoch > S.epoch && N.version >= S.version`. This is how a slow
-    /// reader's old value can never land over a newer one. A rejected fill returns `S`.
+    /// Reads an entry for a reader holding a lease of `epoch`. A hit is a value (not a
+    /// tombstone) of that epoch; anything else (or `miss`, which makes even a hit a miss) is
+    /// a miss, and then the key's fill token is handed out: the one already there, or
+    /// `candidate`, stored with the key (living `token_ttl` when the key did not exist).
+    ///
+    /// # Errors
+    /// `Timeout` or `Unavailable` when the store cannot answer.
+    async fn lookup(
+        &self,
+        key: &str,
+        epoch: i64,
+        miss: bool,
+        candidate: &str,
+        token_ttl: Duration,
+    ) -> Result<Lookup, CacheError>;
+
+    /// Stores a value read from PostgreSQL after a miss, only if the key still holds the fill
+    /// `token` handed out at that miss (nothing was written, filled or removed since) and
+    /// nothing newer is there. With `S` the stored entry and `N` the new one, it stores when
+    /// there is no `S`, or `N.epoch == S.epoch && (N.version > S.version || (N.version ==
+    /// S.version && S is a tombstone))`, or `N.epoch > S.epoch && N.version >= S.version`.
+    /// This is how a slow reader's old value can never land over a newer one, even when the
+    /// newer one was evicted meanwhile. A rejected fill returns `S`.
     ///
     /// # Errors
     /// `Timeout` or `Unavailable` when the store cannot answer.
@@ -66,10 +114,12 @@ pub trait CacheStore: Send + Sync {
         key: &str,
         entry: &CacheEntry,
         ttl: Duration,
+        token: &str,
     ) -> Result<WriteOutcome, CacheError>;
 
     /// Writes through a committed change (a value or a tombstone) when there is no stored
     /// entry or `N.version > S.version`; the stored epoch becomes `max(N.epoch, S.epoch)`.
+    /// A write that lands ends the key's fill token.
     ///
     /// # Errors
     /// `Timeout` or `Unavailable` when the store cannot answer.
@@ -115,9 +165,11 @@ pub trait CacheStore: Send + Sync {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait CacheFence: Send + Sync {
-    /// Renews this instance's lease to serve cached reads for `ttl` and returns its epoch. When
-    /// the epoch was marked stale, a new epoch is started first. Serialised with
-    /// [`CacheFence::mark_stale`], so a lease is never granted under a stale epoch.
+    /// Renews this instance's lease to serve cached reads for `ttl` and returns its epoch;
+    /// `None` (and no lease) when the epoch is marked stale: the caller then stops serving
+    /// cached reads, starts a new epoch ([`CacheFence::bump_epoch`]) and renews again.
+    /// Serialised with [`CacheFence::mark_stale`], so a lease is never granted under a stale
+    /// epoch.
     ///
     /// # Errors
     /// `RepoError` when PostgreSQL cannot be reached: the instance must stop serving cache.
@@ -125,7 +177,13 @@ pub trait CacheFence: Send + Sync {
         &self,
         instance: uuid::Uuid,
         ttl: Duration,
-    ) -> Result<i64, crate::errors::RepoError>;
+    ) -> Result<Option<i64>, crate::errors::RepoError>;
+
+    /// Starts a new epoch if the current one is marked stale.
+    ///
+    /// # Errors
+    /// `RepoError` when PostgreSQL cannot be reached.
+    async fn bump_epoch(&self) -> Result<(), crate::errors::RepoError>;
 
     /// Gives up this instance's lease at once.
     ///
@@ -134,24 +192,17 @@ pub trait CacheFence: Send + Sync {
     async fn release_lease(&self, instance: uuid::Uuid) -> Result<(), crate::errors::RepoError>;
 
     /// Marks the current epoch stale (no lease is granted under it any more), gives up this
-    /// instance's lease, and returns that epoch with how long until every other instance's
-    /// lease of it (or of an older one) has ended.
+    /// instance's lease, and returns that epoch.
     ///
     /// # Errors
     /// `RepoError` when PostgreSQL cannot be reached.
-    async fn mark_stale(
-        &self,
-        instance: uuid::Uuid,
-    ) -> Result<(i64, Duration), crate::errors::RepoError>;
+    async fn mark_stale(&self, instance: uuid::Uuid) -> Result<i64, crate::errors::RepoError>;
 
-    /// How long until every other instance's lease of `epoch` or older has ended (zero when
-    /// none is live).
+    /// How long until every lease of another instance that is live now has ended, whatever
+    /// its epoch (zero when none is). Read after [`CacheFence::mark_stale`] returned, in a
+    /// statement of its own, it sees every lease granted before the mark.
     ///
     /// # Errors
     /// `RepoError` when PostgreSQL cannot be reached.
-    async fn wait_for_leases(
-        &self,
-        instance: uuid::Uuid,
-        epoch: i64,
-    ) -> Result<Duration, crate::errors::RepoError>;
+    async fn lease_wait(&self, instance: uuid::Uuid) -> Result<Duration, crate::errors::RepoError>;
 }

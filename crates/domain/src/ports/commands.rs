@@ -81,6 +81,25 @@ pub struct SpendCommand {
     pub audit: AuditContext,
 }
 
+/// An owner moving the whole balance of one of its wallets to another of its wallets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepCommand {
+    /// The id the transaction will have.
+    pub transaction_id: TransactionId,
+    /// The wallet emptied.
+    pub from_wallet_id: WalletId,
+    /// The wallet credited (same owner, same asset, not closed).
+    pub to_wallet_id: WalletId,
+    /// The owner (must own both).
+    pub owner_id: OwnerId,
+    /// The retry key.
+    pub idempotency: Idempotency,
+    /// The time of the request.
+    pub now: DateTime<Utc>,
+    /// Who and where, for the audit row.
+    pub audit: AuditContext,
+}
+
 /// An owner approving or rejecting a transaction that waits for approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecideCommand {
@@ -101,10 +120,12 @@ pub struct DecideCommand {
 pub struct PostingOutcome {
     /// The transaction as stored, with its status and decision.
     pub transaction: Transaction,
-    /// True when an earlier request with the same idempotency key produced it.
+    /// True when an earlier request (the same idempotency key, or the same decision)
+    /// produced it.
     pub replayed: bool,
-    /// The balances the posting wrote (empty when no money moved or on a replay), for
-    /// write-through to caches after the commit.
+    /// The balances the posting wrote (empty when no money moved); on a replay, the current
+    /// balances of the wallets it touched. Written through to caches after the commit, so a
+    /// retry repairs a cache the first attempt could not update.
     pub balances: Vec<WalletBalance>,
     /// The owner that was notified, with the new version of its notifications, when the
     /// posting held or denied the transaction.

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
-use super::commands::{DecideCommand, DepositCommand, PostingOutcome, SpendCommand};
+use super::commands::{DecideCommand, DepositCommand, PostingOutcome, SpendCommand, SweepCommand};
 use crate::errors::{AgentError, ApprovalError, CreateWalletError, PostingError, RepoError};
 use crate::ids::{AgentId, NotificationId, OwnerId, TransactionId, WalletId};
 use crate::model::{
@@ -102,7 +102,10 @@ pub trait SessionRepository: Send + Sync {
     /// `RepoError` when storage fails.
     async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKey>, RepoError>;
 
-    /// Stores a new session.
+    /// Stores a new session, in one transaction with a share lock on the API key it is
+    /// opened with (`session.key_hash`) and on that key's agent: `None`, and nothing stored,
+    /// when the key was revoked or its agent deleted meanwhile. So a session is never born
+    /// after its credential died, and a deletion that commits later revokes it too.
     ///
     /// # Errors
     /// `RepoError` when storage fails.
@@ -110,7 +113,7 @@ pub trait SessionRepository: Send + Sync {
         &self,
         session: &NewSession,
         audit: &AuditContext,
-    ) -> Result<Session, RepoError>;
+    ) -> Result<Option<Session>, RepoError>;
 
     /// Finds a session by the hash of its token, revoked and expired ones included.
     ///
@@ -118,7 +121,9 @@ pub trait SessionRepository: Send + Sync {
     /// `RepoError` when storage fails.
     async fn find_session(&self, hash: &TokenHash) -> Result<Option<Session>, RepoError>;
 
-    /// Revokes a session; returns it with its new version, or `None` if there was none.
+    /// Revokes a session; returns it with its new version (as it stands, when it was revoked
+    /// before, so a repeated revocation can write it through again), or `None` if there is
+    /// none.
     ///
     /// # Errors
     /// `RepoError` when storage fails.
@@ -217,22 +222,35 @@ pub trait TransactionRepository: Send + Sync {
     /// Credits a wallet.
     ///
     /// # Errors
-    /// `WalletNotFound` when the wallet is not the owner's, `BalanceOverflow`,
-    /// `IdempotencyConflict` when the key was used for another request.
+    /// `WalletNotFound` when the wallet is not the owner's, `WalletClosed`,
+    /// `BalanceOverflow`, `IdempotencyConflict` when the key was used for another request.
+    /// A key used before replays its transaction before anything else is checked.
     async fn post_deposit(&self, cmd: &DepositCommand) -> Result<PostingOutcome, PostingError>;
 
     /// Decides on and, if allowed, posts a transfer or payment. A denial, a hold for
     /// approval or insufficient funds is an `Ok` outcome with that status: it is recorded.
+    /// A key used before replays its transaction before anything else is checked.
     ///
     /// # Errors
-    /// `WalletNotFound`, `NotHolder`, `AssetMismatch`, `AgentNotActive`, `BalanceOverflow`,
-    /// `IdempotencyConflict`; nothing is written then.
+    /// `WalletNotFound`, `NotHolder`, `AssetMismatch`, `AgentNotActive`, `WalletClosed`,
+    /// `BalanceOverflow`, `IdempotencyConflict`; nothing is written then.
     async fn post_spend(&self, cmd: &SpendCommand) -> Result<PostingOutcome, PostingError>;
 
-    /// Approves (and posts, if funds and policy still allow) or rejects a pending transaction.
+    /// Moves the whole balance of a wallet to another wallet of the same owner and asset.
+    /// A key used before replays its transaction before anything else is checked.
     ///
     /// # Errors
-    /// `NotFound` when it is not the owner's, `NotPending` when already decided.
+    /// `WalletNotFound` when a wallet is not the owner's, `AssetMismatch`, `WalletClosed`
+    /// for a closed target, `NothingToSweep`, `BalanceOverflow`, `IdempotencyConflict`;
+    /// nothing is written then.
+    async fn post_sweep(&self, cmd: &SweepCommand) -> Result<PostingOutcome, PostingError>;
+
+    /// Approves (and posts, if funds and policy still allow) or rejects a pending
+    /// transaction. Repeating the decision already taken replays it.
+    ///
+    /// # Errors
+    /// `NotFound` when it is not the owner's, `NotPending` when it was never pending or was
+    /// decided the other way.
     async fn decide(&self, cmd: &DecideCommand) -> Result<PostingOutcome, ApprovalError>;
 
     /// Reads a transaction.

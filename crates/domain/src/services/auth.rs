@@ -48,16 +48,18 @@ impl Services {
         Err(AuthError::Unauthenticated)
     }
 
-    /// Opens a session for a principal (authenticated by an API key) and returns its token,
-    /// shown once.
+    /// Opens a session for a principal authenticated by the API key `api_key`, and returns
+    /// its token, shown once. The key and its agent are checked again when the session is
+    /// stored, under a lock: a key revoked (or an agent deleted) meanwhile opens nothing.
     ///
     /// # Errors
-    /// `Unknown` when storage fails.
+    /// `Unauthenticated` when the key is no longer valid; `Unknown` when storage fails.
     pub async fn create_session(
         &self,
         principal: &Principal,
+        api_key: &str,
         audit: &AuditContext,
-    ) -> Result<(Session, Secret), RepoError> {
+    ) -> Result<(Session, Secret), AuthError> {
         let secret = Secret::generate(SESSION_TOKEN_PREFIX);
         let ttl = ChronoDuration::from_std(self.settings.session_ttl)
             .unwrap_or_else(|_| ChronoDuration::hours(1));
@@ -66,8 +68,14 @@ impl Services {
             token_hash: secret.hash(),
             principal: *principal,
             expires_at: self.ports.clock.now() + ttl,
+            key_hash: Secret::from_client(api_key).hash(),
         };
-        let session = self.ports.sessions.create_session(&new, audit).await?;
+        let session = self
+            .ports
+            .sessions
+            .create_session(&new, audit)
+            .await?
+            .ok_or(AuthError::Unauthenticated)?;
         Ok((session, secret))
     }
 

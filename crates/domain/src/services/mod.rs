@@ -21,7 +21,7 @@ use crate::ports::{
     PolicyRepository, SessionRepository, TransactionRepository, WalletRepository,
 };
 
-pub use payments::{DepositRequest, TransferRequest};
+pub use payments::{DepositRequest, SweepRequest, TransferRequest};
 
 /// The ports the services run on.
 #[derive(Clone)]

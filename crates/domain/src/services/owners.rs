@@ -153,7 +153,8 @@ impl Services {
     /// The owner's audit trail.
     ///
     /// # Errors
-    /// `Forbidden` for an agent.
+    /// `Forbidden` for an agent; `Invalid` for a filter that no stored value can match (too
+    /// long, or holding control characters such as NUL).
     pub async fn audit_trail(
         &self,
         principal: &Principal,
@@ -162,6 +163,19 @@ impl Services {
         let Principal::Owner { owner_id } = principal else {
             return Err(AccessError::Forbidden("only owners read the audit trail"));
         };
+        for filter in [&query.resource_type, &query.resource_id]
+            .into_iter()
+            .flatten()
+        {
+            if filter.is_empty()
+                || filter.chars().count() > 200
+                || filter.chars().any(crate::text::is_invisible)
+            {
+                return Err(AccessError::Invalid(
+                    "audit filters must have 1 to 200 characters and no control or invisible characters",
+                ));
+            }
+        }
         query.owner_id = *owner_id;
         query.limit = super::page_limit(Some(query.limit));
         Ok(self.ports.audit.list(&query).await?)

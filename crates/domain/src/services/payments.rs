@@ -7,7 +7,9 @@ use crate::errors::{AccessError, ApprovalError, PostingError};
 use crate::ids::{TransactionId, WalletId};
 use crate::model::{AuditContext, PageRequest, Principal, Transaction, TransactionPage, TxCursor};
 use crate::money::Money;
-use crate::ports::{DecideCommand, DepositCommand, Idempotency, PostingOutcome, SpendCommand};
+use crate::ports::{
+    DecideCommand, DepositCommand, Idempotency, PostingOutcome, SpendCommand, SweepCommand,
+};
 use crate::values::{Counterparty, Destination, IdempotencyKey, Memo};
 
 /// The largest metadata object a transaction may carry, serialised.
@@ -47,6 +49,18 @@ pub struct TransferRequest {
     pub idempotency_key: Option<String>,
 }
 
+/// An owner's sweep: the whole balance of one of its wallets moved to another of its wallets
+/// of the same asset. This is how money leaves the wallet of a deleted agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepRequest {
+    /// The wallet emptied.
+    pub wallet_id: WalletId,
+    /// The wallet credited.
+    pub to_wallet_id: WalletId,
+    /// The retry key.
+    pub idempotency_key: Option<String>,
+}
+
 /// What the idempotency fingerprint covers: everything that changes the request's meaning.
 #[derive(Serialize)]
 struct Fingerprint<'a> {
@@ -69,13 +83,24 @@ fn parse_metadata(metadata: Option<serde_json::Value>) -> Result<serde_json::Val
         }
         Some(v @ serde_json::Value::Object(_)) => {
             let size = serde_json::to_vec(&v).map_or(usize::MAX, |b| b.len());
-            if size > MAX_METADATA_BYTES {
+            if size > MAX_METADATA_BYTES || holds_nul(&v) {
                 Err(PostingError::InvalidMetadata)
             } else {
                 Ok(v)
             }
         }
         Some(_) => Err(PostingError::InvalidMetadata),
+    }
+}
+
+/// Whether a JSON value holds a NUL character in a key or a string: PostgreSQL's `jsonb`
+/// cannot store one.
+fn holds_nul(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
     }
 }
 
@@ -91,8 +116,10 @@ impl Services {
     /// Credits one of the owner's wallets with money from outside.
     ///
     /// # Errors
-    /// `InvalidAmount`, `Invalid`, `InvalidMetadata`, `Forbidden` for an agent,
-    /// `WalletNotFound`, `BalanceOverflow`, `IdempotencyConflict`. Nothing is written then.
+    /// `InvalidAmount`, `Invalid`, `InvalidMetadata`, `MissingIdempotencyKey`, `Forbidden`
+    /// for an agent, `WalletNotFound`, `WalletClosed`, `BalanceOverflow`,
+    /// `IdempotencyConflict`. Nothing is written then. A repeat with the same key returns the
+    /// first result, whatever changed since.
     #[tracing::instrument(skip_all, fields(wallet_id = %req.wallet_id))]
     pub async fn deposit(
         &self,
@@ -108,6 +135,9 @@ impl Services {
         let amount = Money::positive(req.amount)?;
         let memo = parse_memo(req.memo.as_deref())?;
         let metadata = parse_metadata(req.metadata)?;
+        if req.idempotency_key.is_none() {
+            return Err(PostingError::MissingIdempotencyKey);
+        }
         let idempotency = bind_key(
             req.idempotency_key.as_deref(),
             &Fingerprint {
@@ -146,9 +176,10 @@ impl Services {
     ///
     /// # Errors
     /// Bad input (`InvalidAmount`, `Invalid`, `InvalidMetadata`, `AmbiguousTarget`,
-    /// `SameWallet`), `Forbidden` for an owner, `WalletNotFound`, `NotHolder`,
-    /// `AssetMismatch`, `AgentNotActive`, `BalanceOverflow`, `IdempotencyConflict`.
-    /// Nothing is written then.
+    /// `SameWallet`, `MissingIdempotencyKey`), `Forbidden` for an owner, `WalletNotFound`,
+    /// `NotHolder`, `AssetMismatch`, `AgentNotActive`, `WalletClosed`, `BalanceOverflow`,
+    /// `IdempotencyConflict`. Nothing is written then. A repeat with the same key returns the
+    /// first result, whatever changed since (the agent's status, balances, the policy).
     #[tracing::instrument(skip_all, fields(wallet_id = %req.from_wallet_id))]
     pub async fn transfer(
         &self,
@@ -172,6 +203,9 @@ impl Services {
         }
         let memo = parse_memo(req.memo.as_deref())?;
         let metadata = parse_metadata(req.metadata)?;
+        if req.idempotency_key.is_none() {
+            return Err(PostingError::MissingIdempotencyKey);
+        }
         let idempotency = bind_key(
             req.idempotency_key.as_deref(),
             &Fingerprint {
@@ -228,12 +262,81 @@ impl Services {
         Ok(outcome)
     }
 
-    /// Approves or rejects a transaction waiting for approval. An approved one is posted
-    /// only if the wallet's funds and policy (all rules but the approval threshold) still
-    /// allow it; otherwise it ends denied or failed, and no money moves.
+    /// Moves the whole balance of one of the owner's wallets to another of its wallets of the
+    /// same asset: the way out for the money of a deleted agent's (closed) wallet. Audited;
+    /// the wallet's policy does not apply (it governs the agent, not the owner).
     ///
     /// # Errors
-    /// `Forbidden` for an agent, `NotFound` when not the owner's, `NotPending`.
+    /// `MissingIdempotencyKey`, `SameWallet`, `Forbidden` for an agent, `WalletNotFound`,
+    /// `AssetMismatch`, `WalletClosed` for a closed target, `NothingToSweep`,
+    /// `BalanceOverflow`, `IdempotencyConflict`. Nothing is written then.
+    #[tracing::instrument(skip_all, fields(wallet_id = %req.wallet_id))]
+    pub async fn sweep(
+        &self,
+        principal: &Principal,
+        req: SweepRequest,
+        audit: &AuditContext,
+    ) -> Result<PostingOutcome, PostingError> {
+        let Principal::Owner { owner_id } = principal else {
+            return Err(PostingError::Forbidden("only the wallet's owner sweeps it"));
+        };
+        if req.wallet_id == req.to_wallet_id {
+            return Err(PostingError::SameWallet);
+        }
+        let key = req
+            .idempotency_key
+            .as_deref()
+            .ok_or(PostingError::MissingIdempotencyKey)?;
+        let idempotency = Idempotency::bind(
+            IdempotencyKey::parse(key)?,
+            &Fingerprint {
+                kind: "sweep",
+                wallet: req.wallet_id,
+                to: Some(Counterparty::Wallet(req.to_wallet_id).to_string()),
+                amount: 0,
+                memo: None,
+                metadata: &serde_json::Value::Null,
+            },
+        );
+        let from = self
+            .visible_wallet(principal, req.wallet_id)
+            .await
+            .map_err(|e| not_found_as(e, req.wallet_id))?;
+        let to = self
+            .visible_wallet(principal, req.to_wallet_id)
+            .await
+            .map_err(|e| not_found_as(e, req.to_wallet_id))?;
+        if from.asset != to.asset {
+            return Err(PostingError::AssetMismatch {
+                from: from.asset,
+                to: to.asset,
+            });
+        }
+        let cmd = SweepCommand {
+            transaction_id: TransactionId::new(),
+            from_wallet_id: req.wallet_id,
+            to_wallet_id: req.to_wallet_id,
+            owner_id: *owner_id,
+            idempotency,
+            now: self.ports.clock.now(),
+            audit: audit.clone(),
+        };
+        let outcome = self.ports.transactions.post_sweep(&cmd).await?;
+        if !outcome.replayed {
+            self.publish(&outcome.transaction).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Approves or rejects a transaction waiting for approval. An approved one is posted
+    /// only if the wallet's funds and policy (all rules but the approval threshold) still
+    /// allow it; otherwise it ends denied or failed, and no money moves. Repeating the same
+    /// decision returns the transaction as that decision left it (a replay), whatever
+    /// changed since.
+    ///
+    /// # Errors
+    /// `Forbidden` for an agent, `NotFound` when not the owner's, `NotPending` when it was
+    /// never pending or the owner decided the other way.
     #[tracing::instrument(skip_all, fields(transaction_id = %id, approve))]
     pub async fn decide(
         &self,
@@ -253,7 +356,9 @@ impl Services {
             audit: audit.clone(),
         };
         let outcome = self.ports.transactions.decide(&cmd).await?;
-        self.publish(&outcome.transaction).await;
+        if !outcome.replayed {
+            self.publish(&outcome.transaction).await;
+        }
         Ok(outcome)
     }
 

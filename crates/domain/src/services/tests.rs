@@ -265,7 +265,7 @@ async fn a_deposit_into_another_owners_wallet_is_not_found() {
         amount: 5,
         memo: None,
         metadata: None,
-        idempotency_key: None,
+        idempotency_key: Some("dep-1".into()),
     };
     assert!(matches!(
         s.deposit(&w.owner(), dep, &ctx()).await,
@@ -293,6 +293,48 @@ async fn metadata_must_be_a_small_object() {
         s.transfer(&w.agent(), huge, &ctx()).await,
         Err(PostingError::InvalidMetadata)
     ));
+    for nul in [
+        serde_json::json!({"note": "a\u{0}b"}),
+        serde_json::json!({"a\u{0}": 1}),
+        serde_json::json!({"deep": [{"x": ["\u{0}"]}]}),
+    ] {
+        let req = TransferRequest {
+            metadata: Some(nul.clone()),
+            ..w.transfer(5)
+        };
+        assert!(
+            matches!(
+                s.transfer(&w.agent(), req, &ctx()).await,
+                Err(PostingError::InvalidMetadata)
+            ),
+            "{nul}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn money_moves_only_with_an_idempotency_key() {
+    let w = World::new();
+    let s = Mocks::default().services();
+    let keyless = TransferRequest {
+        idempotency_key: None,
+        ..w.transfer(5)
+    };
+    assert!(matches!(
+        s.transfer(&w.agent(), keyless, &ctx()).await,
+        Err(PostingError::MissingIdempotencyKey)
+    ));
+    let deposit = DepositRequest {
+        wallet_id: w.usd,
+        amount: 5,
+        memo: None,
+        metadata: None,
+        idempotency_key: None,
+    };
+    assert!(matches!(
+        s.deposit(&w.owner(), deposit, &ctx()).await,
+        Err(PostingError::MissingIdempotencyKey)
+    ));
 }
 
 fn completed(usd: WalletId, usd2: WalletId, agent: AgentId, cmd: &SpendCommand) -> PostingOutcome {
@@ -313,6 +355,7 @@ fn completed(usd: WalletId, usd2: WalletId, agent: AgentId, cmd: &SpendCommand) 
             rule: None,
             reason: None,
             budget: Budget::default(),
+            decision: None,
             created_at: cmd.now,
             updated_at: cmd.now,
         },

@@ -20,6 +20,15 @@ pub(crate) struct DepositBody {
     pub metadata: Option<serde_json::Value>,
 }
 
+/// `POST /v1/wallets/{id}/sweep`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SweepBody {
+    /// The wallet credited with the whole balance: another wallet of the same owner and
+    /// asset, not closed.
+    pub to_wallet_id: Uuid,
+}
+
 /// `POST /v1/wallets/{id}/transfers`: give exactly one of `to_wallet_id` (a transfer to a
 /// wallet of the same asset) and `destination` (a payment out of the platform).
 #[derive(Debug, Deserialize, ToSchema)]

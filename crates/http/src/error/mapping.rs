@@ -12,7 +12,7 @@ use super::ApiError;
 
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
-        Self::internal(e.0)
+        Self::unexpected(e.0)
     }
 }
 
@@ -20,7 +20,7 @@ impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Unauthenticated => Self::unauthenticated(),
-            AuthError::Unknown(e) => Self::internal(e),
+            AuthError::Unknown(e) => Self::unexpected(e),
         }
     }
 }
@@ -30,7 +30,8 @@ impl From<AccessError> for ApiError {
         match e {
             AccessError::NotFound => Self::not_found("not found"),
             AccessError::Forbidden(why) => Self::forbidden(why),
-            AccessError::Unknown(e) => Self::internal(e),
+            AccessError::Invalid(why) => Self::bad_request("invalid_query", why),
+            AccessError::Unknown(e) => Self::unexpected(e),
         }
     }
 }
@@ -40,7 +41,7 @@ impl From<AgentError> for ApiError {
         match e {
             AgentError::Invalid(v) => Self::bad_request("invalid_value", v.to_string()),
             e @ AgentError::NotFound(_) => Self::not_found(e.to_string()),
-            AgentError::Unknown(e) => Self::internal(e),
+            AgentError::Unknown(e) => Self::unexpected(e),
         }
     }
 }
@@ -56,7 +57,7 @@ impl From<CreateWalletError> for ApiError {
             CreateWalletError::AgentNotFound(id) | CreateWalletError::AgentRevoked(id) => {
                 Self::not_found(format!("agent {id} not found"))
             }
-            CreateWalletError::Unknown(e) => Self::internal(e),
+            CreateWalletError::Unknown(e) => Self::unexpected(e),
         }
     }
 }
@@ -67,7 +68,7 @@ impl From<SetPolicyError> for ApiError {
             SetPolicyError::Invalid(p) => Self::bad_request("invalid_policy", p.to_string()),
             e @ SetPolicyError::NotFound => Self::not_found(e.to_string()),
             e @ SetPolicyError::Forbidden => Self::forbidden(e.to_string()),
-            SetPolicyError::Unknown(e) => Self::internal(e),
+            SetPolicyError::Unknown(e) => Self::unexpected(e),
         }
     }
 }
@@ -88,10 +89,15 @@ impl From<PostingError> for ApiError {
             }
             PostingError::AssetMismatch { .. } => Self::unprocessable("asset_mismatch", message),
             PostingError::AgentNotActive => Self::unprocessable("agent_not_active", message),
+            PostingError::WalletClosed(_) => Self::conflict("wallet_closed", message),
+            PostingError::NothingToSweep(_) => Self::unprocessable("nothing_to_sweep", message),
+            PostingError::MissingIdempotencyKey => {
+                Self::bad_request("missing_idempotency_key", message)
+            }
             PostingError::Forbidden(why) => Self::forbidden(why),
             PostingError::BalanceOverflow => Self::unprocessable("balance_overflow", message),
             PostingError::IdempotencyConflict => Self::conflict("idempotency_conflict", message),
-            PostingError::Unknown(e) => Self::internal(e),
+            PostingError::Unknown(e) => Self::unexpected(e),
         }
     }
 }
@@ -104,7 +110,7 @@ impl From<ApprovalError> for ApiError {
             ApprovalError::Forbidden => Self::forbidden(message),
             ApprovalError::NotPending(_) => Self::conflict("not_pending", message),
             ApprovalError::BalanceOverflow => Self::unprocessable("balance_overflow", message),
-            ApprovalError::Unknown(e) => Self::internal(e),
+            ApprovalError::Unknown(e) => Self::unexpected(e),
         }
     }
 }

@@ -46,6 +46,7 @@ pub(crate) fn api() -> Router<SharedState> {
         )
         .route("/v1/wallets/{id}/deposits", post(transactions::deposit))
         .route("/v1/wallets/{id}/transfers", post(transactions::transfer))
+        .route("/v1/wallets/{id}/sweep", post(transactions::sweep))
         .route(
             "/v1/wallets/{id}/transactions",
             get(transactions::list_transactions),

@@ -49,13 +49,15 @@ pub(crate) async fn create_owner(
 pub(crate) async fn create_session(
     State(state): State<SharedState>,
     caller: Caller,
+    headers: HeaderMap,
 ) -> Result<(StatusCode, axum::Json<SessionCreated>), ApiError> {
     if caller.kind != CredentialKind::ApiKey {
         return Err(ApiError::forbidden("sessions are opened with an API key"));
     }
+    let key = bearer(&headers).ok_or_else(ApiError::unauthenticated)?;
     let (session, token) = state
         .services
-        .create_session(&caller.principal, &caller.audit)
+        .create_session(&caller.principal, key, &caller.audit)
         .await?;
     let created = SessionCreated {
         token: token.expose().to_owned(),

@@ -4,33 +4,35 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
-use waiaas_domain::services::{DepositRequest, TransferRequest};
+use waiaas_domain::services::{DepositRequest, SweepRequest, TransferRequest};
 use waiaas_domain::{Transaction, TransactionId, TransactionStatus, TxCursor, WalletId};
 
 use crate::SharedState;
 use crate::auth::Caller;
 use crate::dto::{
-    BudgetDto, DepositBody, ErrorBody, PageQuery, TransactionDto, TransactionPageDto, TransferBody,
+    BudgetDto, DepositBody, ErrorBody, PageQuery, SweepBody, TransactionDto, TransactionPageDto,
+    TransferBody,
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query, idempotency_key};
 
-/// Credits one of the owner's wallets with money from outside. An optional
-/// `Idempotency-Key` makes it safe to retry.
+/// Credits one of the owner's wallets with money from outside. The `Idempotency-Key` header
+/// is required: a repeat with the same body returns the first result (whatever changed
+/// since), with another body a 409. A deleted agent's wallet is closed: 409 `wallet_closed`.
 #[utoipa::path(post, path = "/v1/wallets/{id}/deposits", tag = "transactions",
     params(
         ("id" = Uuid, Path, description = "The credited wallet"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retry key: a repeat returns the first result"),
+        ("Idempotency-Key" = String, Header, description = "Required retry key: a repeat returns the first result"),
     ),
     request_body = DepositBody,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "The completed deposit", body = TransactionDto),
-        (status = 400, description = "Malformed body, zero/negative amount, bad memo or metadata", body = ErrorBody),
+        (status = 201, description = "The completed deposit (or, for a repeated key, the first result)", body = TransactionDto),
+        (status = 400, description = "Malformed body, zero/negative amount, bad memo or metadata, missing Idempotency-Key", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 403, description = "Agents cannot deposit", body = ErrorBody),
         (status = 404, description = "Missing or another tenant's wallet", body = ErrorBody),
-        (status = 409, description = "The key was used with another body", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`: the key was used with another body; `wallet_closed`: the wallet's agent was deleted", body = ErrorBody),
         (status = 422, description = "`balance_overflow`", body = ErrorBody),
     ))]
 pub(crate) async fn deposit(
@@ -84,12 +86,6 @@ pub(crate) async fn transfer(
     headers: HeaderMap,
     Json(body): Json<TransferBody>,
 ) -> Result<Response, ApiError> {
-    let Some(key) = idempotency_key(&headers)? else {
-        return Err(ApiError::bad_request(
-            "missing_idempotency_key",
-            "transfers require an `Idempotency-Key` header",
-        ));
-    };
     let req = TransferRequest {
         from_wallet_id: WalletId::from_uuid(id),
         to_wallet_id: body.to_wallet_id.map(WalletId::from_uuid),
@@ -97,7 +93,7 @@ pub(crate) async fn transfer(
         amount: body.amount,
         memo: body.memo,
         metadata: body.metadata,
-        idempotency_key: Some(key),
+        idempotency_key: idempotency_key(&headers)?,
     };
     let outcome = state
         .services
@@ -106,13 +102,51 @@ pub(crate) async fn transfer(
     Ok(spend_response(outcome.transaction, outcome.replayed))
 }
 
+/// Moves the whole balance of one of the owner's wallets to another of its wallets of the
+/// same asset: how the money of a deleted agent's (closed) wallet is taken out. The
+/// `Idempotency-Key` header is required. Audited as `wallet.sweep`.
+#[utoipa::path(post, path = "/v1/wallets/{id}/sweep", tag = "transactions",
+    params(
+        ("id" = Uuid, Path, description = "The wallet emptied"),
+        ("Idempotency-Key" = String, Header, description = "Required retry key: a repeat returns the first result"),
+    ),
+    request_body = SweepBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The completed sweep (kind `sweep`)", body = TransactionDto),
+        (status = 400, description = "Malformed body, the same wallet twice, missing Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents cannot sweep", body = ErrorBody),
+        (status = 404, description = "A wallet is missing or another tenant's", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`; `wallet_closed`: the target wallet is closed", body = ErrorBody),
+        (status = 422, description = "`nothing_to_sweep`, `asset_mismatch`, `balance_overflow`", body = ErrorBody),
+    ))]
+pub(crate) async fn sweep(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    Json(body): Json<SweepBody>,
+) -> Result<(StatusCode, axum::Json<TransactionDto>), ApiError> {
+    let req = SweepRequest {
+        wallet_id: WalletId::from_uuid(id),
+        to_wallet_id: WalletId::from_uuid(body.to_wallet_id),
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let outcome = state
+        .services
+        .sweep(&caller.principal, req, &caller.audit)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(outcome.transaction.into())))
+}
+
 /// The answer to a transfer, by the status the policy engine and the ledger gave it. A
 /// replay answers from the stored transaction, so it gets the same answer, with one
 /// exception the stored row cannot undo: a transaction held for approval and decided since
 /// (its status changed after it was created) is answered with the first answer's 202 and
 /// the transaction as it stands now.
 fn spend_response(tx: Transaction, replayed: bool) -> Response {
-    let decided_since_hold = replayed && tx.updated_at > tx.created_at;
+    let decided_since_hold = replayed && tx.decision.is_some();
     let budget = BudgetDto::from(tx.budget);
     match tx.status {
         // Rejected is only reachable from a hold: the first answer was a 202.
@@ -155,6 +189,7 @@ fn accepted(tx: Transaction) -> Response {
 
 /// Approves a transaction waiting for approval: it is posted if funds and the policy (all
 /// rules but the approval threshold) still allow, otherwise it ends denied or failed.
+/// Approving it again answers with what the first approval did (safe to retry).
 #[utoipa::path(post, path = "/v1/transactions/{id}/approve", tag = "transactions",
     params(("id" = Uuid, Path, description = "The pending transaction")),
     security(("bearer" = [])),
@@ -164,7 +199,7 @@ fn accepted(tx: Transaction) -> Response {
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 403, description = "Agents cannot approve", body = ErrorBody),
         (status = 404, description = "Missing or another tenant's", body = ErrorBody),
-        (status = 409, description = "`not_pending`: already decided", body = ErrorBody),
+        (status = 409, description = "`not_pending`: never pending, or rejected", body = ErrorBody),
     ))]
 pub(crate) async fn approve(
     state: State<SharedState>,
@@ -174,7 +209,8 @@ pub(crate) async fn approve(
     decide(state, caller, path, true).await
 }
 
-/// Rejects a transaction waiting for approval: no money moves.
+/// Rejects a transaction waiting for approval: no money moves. Rejecting it again answers
+/// with the rejected transaction (safe to retry).
 #[utoipa::path(post, path = "/v1/transactions/{id}/reject", tag = "transactions",
     params(("id" = Uuid, Path, description = "The pending transaction")),
     security(("bearer" = [])),
@@ -184,7 +220,7 @@ pub(crate) async fn approve(
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 403, description = "Agents cannot reject", body = ErrorBody),
         (status = 404, description = "Missing or another tenant's", body = ErrorBody),
-        (status = 409, description = "`not_pending`: already decided", body = ErrorBody),
+        (status = 409, description = "`not_pending`: never pending, or approved", body = ErrorBody),
     ))]
 pub(crate) async fn reject(
     state: State<SharedState>,

@@ -32,12 +32,56 @@ impl io::Write for Captured {
     }
 }
 
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Self;
+thread_local! {
+    /// Where this thread's log lines go, if anywhere.
+    static SINK: std::cell::RefCell<Option<Captured>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The writer of the one global subscriber: each thread's lines go to that thread's sink.
+/// A global subscriber (rather than one set for the test's thread only) is what every
+/// callsite registers its interest with, so another test's thread cannot make this one's
+/// spans invisible.
+struct ThreadSink;
+
+struct SinkWriter(Option<Captured>);
+
+impl io::Write for SinkWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(c) = &mut self.0 {
+            c.write(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for ThreadSink {
+    type Writer = SinkWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+        SinkWriter(SINK.with(|s| s.borrow().clone()))
     }
+}
+
+/// Captures what this thread logs while `f` runs.
+async fn capture<T>(f: impl std::future::Future<Output = T>) -> (T, Captured) {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(ThreadSink)
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only global subscriber");
+    });
+    let captured = Captured::default();
+    SINK.with(|s| *s.borrow_mut() = Some(captured.clone()));
+    let out = f.await;
+    SINK.with(|s| *s.borrow_mut() = None);
+    (out, captured)
 }
 
 #[tokio::test]
@@ -57,16 +101,7 @@ async fn every_log_line_has_the_request_id_and_none_has_a_credential() {
     req.headers_mut()
         .insert("idempotency-key", "k-log".parse().unwrap());
 
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let (status, _, _) = {
-        let _guard = tracing::subscriber::set_default(subscriber);
-        send(m.app(), req).await
-    };
+    let ((status, _, _), captured) = capture(send(m.app(), req)).await;
 
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     let logs = captured.text();

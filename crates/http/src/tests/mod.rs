@@ -147,6 +147,7 @@ impl Mocks {
                 request_timeout: Duration::from_secs(5),
                 bootstrap_token: Some("boot-secret".into()),
                 rate: None,
+                auth_failure_rate: None,
             },
         }
     }
@@ -213,6 +214,7 @@ fn spend(from: WalletId, to: WalletId, amount: i64, status: TransactionStatus) -
         rule: None,
         reason: None,
         budget: Budget::default(),
+        decision: None,
         created_at: now(),
         updated_at: now(),
     }

@@ -179,6 +179,8 @@ async fn a_deposit_is_a_201_carrying_the_request_id_to_the_audit_trail() {
     let mut req = request("POST", &uri, Some(OWNER_KEY), Some(json!({"amount": 25})));
     req.headers_mut()
         .insert("x-request-id", "req-7".parse().unwrap());
+    req.headers_mut()
+        .insert("idempotency-key", "dep-7".parse().unwrap());
     let (status, _, body) = send(m.app(), req).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["kind"], "deposit");
@@ -190,6 +192,7 @@ async fn a_replay_of_a_held_transfer_decided_since_is_still_a_202() {
     let w = World::new();
     let mut tx = spend(w.wallet, w.wallet2, 10, TransactionStatus::Completed);
     tx.updated_at = now() + chrono::Duration::minutes(5);
+    tx.decision = Some(waiaas_domain::OwnerDecision::Approved);
     let m = posting(&w, move |_| Ok(outcome(tx.clone(), true)));
     let (status, _, body) = send(m.app(), transfer_request(&w, json!(10), Some("k-1"))).await;
     assert_eq!(status, StatusCode::ACCEPTED);

@@ -99,6 +99,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/wallets/{id}/policy"),
     ("post", "/v1/wallets/{id}/deposits"),
     ("post", "/v1/wallets/{id}/transfers"),
+    ("post", "/v1/wallets/{id}/sweep"),
     ("get", "/v1/wallets/{id}/transactions"),
     ("get", "/v1/wallets/{id}/events"),
     ("get", "/v1/transactions/{id}"),

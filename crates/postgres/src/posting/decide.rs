@@ -6,28 +6,30 @@ use anyhow::Context as _;
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, TransactionTrait,
 };
-use waiaas_domain::model::{Budget, NewAuditEntry, TransactionStatus};
+use waiaas_domain::model::{Budget, NewAuditEntry, OwnerDecision, TransactionStatus};
 use waiaas_domain::policy::{SpendRequest, evaluate};
 use waiaas_domain::ports::{DecideCommand, PostingOutcome};
 use waiaas_domain::{ApprovalError, Decision, Money, Rule, Transaction, WalletBalance};
 
-use super::shared::{self, Entry, Movement, stmt};
+use super::shared::{self, Entry, Movement, stmt, uuid_array};
 use super::sql;
 use crate::audit;
+use crate::convert;
 use crate::entity::transactions;
+use crate::error::{DbContext as _, commit};
 
 pub(super) async fn decide(
     db: &DatabaseConnection,
     cmd: &DecideCommand,
 ) -> Result<PostingOutcome, ApprovalError> {
-    let txn = db.begin().await.context("beginning a decision")?;
+    let txn = db.begin().await.doing("beginning a decision")?;
     let row = txn
         .query_one_raw(stmt(
             sql::LOCK_TRANSACTION,
             vec![(*cmd.transaction_id.as_uuid()).into()],
         ))
         .await
-        .context("locking the transaction")?
+        .doing("locking the transaction")?
         .ok_or(ApprovalError::NotFound(cmd.transaction_id))?;
     let model =
         transactions::Model::from_query_result(&row, "").context("decoding the transaction")?;
@@ -36,6 +38,23 @@ pub(super) async fn decide(
     }
     let before = Transaction::try_from(model)?;
     if before.status != TransactionStatus::PendingApproval {
+        let asked = if cmd.approve {
+            OwnerDecision::Approved
+        } else {
+            OwnerDecision::Rejected
+        };
+        // The same decision again (a retry whose answer was lost) is answered with what the
+        // first one did, whatever changed since; anything else was never pending.
+        if before.decision == Some(asked) {
+            let balances = current_balances(&txn, &before).await?;
+            txn.rollback().await.doing("ending a repeated decision")?;
+            return Ok(PostingOutcome {
+                transaction: before,
+                replayed: true,
+                balances,
+                notified: None,
+            });
+        }
         return Err(ApprovalError::NotPending(before.status));
     }
 
@@ -66,9 +85,9 @@ pub(super) async fn decide(
         // Nothing moved, so no posting wrote the audit row: write it here.
         audit::record(&txn, &cmd.audit, audit_entry(&settled, &[]), cmd.now)
             .await
-            .context("auditing the decision")?;
+            .doing("auditing the decision")?;
     }
-    txn.commit().await.context("committing the decision")?;
+    commit(txn, "committing the decision").await?;
     Ok(PostingOutcome {
         transaction: settled,
         replayed: false,
@@ -97,16 +116,25 @@ async fn approve(
     let to_id = pending.to_wallet_id.map(|w| *w.as_uuid());
     let mut ids: Vec<_> = std::iter::once(from_id).chain(to_id).collect();
     ids.sort_unstable();
-    let locked = shared::lock_wallets(txn, &ids).await?;
+    let locked = shared::lock_wallets(txn, &ids, *cmd.owner_id.as_uuid(), None)
+        .await?
+        .wallets;
     let from = locked
         .iter()
         .find(|w| w.id == from_id)
         .context("the paying wallet exists")?;
-    if !from.agent_active {
+    let refused = if !from.agent_active {
+        Some("the agent is no longer active")
+    } else if to_id.is_some_and(|to| locked.iter().any(|w| w.id == to && w.closed)) {
+        Some("the receiving wallet was closed (its agent was deleted)")
+    } else {
+        None
+    };
+    if let Some(reason) = refused {
         let s = Settlement {
             status: TransactionStatus::Failed,
             rule: None,
-            reason: Some("the agent is no longer active".to_owned()),
+            reason: Some(reason.to_owned()),
             budget: Budget::default(),
         };
         return Ok((settle(txn, cmd, s).await?, Vec::new()));
@@ -179,6 +207,11 @@ async fn settle(
     s: Settlement,
 ) -> Result<Transaction, ApprovalError> {
     let posted_at = (s.status == TransactionStatus::Completed).then_some(cmd.now);
+    let decision = if cmd.approve {
+        OwnerDecision::Approved
+    } else {
+        OwnerDecision::Rejected
+    };
     let row = txn
         .query_one_raw(stmt(
             sql::SETTLE_TRANSACTION,
@@ -194,12 +227,36 @@ async fn settle(
                     .into(),
                 cmd.now.into(),
                 posted_at.into(),
+                decision.as_str().into(),
             ],
         ))
         .await
-        .context("settling the transaction")?
+        .doing("settling the transaction")?
         .context("the locked transaction exists")?;
     let model =
         transactions::Model::from_query_result(&row, "").context("decoding the transaction")?;
     Ok(Transaction::try_from(model)?)
+}
+
+/// The current balances of the wallets a transaction touched, for a replayed decision to
+/// write through.
+async fn current_balances(
+    txn: &DatabaseTransaction,
+    tx: &Transaction,
+) -> anyhow::Result<Vec<WalletBalance>> {
+    let ids = tx.wallets().into_iter().map(|w| *w.as_uuid());
+    let rows = txn
+        .query_all_raw(stmt(sql::BALANCES, vec![uuid_array(ids)]))
+        .await
+        .doing("reading balances")?;
+    rows.iter()
+        .map(|r| {
+            convert::balance(
+                r.try_get("", "id")?,
+                &r.try_get::<String>("", "asset")?,
+                r.try_get("", "balance")?,
+                r.try_get("", "version")?,
+            )
+        })
+        .collect()
 }

@@ -1,14 +1,14 @@
 //! Deposits: an owner crediting one of its wallets with money from outside.
 
-use anyhow::Context as _;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use waiaas_domain::PostingError;
 use waiaas_domain::model::{Actor, Budget, NewAuditEntry, TransactionKind, TransactionStatus};
 use waiaas_domain::ports::{DepositCommand, PostingOutcome};
 
 use super::shared::{self, Entry, Movement, NewTransaction};
+use crate::error::{DbContext as _, commit};
 
-/// The outside-world account deposits come from.
+/// The platform's account that money from outside comes from (`system:deposits`).
 const DEPOSITS: &str = "deposits";
 
 pub(super) async fn post(
@@ -16,12 +16,20 @@ pub(super) async fn post(
     cmd: &DepositCommand,
 ) -> Result<PostingOutcome, PostingError> {
     let wallet_id = *cmd.wallet_id.as_uuid();
-    let txn = db.begin().await.context("beginning a deposit")?;
-    let locked = shared::lock_wallets(&txn, &[wallet_id]).await?;
+    let owner = *cmd.owner_id.as_uuid();
+    let txn = db.begin().await.doing("beginning a deposit")?;
+    let locked = shared::lock_wallets(&txn, &[wallet_id], owner, cmd.idempotency.as_ref()).await?;
+    if locked.prior.is_some() {
+        return shared::answer_replay(txn, owner, cmd.idempotency.as_ref(), &locked.wallets).await;
+    }
+    let locked = locked.wallets;
     let wallet = locked
         .first()
-        .filter(|w| w.owner_id == *cmd.owner_id.as_uuid())
+        .filter(|w| w.owner_id == owner)
         .ok_or(PostingError::WalletNotFound(cmd.wallet_id))?;
+    if wallet.closed {
+        return Err(PostingError::WalletClosed(cmd.wallet_id));
+    }
     wallet
         .balance
         .checked_add(cmd.amount)
@@ -51,19 +59,12 @@ pub(super) async fn post(
     )
     .await?;
     let Some(transaction) = inserted else {
-        txn.rollback()
-            .await
-            .context("rolling back a repeated request")?;
-        let idempotency = cmd
-            .idempotency
-            .as_ref()
-            .context("conflict without an idempotency key")?;
-        return shared::replay(db, *cmd.owner_id.as_uuid(), idempotency).await;
+        return shared::answer_replay(txn, owner, cmd.idempotency.as_ref(), &locked).await;
     };
     let amount = cmd.amount.minor_units();
     let entries = [
         Entry::wallet(wallet_id, amount),
-        Entry::external(DEPOSITS, -amount),
+        Entry::system(DEPOSITS, -amount),
     ];
     let movement = Movement {
         transaction_id: *transaction.id.as_uuid(),
@@ -82,7 +83,7 @@ pub(super) async fn post(
         new_value: Some(serde_json::json!({ "transaction": &transaction, "balances": balances })),
     })
     .await?;
-    txn.commit().await.context("committing the deposit")?;
+    commit(txn, "committing the deposit").await?;
     Ok(PostingOutcome {
         transaction,
         replayed: false,

@@ -1,45 +1,55 @@
-//! The posting engine: deposits, transfers, payments and approvals, each one PostgreSQL
-//! transaction. The wallets are locked in ascending id order, the policy and today's spend
-//! are read under that lock, the domain's policy engine decides, and everything the decision
-//! implies is written before the commit. The decision stays in the domain; the atomicity is
-//! here.
+//! The posting engine: deposits, transfers, payments, sweeps and approvals, each one
+//! PostgreSQL transaction. The wallets are locked in ascending id order (the same statement
+//! finds the transaction a repeated idempotency key produced, which is then answered before
+//! anything else), the policy and today's spend are read under that lock, the domain's
+//! policy engine decides, and everything the decision implies is written before the commit.
+//! The decision stays in the domain; the atomicity is here.
 
 mod decide;
 mod deposit;
 mod shared;
 mod spend;
 pub mod sql;
+mod sweep;
 
 use async_trait::async_trait;
 use waiaas_domain::ports::{
-    DecideCommand, DepositCommand, PostingOutcome, SpendCommand, TransactionRepository,
+    DecideCommand, DepositCommand, PostingOutcome, SpendCommand, SweepCommand,
+    TransactionRepository,
 };
 use waiaas_domain::{
     ApprovalError, PageRequest, PostingError, RepoError, Transaction, TransactionId,
     TransactionPage, TxCursor, WalletId,
 };
 
-use crate::Postgres;
+use crate::{Postgres, Work};
 
 #[async_trait]
 impl TransactionRepository for Postgres {
     #[tracing::instrument(skip_all, fields(wallet_id = %cmd.wallet_id, transaction_id = %cmd.transaction_id))]
     async fn post_deposit(&self, cmd: &DepositCommand) -> Result<PostingOutcome, PostingError> {
-        deposit::post(&self.db, cmd).await
+        self.run(Work::Write, || deposit::post(&self.db, cmd)).await
     }
 
     #[tracing::instrument(skip_all, fields(wallet_id = %cmd.from_wallet_id, transaction_id = %cmd.transaction_id))]
     async fn post_spend(&self, cmd: &SpendCommand) -> Result<PostingOutcome, PostingError> {
-        spend::post(&self.db, cmd).await
+        self.run(Work::Write, || spend::post(&self.db, cmd)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(wallet_id = %cmd.from_wallet_id, transaction_id = %cmd.transaction_id))]
+    async fn post_sweep(&self, cmd: &SweepCommand) -> Result<PostingOutcome, PostingError> {
+        self.run(Work::Write, || sweep::post(&self.db, cmd)).await
     }
 
     #[tracing::instrument(skip_all, fields(transaction_id = %cmd.transaction_id, approve = cmd.approve))]
     async fn decide(&self, cmd: &DecideCommand) -> Result<PostingOutcome, ApprovalError> {
-        decide::decide(&self.db, cmd).await
+        self.run(Work::Write, || decide::decide(&self.db, cmd))
+            .await
     }
 
     async fn get(&self, id: TransactionId) -> Result<Option<Transaction>, RepoError> {
-        crate::repo::transactions::get(&self.db, id).await
+        self.run(Work::Read, || crate::repo::transactions::get(&self.db, id))
+            .await
     }
 
     async fn list_for_wallet(
@@ -47,6 +57,9 @@ impl TransactionRepository for Postgres {
         wallet_id: WalletId,
         page: &PageRequest<TxCursor>,
     ) -> Result<TransactionPage, RepoError> {
-        crate::repo::transactions::list_for_wallet(&self.db, wallet_id, page).await
+        self.run(Work::Read, || {
+            crate::repo::transactions::list_for_wallet(&self.db, wallet_id, page)
+        })
+        .await
     }
 }

@@ -6,14 +6,17 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{ArrayType, Value};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement};
 use uuid::Uuid;
-use waiaas_domain::model::{Actor, Budget, TransactionKind, TransactionStatus, WalletBalance};
+use waiaas_domain::model::{
+    Actor, AgentStatus, Budget, TransactionKind, TransactionStatus, WalletBalance,
+};
 use waiaas_domain::policy::{PolicyRules, Usage};
-use waiaas_domain::ports::PostingOutcome;
+use waiaas_domain::ports::{Idempotency, PostingOutcome};
 use waiaas_domain::{Decision, Money, PostingError, Rule, Transaction};
 
 use super::sql;
 use crate::convert;
 use crate::entity::transactions;
+use crate::error::DbContext as _;
 
 /// A wallet row as locked for a posting.
 #[derive(Debug, Clone)]
@@ -24,7 +27,29 @@ pub(super) struct LockedWallet {
     pub asset: String,
     pub balance: Money,
     pub version: i64,
+    /// Its agent may move money.
     pub agent_active: bool,
+    /// Its agent was deleted: the wallet takes no more money in.
+    pub closed: bool,
+}
+
+impl LockedWallet {
+    /// The balance as locked, for write-through.
+    pub(super) fn snapshot(&self) -> anyhow::Result<WalletBalance> {
+        convert::balance(
+            self.id,
+            &self.asset,
+            self.balance.minor_units(),
+            self.version,
+        )
+    }
+}
+
+/// The wallets a posting locked, and the transaction its idempotency key already produced.
+#[derive(Debug)]
+pub(super) struct Locked {
+    pub wallets: Vec<LockedWallet>,
+    pub prior: Option<Uuid>,
 }
 
 pub(super) fn stmt(sql: &str, values: Vec<Value>) -> Statement {
@@ -36,21 +61,31 @@ pub(super) fn uuid_array(ids: impl IntoIterator<Item = Uuid>) -> Value {
     Value::Array(ArrayType::Uuid, Some(Box::new(items)))
 }
 
-/// Locks the wallets in ascending id order and reads them; missing ones are simply absent.
+/// Locks the wallets in ascending id order and reads them (missing ones are simply absent),
+/// with the transaction `key` of `principal` already produced, if any.
 pub(super) async fn lock_wallets(
     txn: &DatabaseTransaction,
     ids: &[Uuid],
-) -> anyhow::Result<Vec<LockedWallet>> {
+    principal: Uuid,
+    key: Option<&Idempotency>,
+) -> anyhow::Result<Locked> {
     let rows = txn
         .query_all_raw(stmt(
             sql::LOCK_WALLETS,
-            vec![uuid_array(ids.iter().copied())],
+            vec![
+                uuid_array(ids.iter().copied()),
+                principal.into(),
+                key.map(|k| k.key.as_str().to_owned()).into(),
+            ],
         ))
         .await
-        .context("locking wallets")?;
-    rows.iter()
+        .doing("locking wallets")?;
+    let mut prior = None;
+    let wallets = rows
+        .iter()
         .map(|r| {
             let status: String = r.try_get("", "agent_status")?;
+            prior = prior.or(r.try_get::<Option<Uuid>>("", "prior_id")?);
             Ok(LockedWallet {
                 id: r.try_get("", "id")?,
                 agent_id: r.try_get("", "agent_id")?,
@@ -58,10 +93,12 @@ pub(super) async fn lock_wallets(
                 asset: r.try_get("", "asset")?,
                 balance: convert::money(r.try_get("", "balance")?, "balance")?,
                 version: r.try_get("", "version")?,
-                agent_active: status == "active",
+                agent_active: status == AgentStatus::Active.as_str(),
+                closed: status == AgentStatus::Revoked.as_str(),
             })
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Locked { wallets, prior })
 }
 
 /// Reads the paying wallet's rules and usage (today's spend and count, and the rolling
@@ -77,7 +114,7 @@ pub(super) async fn rules_and_usage(
             vec![wallet.into(), now.date_naive().into()],
         ))
         .await
-        .context("reading policy and spend")?
+        .doing("reading policy and spend")?
         .ok_or_else(|| anyhow!("policy and spend query returned no row"))?;
     let rules = match row.try_get::<Option<serde_json::Value>>("", "rules")? {
         Some(json) => serde_json::from_value(json).context("stored policy rules are invalid")?,
@@ -95,7 +132,7 @@ pub(super) async fn rules_and_usage(
         let row = txn
             .query_one_raw(stmt(sql::HOURLY_COUNT, vec![wallet.into(), since.into()]))
             .await
-            .context("counting the rolling hour")?
+            .doing("counting the rolling hour")?
             .ok_or_else(|| anyhow!("hourly count returned no row"))?;
         let n: i64 = row.try_get("", "n")?;
         usage.count_last_hour = u32::try_from(n).unwrap_or(u32::MAX);
@@ -151,7 +188,7 @@ pub(super) struct NewTransaction<'a> {
     pub metadata: &'a serde_json::Value,
     pub owner_id: Uuid,
     pub initiator: Actor,
-    pub idempotency: Option<&'a waiaas_domain::ports::Idempotency>,
+    pub idempotency: Option<&'a Idempotency>,
     pub rule: Option<Rule>,
     pub reason: Option<String>,
     pub budget: Budget,
@@ -194,7 +231,7 @@ pub(super) async fn insert_transaction(
     let row = txn
         .query_one_raw(stmt(sql::INSERT_TRANSACTION, values))
         .await
-        .context("inserting the transaction")?;
+        .doing("inserting the transaction")?;
     row.map(|r| {
         let model = transactions::Model::from_query_result(&r, "")?;
         Transaction::try_from(model)
@@ -219,10 +256,21 @@ impl Entry {
         }
     }
 
-    pub(super) fn external(account: &str, amount: i64) -> Self {
+    /// Money paid out to a destination outside the platform.
+    pub(super) fn external(destination: &str, amount: i64) -> Self {
         Self {
             wallet: None,
-            account: format!("external:{account}"),
+            account: format!("external:{destination}"),
+            amount,
+        }
+    }
+
+    /// One of the platform's own accounts (`system:deposits`): a namespace no destination
+    /// can reach, since destinations are always prefixed `external:`.
+    pub(super) fn system(account: &str, amount: i64) -> Self {
+        Self {
+            wallet: None,
+            account: format!("system:{account}"),
             amount,
         }
     }
@@ -307,7 +355,7 @@ pub(super) async fn post_writes(
     let rows = txn
         .query_all_raw(stmt(sql::POST_WRITES, values))
         .await
-        .context("writing the posting")?;
+        .doing("writing the posting")?;
     let mut written = rows
         .iter()
         .map(|r| {
@@ -368,17 +416,19 @@ pub(super) async fn notify(
             ],
         ))
         .await
-        .context("notifying the owner")?
+        .doing("notifying the owner")?
         .ok_or_else(|| anyhow!("notification insert returned no row"))?;
     Ok(row.try_get("", "version")?)
 }
 
 /// Answers a repeated request with the transaction its idempotency key produced, or a
-/// conflict when the key was first used for a different request.
+/// conflict when the key was first used for a different request. `locked` are the current
+/// balances of the wallets involved, written through to caches by the caller.
 pub(super) async fn replay<C: ConnectionTrait>(
     conn: &C,
     initiator: Uuid,
-    idempotency: &waiaas_domain::ports::Idempotency,
+    idempotency: &Idempotency,
+    locked: &[LockedWallet],
 ) -> Result<PostingOutcome, PostingError> {
     let row = conn
         .query_one_raw(stmt(
@@ -386,17 +436,40 @@ pub(super) async fn replay<C: ConnectionTrait>(
             vec![initiator.into(), idempotency.key.as_str().into()],
         ))
         .await
-        .context("reading the idempotent transaction")?
+        .doing("reading the idempotent transaction")?
         .ok_or_else(|| anyhow!("idempotency key conflicted but no transaction holds it"))?;
     let model =
         transactions::Model::from_query_result(&row, "").context("decoding the transaction")?;
     if model.request_hash.as_deref() != Some(idempotency.request_hash.as_str()) {
         return Err(PostingError::IdempotencyConflict);
     }
+    let transaction = Transaction::try_from(model)?;
+    let touched = transaction.wallets();
+    let balances = locked
+        .iter()
+        .filter(|w| touched.iter().any(|t| *t.as_uuid() == w.id))
+        .map(LockedWallet::snapshot)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(PostingOutcome {
-        transaction: Transaction::try_from(model)?,
+        transaction,
         replayed: true,
-        balances: Vec::new(),
+        balances,
         notified: None,
     })
+}
+
+/// Ends a posting whose idempotency key was used before: releases the locks (nothing of
+/// this attempt is kept) and answers with the first result.
+pub(super) async fn answer_replay(
+    txn: DatabaseTransaction,
+    initiator: Uuid,
+    idempotency: Option<&Idempotency>,
+    locked: &[LockedWallet],
+) -> Result<PostingOutcome, PostingError> {
+    let idempotency = idempotency.context("a replay without an idempotency key")?;
+    let outcome = replay(&txn, initiator, idempotency, locked).await;
+    txn.rollback()
+        .await
+        .doing("rolling back a repeated request")?;
+    outcome
 }

@@ -10,11 +10,13 @@ use waiaas_domain::{Counterparty, Decision, PostingError};
 
 use super::shared::{self, Entry, Movement, NewTransaction};
 use crate::audit;
+use crate::error::{DbContext as _, commit};
 
 pub(super) async fn post(
     db: &DatabaseConnection,
     cmd: &SpendCommand,
 ) -> Result<PostingOutcome, PostingError> {
+    let agent = *cmd.agent_id.as_uuid();
     let from_id = *cmd.from_wallet_id.as_uuid();
     let to_id = match &cmd.to {
         Counterparty::Wallet(w) => Some(*w.as_uuid()),
@@ -23,13 +25,19 @@ pub(super) async fn post(
     let mut ids: Vec<_> = std::iter::once(from_id).chain(to_id).collect();
     ids.sort_unstable();
 
-    let txn = db.begin().await.context("beginning a transfer")?;
-    let locked = shared::lock_wallets(&txn, &ids).await?;
+    let txn = db.begin().await.doing("beginning a transfer")?;
+    let locked = shared::lock_wallets(&txn, &ids, agent, cmd.idempotency.as_ref()).await?;
+    // A repeat is answered from what the key produced, before anything that depends on the
+    // current state (the agent's status, balances, the policy) is looked at.
+    if locked.prior.is_some() {
+        return shared::answer_replay(txn, agent, cmd.idempotency.as_ref(), &locked.wallets).await;
+    }
+    let locked = locked.wallets;
     let from = locked
         .iter()
         .find(|w| w.id == from_id)
         .ok_or(PostingError::WalletNotFound(cmd.from_wallet_id))?;
-    if from.agent_id != *cmd.agent_id.as_uuid() {
+    if from.agent_id != agent {
         return Err(PostingError::NotHolder(cmd.from_wallet_id));
     }
     if !from.agent_active {
@@ -46,6 +54,9 @@ pub(super) async fn post(
                     from: waiaas_domain::AssetCode::parse(&from.asset).context("stored asset")?,
                     to: waiaas_domain::AssetCode::parse(&to.asset).context("stored asset")?,
                 });
+            }
+            if to.closed {
+                return Err(PostingError::WalletClosed(*w));
             }
             Some(to)
         }
@@ -102,15 +113,9 @@ pub(super) async fn post(
     )
     .await?;
     let Some(transaction) = inserted else {
-        // The key was used before: nothing of this attempt is kept.
-        txn.rollback()
-            .await
-            .context("rolling back a repeated request")?;
-        let idempotency = cmd
-            .idempotency
-            .as_ref()
-            .context("conflict without an idempotency key")?;
-        return shared::replay(db, *cmd.agent_id.as_uuid(), idempotency).await;
+        // A concurrent request with the same key committed first (its row was not visible
+        // when the locks were taken): nothing of this attempt is kept.
+        return shared::answer_replay(txn, agent, cmd.idempotency.as_ref(), &locked).await;
     };
 
     let mut balances = Vec::new();
@@ -157,10 +162,10 @@ pub(super) async fn post(
             }
             audit::record(&txn, &cmd.audit, audit_entry(&[]), cmd.now)
                 .await
-                .context("auditing the transfer")?;
+                .doing("auditing the transfer")?;
         }
     }
-    txn.commit().await.context("committing the transfer")?;
+    commit(txn, "committing the transfer").await?;
     Ok(PostingOutcome {
         transaction,
         replayed: false,

@@ -2,9 +2,12 @@
 //! public so the benchmark can write a `pgbench` script from exactly these statements.
 
 /// Locks the wallets of a posting in ascending id order (so two postings touching the same
-/// wallets can never deadlock) and reads their state and their agents' status.
-/// `$1`: `uuid[]` of wallet ids.
-pub const LOCK_WALLETS: &str = "SELECT w.id, w.agent_id, w.owner_id, w.asset, w.balance, w.version, a.status AS agent_status \
+/// wallets can never deadlock) and reads their state and their agents' status, together
+/// with the transaction the request's idempotency key already produced, if any: a replay is
+/// answered before anything that depends on the current state is checked.
+/// `$1`: `uuid[]` of wallet ids, `$2`: the principal, `$3`: the idempotency key (or null).
+pub const LOCK_WALLETS: &str = "SELECT w.id, w.agent_id, w.owner_id, w.asset, w.balance, w.version, a.status AS agent_status, \
+(SELECT t.id FROM transactions t WHERE t.initiator_id = $2 AND t.idempotency_key = $3) AS prior_id \
 FROM wallets w JOIN agents a ON a.id = w.agent_id \
 WHERE w.id = ANY($1) ORDER BY w.id FOR NO KEY UPDATE OF w";
 
@@ -18,8 +21,8 @@ LEFT JOIN wallet_daily_spend s ON s.wallet_id = $1 AND s.day = $2";
 /// Counts the wallet's completed outgoing transactions of the rolling hour; issued only when
 /// the hourly rule is set. Bounded by that rule, served by a partial index.
 /// `$1`: wallet id, `$2`: one hour before now.
-pub const HOURLY_COUNT: &str =
-    "SELECT count(*) AS n FROM transactions WHERE from_wallet_id = $1 AND posted_at > $2";
+pub const HOURLY_COUNT: &str = "SELECT count(*) AS n FROM transactions \
+WHERE from_wallet_id = $1 AND posted_at > $2 AND kind IN ('transfer', 'payment')";
 
 /// Inserts the transaction; with an idempotency key already used by the same principal, it
 /// inserts nothing and returns no row. `$1`…`$22` in column order.
@@ -79,10 +82,16 @@ pub const LOCK_TRANSACTION: &str = "SELECT * FROM transactions WHERE id = $1 FOR
 
 /// Records the outcome of a decision on a pending transaction.
 /// `$1` id, `$2` status, `$3` rule, `$4` reason, `$5` daily budget, `$6` hourly budget,
-/// `$7` time, `$8` posted-at (null unless completed).
+/// `$7` time, `$8` posted-at (null unless completed), `$9` the owner's decision
+/// (`approved` or `rejected`).
 pub const SETTLE_TRANSACTION: &str = "UPDATE transactions SET status = $2, decision_rule = $3, reason = $4, \
-budget_daily_remaining = $5, budget_hourly_remaining = $6, updated_at = $7, posted_at = $8 \
+budget_daily_remaining = $5, budget_hourly_remaining = $6, updated_at = $7, posted_at = $8, \
+decision = $9, decided_at = $7 \
 WHERE id = $1 RETURNING *";
+
+/// The current balances of wallets, unlocked: what a replay writes through to the cache.
+/// `$1`: `uuid[]` of wallet ids.
+pub const BALANCES: &str = "SELECT id, asset, balance, version FROM wallets WHERE id = ANY($1)";
 
 /// The statements one completed wallet-to-wallet transfer issues, in order, between
 /// `BEGIN` and `COMMIT` (the hourly count only when that rule is set).

@@ -14,10 +14,10 @@ use waiaas_domain::{
     Principal, RepoError, Session,
 };
 
-use crate::Postgres;
 use crate::audit;
 use crate::entity::{agents, api_keys, sessions};
 use crate::error::{DbContext as _, RepoContext as _};
+use crate::{Postgres, Work};
 
 /// Locks an agent of this owner that is not revoked.
 async fn lock_live_agent(
@@ -38,6 +38,53 @@ async fn lock_live_agent(
 impl AgentRepository for Postgres {
     #[tracing::instrument(skip_all, fields(agent_id = %agent.id))]
     async fn create(&self, agent: &Agent, ctx: &AuditContext) -> Result<(), AgentError> {
+        self.run(Work::Write, move || self.agent_create(agent, ctx))
+            .await
+    }
+
+    async fn get(&self, id: AgentId) -> Result<Option<Agent>, RepoError> {
+        self.run(Work::Read, move || self.agent_get(id)).await
+    }
+
+    async fn list(&self, owner_id: OwnerId) -> Result<Vec<Agent>, RepoError> {
+        self.run(Work::Read, move || self.agent_list(owner_id))
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(agent_id = %id, status = status.as_str()))]
+    async fn set_status(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        status: AgentStatus,
+        ctx: &AuditContext,
+    ) -> Result<Agent, AgentError> {
+        self.run(Work::Write, move || {
+            self.agent_set_status(id, owner_id, status, ctx)
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(agent_id = %id))]
+    async fn revoke(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        ctx: &AuditContext,
+    ) -> Result<Vec<Session>, AgentError> {
+        self.run(Work::Write, move || self.agent_revoke(id, owner_id, ctx))
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(key_id = %key.id))]
+    async fn add_key(&self, key: &NewApiKey, ctx: &AuditContext) -> Result<(), AgentError> {
+        self.run(Work::Write, move || self.agent_add_key(key, ctx))
+            .await
+    }
+}
+
+impl Postgres {
+    async fn agent_create(&self, agent: &Agent, ctx: &AuditContext) -> Result<(), AgentError> {
         let txn = self.db.begin().await.doing("beginning agent creation")?;
         agents::Entity::insert(agents::ActiveModel {
             id: Set(*agent.id.as_uuid()),
@@ -67,11 +114,11 @@ impl AgentRepository for Postgres {
         )
         .await
         .doing("auditing agent creation")?;
-        txn.commit().await.doing("committing agent creation")?;
+        crate::error::commit(txn, "committing agent creation").await?;
         Ok(())
     }
 
-    async fn get(&self, id: AgentId) -> Result<Option<Agent>, RepoError> {
+    async fn agent_get(&self, id: AgentId) -> Result<Option<Agent>, RepoError> {
         agents::Entity::find_by_id(*id.as_uuid())
             .one(&self.db)
             .await
@@ -81,7 +128,7 @@ impl AgentRepository for Postgres {
             .map_err(RepoError)
     }
 
-    async fn list(&self, owner_id: OwnerId) -> Result<Vec<Agent>, RepoError> {
+    async fn agent_list(&self, owner_id: OwnerId) -> Result<Vec<Agent>, RepoError> {
         agents::Entity::find()
             .filter(agents::Column::OwnerId.eq(*owner_id.as_uuid()))
             .filter(agents::Column::Status.ne(AgentStatus::Revoked.as_str()))
@@ -94,8 +141,7 @@ impl AgentRepository for Postgres {
             .collect()
     }
 
-    #[tracing::instrument(skip_all, fields(agent_id = %id, status = status.as_str()))]
-    async fn set_status(
+    async fn agent_set_status(
         &self,
         id: AgentId,
         owner_id: OwnerId,
@@ -130,12 +176,11 @@ impl AgentRepository for Postgres {
         )
         .await
         .doing("auditing the status change")?;
-        txn.commit().await.doing("committing the status change")?;
+        crate::error::commit(txn, "committing the status change").await?;
         Ok(Agent::try_from(after)?)
     }
 
-    #[tracing::instrument(skip_all, fields(agent_id = %id))]
-    async fn revoke(
+    async fn agent_revoke(
         &self,
         id: AgentId,
         owner_id: OwnerId,
@@ -191,15 +236,14 @@ impl AgentRepository for Postgres {
         )
         .await
         .doing("auditing agent deletion")?;
-        txn.commit().await.doing("committing agent deletion")?;
+        crate::error::commit(txn, "committing agent deletion").await?;
         revoked
             .into_iter()
             .map(|m| Session::try_from(m).map_err(AgentError::Unknown))
             .collect()
     }
 
-    #[tracing::instrument(skip_all, fields(key_id = %key.id))]
-    async fn add_key(&self, key: &NewApiKey, ctx: &AuditContext) -> Result<(), AgentError> {
+    async fn agent_add_key(&self, key: &NewApiKey, ctx: &AuditContext) -> Result<(), AgentError> {
         let Principal::Agent { agent_id, owner_id } = key.principal else {
             return Err(AgentError::Unknown(anyhow::anyhow!(
                 "agent keys belong to agents"
@@ -227,7 +271,7 @@ impl AgentRepository for Postgres {
         )
         .await
         .context("auditing key creation")?;
-        txn.commit().await.doing("committing key creation")?;
+        crate::error::commit(txn, "committing key creation").await?;
         Ok(())
     }
 }

@@ -11,10 +11,10 @@ use waiaas_domain::notifications::{Notification, NotificationPage, UnreadCount};
 use waiaas_domain::ports::NotificationRepository;
 use waiaas_domain::{AuditContext, NewAuditEntry, NotificationId, OwnerId, PageRequest, RepoError};
 
-use crate::Postgres;
 use crate::audit;
 use crate::entity::notifications;
 use crate::error::RepoContext as _;
+use crate::{Postgres, Work};
 
 /// The count and its version in one statement, so both come from the same snapshot.
 const UNREAD: &str = "SELECT o.notifications_version AS version, \
@@ -64,6 +64,35 @@ impl NotificationRepository for Postgres {
         owner_id: OwnerId,
         page: &PageRequest<NotificationId>,
     ) -> Result<NotificationPage, RepoError> {
+        self.run(Work::Read, move || self.notification_list(owner_id, page))
+            .await
+    }
+
+    async fn unread(&self, owner_id: OwnerId) -> Result<UnreadCount, RepoError> {
+        self.run(Work::Read, move || self.notification_unread(owner_id))
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(notification_id = %id))]
+    async fn mark_read(
+        &self,
+        owner_id: OwnerId,
+        id: NotificationId,
+        ctx: &AuditContext,
+    ) -> Result<Option<(Notification, UnreadCount)>, RepoError> {
+        self.run(Work::Write, move || {
+            self.notification_mark_read(owner_id, id, ctx)
+        })
+        .await
+    }
+}
+
+impl Postgres {
+    async fn notification_list(
+        &self,
+        owner_id: OwnerId,
+        page: &PageRequest<NotificationId>,
+    ) -> Result<NotificationPage, RepoError> {
         let mut q = notifications::Entity::find()
             .filter(notifications::Column::OwnerId.eq(*owner_id.as_uuid()));
         if let Some(after) = page.after {
@@ -88,12 +117,11 @@ impl NotificationRepository for Postgres {
         Ok(NotificationPage { items, next_cursor })
     }
 
-    async fn unread(&self, owner_id: OwnerId) -> Result<UnreadCount, RepoError> {
+    async fn notification_unread(&self, owner_id: OwnerId) -> Result<UnreadCount, RepoError> {
         unread_count(&self.db, owner_id).await
     }
 
-    #[tracing::instrument(skip_all, fields(notification_id = %id))]
-    async fn mark_read(
+    async fn notification_mark_read(
         &self,
         owner_id: OwnerId,
         id: NotificationId,
@@ -152,9 +180,9 @@ impl NotificationRepository for Postgres {
             },
         };
         let count = unread_count(&txn, owner_id).await?;
-        txn.commit()
+        crate::error::commit(txn, "committing the notification update")
             .await
-            .repo("committing the notification update")?;
+            .map_err(RepoError)?;
         Ok(Some((
             Notification::try_from(model).map_err(RepoError)?,
             count,

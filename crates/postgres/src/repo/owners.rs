@@ -6,11 +6,11 @@ use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
 use waiaas_domain::ports::OwnerRepository;
 use waiaas_domain::{AuditContext, NewApiKey, NewAuditEntry, Owner, OwnerId, RepoError};
 
-use crate::Postgres;
 use crate::audit;
 use crate::convert::principal_columns;
 use crate::entity::{api_keys, owners};
 use crate::error::RepoContext as _;
+use crate::{Postgres, Work};
 
 pub(crate) fn key_model(
     key: &NewApiKey,
@@ -32,6 +32,22 @@ pub(crate) fn key_model(
 impl OwnerRepository for Postgres {
     #[tracing::instrument(skip_all, fields(owner_id = %owner.id))]
     async fn create(
+        &self,
+        owner: &Owner,
+        key: &NewApiKey,
+        ctx: &AuditContext,
+    ) -> Result<(), RepoError> {
+        self.run(Work::Write, move || self.owner_create(owner, key, ctx))
+            .await
+    }
+
+    async fn get(&self, id: OwnerId) -> Result<Option<Owner>, RepoError> {
+        self.run(Work::Read, move || self.owner_get(id)).await
+    }
+}
+
+impl Postgres {
+    async fn owner_create(
         &self,
         owner: &Owner,
         key: &NewApiKey,
@@ -66,10 +82,12 @@ impl OwnerRepository for Postgres {
         )
         .await
         .repo("auditing owner creation")?;
-        txn.commit().await.repo("committing owner creation")
+        crate::error::commit(txn, "committing owner creation")
+            .await
+            .map_err(RepoError)
     }
 
-    async fn get(&self, id: OwnerId) -> Result<Option<Owner>, RepoError> {
+    async fn owner_get(&self, id: OwnerId) -> Result<Option<Owner>, RepoError> {
         owners::Entity::find_by_id(*id.as_uuid())
             .one(&self.db)
             .await

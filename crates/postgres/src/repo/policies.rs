@@ -9,11 +9,11 @@ use waiaas_domain::policy::{Policy, PolicyRules};
 use waiaas_domain::ports::PolicyRepository;
 use waiaas_domain::{AuditContext, NewAuditEntry, OwnerId, RepoError, WalletId};
 
-use crate::Postgres;
 use crate::audit;
 use crate::convert;
 use crate::entity::wallet_policies;
-use crate::error::RepoContext as _;
+use crate::error::{RepoContext as _, commit};
+use crate::{Postgres, Work};
 
 /// Inserts or replaces the rules, bumping the version, and returns the new row together
 /// with the old rules (the CTE reads them before the upsert in the same snapshot).
@@ -30,15 +30,30 @@ const LOCK_WALLET: &str = "SELECT owner_id FROM wallets WHERE id = $1 FOR NO KEY
 #[async_trait]
 impl PolicyRepository for Postgres {
     async fn get(&self, wallet_id: WalletId) -> Result<Policy, RepoError> {
-        let m = wallet_policies::Entity::find_by_id(*wallet_id.as_uuid())
-            .one(&self.db)
-            .await
-            .repo("reading a policy")?;
-        convert::policy(wallet_id, m).map_err(RepoError)
+        self.run(Work::Read, move || async move {
+            let m = wallet_policies::Entity::find_by_id(*wallet_id.as_uuid())
+                .one(&self.db)
+                .await
+                .repo("reading a policy")?;
+            convert::policy(wallet_id, m).map_err(RepoError)
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(wallet_id = %wallet_id))]
     async fn put(
+        &self,
+        wallet_id: WalletId,
+        rules: &PolicyRules,
+        ctx: &AuditContext,
+    ) -> Result<Policy, RepoError> {
+        self.run(Work::Write, move || self.put_once(wallet_id, rules, ctx))
+            .await
+    }
+}
+
+impl Postgres {
+    async fn put_once(
         &self,
         wallet_id: WalletId,
         rules: &PolicyRules,
@@ -91,7 +106,9 @@ impl PolicyRepository for Postgres {
         )
         .await
         .repo("auditing the policy change")?;
-        txn.commit().await.repo("committing the policy change")?;
+        commit(txn, "committing the policy change")
+            .await
+            .map_err(RepoError)?;
         Ok(policy)
     }
 }

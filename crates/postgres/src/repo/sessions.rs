@@ -3,21 +3,65 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait as _};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
+    TransactionTrait,
+};
 use waiaas_domain::ports::SessionRepository;
 use waiaas_domain::{
     ApiKey, AuditContext, NewAuditEntry, NewSession, RepoError, Session, TokenHash,
 };
 
-use crate::Postgres;
 use crate::audit;
 use crate::convert::principal_columns;
 use crate::entity::{api_keys, sessions};
 use crate::error::RepoContext as _;
+use crate::{Postgres, Work};
+
+/// Share-locks a live API key. `$1`: the key's hash.
+const LOCK_KEY: &str =
+    "SELECT agent_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL FOR SHARE";
+
+/// Share-locks an agent that was not deleted. `$1`: the agent.
+const LOCK_AGENT: &str = "SELECT 1 FROM agents WHERE id = $1 AND status <> 'revoked' FOR SHARE";
 
 #[async_trait]
 impl SessionRepository for Postgres {
     async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKey>, RepoError> {
+        self.run(Work::Read, move || self.session_find_api_key(hash))
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(session_id = %session.id))]
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        ctx: &AuditContext,
+    ) -> Result<Option<Session>, RepoError> {
+        self.run(Work::Write, move || {
+            self.session_create_session(session, ctx)
+        })
+        .await
+    }
+
+    async fn find_session(&self, hash: &TokenHash) -> Result<Option<Session>, RepoError> {
+        self.run(Work::Read, move || self.session_find_session(hash))
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn revoke_session(
+        &self,
+        hash: &TokenHash,
+        ctx: &AuditContext,
+    ) -> Result<Option<Session>, RepoError> {
+        self.run(Work::Write, move || self.session_revoke_session(hash, ctx))
+            .await
+    }
+}
+
+impl Postgres {
+    async fn session_find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKey>, RepoError> {
         api_keys::Entity::find()
             .filter(api_keys::Column::KeyHash.eq(hash.as_str()))
             .one(&self.db)
@@ -28,15 +72,46 @@ impl SessionRepository for Postgres {
             .map_err(RepoError)
     }
 
-    #[tracing::instrument(skip_all, fields(session_id = %session.id))]
-    async fn create_session(
+    async fn session_create_session(
         &self,
         session: &NewSession,
         ctx: &AuditContext,
-    ) -> Result<Session, RepoError> {
+    ) -> Result<Option<Session>, RepoError> {
         let (kind, owner, agent) = principal_columns(&session.principal);
         let now = Utc::now();
         let txn = self.db.begin().await.repo("beginning session creation")?;
+        // The key, then its agent, share-locked: a revocation or deletion either committed
+        // before (and the checks below see it) or waits for this session, and then revokes
+        // it along with the others.
+        let key = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                LOCK_KEY,
+                [session.key_hash.as_str().into()],
+            ))
+            .await
+            .repo("locking the API key")?;
+        let Some(key) = key else {
+            return Ok(None);
+        };
+        let key_agent: Option<uuid::Uuid> = key.try_get("", "agent_id").repo("decoding the key")?;
+        if key_agent != agent {
+            return Ok(None);
+        }
+        if let Some(agent) = key_agent {
+            let live = txn
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    LOCK_AGENT,
+                    [agent.into()],
+                ))
+                .await
+                .repo("locking the agent")?
+                .is_some();
+            if !live {
+                return Ok(None);
+            }
+        }
         let model = sessions::Entity::insert(sessions::ActiveModel {
             id: Set(*session.id.as_uuid()),
             token_hash: Set(session.token_hash.as_str().to_owned()),
@@ -66,11 +141,13 @@ impl SessionRepository for Postgres {
         )
         .await
         .repo("auditing session creation")?;
-        txn.commit().await.repo("committing session creation")?;
-        Session::try_from(model).map_err(RepoError)
+        crate::error::commit(txn, "committing session creation")
+            .await
+            .map_err(RepoError)?;
+        Session::try_from(model).map(Some).map_err(RepoError)
     }
 
-    async fn find_session(&self, hash: &TokenHash) -> Result<Option<Session>, RepoError> {
+    async fn session_find_session(&self, hash: &TokenHash) -> Result<Option<Session>, RepoError> {
         sessions::Entity::find()
             .filter(sessions::Column::TokenHash.eq(hash.as_str()))
             .one(&self.db)
@@ -81,8 +158,7 @@ impl SessionRepository for Postgres {
             .map_err(RepoError)
     }
 
-    #[tracing::instrument(skip_all)]
-    async fn revoke_session(
+    async fn session_revoke_session(
         &self,
         hash: &TokenHash,
         ctx: &AuditContext,
@@ -101,7 +177,10 @@ impl SessionRepository for Postgres {
             .await
             .repo("revoking the session")?;
         let Some(model) = revoked.into_iter().next() else {
-            return Ok(None);
+            // Revoked before (or never there): the session as it stands, so the caller can
+            // write it through again, repairing a cache the first revocation missed.
+            txn.rollback().await.repo("ending a repeated revocation")?;
+            return self.session_find_session(hash).await;
         };
         let session = Session::try_from(model).map_err(RepoError)?;
         audit::record(
@@ -119,7 +198,9 @@ impl SessionRepository for Postgres {
         )
         .await
         .repo("auditing session revocation")?;
-        txn.commit().await.repo("committing session revocation")?;
+        crate::error::commit(txn, "committing session revocation")
+            .await
+            .map_err(RepoError)?;
         Ok(Some(session))
     }
 }

@@ -15,11 +15,11 @@ use waiaas_domain::{
     RepoError, Wallet, WalletBalance, WalletId,
 };
 
-use crate::Postgres;
 use crate::audit;
 use crate::convert;
 use crate::entity::{agents, assets, wallets};
 use crate::error::{DbContext as _, RepoContext as _};
+use crate::{Postgres, Work};
 
 /// Today's and this month's spend of a wallet with its row version: at most 31 rows of
 /// `wallet_daily_spend`, whatever the size of the history.
@@ -35,6 +35,52 @@ WHERE w.id = $1 GROUP BY w.version";
 impl WalletRepository for Postgres {
     #[tracing::instrument(skip_all, fields(wallet_id = %wallet.id))]
     async fn create(&self, wallet: &Wallet, ctx: &AuditContext) -> Result<(), CreateWalletError> {
+        self.run(Work::Write, move || self.wallet_create(wallet, ctx))
+            .await
+    }
+
+    async fn get(&self, id: WalletId) -> Result<Option<Wallet>, RepoError> {
+        self.run(Work::Read, move || self.wallet_get(id)).await
+    }
+
+    async fn ownership(&self, id: WalletId) -> Result<Option<WalletOwnership>, RepoError> {
+        self.run(Work::Read, move || self.wallet_ownership(id))
+            .await
+    }
+
+    async fn balance(&self, id: WalletId) -> Result<Option<WalletBalance>, RepoError> {
+        self.run(Work::Read, move || self.wallet_balance(id)).await
+    }
+
+    async fn summary(
+        &self,
+        id: WalletId,
+        today: NaiveDate,
+    ) -> Result<Option<SpendSummary>, RepoError> {
+        self.run(Work::Read, move || self.wallet_summary(id, today))
+            .await
+    }
+
+    async fn list(
+        &self,
+        owner_id: OwnerId,
+        agent_id: Option<AgentId>,
+    ) -> Result<Vec<Wallet>, RepoError> {
+        self.run(Work::Read, move || self.wallet_list(owner_id, agent_id))
+            .await
+    }
+
+    async fn asset(&self, code: &AssetCode) -> Result<Option<Asset>, RepoError> {
+        self.run(Work::Read, move || self.wallet_asset(code)).await
+    }
+}
+
+impl Postgres {
+    async fn wallet_create(
+        &self,
+        wallet: &Wallet,
+        ctx: &AuditContext,
+    ) -> Result<(), CreateWalletError> {
         let txn = self.db.begin().await.doing("beginning wallet creation")?;
         // The agent row is share-locked so a concurrent deletion cannot slip in between.
         let agent = agents::Entity::find_by_id(*wallet.agent_id.as_uuid())
@@ -81,11 +127,11 @@ impl WalletRepository for Postgres {
         )
         .await
         .doing("auditing wallet creation")?;
-        txn.commit().await.doing("committing wallet creation")?;
+        crate::error::commit(txn, "committing wallet creation").await?;
         Ok(())
     }
 
-    async fn get(&self, id: WalletId) -> Result<Option<Wallet>, RepoError> {
+    async fn wallet_get(&self, id: WalletId) -> Result<Option<Wallet>, RepoError> {
         wallets::Entity::find_by_id(*id.as_uuid())
             .one(&self.db)
             .await
@@ -95,7 +141,7 @@ impl WalletRepository for Postgres {
             .map_err(RepoError)
     }
 
-    async fn ownership(&self, id: WalletId) -> Result<Option<WalletOwnership>, RepoError> {
+    async fn wallet_ownership(&self, id: WalletId) -> Result<Option<WalletOwnership>, RepoError> {
         let row: Option<(uuid::Uuid, uuid::Uuid, String)> =
             wallets::Entity::find_by_id(*id.as_uuid())
                 .select_only()
@@ -120,7 +166,7 @@ impl WalletRepository for Postgres {
         .map_err(RepoError)
     }
 
-    async fn balance(&self, id: WalletId) -> Result<Option<WalletBalance>, RepoError> {
+    async fn wallet_balance(&self, id: WalletId) -> Result<Option<WalletBalance>, RepoError> {
         let row: Option<(String, i64, i64)> = wallets::Entity::find_by_id(*id.as_uuid())
             .select_only()
             .columns([
@@ -139,7 +185,7 @@ impl WalletRepository for Postgres {
         .map_err(RepoError)
     }
 
-    async fn summary(
+    async fn wallet_summary(
         &self,
         id: WalletId,
         today: NaiveDate,
@@ -172,7 +218,7 @@ impl WalletRepository for Postgres {
         }))
     }
 
-    async fn list(
+    async fn wallet_list(
         &self,
         owner_id: OwnerId,
         agent_id: Option<AgentId>,
@@ -192,7 +238,7 @@ impl WalletRepository for Postgres {
             .collect()
     }
 
-    async fn asset(&self, code: &AssetCode) -> Result<Option<Asset>, RepoError> {
+    async fn wallet_asset(&self, code: &AssetCode) -> Result<Option<Asset>, RepoError> {
         assets::Entity::find_by_id(code.as_str().to_owned())
             .one(&self.db)
             .await

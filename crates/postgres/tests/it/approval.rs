@@ -74,12 +74,45 @@ async fn a_transfer_above_the_threshold_waits_and_is_posted_on_approval() {
             .minor_units(),
         150
     );
+    // The owner's answer was lost and the approval is sent again: it replays, whatever
+    // changed since (even a suspended agent), and moves nothing more.
+    services
+        .set_agent_status(
+            world.owner_id,
+            world.agent_id,
+            waiaas_domain::AgentStatus::Suspended,
+            &world.owner_ctx(),
+        )
+        .await
+        .unwrap();
     let again = services
         .decide(&world.owner(), out.transaction.id, true, &world.owner_ctx())
         .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.transaction, approved.transaction);
+    assert_eq!(
+        services
+            .balance(&world.owner(), from)
+            .await
+            .unwrap()
+            .balance
+            .minor_units(),
+        850,
+        "nothing moved twice"
+    );
+    // The other answer is a conflict: the transaction is no longer pending.
+    let reject = services
+        .decide(
+            &world.owner(),
+            out.transaction.id,
+            false,
+            &world.owner_ctx(),
+        )
+        .await
         .unwrap_err();
     assert!(matches!(
-        again,
+        reject,
         ApprovalError::NotPending(TransactionStatus::Completed)
     ));
     assert!(

@@ -91,7 +91,7 @@ async fn every_kind_of_bad_input_is_a_typed_error_and_writes_nothing() {
                 amount: i64::MAX,
                 memo: None,
                 metadata: None,
-                idempotency_key: None,
+                idempotency_key: Some("overflow".into()),
             },
             &world.owner_ctx(),
         )

@@ -2,53 +2,123 @@
 
 use std::time::Duration;
 
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use uuid::Uuid;
 use waiaas_domain::ports::{CacheFence, LockManager};
 use waiaas_postgres::AdvisoryLocks;
 use waiaas_testkit::TestDb;
 
 #[tokio::test]
-async fn a_stale_mark_waits_for_other_leases_and_the_next_renewal_starts_a_new_epoch() {
+async fn a_stale_mark_stops_leases_and_the_next_renewal_after_a_bump_starts_a_new_epoch() {
     let db = TestDb::new().await;
     let pg = db.postgres();
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let e1 = pg.renew_lease(a, Duration::from_secs(2)).await.unwrap();
+    let e1 = pg
+        .renew_lease(a, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .expect("a lease");
     assert_eq!(
         pg.renew_lease(b, Duration::from_millis(400)).await.unwrap(),
-        e1
+        Some(e1)
     );
 
     // a's write failed to reach Redis: it gives up its lease and waits for b's.
-    let (epoch, wait) = pg.mark_stale(a).await.unwrap();
-    assert_eq!(epoch, e1);
+    assert_eq!(pg.mark_stale(a).await.unwrap(), e1);
+    let wait = pg.lease_wait(a).await.unwrap();
     assert!(
         wait > Duration::ZERO && wait <= Duration::from_millis(400),
         "only b's lease counts: {wait:?}"
     );
     // Marking again (another failed write) is cheap and says the same.
-    let (again, _) = pg.mark_stale(a).await.unwrap();
-    assert_eq!(again, e1);
+    assert_eq!(pg.mark_stale(a).await.unwrap(), e1);
 
-    // No lease is granted under the stale epoch: the next renewal starts a new one.
-    let e2 = pg.renew_lease(a, Duration::from_secs(2)).await.unwrap();
-    assert_eq!(e2, e1 + 1);
+    // No lease is granted under the stale epoch; after a bump, one is, under a new epoch.
+    assert_eq!(
+        pg.renew_lease(a, Duration::from_secs(2)).await.unwrap(),
+        None
+    );
+    pg.bump_epoch().await.unwrap();
+    pg.bump_epoch().await.unwrap();
+    assert_eq!(
+        pg.renew_lease(a, Duration::from_secs(2)).await.unwrap(),
+        Some(e1 + 1),
+        "one bump, however many ask"
+    );
     assert_eq!(
         pg.renew_lease(b, Duration::from_millis(400)).await.unwrap(),
-        e2,
-        "one bump serves everyone"
+        Some(e1 + 1)
     );
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !pg.wait_for_leases(a, e1).await.unwrap().is_zero() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "b's old lease never ended"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     pg.release_lease(b).await.unwrap();
     assert!(
-        pg.wait_for_leases(a, e2).await.unwrap().is_zero(),
+        pg.lease_wait(a).await.unwrap().is_zero(),
         "a released lease is not waited for"
+    );
+}
+
+#[tokio::test]
+async fn the_leases_read_after_a_mark_include_a_renewal_the_mark_had_to_wait_for() {
+    let db = TestDb::new().await;
+    let pg = db.postgres();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let epoch = pg
+        .renew_lease(a, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // b's renewal is under way: it holds the epoch row's share lock and has written its
+    // lease, not yet committed.
+    let renewal = db.db.begin().await.unwrap();
+    renewal
+        .execute_unprepared("SELECT epoch FROM cache_epoch WHERE id = 1 AND NOT dirty FOR SHARE")
+        .await
+        .unwrap();
+    renewal
+        .execute_unprepared(&format!(
+            "INSERT INTO cache_leases (instance_id, epoch, lease_until, renewed_at) \
+             VALUES ('{b}', {epoch}, now() + interval '3 seconds', now())"
+        ))
+        .await
+        .unwrap();
+
+    // a marks the epoch stale: the mark waits for b's share lock.
+    let marker = {
+        let pg = pg.clone();
+        tokio::spawn(async move { pg.mark_stale(a).await })
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting = db
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock' AND query LIKE 'WITH mark AS%'",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i64>("", "n")
+            .unwrap();
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the mark never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    renewal.commit().await.unwrap();
+    assert_eq!(marker.await.unwrap().unwrap(), epoch);
+
+    // The mark's own statement could not see b's lease (its snapshot predates b's commit);
+    // the leases read after it do.
+    let wait = pg.lease_wait(a).await.unwrap();
+    assert!(
+        wait > Duration::from_secs(2),
+        "b's lease, granted before the mark, must be waited for: {wait:?}"
     );
 }
 

@@ -1,5 +1,6 @@
 //! Reads: pagination, policies with their audit trail, summaries, sessions and revocation.
 
+use sea_orm::ConnectionTrait as _;
 use waiaas_domain::{AuditQuery, Money, PolicyRules, TxCursor};
 use waiaas_testkit::{Fixture, TestDb, services};
 
@@ -97,7 +98,7 @@ async fn deleting_an_agent_revokes_its_keys_and_sessions_at_once() {
     let (principal, _) = services.authenticate(key.expose()).await.unwrap();
     assert_eq!(principal, world.agent());
     let (_, token) = services
-        .create_session(&principal, &world.agent_ctx())
+        .create_session(&principal, key.expose(), &world.agent_ctx())
         .await
         .unwrap();
     assert!(services.authenticate(token.expose()).await.is_ok());
@@ -135,7 +136,7 @@ async fn a_revoked_session_stops_working() {
     let services = services(&db.postgres());
     let world = Fixture::world(&services).await;
     let (_, token) = services
-        .create_session(&world.owner(), &world.owner_ctx())
+        .create_session(&world.owner(), &world.owner_key, &world.owner_ctx())
         .await
         .unwrap();
     assert!(services.authenticate(token.expose()).await.is_ok());
@@ -146,4 +147,41 @@ async fn a_revoked_session_stops_working() {
             .unwrap()
     );
     assert!(services.authenticate(token.expose()).await.is_err());
+}
+
+#[tokio::test]
+async fn a_session_cannot_be_born_after_its_agent_was_deleted() {
+    let db = TestDb::new().await;
+    let services = services(&db.postgres());
+    let world = Fixture::world(&services).await;
+    let (_, key) = services
+        .create_agent_key(world.owner_id, world.agent_id, &world.owner_ctx())
+        .await
+        .unwrap();
+    // The request authenticated with the key…
+    let (principal, _) = services.authenticate(key.expose()).await.unwrap();
+    // …then the owner deleted the agent, before the session was stored.
+    services
+        .delete_agent(world.owner_id, world.agent_id, &world.owner_ctx())
+        .await
+        .unwrap();
+    let born = services
+        .create_session(&principal, key.expose(), &world.agent_ctx())
+        .await;
+    assert!(
+        matches!(born, Err(waiaas_domain::AuthError::Unauthenticated)),
+        "a session of a deleted agent was opened: {born:?}"
+    );
+    let sessions: i64 = db
+        .db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM sessions",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    assert_eq!(sessions, 0, "nothing was stored");
 }

@@ -25,15 +25,14 @@ async fn a_missing_entry_reads_as_none() {
 async fn a_filled_entry_reads_back_with_its_bytes_epoch_and_version() {
     let (redis, _) = shared().await;
     let stored = entry(3, 7, Some(&[0, 159, 146, 150, 255]));
-    let outcome = redis.fill("wallet:balance:wallet:1", &stored, TTL).await;
+    let outcome = crate::support::fill(&redis, "wallet:balance:wallet:1", &stored, TTL).await;
     assert_eq!(outcome.unwrap(), WriteOutcome::Stored);
     assert_eq!(
         redis.get("wallet:balance:wallet:1").await.unwrap(),
         Some(stored)
     );
     let empty = entry(3, 1, Some(b""));
-    redis
-        .fill("test:entry:key:empty", &empty, TTL)
+    crate::support::fill(&redis, "test:entry:key:empty", &empty, TTL)
         .await
         .unwrap();
     assert_eq!(
@@ -46,10 +45,11 @@ async fn a_filled_entry_reads_back_with_its_bytes_epoch_and_version() {
 async fn a_fill_older_than_the_stored_version_is_rejected_and_returns_the_stored_entry() {
     let (redis, _) = shared().await;
     let newer = entry(1, 5, Some(b"five"));
-    redis.fill("test:entry:key:k", &newer, TTL).await.unwrap();
-    let outcome = redis
-        .fill("test:entry:key:k", &entry(1, 4, Some(b"four")), TTL)
-        .await;
+    crate::support::fill(&redis, "test:entry:key:k", &newer, TTL)
+        .await
+        .unwrap();
+    let outcome =
+        crate::support::fill(&redis, "test:entry:key:k", &entry(1, 4, Some(b"four")), TTL).await;
     assert_eq!(outcome.unwrap(), rejected_with(newer.clone()));
     assert_eq!(redis.get("test:entry:key:k").await.unwrap(), Some(newer));
 }
@@ -58,10 +58,16 @@ async fn a_fill_older_than_the_stored_version_is_rejected_and_returns_the_stored
 async fn a_fill_of_the_same_version_lands_only_over_a_tombstone() {
     let (redis, _) = shared().await;
     let value = entry(1, 5, Some(b"five"));
-    redis.fill("test:entry:key:k", &value, TTL).await.unwrap();
-    let again = redis
-        .fill("test:entry:key:k", &entry(1, 5, Some(b"other")), TTL)
-        .await;
+    crate::support::fill(&redis, "test:entry:key:k", &value, TTL)
+        .await
+        .unwrap();
+    let again = crate::support::fill(
+        &redis,
+        "test:entry:key:k",
+        &entry(1, 5, Some(b"other")),
+        TTL,
+    )
+    .await;
     assert_eq!(again.unwrap(), rejected_with(value.clone()));
 
     let tombstone = entry(1, 6, None);
@@ -75,7 +81,9 @@ async fn a_fill_of_the_same_version_lands_only_over_a_tombstone() {
     );
     let refill = entry(1, 6, Some(b"six"));
     assert_eq!(
-        redis.fill("test:entry:key:k", &refill, TTL).await.unwrap(),
+        crate::support::fill(&redis, "test:entry:key:k", &refill, TTL)
+            .await
+            .unwrap(),
         WriteOutcome::Stored
     );
     assert_eq!(redis.get("test:entry:key:k").await.unwrap(), Some(refill));
@@ -84,14 +92,17 @@ async fn a_fill_of_the_same_version_lands_only_over_a_tombstone() {
 #[tokio::test]
 async fn a_fill_of_a_newer_epoch_lands_when_its_version_is_not_lower() {
     let (redis, _) = shared().await;
-    redis
-        .fill("test:entry:key:k", &entry(1, 5, Some(b"old epoch")), TTL)
-        .await
-        .unwrap();
+    crate::support::fill(
+        &redis,
+        "test:entry:key:k",
+        &entry(1, 5, Some(b"old epoch")),
+        TTL,
+    )
+    .await
+    .unwrap();
     let same_version = entry(2, 5, Some(b"new epoch"));
     assert_eq!(
-        redis
-            .fill("test:entry:key:k", &same_version, TTL)
+        crate::support::fill(&redis, "test:entry:key:k", &same_version, TTL)
             .await
             .unwrap(),
         WriteOutcome::Stored
@@ -101,9 +112,13 @@ async fn a_fill_of_a_newer_epoch_lands_when_its_version_is_not_lower() {
         Some(same_version.clone())
     );
 
-    let lower = redis
-        .fill("test:entry:key:k", &entry(3, 4, Some(b"lower")), TTL)
-        .await;
+    let lower = crate::support::fill(
+        &redis,
+        "test:entry:key:k",
+        &entry(3, 4, Some(b"lower")),
+        TTL,
+    )
+    .await;
     assert_eq!(lower.unwrap(), rejected_with(same_version));
 }
 
@@ -111,10 +126,16 @@ async fn a_fill_of_a_newer_epoch_lands_when_its_version_is_not_lower() {
 async fn a_fill_of_an_older_epoch_is_rejected_even_with_a_higher_version() {
     let (redis, _) = shared().await;
     let current = entry(5, 1, Some(b"epoch five"));
-    redis.fill("test:entry:key:k", &current, TTL).await.unwrap();
-    let outcome = redis
-        .fill("test:entry:key:k", &entry(4, 9, Some(b"epoch four")), TTL)
-        .await;
+    crate::support::fill(&redis, "test:entry:key:k", &current, TTL)
+        .await
+        .unwrap();
+    let outcome = crate::support::fill(
+        &redis,
+        "test:entry:key:k",
+        &entry(4, 9, Some(b"epoch four")),
+        TTL,
+    )
+    .await;
     assert_eq!(outcome.unwrap(), rejected_with(current));
 }
 
@@ -123,26 +144,40 @@ async fn versions_beyond_the_precision_of_a_double_are_compared_exactly() {
     let (redis, _) = shared().await;
     // 2^53 + 1 and 2^53 + 2 are the same double.
     let big = 9_007_199_254_740_993_i64;
-    redis
-        .fill("test:entry:key:k", &entry(i64::MAX, big, Some(b"a")), TTL)
-        .await
-        .unwrap();
+    crate::support::fill(
+        &redis,
+        "test:entry:key:k",
+        &entry(i64::MAX, big, Some(b"a")),
+        TTL,
+    )
+    .await
+    .unwrap();
     let next = entry(i64::MAX, big + 1, Some(b"b"));
     assert_eq!(
         redis.write("test:entry:key:k", &next, TTL).await.unwrap(),
         WriteOutcome::Stored
     );
-    let stale = redis
-        .fill("test:entry:key:k", &entry(i64::MAX, big, Some(b"a")), TTL)
-        .await;
+    let stale = crate::support::fill(
+        &redis,
+        "test:entry:key:k",
+        &entry(i64::MAX, big, Some(b"a")),
+        TTL,
+    )
+    .await;
     assert_eq!(stale.unwrap(), rejected_with(next));
-    redis
-        .fill("test:entry:key:neg", &entry(-5, -3, Some(b"n")), TTL)
-        .await
-        .unwrap();
+    crate::support::fill(
+        &redis,
+        "test:entry:key:neg",
+        &entry(-5, -3, Some(b"n")),
+        TTL,
+    )
+    .await
+    .unwrap();
     let above = entry(-5, -2, Some(b"m"));
     assert_eq!(
-        redis.fill("test:entry:key:neg", &above, TTL).await.unwrap(),
+        crate::support::fill(&redis, "test:entry:key:neg", &above, TTL)
+            .await
+            .unwrap(),
         WriteOutcome::Stored
     );
 }
@@ -188,8 +223,7 @@ async fn every_stored_entry_has_a_ttl_no_longer_than_asked() {
     let (redis, cfg) = shared().await;
     let inspect = Inspector::new(&cfg).await;
     let ttl = Duration::from_secs(10);
-    redis
-        .fill("test:entry:key:a", &entry(1, 1, Some(b"x")), ttl)
+    crate::support::fill(&redis, "test:entry:key:a", &entry(1, 1, Some(b"x")), ttl)
         .await
         .unwrap();
     redis
@@ -210,28 +244,38 @@ async fn every_stored_entry_has_a_ttl_no_longer_than_asked() {
 async fn a_zero_ttl_is_refused_and_nothing_is_written() {
     let (redis, cfg) = shared().await;
     let inspect = Inspector::new(&cfg).await;
-    for result in [
+    let refused = |result: Result<WriteOutcome, CacheError>| match result {
+        Err(CacheError::Unknown(e)) => assert!(e.to_string().contains("no key without a TTL")),
+        other => panic!("a zero TTL was not refused: {other:?}"),
+    };
+    let key = "test:entry:key:z";
+    refused(
         redis
-            .fill("test:entry:key:z", &entry(1, 1, Some(b"x")), Duration::ZERO)
+            .write(key, &entry(1, 1, Some(b"x")), Duration::ZERO)
             .await,
+    );
+    assert!(
+        !inspect.exists(&format!("{}{key}", cfg.key_prefix)).await,
+        "a refused write left a key behind"
+    );
+    let token = crate::support::token(&redis, key, 1).await;
+    refused(
         redis
-            .write("test:entry:key:z", &entry(1, 1, Some(b"x")), Duration::ZERO)
+            .fill(key, &entry(1, 1, Some(b"x")), Duration::ZERO, &token)
             .await,
-    ] {
-        match result {
-            Err(CacheError::Unknown(e)) => assert!(e.to_string().contains("no key without a TTL")),
-            other => panic!("a zero TTL was not refused: {other:?}"),
-        }
-    }
-    assert!(!inspect.exists(&format!("{}z", cfg.key_prefix)).await);
+    );
+    assert_eq!(
+        redis.get(key).await.unwrap(),
+        None,
+        "a refused fill stored an entry"
+    );
 }
 
 #[tokio::test]
 async fn delete_removes_the_given_entries_only() {
     let (redis, _) = shared().await;
     for key in ["test:entry:key:a", "test:entry:key:b", "test:entry:key:c"] {
-        redis
-            .fill(key, &entry(1, 1, Some(b"x")), TTL)
+        crate::support::fill(&redis, key, &entry(1, 1, Some(b"x")), TTL)
             .await
             .unwrap();
     }
@@ -254,23 +298,31 @@ async fn scan_counts_and_deletes_only_this_services_matching_keys() {
     let (redis, _) = shared().await;
     let (other, _) = shared().await;
     for i in 0..2500 {
-        redis
-            .fill(
-                &format!("wallet:balance:wallet:{i}"),
-                &entry(1, 1, Some(b"x")),
-                TTL,
-            )
-            .await
-            .unwrap();
+        crate::support::fill(
+            &redis,
+            &format!("wallet:balance:wallet:{i}"),
+            &entry(1, 1, Some(b"x")),
+            TTL,
+        )
+        .await
+        .unwrap();
     }
-    redis
-        .fill("wallet:policy:wallet:1", &entry(1, 1, Some(b"p")), TTL)
-        .await
-        .unwrap();
-    other
-        .fill("wallet:balance:wallet:1", &entry(1, 1, Some(b"o")), TTL)
-        .await
-        .unwrap();
+    crate::support::fill(
+        &redis,
+        "wallet:policy:wallet:1",
+        &entry(1, 1, Some(b"p")),
+        TTL,
+    )
+    .await
+    .unwrap();
+    crate::support::fill(
+        &other,
+        "wallet:balance:wallet:1",
+        &entry(1, 1, Some(b"o")),
+        TTL,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(redis.scan("wallet:balance:*", false).await.unwrap(), 2500);
     assert_eq!(redis.scan("wallet:*", false).await.unwrap(), 2501);

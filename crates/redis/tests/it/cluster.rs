@@ -31,8 +31,7 @@ async fn fills_writes_scans_locks_and_rate_limits_work_across_a_cluster() {
 
     for key in &keys {
         assert_eq!(
-            redis
-                .fill(key, &entry(1, 1, Some(b"v1")), TTL)
+            crate::support::fill(&redis, key, &entry(1, 1, Some(b"v1")), TTL)
                 .await
                 .unwrap(),
             WriteOutcome::Stored
@@ -44,8 +43,7 @@ async fn fills_writes_scans_locks_and_rate_limits_work_across_a_cluster() {
                 .unwrap(),
             WriteOutcome::Stored
         );
-        let stale = redis
-            .fill(key, &entry(1, 1, Some(b"v1")), TTL)
+        let stale = crate::support::fill(&redis, key, &entry(1, 1, Some(b"v1")), TTL)
             .await
             .unwrap();
         assert!(matches!(stale, WriteOutcome::Rejected { .. }));
@@ -58,10 +56,14 @@ async fn fills_writes_scans_locks_and_rate_limits_work_across_a_cluster() {
         let pttl = inspect.pttl(&format!("{}{key}", cfg.key_prefix)).await;
         assert!(pttl > 0 && pttl <= 30_000, "PTTL {pttl}");
     }
-    redis
-        .fill("wallet:policy:wallet:1", &entry(1, 1, Some(b"p")), TTL)
-        .await
-        .unwrap();
+    crate::support::fill(
+        &redis,
+        "wallet:policy:wallet:1",
+        &entry(1, 1, Some(b"p")),
+        TTL,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(redis.scan("wallet:balance:*", false).await.unwrap(), 300);
     redis.delete(&keys[..10]).await.unwrap();

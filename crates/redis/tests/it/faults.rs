@@ -31,8 +31,12 @@ async fn every_call(redis: &Redis) -> Vec<(&'static str, bool)> {
     }
     timed!("get", redis.get("test:entry:key:k"));
     timed!(
+        "lookup",
+        redis.lookup("test:entry:key:k", 1, false, "token", TTL)
+    );
+    timed!(
         "fill",
-        redis.fill("test:entry:key:k", &entry(1, 1, Some(b"x")), TTL)
+        redis.fill("test:entry:key:k", &entry(1, 1, Some(b"x")), TTL, "token")
     );
     timed!(
         "write",
@@ -94,10 +98,14 @@ async fn every_call_fails_fast_while_the_server_is_down_and_works_after_a_restar
     server.restart().await.unwrap();
     recovers(&redis).await;
     // The restarted server knows none of the scripts: they load again on first use.
-    redis
-        .fill("test:entry:key:after", &entry(1, 1, Some(b"z")), TTL)
-        .await
-        .unwrap();
+    crate::support::fill(
+        &redis,
+        "test:entry:key:after",
+        &entry(1, 1, Some(b"z")),
+        TTL,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         redis.get("test:entry:key:after").await.unwrap(),
         Some(entry(1, 1, Some(b"z")))

@@ -1,5 +1,6 @@
-//! The stale-fill race that versioned entries close: a reader that read version N from the
-//! database and fills after version N + 1 was written through never lands.
+//! The stale-fill races that versioned entries and fill tokens close: a reader that read
+//! version N from the database and fills after version N + 1 was written through never
+//! lands, not even when version N + 1 was evicted (or deleted) before the fill arrives.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{Barrier, Mutex};
 use waiaas_domain::ports::{CacheStore, WriteOutcome};
 
-use crate::support::{entry, shared};
+use crate::support::{entry, shared, token};
 
 const TTL: Duration = Duration::from_secs(30);
 
@@ -16,11 +17,12 @@ const TTL: Duration = Duration::from_secs(30);
 async fn a_fill_that_read_an_older_version_does_not_land_after_a_write_through() {
     let (redis, _) = shared().await;
     let key = "wallet:balance:wallet:race";
-    redis
-        .fill(key, &entry(1, 1, Some(b"v1")), TTL)
+    crate::support::fill(&redis, key, &entry(1, 1, Some(b"v1")), TTL)
         .await
         .unwrap();
-    // The reader reads version 1 from "the database", then stalls…
+    // A reader misses (its lookup hands out the fill token), reads version 1 from "the
+    // database", then stalls…
+    let token = token(&redis, key, 1).await;
     let read = entry(1, 1, Some(b"v1"));
     // …while a writer commits version 2 and writes it through…
     let written = entry(1, 2, Some(b"v2"));
@@ -29,7 +31,7 @@ async fn a_fill_that_read_an_older_version_does_not_land_after_a_write_through()
         WriteOutcome::Stored
     );
     // …so the reader's late fill is rejected, and tells it what won.
-    let late = redis.fill(key, &read, TTL).await.unwrap();
+    let late = redis.fill(key, &read, TTL, &token).await.unwrap();
     assert_eq!(
         late,
         WriteOutcome::Rejected {
@@ -44,11 +46,68 @@ async fn a_stale_fill_after_a_tombstone_does_not_land_either() {
     let (redis, _) = shared().await;
     let key = "auth:session:token:race";
     redis.write(key, &entry(1, 2, None), TTL).await.unwrap();
-    let stale = redis
-        .fill(key, &entry(1, 1, Some(b"revoked session")), TTL)
-        .await;
+    let stale =
+        crate::support::fill(&redis, key, &entry(1, 1, Some(b"revoked session")), TTL).await;
     assert!(matches!(stale.unwrap(), WriteOutcome::Rejected { .. }));
     assert_eq!(redis.get(key).await.unwrap(), Some(entry(1, 2, None)));
+}
+
+#[tokio::test]
+async fn a_slow_fill_cannot_bring_an_old_value_back_after_the_newer_one_was_evicted() {
+    let (redis, cfg) = shared().await;
+    let key = "wallet:balance:wallet:evicted";
+    // A reader misses and reads version 3 from the database, then stalls…
+    let token = token(&redis, key, 1).await;
+    let read = entry(1, 3, Some(b"v3"));
+    // …a deposit commits version 4 and writes it through…
+    redis
+        .write(key, &entry(1, 4, Some(b"v4")), TTL)
+        .await
+        .unwrap();
+    // …and Redis evicts it (an LRU eviction or an operator's DEL look the same).
+    let plain = crate::support::Inspector::new(&cfg).await;
+    plain.del(&format!("{}{key}", cfg.key_prefix)).await;
+    // The late fill has nothing newer to lose against, but its token is gone with the key.
+    let late = redis.fill(key, &read, TTL, &token).await.unwrap();
+    assert_eq!(late, WriteOutcome::Rejected { current: None });
+    assert_eq!(redis.get(key).await.unwrap(), None, "v3 came back");
+}
+
+#[tokio::test]
+async fn readers_of_one_miss_share_a_token_and_the_first_fill_ends_it() {
+    let (redis, cfg) = shared().await;
+    let key = "wallet:balance:wallet:shared";
+    let first = token(&redis, key, 1).await;
+    assert_eq!(token(&redis, key, 1).await, first, "one token per miss");
+    let inspect = crate::support::Inspector::new(&cfg).await;
+    let pttl = inspect.pttl(&format!("{}{key}", cfg.key_prefix)).await;
+    assert!(pttl > 0, "the token's key lives a TTL: {pttl}");
+    assert_eq!(
+        redis.get(key).await.unwrap(),
+        None,
+        "a token is not an entry"
+    );
+    assert_eq!(
+        redis
+            .fill(key, &entry(1, 2, Some(b"v2")), TTL, &first)
+            .await
+            .unwrap(),
+        WriteOutcome::Stored
+    );
+    // The fill ended the token: a reader holding it lands nothing more.
+    assert!(matches!(
+        redis
+            .fill(key, &entry(1, 2, Some(b"other")), TTL, &first)
+            .await
+            .unwrap(),
+        WriteOutcome::Rejected { .. }
+    ));
+    // A hit hands out no token; a miss of another epoch does, a new one.
+    let hit = redis.lookup(key, 1, false, "x", TTL).await.unwrap();
+    assert_eq!(hit.hit(1), Some(&b"v2"[..]));
+    let miss = redis.lookup(key, 2, false, "y", TTL).await.unwrap();
+    assert_eq!(miss.hit(2), None);
+    assert_eq!(miss.fill_token.as_deref(), Some("y"));
 }
 
 /// Many readers and writers at once: whatever the interleaving, once the last write is
@@ -81,11 +140,13 @@ async fn concurrent_readers_never_leave_an_older_version_behind_the_last_write()
         tasks.push(tokio::spawn(async move {
             start.wait().await;
             for _ in 0..50 {
+                // A miss, then the database read, then the fill with the miss's token.
+                let token = token(&redis, key, 1).await;
                 let version = db.1.load(Ordering::SeqCst);
                 tokio::task::yield_now().await;
                 let value = format!("read v{version}");
                 redis
-                    .fill(key, &entry(1, version, Some(value.as_bytes())), TTL)
+                    .fill(key, &entry(1, version, Some(value.as_bytes())), TTL, &token)
                     .await
                     .unwrap();
             }

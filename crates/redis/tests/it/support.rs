@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use fred::prelude::{Builder, Client, ClientLike, Config, KeysInterface, ServerConfig};
-use waiaas_domain::ports::CacheEntry;
+use waiaas_domain::ports::{CacheEntry, CacheError, CacheStore, WriteOutcome};
 use waiaas_redis::{Redis, RedisConfig, RedisMode};
 use waiaas_testkit::{test_redis_url, unique_prefix};
 
@@ -49,6 +49,29 @@ pub fn entry(epoch: i64, version: i64, value: Option<&[u8]>) -> CacheEntry {
         version,
         value: value.map(<[u8]>::to_vec),
     }
+}
+
+/// The fill token a reader of `epoch` gets at a miss of `key`.
+pub async fn token(redis: &Redis, key: &str, epoch: i64) -> String {
+    let candidate = uuid::Uuid::new_v4().simple().to_string();
+    redis
+        .lookup(key, epoch, true, &candidate, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .fill_token
+        .expect("a miss hands out a fill token")
+}
+
+/// A fill as a reader makes it: a lookup that misses (handing out the key's fill token),
+/// then the fill with that token.
+pub async fn fill(
+    redis: &Redis,
+    key: &str,
+    e: &CacheEntry,
+    ttl: Duration,
+) -> Result<WriteOutcome, CacheError> {
+    let token = token(redis, key, e.epoch).await;
+    redis.fill(key, e, ttl, &token).await
 }
 
 /// Polls `check` every 20 ms until it returns `Some`, for at most `limit`.
@@ -103,5 +126,10 @@ impl Inspector {
 
     pub async fn exists(&self, key: &str) -> bool {
         self.0.exists::<i64, _>(key).await.unwrap() == 1
+    }
+
+    /// Deletes a key, as an operator (or an eviction) would.
+    pub async fn del(&self, key: &str) {
+        let _: i64 = self.0.del(key).await.unwrap();
     }
 }
