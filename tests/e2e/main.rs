@@ -5,6 +5,8 @@
 mod bad_input;
 mod cluster;
 mod consistency;
+mod database_faults;
+mod hardening;
 mod idempotency;
 mod isolation;
 mod keys;

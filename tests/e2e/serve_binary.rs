@@ -88,19 +88,82 @@ async fn serve_creates_its_database_runs_without_redis_and_stops_on_sigterm() {
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 
+    // serve created the database and migrated it: every migration is recorded there.
+    let migrated = tokio::process::Command::new("psql")
+        .args([
+            url.as_str(),
+            "-Atc",
+            "SELECT count(*) FROM seaql_migrations",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "the database serve created does not exist: {}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&migrated.stdout).trim(),
+        waiaas_migration::names().len().to_string(),
+        "serve applied every migration"
+    );
     let drop = tokio::process::Command::new("psql")
         .args([
             admin.as_str(),
             "-qc",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            &format!("DROP DATABASE {name} WITH (FORCE)"),
         ])
         .status()
         .await
         .unwrap();
+    assert!(drop.success());
+}
+
+#[tokio::test]
+async fn serve_says_at_once_that_postgresql_is_unreachable_and_keeps_trying() {
+    use tokio::io::AsyncBufReadExt as _;
+    let nothing_there = free_port();
+    let mut child = tokio::process::Command::new(binary())
+        .arg("serve")
+        .env(
+            "WAIAAS__SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env(
+            "WAIAAS__DATABASE__URL",
+            format!("postgres://postgres:s3cret@127.0.0.1:{nothing_there}/waiaas"),
+        )
+        .env("WAIAAS__REDIS__ENABLED", "false")
+        .env("WAIAAS_CONFIG_DIR", "/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("waiaas serve");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut said = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while said.len() < 2 {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .expect("serve said nothing about the unreachable database")
+            .unwrap()
+            .expect("serve exited instead of retrying");
+        assert!(
+            !line.contains('\u{1b}'),
+            "colour codes in a log that is not a terminal: {line:?}"
+        );
+        assert!(!line.contains("s3cret"), "the password was logged: {line}");
+        if line.contains("PostgreSQL unreachable") {
+            said.push(line);
+        }
+    }
     assert!(
-        drop.success(),
-        "the database serve created exists and can be dropped"
+        said.iter().all(|l| l.contains("retry_in_s")),
+        "each message says when it tries again: {said:?}"
     );
+    let _ = child.kill().await;
 }
 
 async fn run(args: &[&str], envs: &[(&str, String)]) -> (bool, String) {
@@ -170,6 +233,22 @@ async fn bootstrap_prints_a_working_key_and_cache_commands_touch_only_this_prefi
     assert_eq!(total(&stats), 2, "{stats}");
     let (ok, flushed) = run(&["cache", "flush"], &envs).await;
     assert!(ok && total(&flushed) == 2, "{flushed}");
+    // The flush ended the cache epoch: no instance serves an entry written before it.
+    assert!(flushed.contains("cache epoch 1 ended"), "{flushed}");
+    let dirty: bool = {
+        use sea_orm::ConnectionTrait as _;
+        db.db
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT dirty FROM cache_epoch WHERE id = 1",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "dirty")
+            .unwrap()
+    };
+    assert!(dirty, "the next lease renewal starts a new epoch");
     assert_eq!(total(&run(&["cache", "stats"], &envs).await.1), 0);
     let survivor = tokio::process::Command::new("redis-cli")
         .args([

@@ -85,10 +85,16 @@ impl TestApp {
     /// Settings for an instance on `db`.
     #[must_use]
     pub fn settings(db: &TestDb, opts: &Options) -> Settings {
+        Self::settings_for(&db.url, opts)
+    }
+
+    /// Settings for an instance on the database at `url`.
+    #[must_use]
+    pub fn settings_for(url: &str, opts: &Options) -> Settings {
         let mut s = Settings::default();
         s.server.listen = "127.0.0.1:0".to_owned();
         s.server.body_limit_bytes = opts.body_limit;
-        s.database.url = db.url.clone();
+        s.database.url = url.to_owned();
         s.database.min_connections = 0;
         s.database.max_connections = 6;
         s.database.auto_migrate = false;

@@ -2,17 +2,22 @@
 //!
 //! Test environments for WAIaaS: a PostgreSQL database per test (cloned from a migrated
 //! template, so tests run in parallel), Redis servers started and killed by tests, and
-//! fixtures. It finds PostgreSQL through `WAIAAS_TEST_DATABASE_URL`, else starts one with
+//! fixtures, private PostgreSQL servers tests may crash, and a proxy that breaks a connection
+//! at a chosen message. It finds PostgreSQL through `WAIAAS_TEST_DATABASE_URL`, else starts one with
 //! testcontainers when a Docker engine is reachable, else fails saying what to set.
 
 mod fixtures;
 mod history;
 mod pg;
+mod pg_server;
+mod proxy;
 mod redis;
 
 pub use fixtures::{Fixture, World, services};
 pub use history::{History, HistoryReport, Resource, StaleRead};
 pub use pg::{TestDb, admin_url, use_database_server, with_database};
+pub use pg_server::PgServer;
+pub use proxy::TcpProxy;
 pub use redis::{
     REDIS_URL_VAR, RedisCluster, RedisServer, raw_command, test_redis_url, unique_prefix,
 };

@@ -158,10 +158,14 @@ pub struct WalletBalance {
 /// How much a wallet spent in a period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SpendTotals {
-    /// Minor units spent.
+    /// Minor units spent; when `capped`, the largest amount representable (`i64::MAX`) and
+    /// the true total is above it.
     pub spent: Money,
     /// Number of outgoing transactions.
     pub count: u32,
+    /// The true total exceeds what `spent` can hold: `spent` is a floor, not the total.
+    #[serde(default)]
+    pub capped: bool,
 }
 
 /// A wallet's spend today (UTC) and this month (UTC), versioned by the wallet row.

@@ -92,10 +92,13 @@ impl From<WalletBalance> for BalanceDto {
 /// Spend in one period.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TotalsDto {
-    /// Minor units spent.
+    /// Minor units spent; when `capped`, 9223372036854775807 and the true total is above it.
+    #[schema(minimum = 0, format = Int64)]
     pub spent: i64,
     /// Outgoing transactions.
     pub count: u32,
+    /// The true total exceeds the largest amount the API reports: `spent` is a floor.
+    pub capped: bool,
 }
 
 impl From<SpendTotals> for TotalsDto {
@@ -103,6 +106,7 @@ impl From<SpendTotals> for TotalsDto {
         Self {
             spent: t.spent.minor_units(),
             count: t.count,
+            capped: t.capped,
         }
     }
 }

@@ -22,12 +22,16 @@ use crate::error::{DbContext as _, RepoContext as _};
 use crate::{Postgres, Work};
 
 /// Today's and this month's spend of a wallet with its row version: at most 31 rows of
-/// `wallet_daily_spend`, whatever the size of the history.
+/// `wallet_daily_spend`, whatever the size of the history. A day's spend is stored
+/// saturating at `i64::MAX`, and the month's sum is capped there: either reaching the cap is
+/// reported as `capped` (the true total is at least that), never as an error or silently.
 const SUMMARY: &str = "SELECT w.version, \
 COALESCE(SUM(s.amount) FILTER (WHERE s.day = $2), 0)::bigint AS today_spent, \
 COALESCE(SUM(s.count) FILTER (WHERE s.day = $2), 0)::bigint AS today_count, \
-COALESCE(SUM(s.amount), 0)::bigint AS month_spent, \
-COALESCE(SUM(s.count), 0)::bigint AS month_count \
+COALESCE(bool_or(s.amount = 9223372036854775807) FILTER (WHERE s.day = $2), false) AS today_capped, \
+LEAST(COALESCE(SUM(s.amount), 0), 9223372036854775807)::bigint AS month_spent, \
+COALESCE(SUM(s.count), 0)::bigint AS month_count, \
+COALESCE(SUM(s.amount), 0) >= 9223372036854775807 AS month_capped \
 FROM wallets w LEFT JOIN wallet_daily_spend s ON s.wallet_id = w.id AND s.day >= $3 AND s.day <= $2 \
 WHERE w.id = $1 GROUP BY w.version";
 
@@ -204,16 +208,17 @@ impl Postgres {
         let get = |col: &str| -> Result<i64, RepoError> {
             row.try_get("", col).repo("decoding a spend summary")
         };
-        let totals = |spent: i64, count: i64| -> Result<SpendTotals, RepoError> {
+        let totals = |spent: &str, count: &str, capped: &str| -> Result<SpendTotals, RepoError> {
             Ok(SpendTotals {
-                spent: convert::money(spent, "spend").map_err(RepoError)?,
-                count: u32::try_from(count).unwrap_or(u32::MAX),
+                spent: convert::money(get(spent)?, "spend").map_err(RepoError)?,
+                count: u32::try_from(get(count)?).unwrap_or(u32::MAX),
+                capped: row.try_get("", capped).repo("decoding a spend summary")?,
             })
         };
         Ok(Some(SpendSummary {
             wallet_id: id,
-            today: totals(get("today_spent")?, get("today_count")?)?,
-            month: totals(get("month_spent")?, get("month_count")?)?,
+            today: totals("today_spent", "today_count", "today_capped")?,
+            month: totals("month_spent", "month_count", "month_capped")?,
             version: get("version")?,
         }))
     }

@@ -18,6 +18,26 @@ async fn tables(db: &TestDb) -> Vec<String> {
         .collect()
 }
 
+async fn rows(db: &TestDb, sql: &str) -> Vec<String> {
+    db.db
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get("", "v").unwrap())
+        .collect()
+}
+
+/// What the data of a database says, in a form two states can be compared in.
+async fn snapshot(db: &TestDb) -> Vec<Vec<String>> {
+    vec![
+        rows(db, "SELECT id::text || ' ' || balance || ' ' || version AS v FROM wallets ORDER BY id").await,
+        rows(db, "SELECT id::text || ' ' || kind || ' ' || status || ' ' || amount || ' ' || coalesce(decision, '-') AS v FROM transactions ORDER BY id").await,
+        rows(db, "SELECT transaction_id::text || ' ' || account || ' ' || amount AS v FROM ledger_entries ORDER BY id").await,
+        rows(db, "SELECT action AS v FROM audit_logs ORDER BY id").await,
+    ]
+}
+
 #[tokio::test]
 async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
     let db = TestDb::new().await;
@@ -26,8 +46,60 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
     let a = world.wallet("USD", 500).await.id;
     let b = world.wallet("USD", 0).await.id;
     world.spend(a, b, 20).await;
+    // A payment to the destination `deposits`, and a transfer held then approved.
+    let mut to_deposits = waiaas_testkit::World::transfer_request(a, a, 5);
+    to_deposits.to_wallet_id = None;
+    to_deposits.destination = Some("deposits".to_owned());
+    services
+        .transfer(&world.agent(), to_deposits, &world.agent_ctx())
+        .await
+        .unwrap();
+    world
+        .set_rules(
+            a,
+            waiaas_domain::PolicyRules {
+                approval_above: Some(waiaas_domain::Money::new(50).unwrap()),
+                ..Default::default()
+            },
+        )
+        .await;
+    let held = world.spend(a, b, 60).await;
+    services
+        .decide(
+            &world.owner(),
+            held.transaction.id,
+            true,
+            &world.owner_ctx(),
+        )
+        .await
+        .unwrap();
+    let before = snapshot(&db).await;
+    assert!(
+        before[2]
+            .iter()
+            .any(|e| e.contains(" system:deposits -500")),
+        "{:?}",
+        before[2]
+    );
+    assert!(before[2].iter().any(|e| e.contains(" external:deposits 5")));
+    assert!(before[1].iter().any(|t| t.ends_with(" approved")));
     let all = tables(&db).await;
     assert!(all.len() >= 12, "{all:?}");
+
+    // The newest migration goes down and up again, and the data is what it was: the
+    // platform's account still apart from the destination `deposits`, the owner's decision
+    // restored from the audit trail.
+    Migrator::down(&db.db, Some(1))
+        .await
+        .expect("down one step");
+    Migrator::up(&db.db, None).await.expect("up one step");
+    assert_eq!(snapshot(&db).await, before);
+    assert!(
+        waiaas_postgres::reconcile(&db.db)
+            .await
+            .unwrap()
+            .is_consistent()
+    );
 
     let steps = Migrator::migrations().len();
     for step in 1..=steps {
@@ -43,7 +115,15 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
     let services = services_again(&db);
     let world = Fixture::world(&services).await;
     let w = world.wallet("USD", 5).await;
-    assert_eq!(w.balance.minor_units(), 0);
+    assert_eq!(
+        services
+            .balance(&world.owner(), w.id)
+            .await
+            .unwrap()
+            .balance
+            .minor_units(),
+        5
+    );
     assert!(
         waiaas_postgres::reconcile(&db.db)
             .await

@@ -1,0 +1,515 @@
+//! The promises a hostile client or an unlucky one tests: a retry always gets the first
+//! answer, money never gets stuck in a deleted agent's wallet, a block-list cannot be dodged
+//! by spelling, odd input is a 400, a retry repairs a cache its first attempt left stale, and
+//! a credential that ends ends everywhere, its live streams too.
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+use serde_json::{Value, json};
+use waiaas_testkit::TestDb;
+use waiaas_tests::{Options, Reply, TestApp};
+
+async fn post_keyed(app: &TestApp, path: &str, token: &str, body: Value, key: &str) -> Reply {
+    app.call(Method::POST, path, Some(token), Some(body), Some(key))
+        .await
+}
+
+async fn pay(app: &TestApp, agent_key: &str, wallet: &str, to: &str, key: &str) -> Reply {
+    post_keyed(
+        app,
+        &format!("/v1/wallets/{wallet}/transfers"),
+        agent_key,
+        json!({ "amount": 1, "destination": to }),
+        key,
+    )
+    .await
+}
+
+async fn balance(app: &TestApp, token: &str, wallet: &str) -> i64 {
+    app.get(&format!("/v1/wallets/{wallet}/balance"), token)
+        .await
+        .body["balance"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_retry_gets_the_first_answer_whatever_changed_since() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let (_, owner) = app.owner("Acme").await;
+    let (agent, agent_key) = app.agent(&owner, "buyer").await;
+    let a = app.wallet(&owner, &agent, "USD", 1_000).await;
+    let b = app.wallet(&owner, &agent, "USD", 0).await;
+
+    let first = app.transfer(&agent_key, &a, &b, 100, "k-1").await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let suspended = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/agents/{agent}"),
+            Some(&owner),
+            Some(json!({ "status": "suspended" })),
+            None,
+        )
+        .await;
+    assert_eq!(suspended.status, StatusCode::OK, "{:?}", suspended.body);
+    // The transfer happened: its retry says so, though the agent may no longer move money.
+    let retry = app.transfer(&agent_key, &a, &b, 100, "k-1").await;
+    assert_eq!(retry.status, StatusCode::CREATED, "{:?}", retry.body);
+    assert_eq!(retry.str("id"), first.str("id"));
+    let new = app.transfer(&agent_key, &a, &b, 100, "k-2").await;
+    assert_eq!(new.code(), "agent_not_active");
+    assert_eq!(balance(&app, &owner, &a).await, 900, "moved once");
+
+    // Deposits need a key, and replay too, even once the wallet has closed.
+    let keyless = app
+        .post(
+            &format!("/v1/wallets/{a}/deposits"),
+            &owner,
+            json!({ "amount": 5 }),
+        )
+        .await;
+    assert_eq!(
+        (keyless.status, keyless.code().as_str()),
+        (StatusCode::BAD_REQUEST, "missing_idempotency_key")
+    );
+    let path = format!("/v1/wallets/{a}/deposits");
+    let deposit = post_keyed(&app, &path, &owner, json!({ "amount": 5 }), "d-1").await;
+    assert_eq!(deposit.status, StatusCode::CREATED);
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/agents/{agent}"),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let again = post_keyed(&app, &path, &owner, json!({ "amount": 5 }), "d-1").await;
+    assert_eq!(
+        (again.status, again.str("id")),
+        (StatusCode::CREATED, deposit.str("id"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_agents_wallet_takes_no_money_in_and_its_owner_sweeps_it_out() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let (_, owner) = app.owner("Acme").await;
+    let (leaving, _) = app.agent(&owner, "leaving").await;
+    let (staying, staying_key) = app.agent(&owner, "staying").await;
+    let closed = app.wallet(&owner, &leaving, "USD", 700).await;
+    let open = app.wallet(&owner, &staying, "USD", 300).await;
+    let euros = app.wallet(&owner, &staying, "EUR", 0).await;
+    let (_, stranger) = app.owner("Other").await;
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/agents/{leaving}"),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+
+    let deposit = post_keyed(
+        &app,
+        &format!("/v1/wallets/{closed}/deposits"),
+        &owner,
+        json!({ "amount": 5 }),
+        "d-closed",
+    )
+    .await;
+    assert_eq!(
+        (deposit.status, deposit.code().as_str()),
+        (StatusCode::CONFLICT, "wallet_closed")
+    );
+    let transfer_in = app
+        .transfer(&staying_key, &open, &closed, 10, "t-closed")
+        .await;
+    assert_eq!(
+        (transfer_in.status, transfer_in.code().as_str()),
+        (StatusCode::CONFLICT, "wallet_closed")
+    );
+
+    let sweep = |to: &str, key: &str, token: &str| {
+        let (path, body) = (
+            format!("/v1/wallets/{closed}/sweep"),
+            json!({ "to_wallet_id": to }),
+        );
+        let (key, token) = (key.to_owned(), token.to_owned());
+        let app = &app;
+        async move { post_keyed(app, &path, &token, body, &key).await }
+    };
+    assert_eq!(
+        sweep(&open, "s-x", &stranger).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        sweep(&euros, "s-eur", &owner).await.code(),
+        "asset_mismatch"
+    );
+    assert_eq!(
+        sweep(&closed, "s-self", &owner).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let keyless = app
+        .post(
+            &format!("/v1/wallets/{closed}/sweep"),
+            &owner,
+            json!({ "to_wallet_id": open }),
+        )
+        .await;
+    assert_eq!(keyless.code(), "missing_idempotency_key");
+    let swept = sweep(&open, "s-1", &owner).await;
+    assert_eq!(swept.status, StatusCode::CREATED, "{:?}", swept.body);
+    assert_eq!(
+        (swept.str("kind"), swept.body["amount"].as_i64()),
+        ("sweep".to_owned(), Some(700))
+    );
+    assert_eq!(balance(&app, &owner, &closed).await, 0);
+    assert_eq!(balance(&app, &owner, &open).await, 1_000);
+    let replay = sweep(&open, "s-1", &owner).await;
+    assert_eq!(
+        (replay.status, replay.str("id")),
+        (StatusCode::CREATED, swept.str("id"))
+    );
+    assert_eq!(sweep(&open, "s-2", &owner).await.code(), "nothing_to_sweep");
+    let audit = app
+        .get(
+            &format!("/v1/audit-logs?resource_type=wallet&resource_id={closed}"),
+            &owner,
+        )
+        .await;
+    assert!(
+        audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "wallet.sweep"),
+        "{:?}",
+        audit.body
+    );
+    assert!(
+        waiaas_postgres::reconcile(&db.db)
+            .await
+            .unwrap()
+            .is_consistent()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_block_list_cannot_be_dodged_by_case_width_or_invisible_characters() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let (_, owner) = app.owner("Acme").await;
+    let (agent, agent_key) = app.agent(&owner, "buyer").await;
+    let w = app.wallet(&owner, &agent, "USD", 1_000).await;
+    let policy = app
+        .call(
+            Method::PUT,
+            &format!("/v1/wallets/{w}/policy"),
+            Some(&owner),
+            Some(json!({ "blocked_destinations": ["evil-corp"] })),
+            None,
+        )
+        .await;
+    assert_eq!(policy.status, StatusCode::OK, "{:?}", policy.body);
+    for (i, spelling) in ["evil-corp", "EVIL-CORP", "Evil-Corp", "ｅｖｉｌ-corp"]
+        .iter()
+        .enumerate()
+    {
+        let r = pay(&app, &agent_key, &w, spelling, &format!("p-{i}")).await;
+        assert_eq!(
+            (r.status, r.body["error"]["rule"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("blocked_destinations")
+            ),
+            "{spelling}: {:?}",
+            r.body
+        );
+    }
+    for (i, sneaky) in [
+        "evil-corp\u{200B}",
+        "\u{FEFF}evil-corp",
+        "evil\u{202E}proc-",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = pay(&app, &agent_key, &w, sneaky, &format!("s-{i}")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{sneaky:?}: {:?}",
+            r.body
+        );
+    }
+    let named = app
+        .post(
+            "/v1/agents",
+            &owner,
+            json!({ "name": "bot\u{202E}gnp.exe" }),
+        )
+        .await;
+    assert_eq!(named.status, StatusCode::BAD_REQUEST, "{:?}", named.body);
+    let listed = app
+        .call(
+            Method::PUT,
+            &format!("/v1/wallets/{w}/policy"),
+            Some(&owner),
+            Some(json!({ "blocked_destinations": ["evil\u{200B}corp"] })),
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::BAD_REQUEST, "{:?}", listed.body);
+    assert_eq!(balance(&app, &owner, &w).await, 1_000, "nothing got out");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn nul_characters_and_impossible_cursors_are_a_400_and_a_huge_spend_is_reported_capped() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let (_, owner) = app.owner("Acme").await;
+    let (agent, agent_key) = app.agent(&owner, "buyer").await;
+    let w = app.wallet(&owner, &agent, "USD", 1_000).await;
+    let r = post_keyed(
+        &app,
+        &format!("/v1/wallets/{w}/transfers"),
+        &agent_key,
+        json!({ "amount": 1, "destination": "shop", "metadata": { "note": "a\u{0}b" } }),
+        "nul",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_metadata")
+    );
+    let r = app.get("/v1/audit-logs?resource_type=%00", &owner).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let id = uuid::Uuid::now_v7();
+    let r = app
+        .get(
+            &format!("/v1/wallets/{w}/transactions?cursor=-8000000000000000000_{id}"),
+            &owner,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_cursor")
+    );
+
+    // Two days of this month at the largest amount a day holds: the month's true total is
+    // beyond 64 bits, and is reported as capped, not as an error.
+    let today = chrono::Utc::now().date_naive();
+    for day in [today, today - chrono::Duration::days(1)] {
+        if day.format("%Y-%m").to_string() != today.format("%Y-%m").to_string() {
+            continue;
+        }
+        db.db
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO wallet_daily_spend (wallet_id, day, amount, count) VALUES ($1::uuid, $2, 9223372036854775807, 1)",
+                [w.clone().into(), day.into()],
+            ))
+            .await
+            .unwrap();
+    }
+    let s = app.get(&format!("/v1/wallets/{w}/summary"), &owner).await;
+    assert_eq!(s.status, StatusCode::OK, "{:?}", s.body);
+    assert_eq!(
+        (
+            s.body["month"]["spent"].as_i64(),
+            s.body["month"]["capped"].as_bool(),
+            s.body["today"]["capped"].as_bool(),
+        ),
+        (Some(i64::MAX), Some(true), Some(true)),
+        "{:?}",
+        s.body
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replay_repairs_a_balance_the_first_attempt_left_stale_in_redis() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let (_, owner) = app.owner("Acme").await;
+    let (agent, agent_key) = app.agent(&owner, "buyer").await;
+    let a = app.wallet(&owner, &agent, "USD", 1_000).await;
+    let b = app.wallet(&owner, &agent, "USD", 0).await;
+    // Reading the balance fills the cache.
+    assert_eq!(balance(&app, &agent_key, &a).await, 1_000);
+    let t = app.transfer(&agent_key, &a, &b, 100, "k-lost").await;
+    assert_eq!(t.status, StatusCode::CREATED);
+
+    // The first attempt's cache step was lost (its client went away before the fix, or an
+    // operator restored an old entry): Redis holds the balance from before the transfer, at
+    // the current epoch and an older version.
+    let epoch: i64 = db
+        .db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT epoch FROM cache_epoch WHERE id = 1",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "epoch")
+        .unwrap();
+    let key = format!("{}wallet:balance:wallet:{a}", app.key_prefix);
+    let stale = json!({ "wallet_id": a, "asset": "USD", "balance": 1_000, "version": 2 });
+    let redis = std::env::var("WAIAAS_TEST_REDIS_URL").unwrap();
+    let set = tokio::process::Command::new("redis-cli")
+        .args([
+            "-u",
+            &redis,
+            "HSET",
+            &key,
+            "e",
+            &epoch.to_string(),
+            "v",
+            "2",
+            "t",
+            "0",
+        ])
+        .args(["d", &stale.to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(set.status.success());
+    assert_eq!(
+        balance(&app, &agent_key, &a).await,
+        1_000,
+        "the stale entry is served (the damage the retry must repair)"
+    );
+
+    let retry = app.transfer(&agent_key, &a, &b, 100, "k-lost").await;
+    assert_eq!(retry.str("id"), t.str("id"));
+    assert_eq!(
+        balance(&app, &agent_key, &a).await,
+        900,
+        "the replay wrote the current balance through"
+    );
+    app.stop().await;
+}
+
+/// Reads an event stream until it ends; panics if it outlives `limit` or carries `forbidden`.
+async fn ends_without(stream: reqwest::Response, forbidden: &str, limit: Duration) {
+    let mut body = stream.bytes_stream();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut seen = String::new();
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Some(Err(_)) | None) => break,
+            Err(_) => panic!("the stream outlived its credential: {seen}"),
+        }
+        assert!(
+            !seen.contains(forbidden),
+            "an event reached a revoked credential: {seen}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn live_streams_end_with_their_session_or_their_agent() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let (_, owner) = app.owner("Acme").await;
+    let (agent, agent_key) = app.agent(&owner, "buyer").await;
+    let a = app.wallet(&owner, &agent, "USD", 1_000).await;
+    let b = app.wallet(&owner, &agent, "USD", 0).await;
+    let open = |token: String| {
+        let (client, url) = (
+            app.client.clone(),
+            format!("{}/v1/wallets/{a}/events", app.base),
+        );
+        async move {
+            let r = client.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r
+        }
+    };
+
+    // A session's stream ends when the session is revoked.
+    let session = app
+        .post("/v1/sessions", &agent_key, json!({}))
+        .await
+        .str("token");
+    let stream = open(session.clone()).await;
+    let revoked = app
+        .call(
+            Method::DELETE,
+            "/v1/sessions/current",
+            Some(&session),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let after = app.transfer(&agent_key, &a, &b, 1, "after-revoke").await;
+    assert_eq!(after.status, StatusCode::CREATED);
+    ends_without(stream, &after.str("id"), Duration::from_secs(20)).await;
+
+    // An API key's stream ends when its agent is deleted.
+    let stream = open(agent_key.clone()).await;
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/agents/{agent}"),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let deposit = post_keyed(
+        &app,
+        &format!("/v1/wallets/{a}/deposits"),
+        &owner,
+        json!({ "amount": 1 }),
+        "after-delete",
+    )
+    .await;
+    assert_eq!(deposit.code(), "wallet_closed");
+    ends_without(stream, "after-delete", Duration::from_secs(20)).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_authentication_is_refused_before_any_lookup() {
+    let db = TestDb::new().await;
+    let mut settings = TestApp::settings(&db, &Options::default());
+    settings.rate_limit.enabled = true;
+    settings.rate_limit.auth_failures_per_second = 0.5;
+    settings.rate_limit.auth_failures_burst = 3;
+    let app = TestApp::spawn_with(settings).await;
+    let (_, owner) = app.owner("Acme").await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let guess = format!("wak_{i:0>40}");
+        statuses.push(app.get("/v1/agents", &guess).await);
+    }
+    assert_eq!(statuses[0].status, StatusCode::UNAUTHORIZED);
+    let limited = statuses
+        .iter()
+        .find(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .expect("the guessing address was never limited");
+    assert!(limited.headers.contains_key("retry-after"));
+    // While it is limited, even a valid credential from it waits: nothing is looked up.
+    let r = app.get("/v1/agents", &owner).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    app.stop().await;
+}
