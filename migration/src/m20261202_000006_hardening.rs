@@ -8,7 +8,9 @@
 //! - destinations, policy lists and names are stored NFKC-normalised, without the invisible
 //!   characters the service now refuses on input (zero-width spaces and joiners, bidi
 //!   controls, the BOM, …), so look-alike spellings cannot dodge a block-list and every
-//!   stored value reads back.
+//!   stored value reads back;
+//! - an instance cut off from Redis blocks every cache lease (`cache_leases.blocks_until`)
+//!   while it is: it cannot keep Redis current, so nobody may serve from it.
 
 use sea_orm_migration::prelude::*;
 
@@ -109,9 +111,12 @@ pub(crate) const UP: &str = concat!(
     clean_name!("agents"),
     ";\n",
     clean_name!("wallets"),
+    ";\n",
+    "ALTER TABLE cache_leases ADD COLUMN blocks_until TIMESTAMPTZ",
 );
 
 pub(crate) const DOWN: &str = r"
+ALTER TABLE cache_leases DROP COLUMN blocks_until;
 ALTER TABLE transactions DROP COLUMN decided_at, DROP COLUMN decision;
 ALTER TABLE transactions DROP CONSTRAINT transactions_sweep_check;
 ALTER TABLE transactions DROP CONSTRAINT transactions_kind_check;

@@ -414,6 +414,10 @@ async fn a_team_walks_through_the_whole_api() {
         .await
         .unwrap();
     assert!(metrics.contains("waiaas_http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("waiaas_breaker_state{dependency=\"redis\"} 0"),
+        "the breaker's state is exported from the start: {metrics}"
+    );
     let openapi = app
         .call(Method::GET, "/openapi.json", None, None, None)
         .await;

@@ -18,7 +18,8 @@ use waiaas_bench::scenarios::{self, Scale};
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Every scenario small enough for about a minute (CI runs this; figures are not meaningful).
+    /// Every scenario small enough for about a minute (CI runs this; figures are not
+    /// meaningful, so the report is never written).
     #[arg(long)]
     quick: bool,
     /// Seconds per measured run (default 10, quick 1).
@@ -57,13 +58,15 @@ enum Scenario {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Two instances, writers and readers, Redis killed, paused and cut; exits non-zero on any
-    /// stale read, lost money or failed request.
+    /// Two instances, writers, readers and a revoker, under every fault the checker knows
+    /// (Redis and PostgreSQL crashed, restarted, paused, evicting, cut off; clients that
+    /// disconnect); exits non-zero on any stale read, lost or duplicated money, or failed
+    /// request.
     Check {
         /// Run time in seconds.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
-        /// The short form (15 s) run in CI.
+        /// The short form (40 s, every fault once) run in CI.
         #[arg(long)]
         short: bool,
     },
@@ -160,8 +163,21 @@ async fn main() -> ExitCode {
                         r.fences
                     );
                     println!(
-                        "failed requests {}, stale reads {}, invariant violations {}",
-                        r.failed, r.stale_reads, r.invariant_violations
+                        "503 answers {} {:?}, requests abandoned half-way {}, retries {} ({} answered by a replay), left unresolved by the faults {}",
+                        r.unavailable,
+                        r.unavailable_by_code,
+                        r.dropped,
+                        r.retried,
+                        r.replays,
+                        r.leftovers
+                    );
+                    println!(
+                        "revoked credentials tried {} (accepted {}), one version with two values {}",
+                        r.revocation_checks, r.revoked_accepted, r.mismatches
+                    );
+                    println!(
+                        "failed requests {}, stale reads {}, reads that went back {}, invariant violations {}",
+                        r.failed, r.stale_reads, r.regressions, r.invariant_violations
                     );
                     for d in &r.details {
                         println!("  {d}");
@@ -190,7 +206,12 @@ async fn main() -> ExitCode {
         } {
             Ok(results) => {
                 println!("{}", report::markdown(&results));
-                if !cli.no_write {
+                if results.quick {
+                    println!(
+                        "(--quick: these figures are not meaningful; {} was not written)",
+                        cli.docs.join("performance.md").display()
+                    );
+                } else if !cli.no_write {
                     if let Err(e) = report::write(&cli.docs, &results) {
                         eprintln!("error: {e:#}");
                         return ExitCode::from(2);

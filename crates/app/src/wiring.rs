@@ -113,6 +113,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<App> {
 /// # Errors
 /// When the Redis client cannot be configured (bad URL).
 pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Result<App> {
+    // The recorder first: gauges set while the instance is built (the breakers' state) are
+    // lost if no recorder exists yet.
+    let _ = crate::metrics::renderer();
     let instance = Uuid::new_v4();
     let pg = Arc::new(Postgres::new(db.clone()));
     let pg_locks: Arc<dyn LockManager> = Arc::new(AdvisoryLocks::new(db.clone()));

@@ -215,6 +215,7 @@ impl Cache {
         let mut last_trips = 0_u64;
         let mut last_server: Option<String> = None;
         let mut recover = false;
+        let mut blocking = false;
         loop {
             let Some(cache) = me.upgrade() else { return };
             let tick = cache.cfg.lease / 4;
@@ -237,12 +238,21 @@ impl Cache {
             }
             if !healthy {
                 if cache.lease.revoke() {
-                    let _ = cache.fence_port.release_lease(cache.cfg.instance).await;
                     tracing::warn!(
-                        "Redis unavailable: cached reads suspended, serving from PostgreSQL"
+                        "Redis unavailable: cached reads suspended everywhere, serving from PostgreSQL"
                     );
                 }
+                // This instance cannot keep Redis current: while it cannot, no instance
+                // may serve from Redis (its writes would leave their entries behind).
+                blocking = cache.block(blocking).await;
             } else {
+                if blocking {
+                    if let Err(e) = cache.fence_port.unblock_leases(cache.cfg.instance).await {
+                        tracing::debug!(error = %e, "Cache leases not unblocked: the block expires");
+                    }
+                    blocking = false;
+                    recover = true;
+                }
                 // Whatever Redis holds now may predate writes it missed: a new epoch. Tried
                 // again at the next tick if PostgreSQL does not answer.
                 if recover && cache.fence("recovery").await.is_ok() {
@@ -257,6 +267,44 @@ impl Cache {
             tokio::select! {
                 () = tokio::time::sleep(tick) => {}
                 () = tripped.notified() => {}
+            }
+        }
+    }
+
+    /// Blocks every instance's lease while this one cannot reach Redis; returns whether the
+    /// block holds. The first time, it waits (holding the fence, so this instance's reads
+    /// wait too) until every lease granted before has ended: from then on no instance
+    /// serves from Redis, and no read anywhere can be older than one here. Later calls
+    /// extend the block.
+    async fn block(&self, already: bool) -> bool {
+        let ttl = self.cfg.lease * 3;
+        if already {
+            return match self.fence_port.block_leases(self.cfg.instance, ttl).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "Cache leases not blocked");
+                    false
+                }
+            };
+        }
+        let _fence = self.fence_lock.lock().await;
+        match self.fence_port.block_leases(self.cfg.instance, ttl).await {
+            Ok(epoch) => {
+                self.lease.saw_epoch(epoch);
+                let wait = match self.fence_port.lease_wait(self.cfg.instance).await {
+                    Ok(w) => w,
+                    Err(_) => self.cfg.lease,
+                };
+                tokio::time::sleep(wait).await;
+                tracing::warn!(
+                    epoch,
+                    "Cache leases blocked: this instance cannot reach Redis"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cache leases not blocked");
+                false
             }
         }
     }
@@ -291,7 +339,9 @@ impl Cache {
                 }
             }
         }
-        tracing::warn!("The cache epoch kept being marked stale: no lease this round");
+        tracing::debug!(
+            "No cache lease this round: the epoch is stale or an instance blocks leases"
+        );
     }
 
     async fn listen_for_l1_deletions(me: std::sync::Weak<Self>) {

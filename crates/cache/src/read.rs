@@ -13,6 +13,16 @@ use crate::flight::{Loaded, Outcome, Role};
 use crate::keys::Kind;
 use crate::versioned::Versioned;
 
+/// A follower's copy of the error its flight's leader met: the message, and the
+/// infrastructure fault it carried, if any (so a follower answers 503 as the leader does).
+fn shared_error(e: &anyhow::Error) -> anyhow::Error {
+    let copy = anyhow::anyhow!("{e:#}");
+    match waiaas_domain::Fault::of(e) {
+        Some(fault) => copy.context(fault),
+        None => copy,
+    }
+}
+
 /// How long a fill token lives on a key that had no entry: a reader whose PostgreSQL read
 /// takes longer simply does not fill.
 const FILL_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(10);
@@ -79,7 +89,16 @@ impl Cache {
         let key = kind.key(id);
         let arrival = Instant::now();
         let mut token = None;
-        if let Some(epoch) = self.lease.current()
+        let lease = self.lease.current();
+        if lease.is_none() {
+            // Never served from Redis without a lease; still filled, so that no instance can
+            // serve anything older than what this read returns.
+            token = self
+                .lookup(&key, self.lease.epoch_hint(), true)
+                .await
+                .and_then(|l| l.fill_token);
+        }
+        if let Some(epoch) = lease
             && let Some(l) = self.lookup(&key, epoch, false).await
         {
             match l.hit(epoch).and_then(|bytes| decode::<T>(kind, bytes)) {
@@ -102,18 +121,27 @@ impl Cache {
         loop {
             match self.flights.join_or_lead(&key) {
                 Role::Leader(guard) => {
+                    // Both taken before the read: a fill is stamped with the epoch known
+                    // before the value was read.
                     let epoch = self.lease.current();
+                    let stamp = epoch.unwrap_or_else(|| self.lease.epoch_hint());
                     let loader = load
                         .take()
                         .ok_or_else(|| RepoError(anyhow::anyhow!("single-flight led twice")))?;
                     let loaded = loader().await;
+                    if epoch.is_none() {
+                        // Without a lease this read may see a write whose cache update is
+                        // still being fenced: wait for that fence, so that no instance can
+                        // serve anything older once this read has returned.
+                        drop(self.fence_lock.lock().await);
+                    }
                     metrics::counter!("waiaas_cache_loads_total", "kind" => kind.name())
                         .increment(1);
                     guard.close();
                     let loaded = match loaded {
                         Ok(v) => v,
                         Err(e) => {
-                            let shared = Arc::new(anyhow::anyhow!("{:#}", e.0));
+                            let shared = Arc::new(shared_error(&e.0));
                             guard.finish(Outcome {
                                 value: Err(shared),
                                 confirmed: false,
@@ -122,8 +150,9 @@ impl Cache {
                             return Err(e);
                         }
                     };
-                    let (outcome, value) =
-                        self.fill(kind, &key, epoch, token.as_deref(), loaded).await;
+                    let (outcome, value) = self
+                        .fill(kind, &key, (epoch, stamp), token.as_deref(), loaded)
+                        .await;
                     guard.finish(outcome);
                     return Ok(value);
                 }
@@ -140,7 +169,7 @@ impl Cache {
                         return match outcome.value {
                             Ok(Some(l)) => Ok(decode::<T>(kind, &l.bytes).filter(|v| accept(v))),
                             Ok(None) => Ok(None),
-                            Err(e) => Err(RepoError(anyhow::anyhow!("{e:#}"))),
+                            Err(e) => Err(RepoError(shared_error(&e))),
                         };
                     }
                     metrics::counter!("waiaas_cache_flight_retries_total", "kind" => kind.name())
@@ -159,13 +188,15 @@ impl Cache {
             .ok()
     }
 
-    /// Fills Redis with a value just read from PostgreSQL and says whether the value is proven
-    /// current; a fill that loses to a newer entry of the same epoch returns that entry.
+    /// Fills Redis with a value just read from PostgreSQL (stamped with `stamp`, the lease's
+    /// epoch or, without a lease, the newest epoch seen) and says whether the value is proven
+    /// current (only under a lease); a fill that loses to a newer entry of the lease's epoch
+    /// returns that entry.
     async fn fill<T: Versioned>(
         &self,
         kind: Kind,
         key: &str,
-        epoch: Option<i64>,
+        (epoch, stamp): (Option<i64>, i64),
         token: Option<&str>,
         loaded: Option<T>,
     ) -> (Outcome, Option<T>) {
@@ -184,8 +215,8 @@ impl Cache {
             bytes: Arc::new(bytes),
             version: v.version(),
         };
-        // Without a lease, or without a token from the miss, nothing is filled.
-        let (Some(epoch), Some(token)) = (epoch, token) else {
+        // Without a token from the miss, nothing is filled.
+        let Some(token) = token else {
             return (unconfirmed(Some(l)), Some(v));
         };
         let mut ttl = self.cfg.ttls.for_kind(kind);
@@ -196,16 +227,21 @@ impl Cache {
             ttl = ttl.min(cap);
         }
         let entry = CacheEntry {
-            epoch,
+            epoch: stamp,
             version: l.version,
             value: Some(l.bytes.to_vec()),
+        };
+        let filled = self.guard.fill(key, &entry, ttl, token).await;
+        let Some(epoch) = epoch else {
+            // Filled (or not) for others; without a lease nothing here is proven.
+            return (unconfirmed(Some(l)), Some(v));
         };
         let confirmed = |value: Loaded| Outcome {
             value: Ok(Some(value)),
             confirmed: true,
             epoch: Some(epoch),
         };
-        match self.guard.fill(key, &entry, ttl, token).await {
+        match filled {
             Ok(WriteOutcome::Stored) => {
                 metrics::counter!("waiaas_cache_fills_total", "kind" => kind.name(), "outcome" => "stored").increment(1);
                 CacheStats::add(&self.stats.fills_stored, 1);
@@ -275,5 +311,22 @@ impl Cache {
             self.l1.insert(key, Arc::new(v.clone()));
         }
         Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use waiaas_domain::Fault;
+
+    #[test]
+    fn a_followers_copy_of_a_failed_read_keeps_its_fault() {
+        let failed = anyhow::anyhow!("connection refused")
+            .context(Fault::DatabaseUnavailable)
+            .context("reading a balance");
+        let copy = super::shared_error(&failed);
+        assert_eq!(Fault::of(&copy), Some(Fault::DatabaseUnavailable));
+        assert!(format!("{copy:#}").contains("connection refused"));
+        let bug = super::shared_error(&anyhow::anyhow!("a bug"));
+        assert_eq!(Fault::of(&bug), None);
     }
 }

@@ -2,7 +2,7 @@
 //! the store, L1 bypass while the event bus is down, and the fence after a failed write.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -459,4 +459,55 @@ async fn a_posting_whose_caller_goes_away_during_the_commit_still_writes_its_bal
         writes.load(Ordering::SeqCst) == 2
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_cannot_reach_redis_blocks_every_lease_until_it_can() {
+    let reachable = Arc::new(AtomicBool::new(false));
+    let mut store = MockCacheStore::new();
+    let r = reachable.clone();
+    store.expect_ping().returning(move || {
+        if r.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(CacheError::Unavailable("cut off".into()))
+        }
+    });
+    store.expect_server_id().returning(|| Ok(None));
+    let (blocks, unblocks) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut fence = fence(true);
+    fence.checkpoint();
+    let b = blocks.clone();
+    fence.expect_block_leases().returning(move |_, _| {
+        b.fetch_add(1, Ordering::SeqCst);
+        Ok(3)
+    });
+    let u = unblocks.clone();
+    fence.expect_unblock_leases().returning(move |_| {
+        u.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    fence.expect_renew_lease().returning(|_, _| Ok(Some(4)));
+    fence.expect_release_lease().returning(|_| Ok(()));
+    fence.expect_mark_stale().returning(|_| Ok(4));
+    fence.expect_lease_wait().returning(|_| Ok(Duration::ZERO));
+    fence.expect_bump_epoch().returning(|| Ok(()));
+    let cache = cache(store, fence, bus(true));
+    grant(&cache, 3);
+    for _ in 0..3 {
+        cache.breaker().failure();
+    }
+    cache.start();
+    wait_until("the leases were blocked, and kept blocked", || {
+        blocks.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    assert_eq!(cache.lease_epoch(), None, "no cached reads while cut off");
+    assert_eq!(unblocks.load(Ordering::SeqCst), 0);
+    reachable.store(true, Ordering::SeqCst);
+    wait_until("the block ended and a lease came back", || {
+        unblocks.load(Ordering::SeqCst) == 1 && cache.lease_epoch() == Some(4)
+    })
+    .await;
+    cache.shutdown().await;
 }

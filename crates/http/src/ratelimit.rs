@@ -104,7 +104,7 @@ pub(crate) async fn guard_auth_failures(
     }
     let response = next.run(req).await;
     if response.status() == StatusCode::UNAUTHORIZED {
-        let subject = format!("authfail:{}", ip_subject(ip));
+        let subject = auth_failure_subject(ip);
         match guard.limiter.check(&subject, rate).await {
             Ok(decision) if !decision.allowed => {
                 if let Some(ip) = ip {
@@ -123,9 +123,23 @@ pub(crate) async fn guard_auth_failures(
     response
 }
 
+/// An address as the id of a key: IPv6 colons become `-`, since a key's id holds none
+/// (`{module}:{entity}:{scope}:{id}`).
+fn address_id(ip: Option<IpAddr>) -> String {
+    ip.map_or_else(
+        || "unknown".to_owned(),
+        |ip| ip.to_string().replace(':', "-"),
+    )
+}
+
 /// The subject for requests made before authentication.
 pub(crate) fn ip_subject(ip: Option<IpAddr>) -> String {
-    ip.map_or_else(|| "ip:unknown".to_owned(), |ip| format!("ip:{ip}"))
+    format!("ip:{}", address_id(ip))
+}
+
+/// The subject counting an address's failed authentications.
+fn auth_failure_subject(ip: Option<IpAddr>) -> String {
+    format!("authfail:{}", address_id(ip))
 }
 
 #[cfg(test)]
@@ -139,10 +153,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_address_is_its_own_subject() {
+    fn an_address_is_its_own_subject_and_makes_a_well_formed_key() {
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7));
         assert_eq!(ip_subject(Some(ip)), "ip:10.0.0.7");
         assert_eq!(ip_subject(None), "ip:unknown");
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ip_subject(Some(v6)), "ip:2001-db8--1");
+        assert_eq!(auth_failure_subject(Some(ip)), "authfail:10.0.0.7");
+        for subject in [ip_subject(Some(v6)), auth_failure_subject(Some(v6))] {
+            // The key the Redis limiter makes of it, checked by the suite's key scan.
+            let key = format!("ratelimit:requests:{subject}");
+            assert_eq!(key.matches(':').count(), 3, "{key}");
+        }
     }
 
     #[test]

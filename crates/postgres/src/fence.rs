@@ -23,10 +23,12 @@ use waiaas_domain::ports::CacheFence;
 use crate::error::RepoContext as _;
 use crate::{Postgres, Work};
 
-/// Grants or renews a lease under the current epoch, unless it is marked stale (no row then).
+/// Grants or renews a lease under the current epoch, unless it is marked stale or another
+/// instance blocks leases (no row then).
 const RENEW: &str = "WITH e AS (SELECT epoch FROM cache_epoch WHERE id = 1 AND NOT dirty FOR SHARE) \
 INSERT INTO cache_leases (instance_id, epoch, lease_until, renewed_at) \
 SELECT $1, e.epoch, now() + $2 * interval '1 millisecond', now() FROM e \
+WHERE NOT EXISTS (SELECT 1 FROM cache_leases b WHERE b.instance_id <> $1 AND b.blocks_until > now()) \
 ON CONFLICT (instance_id) DO UPDATE SET epoch = EXCLUDED.epoch, lease_until = EXCLUDED.lease_until, renewed_at = EXCLUDED.renewed_at \
 RETURNING epoch";
 
@@ -41,6 +43,17 @@ const RELEASE: &str = "UPDATE cache_leases SET lease_until = least(lease_until, 
 const MARK: &str = "WITH mark AS (UPDATE cache_epoch SET dirty = true WHERE id = 1 AND NOT dirty RETURNING epoch), \
 released AS (UPDATE cache_leases SET lease_until = least(lease_until, clock_timestamp()) WHERE instance_id = $1 RETURNING 1) \
 SELECT coalesce((SELECT epoch FROM mark), (SELECT epoch FROM cache_epoch WHERE id = 1)) AS epoch";
+
+/// Marks the epoch stale, ends this instance's lease, and blocks every lease until `$2` ms
+/// from now; returns the epoch. Updating the epoch row serialises it with renewals.
+const BLOCK: &str = "WITH mark AS (UPDATE cache_epoch SET dirty = true WHERE id = 1 RETURNING epoch) \
+INSERT INTO cache_leases (instance_id, epoch, lease_until, renewed_at, blocks_until) \
+SELECT $1, mark.epoch, clock_timestamp(), now(), now() + $2 * interval '1 millisecond' FROM mark \
+ON CONFLICT (instance_id) DO UPDATE SET blocks_until = EXCLUDED.blocks_until, \
+lease_until = least(cache_leases.lease_until, clock_timestamp()) \
+RETURNING epoch";
+
+const UNBLOCK: &str = "UPDATE cache_leases SET blocks_until = NULL WHERE instance_id = $1";
 
 /// How long until every other instance's live lease has ended, whatever its epoch.
 const WAIT: &str = "SELECT coalesce(ceil(extract(epoch FROM max(lease_until) - clock_timestamp()) * 1000), 0)::bigint AS wait_ms \
@@ -76,6 +89,22 @@ impl CacheFence for Postgres {
     async fn mark_stale(&self, instance: Uuid) -> Result<i64, RepoError> {
         self.run(Work::Read, move || self.fence_mark(instance))
             .await
+    }
+
+    async fn block_leases(&self, instance: Uuid, ttl: Duration) -> Result<i64, RepoError> {
+        self.run(Work::Read, move || self.fence_block(instance, ttl))
+            .await
+    }
+
+    async fn unblock_leases(&self, instance: Uuid) -> Result<(), RepoError> {
+        self.run(Work::Read, move || async move {
+            self.db
+                .execute_raw(stmt(UNBLOCK, vec![instance.into()]))
+                .await
+                .repo("unblocking cache leases")?;
+            Ok(())
+        })
+        .await
     }
 
     async fn lease_wait(&self, instance: Uuid) -> Result<Duration, RepoError> {
@@ -123,6 +152,17 @@ impl Postgres {
             .await
             .repo("marking the cache epoch stale")?
             .ok_or_else(|| RepoError(anyhow::anyhow!("marking the cache epoch returned no row")))?
+            .try_get("", "epoch")
+            .repo("decoding the cache epoch")
+    }
+
+    async fn fence_block(&self, instance: Uuid, ttl: Duration) -> Result<i64, RepoError> {
+        let ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        self.db
+            .query_one_raw(stmt(BLOCK, vec![instance.into(), ms.into()]))
+            .await
+            .repo("blocking cache leases")?
+            .ok_or_else(|| RepoError(anyhow::anyhow!("blocking cache leases returned no row")))?
             .try_get("", "epoch")
             .repo("decoding the cache epoch")
     }

@@ -1,7 +1,8 @@
 //! A TCP proxy in front of a server, for tests that need a connection to break at a chosen
 //! moment: the next connection that sends a chosen byte pattern (a `COMMIT`) gets that
 //! message forwarded to the server, and is then cut before the server's answer can come
-//! back, so the client cannot know whether the server acted on it.
+//! back, so the client cannot know whether the server acted on it. It can also cut off
+//! its clients altogether for a while (a network partition between them and the server).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +18,10 @@ struct State {
     /// When armed, the pattern that makes the next connection sending it break.
     cut_after: Mutex<Option<Vec<u8>>>,
     cuts: AtomicU64,
+    /// While true, connections are refused.
+    down: std::sync::atomic::AtomicBool,
+    /// The relays in progress, to cut them all at once.
+    relays: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl State {
@@ -59,12 +64,22 @@ impl TcpProxy {
         let shared = state.clone();
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
+                if shared.down.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
                 let state = shared.clone();
-                tokio::spawn(async move {
+                let handle = tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(target).await {
                         relay(client, server, state).await;
                     }
                 });
+                let mut relays = shared
+                    .relays
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                relays.retain(|h| !h.is_finished());
+                relays.push(handle);
             }
         });
         Ok(Self {
@@ -94,6 +109,22 @@ impl TcpProxy {
     #[must_use]
     pub fn cuts(&self) -> u64 {
         self.state.cuts.load(Ordering::SeqCst)
+    }
+
+    /// Cuts every connection and refuses new ones (`true`), or lets them through again.
+    pub fn set_down(&self, down: bool) {
+        self.state.down.store(down, Ordering::SeqCst);
+        if down {
+            for relay in self
+                .state
+                .relays
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .drain(..)
+            {
+                relay.abort();
+            }
+        }
     }
 }
 

@@ -106,6 +106,17 @@ impl RedisServer {
         Self::start_with(Vec::new(), scratch_dir()?).await
     }
 
+    /// As [`RedisServer::start`], with extra `redis-server` arguments (which win over the
+    /// defaults), for example `["--appendonly", "yes"]`: a restart then reloads what was
+    /// written to disk, which may be older than what was written since.
+    ///
+    /// # Errors
+    /// When `redis-server` cannot be run or does not answer in time.
+    pub async fn start_with_args(args: &[&str]) -> anyhow::Result<Self> {
+        let extra = args.iter().map(|a| (*a).to_owned()).collect();
+        Self::start_with(extra, scratch_dir()?).await
+    }
+
     async fn start_with(extra: Vec<String>, dir: PathBuf) -> anyhow::Result<Self> {
         let mut server = Self {
             port: free_port()?,

@@ -100,12 +100,12 @@ pub trait CacheStore: Send + Sync {
     ) -> Result<Lookup, CacheError>;
 
     /// Stores a value read from PostgreSQL after a miss, only if the key still holds the fill
-    /// `token` handed out at that miss (nothing was written, filled or removed since) and
-    /// nothing newer is there. With `S` the stored entry and `N` the new one, it stores when
-    /// there is no `S`, or `N.epoch == S.epoch && (N.version > S.version || (N.version ==
-    /// S.version && S is a tombstone))`, or `N.epoch > S.epoch && N.version >= S.version`.
-    /// This is how a slow reader's old value can never land over a newer one, even when the
-    /// newer one was evicted meanwhile. A rejected fill returns `S`.
+    /// `token` handed out at that miss (nothing was written, filled or removed since), so
+    /// that `N`, read after the miss, is at least as new as the stored entry `S`. With a valid
+    /// token it stores when there is no `S`, or `N.version > S.version`, or `N.version ==
+    /// S.version` and `S` is a tombstone or of an older epoch; the entry keeps
+    /// `max(N.epoch, S.epoch)`. This is how a slow reader's old value can never land over a
+    /// newer one, even when the newer one was evicted meanwhile. A rejected fill returns `S`.
     ///
     /// # Errors
     /// `Timeout` or `Unavailable` when the store cannot answer.
@@ -166,8 +166,9 @@ pub trait CacheStore: Send + Sync {
 #[async_trait]
 pub trait CacheFence: Send + Sync {
     /// Renews this instance's lease to serve cached reads for `ttl` and returns its epoch;
-    /// `None` (and no lease) when the epoch is marked stale: the caller then stops serving
-    /// cached reads, starts a new epoch ([`CacheFence::bump_epoch`]) and renews again.
+    /// `None` (and no lease) when the epoch is marked stale, or another instance blocks
+    /// leases: the caller then stops serving cached reads, starts a new epoch
+    /// ([`CacheFence::bump_epoch`]) and renews again.
     /// Serialised with [`CacheFence::mark_stale`], so a lease is never granted under a stale
     /// epoch.
     ///
@@ -197,6 +198,26 @@ pub trait CacheFence: Send + Sync {
     /// # Errors
     /// `RepoError` when PostgreSQL cannot be reached.
     async fn mark_stale(&self, instance: uuid::Uuid) -> Result<i64, crate::errors::RepoError>;
+
+    /// Says that this instance cannot keep Redis current (it cannot reach it): marks the
+    /// epoch stale, ends this instance's lease, and grants no lease to anyone for `ttl`
+    /// (called again to extend it). Serialised with renewals like
+    /// [`CacheFence::mark_stale`]: leases granted before are seen by
+    /// [`CacheFence::lease_wait`], none is granted after. Returns the epoch.
+    ///
+    /// # Errors
+    /// `RepoError` when PostgreSQL cannot be reached.
+    async fn block_leases(
+        &self,
+        instance: uuid::Uuid,
+        ttl: Duration,
+    ) -> Result<i64, crate::errors::RepoError>;
+
+    /// Ends this instance's block at once (it reaches Redis again).
+    ///
+    /// # Errors
+    /// `RepoError` when PostgreSQL cannot be reached (the block then simply expires).
+    async fn unblock_leases(&self, instance: uuid::Uuid) -> Result<(), crate::errors::RepoError>;
 
     /// How long until every lease of another instance that is live now has ended, whatever
     /// its epoch (zero when none is). Read after [`CacheFence::mark_stale`] returned, in a

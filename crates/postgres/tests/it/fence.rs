@@ -183,3 +183,56 @@ async fn an_advisory_lock_is_exclusive_owned_and_expires() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn an_instance_cut_off_from_redis_blocks_every_lease_until_it_is_back() {
+    let db = TestDb::new().await;
+    let pg = db.postgres();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let epoch = pg
+        .renew_lease(b, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .expect("b's lease");
+    // a cannot reach Redis: it blocks leases; b's lease, granted before, is waited for.
+    assert_eq!(
+        pg.block_leases(a, Duration::from_secs(3)).await.unwrap(),
+        epoch
+    );
+    assert!(pg.lease_wait(a).await.unwrap() > Duration::from_secs(1));
+    // Nobody gets a lease while the block holds, even after a new epoch is started.
+    assert_eq!(
+        pg.renew_lease(b, Duration::from_secs(2)).await.unwrap(),
+        None
+    );
+    pg.bump_epoch().await.unwrap();
+    assert_eq!(
+        pg.renew_lease(b, Duration::from_secs(2)).await.unwrap(),
+        None
+    );
+    // a is back: b leases again.
+    pg.unblock_leases(a).await.unwrap();
+    assert_eq!(
+        pg.renew_lease(b, Duration::from_secs(2)).await.unwrap(),
+        Some(epoch + 1)
+    );
+    // A block that is not renewed ends by itself (an instance that crashed while cut off).
+    pg.block_leases(a, Duration::from_millis(200))
+        .await
+        .unwrap();
+    pg.bump_epoch().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while pg
+        .renew_lease(b, Duration::from_secs(2))
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the block never expired"
+        );
+        pg.bump_epoch().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

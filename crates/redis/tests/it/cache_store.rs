@@ -123,7 +123,9 @@ async fn a_fill_of_a_newer_epoch_lands_when_its_version_is_not_lower() {
 }
 
 #[tokio::test]
-async fn a_fill_of_an_older_epoch_is_rejected_even_with_a_higher_version() {
+async fn a_fill_of_an_older_epoch_with_a_higher_version_lands_under_the_newer_epoch() {
+    // The filler's value was read after its miss, so it is newer than what the key holds,
+    // whatever epoch the filler knew of: it lands, and keeps the key's newer epoch.
     let (redis, _) = shared().await;
     let current = entry(5, 1, Some(b"epoch five"));
     crate::support::fill(&redis, "test:entry:key:k", &current, TTL)
@@ -132,11 +134,27 @@ async fn a_fill_of_an_older_epoch_is_rejected_even_with_a_higher_version() {
     let outcome = crate::support::fill(
         &redis,
         "test:entry:key:k",
-        &entry(4, 9, Some(b"epoch four")),
+        &entry(4, 9, Some(b"version nine")),
         TTL,
     )
     .await;
-    assert_eq!(outcome.unwrap(), rejected_with(current));
+    assert_eq!(outcome.unwrap(), WriteOutcome::Stored);
+    assert_eq!(
+        redis.get("test:entry:key:k").await.unwrap(),
+        Some(entry(5, 9, Some(b"version nine")))
+    );
+    // A lower version never lands, whatever its epoch.
+    let lower = crate::support::fill(
+        &redis,
+        "test:entry:key:k",
+        &entry(7, 8, Some(b"version eight")),
+        TTL,
+    )
+    .await;
+    assert_eq!(
+        lower.unwrap(),
+        rejected_with(entry(5, 9, Some(b"version nine")))
+    );
 }
 
 #[tokio::test]
