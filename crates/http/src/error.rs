@@ -94,18 +94,29 @@ impl ApiError {
         e
     }
 
-    /// 503: the request did not finish within the configured time.
+    /// 503: the request did not finish within the configured time. Work it started that
+    /// must follow a commit still runs to completion; a retry with the same key learns
+    /// the outcome.
     pub(crate) fn timeout() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
-            "the request took too long and was abandoned; it may be retried",
+            "the request took too long and was abandoned; retry it (money-moving requests with the same Idempotency-Key)",
         )
+        .retry_in(RETRY_AFTER_SECS)
     }
 
     /// 503: a dependency the request needs is unavailable (not a client error).
     pub(crate) fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            .retry_in(RETRY_AFTER_SECS)
+    }
+
+    /// Adds `Retry-After` (and `retry_after` in the body).
+    fn retry_in(mut self, secs: u64) -> Self {
+        self = self.with("retry_after", secs);
+        self.retry_after = Some(secs);
+        self
     }
 
     /// 503 for a fault of the infrastructure, with its code and `Retry-After`.
@@ -124,10 +135,8 @@ impl ApiError {
                 "the connection to the database was lost while committing, so whether the change was made is unknown; retry with the same Idempotency-Key to learn the real outcome"
             }
         };
-        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, fault.code(), message)
-            .with("retry_after", RETRY_AFTER_SECS);
-        e.retry_after = Some(RETRY_AFTER_SECS);
-        e
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, fault.code(), message)
+            .retry_in(RETRY_AFTER_SECS)
     }
 
     /// The answer to an unexpected error: a 503 when an infrastructure fault caused it

@@ -71,7 +71,7 @@ impl From<Budget> for BudgetDto {
 pub(crate) struct TransactionDto {
     /// Identity.
     pub id: Uuid,
-    /// `deposit`, `transfer` or `payment`.
+    /// `deposit`, `transfer`, `payment` or `sweep`.
     #[schema(example = "transfer")]
     pub kind: String,
     /// `pending_approval`, `completed`, `rejected`, `denied` or `failed`.
@@ -99,6 +99,9 @@ pub(crate) struct TransactionDto {
     pub reason: Option<String>,
     /// The budgets left after the decision.
     pub budget: BudgetDto,
+    /// The owner's answer when it waited for approval and was decided: `approved` or
+    /// `rejected`; `null` otherwise.
+    pub decision: Option<String>,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
@@ -121,6 +124,7 @@ impl From<Transaction> for TransactionDto {
             rule: t.rule.map(|r| r.as_str().to_owned()),
             reason: t.reason,
             budget: t.budget.into(),
+            decision: t.decision.map(|d| d.as_str().to_owned()),
             created_at: t.created_at,
             updated_at: t.updated_at,
         }

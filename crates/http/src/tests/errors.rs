@@ -205,6 +205,7 @@ async fn a_request_over_the_timeout_is_a_503_not_a_hang() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(code(&body), "timeout");
     assert!(headers.contains_key("x-request-id"));
+    assert_eq!(headers["retry-after"], "1", "every 503 says when to retry");
 }
 
 #[tokio::test]
