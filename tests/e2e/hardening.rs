@@ -511,5 +511,8 @@ async fn an_address_that_keeps_failing_authentication_is_refused_before_any_look
     // While it is limited, even a valid credential from it waits: nothing is looked up.
     let r = app.get("/v1/agents", &owner).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // Health probes take no credential and are never refused for it.
+    let probe = app.call(Method::GET, "/healthz", None, None, None).await;
+    assert_eq!(probe.status, StatusCode::OK);
     app.stop().await;
 }
