@@ -148,7 +148,7 @@ async fn malformed_wrong_and_oversized_requests_are_refused_with_a_reason() {
         .await;
     assert_eq!(
         (unknown_asset.status, unknown_asset.code()),
-        (StatusCode::BAD_REQUEST, "unknown_asset".to_owned())
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_asset".to_owned())
     );
     let other_asset = app.wallet(&owner, &agent, "EUR", 0).await;
     let mismatch = app

@@ -273,6 +273,21 @@ async fn a_block_list_cannot_be_dodged_by_case_width_or_invisible_characters() {
         )
         .await;
     assert_eq!(listed.status, StatusCode::BAD_REQUEST, "{:?}", listed.body);
+    // A list is counted as written: 1001 copies of one entry are over the limit of 1000, as
+    // the OpenAPI document's `maxItems` says.
+    let long = app
+        .call(
+            Method::PUT,
+            &format!("/v1/wallets/{w}/policy"),
+            Some(&owner),
+            Some(json!({ "blocked_destinations": vec!["evil-corp"; 1001] })),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (long.status, long.code().as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_policy")
+    );
     assert_eq!(balance(&app, &owner, &w).await, 1_000, "nothing got out");
     app.stop().await;
 }
@@ -296,6 +311,25 @@ async fn nul_characters_and_impossible_cursors_are_a_400_and_a_huge_spend_is_rep
         (r.status, r.code().as_str()),
         (StatusCode::BAD_REQUEST, "invalid_metadata")
     );
+    // Numbers at the ends of what a double holds are stored and read back: PostgreSQL writes
+    // them out in full, and every digit is read back exactly (it was a 500).
+    let r = post_keyed(
+        &app,
+        &format!("/v1/wallets/{w}/deposits"),
+        &owner,
+        serde_json::from_str(
+            r#"{"amount": 1, "metadata": {"big": 1.7976931348623157e308, "tiny": 5e-324, "neg": -1.7976931348623157e308}}"#,
+        )
+        .unwrap(),
+        "extreme-numbers",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.body["metadata"]["big"].as_f64(), Some(f64::MAX));
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    let read = app.get(&format!("/v1/transactions/{id}"), &owner).await;
+    assert_eq!(read.status, StatusCode::OK, "{:?}", read.body);
+    assert_eq!(read.body["metadata"]["tiny"].as_f64(), Some(5e-324));
     let r = app.get("/v1/audit-logs?resource_type=%00", &owner).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     let id = uuid::Uuid::now_v7();
@@ -309,6 +343,30 @@ async fn nul_characters_and_impossible_cursors_are_a_400_and_a_huge_spend_is_rep
         (r.status, r.code().as_str()),
         (StatusCode::BAD_REQUEST, "invalid_cursor")
     );
+    // A well-shaped cursor beyond the year 9999 starts after every transaction: a page.
+    let r = app
+        .get(
+            &format!("/v1/wallets/{w}/transactions?cursor=999999999999999999_{id}"),
+            &owner,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    // A whole number is taken in any spelling JSON Schema counts as an integer; a fraction is not.
+    for (amount, status) in [
+        ("1.0", StatusCode::CREATED),
+        ("1e0", StatusCode::CREATED),
+        ("1.5", StatusCode::BAD_REQUEST),
+    ] {
+        let r = post_keyed(
+            &app,
+            &format!("/v1/wallets/{w}/deposits"),
+            &owner,
+            serde_json::from_str(&format!("{{\"amount\": {amount}}}")).unwrap(),
+            &format!("spelled-{amount}"),
+        )
+        .await;
+        assert_eq!(r.status, status, "{amount}: {:?}", r.body);
+    }
 
     // Two days of this month at the largest amount a day holds: the month's true total is
     // beyond 64 bits, and is reported as capped, not as an error.

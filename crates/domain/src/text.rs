@@ -66,6 +66,18 @@ pub fn is_invisible(c: char) -> bool {
         || (u32::from(c) & 0xFFFE) == 0xFFFE
 }
 
+/// The characters of the Basic Multilingual Plane that [`is_invisible`] refuses, as the
+/// body of a regular-expression character class with `\uXXXX` escapes (a syntax ECMAScript,
+/// Python and Rust share): what the OpenAPI document's patterns are built from. Characters
+/// beyond the BMP cannot be written this way in a JSON Schema pattern; the service still
+/// refuses them.
+pub const INVISIBLE_BMP_CLASS: &str = concat!(
+    r"\u0000-\u001F\u007F-\u009F\u00AD\u034F\u0600-\u0605\u061C\u06DD\u070F",
+    r"\u0890-\u0891\u08E2\u115F-\u1160\u17B4-\u17B5\u180B-\u180F\u200B-\u200F",
+    r"\u2028-\u202E\u2060-\u2064\u2066-\u206F\u2800\u3164\uFDD0-\uFDEF\uFE00-\uFE0F",
+    r"\uFEFF\uFFA0\uFFF9-\uFFFB\uFFFE-\uFFFF",
+);
+
 /// The characters a value is compared by when case must not matter: lower case, with the
 /// few letters whose lower case is not their case-folded form folded by hand (`ß` and `ẞ`
 /// as `ss`, final sigma as sigma). Two texts that differ only in case fold to the same
@@ -137,6 +149,45 @@ mod tests {
         }
         for c in ['a', 'Z', '-', '_', ':', 'é', 'ж', '中', '€', ' '] {
             assert!(!is_invisible(c), "{c}");
+        }
+    }
+
+    /// The class, read back: every `\uXXXX` and `\uXXXX-\uXXXX` it lists.
+    fn class_ranges(class: &str) -> Vec<(u32, u32)> {
+        let codes: Vec<&str> = class.split("\\u").skip(1).collect();
+        let mut ranges = Vec::new();
+        for code in codes {
+            let (hex, rest) = code.split_at(4);
+            let value = u32::from_str_radix(hex, 16).unwrap();
+            match rest {
+                "" => ranges.push((value, value)),
+                "-" => ranges.push((value, u32::MAX)),
+                other => panic!("unexpected `{other}` in the class"),
+            }
+        }
+        // A `-` opens a range closed by the next code: fold the pairs.
+        let mut folded: Vec<(u32, u32)> = Vec::new();
+        let mut open: Option<u32> = None;
+        for (lo, hi) in ranges {
+            match open.take() {
+                Some(start) => folded.push((start, lo)),
+                None if hi == u32::MAX => open = Some(lo),
+                None => folded.push((lo, hi)),
+            }
+        }
+        assert!(open.is_none(), "a range is left open");
+        folded
+    }
+
+    #[test]
+    fn the_published_class_is_exactly_the_invisible_characters_of_the_bmp() {
+        let ranges = class_ranges(INVISIBLE_BMP_CLASS);
+        for code in 0..=0xFFFF_u32 {
+            let Some(c) = char::from_u32(code) else {
+                continue; // surrogates
+            };
+            let listed = ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&code));
+            assert_eq!(listed, is_invisible(c), "U+{code:04X}");
         }
     }
 

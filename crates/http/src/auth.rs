@@ -75,10 +75,12 @@ impl FromRequestParts<SharedState> for Bootstrap {
     ) -> Result<Self, Self::Rejection> {
         let ip = client_ip(parts);
         ratelimit::enforce(state, &ratelimit::ip_subject(ip)).await?;
+        // No credential at all is a 401 (as on every other operation); a wrong one, or any
+        // while registration is disabled, a 403.
+        let presented = bearer(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
         let Some(expected) = state.config.bootstrap_token.as_deref() else {
             return Err(ApiError::forbidden("owner registration is disabled"));
         };
-        let presented = bearer(&parts.headers).unwrap_or_default();
         if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
             return Err(ApiError::forbidden(
                 "owner registration requires the bootstrap token",

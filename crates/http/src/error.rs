@@ -135,8 +135,7 @@ impl ApiError {
                 "the connection to the database was lost while committing, so whether the change was made is unknown; retry with the same Idempotency-Key to learn the real outcome"
             }
         };
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, fault.code(), message)
-            .retry_in(RETRY_AFTER_SECS)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, fault.code(), message).retry_in(RETRY_AFTER_SECS)
     }
 
     /// The answer to an unexpected error: a 503 when an infrastructure fault caused it

@@ -233,19 +233,28 @@ const MIN_CURSOR_MICROS: i64 = -62_135_596_800_000_000;
 const MAX_CURSOR_MICROS: i64 = 253_402_300_799_999_999;
 
 impl TxCursor {
-    /// Parses the opaque text returned as `next_cursor`.
+    /// Parses the opaque text returned as `next_cursor`: microseconds since the Unix epoch
+    /// (at most 18 digits, so any value fits), `_`, and a hyphenated transaction id. A time
+    /// outside the years 1 to 9999 (which no row has, and the database cannot compare
+    /// against) is moved to the nearest end of that range: such a cursor starts before every
+    /// transaction or after all of them. The OpenAPI document gives this very shape as the
+    /// parameter's pattern, so whatever matches it is accepted.
     ///
     /// # Errors
-    /// [`InvalidCursor`] when the text was not produced by [`TxCursor`]'s `Display`.
+    /// [`InvalidCursor`] when the text does not have that shape.
     pub fn parse(s: &str) -> Result<Self, InvalidCursor> {
         let (micros, id) = s.split_once('_').ok_or(InvalidCursor)?;
-        let micros: i64 = micros.parse().map_err(|_| InvalidCursor)?;
-        // Years 1 to 9999: what every timestamp this service wrote lies in, and what the
-        // database can compare against.
-        if !(MIN_CURSOR_MICROS..=MAX_CURSOR_MICROS).contains(&micros) {
+        let digits = micros.strip_prefix('-').unwrap_or(micros);
+        if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(InvalidCursor);
         }
+        let micros: i64 = micros.parse().map_err(|_| InvalidCursor)?;
+        let micros = micros.clamp(MIN_CURSOR_MICROS, MAX_CURSOR_MICROS);
         let created_at = DateTime::from_timestamp_micros(micros).ok_or(InvalidCursor)?;
+        // Only the hyphenated form this service writes (`Uuid` would also take others).
+        if id.len() != 36 {
+            return Err(InvalidCursor);
+        }
         let id = TransactionId::parse(id).map_err(|_| InvalidCursor)?;
         Ok(Self { created_at, id })
     }
@@ -280,17 +289,23 @@ mod tests {
         assert_eq!(TxCursor::parse("garbage"), Err(InvalidCursor));
         assert_eq!(TxCursor::parse("12_not-a-uuid"), Err(InvalidCursor));
         let id = TransactionId::new();
-        for micros in [
-            "-8000000000000000000",
-            "9000000000000000000",
-            "-62135596800000001",
+        // More digits than any i64 needs, no digits, a sign alone, other id forms.
+        for text in [
+            format!("-8000000000000000000_{id}"),
+            format!("9000000000000000000_{id}"),
+            format!("_{id}"),
+            format!("-_{id}"),
+            format!("+12_{id}"),
+            format!("12_{}", id.as_uuid().simple()),
+            format!("12_{{{id}}}"),
         ] {
-            assert_eq!(
-                TxCursor::parse(&format!("{micros}_{id}")),
-                Err(InvalidCursor),
-                "{micros}"
-            );
+            assert_eq!(TxCursor::parse(&text), Err(InvalidCursor), "{text}");
         }
+        // Out of the years 1 to 9999: moved to the nearest end, never refused.
+        let before = TxCursor::parse(&format!("-999999999999999999_{id}")).unwrap();
+        assert_eq!(before.created_at.timestamp_micros(), MIN_CURSOR_MICROS);
+        let after = TxCursor::parse(&format!("999999999999999999_{id}")).unwrap();
+        assert_eq!(after.created_at.timestamp_micros(), MAX_CURSOR_MICROS);
         assert!(TxCursor::parse(&format!("-62135596800000000_{id}")).is_ok());
     }
 

@@ -12,6 +12,7 @@ use waiaas_domain::{Budget, Money, Transaction, TransactionPage};
 pub(crate) struct DepositBody {
     /// Minor units, above zero.
     #[schema(example = 10_000)]
+    #[serde(deserialize_with = "super::whole::i64")]
     pub amount: i64,
     /// A note, at most 500 characters.
     pub memo: Option<String>,
@@ -36,6 +37,7 @@ pub(crate) struct SweepBody {
 pub(crate) struct TransferBody {
     /// Minor units, above zero.
     #[schema(example = 2_500)]
+    #[serde(deserialize_with = "super::whole::i64")]
     pub amount: i64,
     /// The receiving wallet.
     pub to_wallet_id: Option<Uuid>,

@@ -138,16 +138,20 @@ impl From<SpendSummary> for SummaryDto {
 #[serde(deny_unknown_fields)]
 pub(crate) struct PolicyBody {
     /// No single transaction may move more than this (minor units).
+    #[serde(default, deserialize_with = "super::whole::opt_i64")]
     pub max_per_transaction: Option<i64>,
     /// At most this much per UTC day (minor units).
+    #[serde(default, deserialize_with = "super::whole::opt_i64")]
     pub daily_limit: Option<i64>,
     /// When set, money may only go to these counterparties.
     pub allowed_destinations: Option<Vec<String>>,
     /// Money may never go to these counterparties.
     pub blocked_destinations: Option<Vec<String>>,
     /// Transactions above this wait for the owner's approval (minor units).
+    #[serde(default, deserialize_with = "super::whole::opt_i64")]
     pub approval_above: Option<i64>,
     /// At most this many outgoing transactions in any rolling hour.
+    #[serde(default, deserialize_with = "super::whole::opt_u32")]
     pub max_transactions_per_hour: Option<u32>,
 }
 
@@ -161,6 +165,13 @@ impl TryFrom<PolicyBody> for PolicyRules {
                 .map_err(|e| ApiError::bad_request("invalid_amount", format!("`{field}`: {e}")))
         };
         let parties = |list: Vec<String>| {
+            // Counted as written, duplicates included: the limit the document states.
+            if list.len() > waiaas_domain::policy::MAX_LIST_LEN {
+                return Err(ApiError::bad_request(
+                    "invalid_policy",
+                    waiaas_domain::policy::PolicyError::ListTooLong.to_string(),
+                ));
+            }
             list.iter()
                 .map(|s| Counterparty::parse(s))
                 .collect::<Result<_, _>>()

@@ -50,7 +50,7 @@ impl From<CreateWalletError> for ApiError {
     fn from(e: CreateWalletError) -> Self {
         match e {
             e @ CreateWalletError::UnknownAsset(_) => {
-                Self::bad_request("unknown_asset", e.to_string())
+                Self::unprocessable("unknown_asset", e.to_string())
             }
             CreateWalletError::Invalid(v) => Self::bad_request("invalid_value", v.to_string()),
             // A revoked agent is a deleted one: it no longer exists for its owner.

@@ -56,12 +56,19 @@ pub(crate) async fn list_notifications(
     caller: Caller,
     Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<NotificationPageDto>, ApiError> {
+    // The hyphenated id this service returns as `next_cursor`, and no other spelling.
     let cursor = page
         .cursor
         .as_deref()
-        .map(NotificationId::parse)
+        .map(|c| {
+            if c.len() == 36 {
+                NotificationId::parse(c).map_err(|_| ())
+            } else {
+                Err(())
+            }
+        })
         .transpose()
-        .map_err(|_| {
+        .map_err(|()| {
             ApiError::bad_request(
                 "invalid_cursor",
                 "the cursor is not one this service returned",

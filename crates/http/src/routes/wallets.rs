@@ -21,10 +21,11 @@ use crate::extract::{Json, Path, Query};
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The wallet", body = WalletDto),
-        (status = 400, description = "Malformed body, invalid or unknown asset (`unknown_asset`)", body = ErrorBody),
+        (status = 400, description = "Malformed body, invalid asset code or name", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 403, description = "Agents cannot open wallets", body = ErrorBody),
         (status = 404, description = "The agent is missing, deleted or another tenant's", body = ErrorBody),
+        (status = 422, description = "`unknown_asset`: a well-formed asset code the platform does not support", body = ErrorBody),
     ))]
 pub(crate) async fn create_wallet(
     State(state): State<SharedState>,

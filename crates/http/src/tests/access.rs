@@ -121,8 +121,13 @@ async fn a_failing_rate_limiter_lets_the_request_through() {
 async fn owner_registration_needs_the_bootstrap_token() {
     let w = World::new();
     let body = json!({"name": "Acme"});
-    for token in [None, Some("wrong"), Some("boot-secre"), Some(OWNER_KEY)] {
-        let req = request("POST", "/v1/owners", token, Some(body.clone()));
+    // No credential is a 401, as on every operation; a wrong one a 403.
+    let req = request("POST", "/v1/owners", None, Some(body.clone()));
+    let (status, _, answer) = send(Mocks::new(&w).app(), req).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(code(&answer), "unauthenticated");
+    for token in ["wrong", "boot-secre", OWNER_KEY] {
+        let req = request("POST", "/v1/owners", Some(token), Some(body.clone()));
         let (status, _, body) = send(Mocks::new(&w).app(), req).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{token:?}");
         assert_eq!(code(&body), "forbidden");

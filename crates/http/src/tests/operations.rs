@@ -212,3 +212,56 @@ async fn approving_a_transaction_no_longer_pending_is_a_409() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_answers_given_before_a_handler_runs_are_documented_on_every_operation() {
+    let w = World::new();
+    let doc = serde_json::to_value(crate::openapi::document()).unwrap();
+    for (method, path) in ROUTES {
+        let op = &doc["paths"][*path][*method];
+        let responses = op["responses"].as_object().unwrap();
+        let uri = path.replace("{id}", &w.wallet.to_string());
+        let verb = method.to_uppercase();
+        let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+        if secured {
+            // No credential: a 401, documented.
+            let (status, _, _) = send(Mocks::new(&w).app(), request(&verb, &uri, None, None)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{verb} {path}");
+            assert!(
+                responses.contains_key("401"),
+                "{verb} {path} does not list 401"
+            );
+        }
+        if op.get("requestBody").is_some() {
+            // A body that is not JSON: a 415, documented.
+            let token = if *path == "/v1/owners" {
+                "boot-secret"
+            } else {
+                OWNER_KEY
+            };
+            let req = Request::builder()
+                .method(verb.as_str())
+                .uri(&uri)
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "text/plain")
+                .body(Body::from("{}"))
+                .unwrap();
+            let (status, _, _) = send(Mocks::new(&w).app(), req).await;
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{verb} {path}");
+            for listed in ["400", "413", "415"] {
+                assert!(
+                    responses.contains_key(listed),
+                    "{verb} {path} does not list {listed}"
+                );
+            }
+        }
+        if path.starts_with("/v1/") {
+            for listed in ["429", "503"] {
+                assert!(
+                    responses[listed]["headers"]["Retry-After"].is_object(),
+                    "{verb} {path}: {listed} without Retry-After"
+                );
+            }
+        }
+    }
+}
