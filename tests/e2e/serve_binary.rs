@@ -100,7 +100,7 @@ async fn serve_creates_its_database_runs_without_redis_and_stops_on_sigterm() {
         .unwrap();
     assert!(
         migrated.status.success(),
-        "the database serve created does not exist: {}",
+        "serve did not create and migrate its database: {}",
         String::from_utf8_lossy(&migrated.stderr)
     );
     assert_eq!(
