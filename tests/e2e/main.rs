@@ -11,5 +11,6 @@ mod idempotency;
 mod isolation;
 mod keys;
 mod redis_outage;
+mod search;
 mod serve_binary;
 mod walkthrough;

@@ -392,6 +392,16 @@ impl waiaas_domain::ports::TransactionRepository for SlowPostings {
     async fn list_for_wallet(
         &self,
         _: WalletId,
+        _: &waiaas_domain::TxFilter,
+        _: &waiaas_domain::PageRequest<waiaas_domain::TxCursor>,
+    ) -> Result<waiaas_domain::TransactionPage, waiaas_domain::RepoError> {
+        unreachable!("only transfers are posted here")
+    }
+
+    async fn list_for_owner(
+        &self,
+        _: waiaas_domain::OwnerId,
+        _: &waiaas_domain::TxFilter,
         _: &waiaas_domain::PageRequest<waiaas_domain::TxCursor>,
     ) -> Result<waiaas_domain::TransactionPage, waiaas_domain::RepoError> {
         unreachable!("only transfers are posted here")

@@ -105,6 +105,9 @@ pub enum AccessError {
     /// A filter or other input of the read is malformed.
     #[error("{0}")]
     Invalid(&'static str),
+    /// A transaction filter is out of bounds.
+    #[error(transparent)]
+    Filter(#[from] crate::model::InvalidFilter),
     /// Storage failed.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),

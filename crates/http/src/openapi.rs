@@ -50,6 +50,7 @@ use crate::sse;
         transactions::reject,
         transactions::get_transaction,
         transactions::list_transactions,
+        transactions::owner_transactions,
         notifications::audit_logs,
         notifications::list_notifications,
         notifications::mark_read,
@@ -354,11 +355,26 @@ fn constrain_inputs(doc: &mut Value) {
     ] {
         merge_param(doc, path, "post", "Idempotency-Key", &key);
     }
+    let tx_cursor = json!({"pattern": format!("^-?[0-9]{{1,18}}_{UUID}$")});
+    for path in ["/v1/wallets/{id}/transactions", "/v1/transactions"] {
+        merge_param(
+            doc,
+            path,
+            "get",
+            "status",
+            &json!({"enum": ["pending_approval", "completed", "rejected", "denied", "failed"]}),
+        );
+        merge_param(
+            doc,
+            path,
+            "get",
+            "kind",
+            &json!({"enum": ["deposit", "transfer", "payment", "sweep"]}),
+        );
+    }
     for (path, cursor) in [
-        (
-            "/v1/wallets/{id}/transactions",
-            json!({"pattern": format!("^-?[0-9]{{1,18}}_{UUID}$")}),
-        ),
+        ("/v1/wallets/{id}/transactions", tx_cursor.clone()),
+        ("/v1/transactions", tx_cursor),
         ("/v1/notifications", json!({"pattern": format!("^{UUID}$")})),
     ] {
         merge_param(doc, path, "get", "limit", &count);

@@ -25,6 +25,9 @@ mod repo;
 pub use locks::AdvisoryLocks;
 pub use pool::{PgSettings, connect, connect_for_maintenance, redact as redact_url};
 pub use reconcile::{ReconcileReport, reconcile};
+/// The transaction-list query, for the test that checks its plan uses the indexes.
+#[doc(hidden)]
+pub use repo::transactions::{Scope as TxScope, page_sql as transaction_page_sql};
 
 use std::future::Future;
 use std::sync::Arc;

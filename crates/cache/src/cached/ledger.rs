@@ -12,8 +12,8 @@ use waiaas_domain::ports::{
     TransactionRepository,
 };
 use waiaas_domain::{
-    ApprovalError, PageRequest, PostingError, RepoError, Transaction, TransactionId,
-    TransactionPage, TxCursor, WalletId,
+    ApprovalError, OwnerId, PageRequest, PostingError, RepoError, Transaction, TransactionId,
+    TransactionPage, TxCursor, TxFilter, WalletId,
 };
 
 use super::{detached, unfenced};
@@ -98,8 +98,18 @@ impl TransactionRepository for CachedTransactions {
     async fn list_for_wallet(
         &self,
         wallet_id: WalletId,
+        filter: &TxFilter,
         page: &PageRequest<TxCursor>,
     ) -> Result<TransactionPage, RepoError> {
-        self.inner.list_for_wallet(wallet_id, page).await
+        self.inner.list_for_wallet(wallet_id, filter, page).await
+    }
+
+    async fn list_for_owner(
+        &self,
+        owner_id: OwnerId,
+        filter: &TxFilter,
+        page: &PageRequest<TxCursor>,
+    ) -> Result<TransactionPage, RepoError> {
+        self.inner.list_for_owner(owner_id, filter, page).await
     }
 }

@@ -10,8 +10,8 @@ pub use credentials::{
     SessionLookup, TokenHash,
 };
 pub use transaction::{
-    Budget, LedgerEntry, OwnerDecision, Transaction, TransactionKind, TransactionPage,
-    TransactionStatus, TxCursor,
+    Budget, InvalidFilter, LedgerEntry, MAX_METADATA_FILTERS, OwnerDecision, Transaction,
+    TransactionKind, TransactionPage, TransactionStatus, TxCursor, TxFilter, clamp_time,
 };
 
 use chrono::{DateTime, Utc};

@@ -266,6 +266,91 @@ impl fmt::Display for TxCursor {
     }
 }
 
+/// What a list of transactions is narrowed to: every filter given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxFilter {
+    /// Metadata entries the transaction's `metadata` must contain, each key holding this
+    /// very string (JSONB containment, served by a GIN index).
+    pub metadata: Vec<(String, String)>,
+    /// Only transactions in this status.
+    pub status: Option<TransactionStatus>,
+    /// Only transactions of this kind.
+    pub kind: Option<TransactionKind>,
+    /// Created at or after this time (see [`clamp_time`]).
+    pub from: Option<DateTime<Utc>>,
+    /// Created before this time (see [`clamp_time`]).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A time moved into the years 1 to 9999: every timestamp this service writes lies there,
+/// and the database can compare against all of them, so a bound beyond them selects the same
+/// rows as the nearest end.
+#[must_use]
+pub fn clamp_time(t: DateTime<Utc>) -> DateTime<Utc> {
+    let micros = t.timestamp_micros();
+    let bound = if micros < MIN_CURSOR_MICROS {
+        MIN_CURSOR_MICROS
+    } else if micros > MAX_CURSOR_MICROS {
+        MAX_CURSOR_MICROS
+    } else {
+        return t;
+    };
+    DateTime::from_timestamp_micros(bound).unwrap_or(t)
+}
+
+/// Why a filter was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidFilter {
+    /// Too many metadata entries.
+    #[error("at most {MAX_METADATA_FILTERS} metadata filters")]
+    TooManyMetadata,
+    /// A metadata key or value out of bounds.
+    #[error(
+        "a metadata filter needs a key of 1 to 100 and a value of at most 500 characters, without control or invisible characters"
+    )]
+    Metadata,
+}
+
+/// The most metadata entries one filter may name.
+pub const MAX_METADATA_FILTERS: usize = 10;
+
+impl TxFilter {
+    /// Checks the filter's bounds: what can be stored can be asked for, nothing else.
+    ///
+    /// # Errors
+    /// [`InvalidFilter`] naming what is out of bounds.
+    pub fn validate(&self) -> Result<(), InvalidFilter> {
+        if self.metadata.len() > MAX_METADATA_FILTERS {
+            return Err(InvalidFilter::TooManyMetadata);
+        }
+        let visible = |s: &str| !s.chars().any(crate::text::is_invisible);
+        for (key, value) in &self.metadata {
+            let key_len = key.chars().count();
+            if !(1..=100).contains(&key_len)
+                || value.chars().count() > 500
+                || !visible(key)
+                || !visible(value)
+            {
+                return Err(InvalidFilter::Metadata);
+            }
+        }
+        Ok(())
+    }
+
+    /// The metadata entries as the JSON object they must be contained in, if any are named.
+    #[must_use]
+    pub fn metadata_object(&self) -> Option<serde_json::Value> {
+        (!self.metadata.is_empty()).then(|| {
+            serde_json::Value::Object(
+                self.metadata
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect(),
+            )
+        })
+    }
+}
+
 /// One page of a wallet's transactions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionPage {
@@ -307,6 +392,42 @@ mod tests {
         let after = TxCursor::parse(&format!("999999999999999999_{id}")).unwrap();
         assert_eq!(after.created_at.timestamp_micros(), MAX_CURSOR_MICROS);
         assert!(TxCursor::parse(&format!("-62135596800000000_{id}")).is_ok());
+    }
+
+    #[test]
+    fn a_filter_is_refused_out_of_bounds_and_its_metadata_is_one_object() {
+        let ok = TxFilter {
+            metadata: vec![
+                ("order".into(), "42".into()),
+                ("shop".into(), "acme".into()),
+            ],
+            ..TxFilter::default()
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        assert_eq!(
+            ok.metadata_object(),
+            Some(serde_json::json!({"order": "42", "shop": "acme"}))
+        );
+        assert_eq!(TxFilter::default().metadata_object(), None);
+        let nul = TxFilter {
+            metadata: vec![("order".into(), "4\u{0}2".into())],
+            ..TxFilter::default()
+        };
+        assert_eq!(nul.validate(), Err(InvalidFilter::Metadata));
+        let empty_key = TxFilter {
+            metadata: vec![(String::new(), "x".into())],
+            ..TxFilter::default()
+        };
+        assert_eq!(empty_key.validate(), Err(InvalidFilter::Metadata));
+        let many = TxFilter {
+            metadata: (0..11).map(|i| (format!("k{i}"), "v".into())).collect(),
+            ..TxFilter::default()
+        };
+        assert_eq!(many.validate(), Err(InvalidFilter::TooManyMetadata));
+        let ancient = DateTime::from_timestamp_micros(MIN_CURSOR_MICROS - 1).unwrap();
+        assert_eq!(clamp_time(ancient).timestamp_micros(), MIN_CURSOR_MICROS);
+        let now = Utc::now();
+        assert_eq!(clamp_time(now), now);
     }
 
     #[test]

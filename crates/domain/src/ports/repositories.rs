@@ -9,8 +9,8 @@ use crate::errors::{AgentError, ApprovalError, CreateWalletError, PostingError, 
 use crate::ids::{AgentId, NotificationId, OwnerId, TransactionId, WalletId};
 use crate::model::{
     Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, NewApiKey, NewSession, Owner,
-    PageRequest, Session, SpendSummary, TokenHash, Transaction, TransactionPage, TxCursor, Wallet,
-    WalletBalance, WalletOwnership,
+    PageRequest, Session, SpendSummary, TokenHash, Transaction, TransactionPage, TxCursor,
+    TxFilter, Wallet, WalletBalance, WalletOwnership,
 };
 use crate::notifications::{Notification, NotificationPage};
 use crate::policy::{Policy, PolicyRules};
@@ -259,13 +259,25 @@ pub trait TransactionRepository: Send + Sync {
     /// `RepoError` when storage fails.
     async fn get(&self, id: TransactionId) -> Result<Option<Transaction>, RepoError>;
 
-    /// A wallet's transactions (paying or receiving), newest first.
+    /// A wallet's transactions (paying or receiving) that match the filter, newest first.
     ///
     /// # Errors
     /// `RepoError` when storage fails.
     async fn list_for_wallet(
         &self,
         wallet_id: WalletId,
+        filter: &TxFilter,
+        page: &PageRequest<TxCursor>,
+    ) -> Result<TransactionPage, RepoError>;
+
+    /// The transactions of every wallet of an owner that match the filter, newest first.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn list_for_owner(
+        &self,
+        owner_id: OwnerId,
+        filter: &TxFilter,
         page: &PageRequest<TxCursor>,
     ) -> Result<TransactionPage, RepoError>;
 }

@@ -5,7 +5,9 @@ use serde::Serialize;
 use super::Services;
 use crate::errors::{AccessError, ApprovalError, PostingError};
 use crate::ids::{TransactionId, WalletId};
-use crate::model::{AuditContext, PageRequest, Principal, Transaction, TransactionPage, TxCursor};
+use crate::model::{
+    AuditContext, PageRequest, Principal, Transaction, TransactionPage, TxCursor, TxFilter,
+};
 use crate::money::Money;
 use crate::ports::{
     DecideCommand, DepositCommand, Idempotency, PostingOutcome, SpendCommand, SweepCommand,
@@ -387,17 +389,20 @@ impl Services {
         Err(AccessError::NotFound)
     }
 
-    /// A page of a wallet's transactions, newest first.
+    /// A page of a wallet's transactions that match the filter, newest first.
     ///
     /// # Errors
-    /// `NotFound` when the wallet is not visible to the principal.
+    /// `Invalid` for a filter out of bounds; `NotFound` when the wallet is not visible to
+    /// the principal.
     pub async fn list_transactions(
         &self,
         principal: &Principal,
         wallet_id: WalletId,
+        filter: &TxFilter,
         limit: Option<u32>,
         after: Option<TxCursor>,
     ) -> Result<TransactionPage, AccessError> {
+        filter.validate()?;
         self.visible_wallet(principal, wallet_id).await?;
         let page = PageRequest {
             limit: super::page_limit(limit),
@@ -406,7 +411,36 @@ impl Services {
         Ok(self
             .ports
             .transactions
-            .list_for_wallet(wallet_id, &page)
+            .list_for_wallet(wallet_id, filter, &page)
+            .await?)
+    }
+
+    /// A page of the transactions of every wallet of the calling owner that match the
+    /// filter, newest first.
+    ///
+    /// # Errors
+    /// `Invalid` for a filter out of bounds; `Forbidden` for an agent.
+    pub async fn owner_transactions(
+        &self,
+        principal: &Principal,
+        filter: &TxFilter,
+        limit: Option<u32>,
+        after: Option<TxCursor>,
+    ) -> Result<TransactionPage, AccessError> {
+        let Principal::Owner { owner_id } = principal else {
+            return Err(AccessError::Forbidden(
+                "only owners list transactions across wallets",
+            ));
+        };
+        filter.validate()?;
+        let page = PageRequest {
+            limit: super::page_limit(limit),
+            after,
+        };
+        Ok(self
+            .ports
+            .transactions
+            .list_for_owner(*owner_id, filter, &page)
             .await?)
     }
 }

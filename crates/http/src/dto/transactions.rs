@@ -4,7 +4,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use waiaas_domain::{Budget, Money, Transaction, TransactionPage};
+use waiaas_domain::{
+    Budget, Money, Transaction, TransactionKind, TransactionPage, TransactionStatus, TxCursor,
+    TxFilter,
+};
+
+use crate::error::ApiError;
 
 /// `POST /v1/wallets/{id}/deposits`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -142,6 +147,97 @@ pub(crate) struct PageQuery {
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page, as returned (opaque).
     pub cursor: Option<String>,
+}
+
+/// The query of a transaction list, as documented: `limit`, `cursor`, `status`, `kind`,
+/// `from`, `to`, and any number (up to 10) of `metadata.<key>=<value>`, which the
+/// description of the operation explains (OpenAPI cannot name parameters by a prefix). Parsed
+/// by [`TxQuery::parse`], not by this type.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct TxListParams {
+    /// At most this many items (clamped to 1–200; default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page, as returned (opaque).
+    pub cursor: Option<String>,
+    /// Only transactions in this status.
+    pub status: Option<String>,
+    /// Only transactions of this kind.
+    pub kind: Option<String>,
+    /// Created at or after this time (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Created before this time (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A parsed transaction-list query.
+#[derive(Debug, Default)]
+pub(crate) struct TxQuery {
+    /// At most this many items.
+    pub limit: Option<u32>,
+    /// Where the page starts.
+    pub cursor: Option<TxCursor>,
+    /// What the list is narrowed to.
+    pub filter: TxFilter,
+}
+
+/// The prefix of a metadata filter's parameter name.
+const METADATA: &str = "metadata.";
+
+impl TxQuery {
+    /// Reads the query's pairs: every name at most once, none unknown.
+    pub(crate) fn parse(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+        let bad = |message: String| ApiError::bad_request("invalid_query", message);
+        let mut q = Self::default();
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in pairs {
+            if !seen.insert(name.clone()) {
+                return Err(bad(format!("`{name}` is given twice")));
+            }
+            match name.as_str() {
+                "limit" => {
+                    q.limit = Some(value.parse().map_err(|_| {
+                        bad(format!(
+                            "`limit` must be a whole number from 0 to {}",
+                            u32::MAX
+                        ))
+                    })?);
+                }
+                "cursor" => {
+                    q.cursor = Some(
+                        TxCursor::parse(&value)
+                            .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?,
+                    );
+                }
+                "status" => {
+                    q.filter.status = Some(TransactionStatus::from_db(&value).ok_or_else(|| {
+                        bad("`status` is one of pending_approval, completed, rejected, denied, failed".into())
+                    })?);
+                }
+                "kind" => {
+                    q.filter.kind = Some(TransactionKind::from_db(&value).ok_or_else(|| {
+                        bad("`kind` is one of deposit, transfer, payment, sweep".into())
+                    })?);
+                }
+                "from" | "to" => {
+                    let at = DateTime::parse_from_rfc3339(&value)
+                        .map_err(|_| bad(format!("`{name}` must be an RFC 3339 time")))?
+                        .with_timezone(&Utc);
+                    if name == "from" {
+                        q.filter.from = Some(at);
+                    } else {
+                        q.filter.to = Some(at);
+                    }
+                }
+                other => match other.strip_prefix(METADATA) {
+                    Some(key) => q.filter.metadata.push((key.to_owned(), value)),
+                    None => return Err(bad(format!("unknown query parameter `{other}`"))),
+                },
+            }
+        }
+        Ok(q)
+    }
 }
 
 /// A page of a wallet's transactions, newest first.

@@ -31,6 +31,7 @@ impl From<AccessError> for ApiError {
             AccessError::NotFound => Self::not_found("not found"),
             AccessError::Forbidden(why) => Self::forbidden(why),
             AccessError::Invalid(why) => Self::bad_request("invalid_query", why),
+            AccessError::Filter(why) => Self::bad_request("invalid_query", why.to_string()),
             AccessError::Unknown(e) => Self::unexpected(e),
         }
     }

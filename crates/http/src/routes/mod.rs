@@ -52,6 +52,7 @@ pub(crate) fn api() -> Router<SharedState> {
             get(transactions::list_transactions),
         )
         .route("/v1/wallets/{id}/events", get(sse::wallet_events))
+        .route("/v1/transactions", get(transactions::owner_transactions))
         .route("/v1/transactions/{id}", get(transactions::get_transaction))
         .route("/v1/transactions/{id}/approve", post(transactions::approve))
         .route("/v1/transactions/{id}/reject", post(transactions::reject))

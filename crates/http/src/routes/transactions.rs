@@ -5,13 +5,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 use waiaas_domain::services::{DepositRequest, SweepRequest, TransferRequest};
-use waiaas_domain::{Transaction, TransactionId, TransactionStatus, TxCursor, WalletId};
+use waiaas_domain::{Transaction, TransactionId, TransactionStatus, WalletId};
 
 use crate::SharedState;
 use crate::auth::Caller;
 use crate::dto::{
-    BudgetDto, DepositBody, ErrorBody, PageQuery, SweepBody, TransactionDto, TransactionPageDto,
-    TransferBody,
+    BudgetDto, DepositBody, ErrorBody, SweepBody, TransactionDto, TransactionPageDto, TransferBody,
+    TxListParams, TxQuery,
 };
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query, idempotency_key};
@@ -270,13 +270,16 @@ pub(crate) async fn get_transaction(
     Ok(axum::Json(tx.into()))
 }
 
-/// A page of a wallet's transactions (paying or receiving), newest first.
+/// A page of a wallet's transactions (paying or receiving), newest first, narrowed by the
+/// filters given: `status`, `kind`, `from` (at or after) and `to` (before), and up to 10
+/// `metadata.<key>=<value>`: the transaction's `metadata` holds `key` with exactly the string
+/// `value` (`?metadata.order_id=A-1042`).
 #[utoipa::path(get, path = "/v1/wallets/{id}/transactions", tag = "transactions",
-    params(("id" = Uuid, Path, description = "The wallet"), PageQuery),
+    params(("id" = Uuid, Path, description = "The wallet"), TxListParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One page", body = TransactionPageDto),
-        (status = 400, description = "Malformed id, limit or cursor", body = ErrorBody),
+        (status = 400, description = "Malformed id, limit, cursor or filter", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 404, description = "Missing or another tenant's", body = ErrorBody),
     ))]
@@ -284,22 +287,43 @@ pub(crate) async fn list_transactions(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-    Query(page): Query<PageQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<axum::Json<TransactionPageDto>, ApiError> {
-    let cursor = page
-        .cursor
-        .as_deref()
-        .map(TxCursor::parse)
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?;
+    let q = TxQuery::parse(pairs)?;
     let page = state
         .services
         .list_transactions(
             &caller.principal,
             WalletId::from_uuid(id),
-            page.limit,
-            cursor,
+            &q.filter,
+            q.limit,
+            q.cursor,
         )
+        .await?;
+    Ok(axum::Json(page.into()))
+}
+
+/// A page of the transactions of every wallet of the calling owner, newest first, with the
+/// filters of `GET /v1/wallets/{id}/transactions` (`status`, `kind`, `from`, `to`,
+/// `metadata.<key>=<value>`).
+#[utoipa::path(get, path = "/v1/transactions", tag = "transactions",
+    params(TxListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page", body = TransactionPageDto),
+        (status = 400, description = "Malformed limit, cursor or filter", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents list their wallets' transactions one wallet at a time", body = ErrorBody),
+    ))]
+pub(crate) async fn owner_transactions(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> Result<axum::Json<TransactionPageDto>, ApiError> {
+    let q = TxQuery::parse(pairs)?;
+    let page = state
+        .services
+        .owner_transactions(&caller.principal, &q.filter, q.limit, q.cursor)
         .await?;
     Ok(axum::Json(page.into()))
 }

@@ -102,6 +102,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/wallets/{id}/sweep"),
     ("get", "/v1/wallets/{id}/transactions"),
     ("get", "/v1/wallets/{id}/events"),
+    ("get", "/v1/transactions"),
     ("get", "/v1/transactions/{id}"),
     ("post", "/v1/transactions/{id}/approve"),
     ("post", "/v1/transactions/{id}/reject"),

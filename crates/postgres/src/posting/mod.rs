@@ -18,8 +18,8 @@ use waiaas_domain::ports::{
     TransactionRepository,
 };
 use waiaas_domain::{
-    ApprovalError, PageRequest, PostingError, RepoError, Transaction, TransactionId,
-    TransactionPage, TxCursor, WalletId,
+    ApprovalError, OwnerId, PageRequest, PostingError, RepoError, Transaction, TransactionId,
+    TransactionPage, TxCursor, TxFilter, WalletId,
 };
 
 use crate::{Postgres, Work};
@@ -55,10 +55,33 @@ impl TransactionRepository for Postgres {
     async fn list_for_wallet(
         &self,
         wallet_id: WalletId,
+        filter: &TxFilter,
         page: &PageRequest<TxCursor>,
     ) -> Result<TransactionPage, RepoError> {
         self.run(Work::Read, || {
-            crate::repo::transactions::list_for_wallet(&self.db, wallet_id, page)
+            crate::repo::transactions::list(
+                &self.db,
+                crate::repo::transactions::Scope::Wallet(wallet_id),
+                filter,
+                page,
+            )
+        })
+        .await
+    }
+
+    async fn list_for_owner(
+        &self,
+        owner_id: OwnerId,
+        filter: &TxFilter,
+        page: &PageRequest<TxCursor>,
+    ) -> Result<TransactionPage, RepoError> {
+        self.run(Work::Read, || {
+            crate::repo::transactions::list(
+                &self.db,
+                crate::repo::transactions::Scope::Owner(owner_id),
+                filter,
+                page,
+            )
         })
         .await
     }

@@ -6,5 +6,5 @@ mod notifications;
 mod owners;
 mod policies;
 mod sessions;
-pub(crate) mod transactions;
+pub mod transactions;
 mod wallets;

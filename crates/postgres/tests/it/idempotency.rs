@@ -38,7 +38,13 @@ async fn the_same_key_twenty_times_at_once_makes_one_transaction_and_twenty_iden
     );
     let page = world
         .services
-        .list_transactions(&world.owner(), from, Some(100), None)
+        .list_transactions(
+            &world.owner(),
+            from,
+            &waiaas_domain::TxFilter::default(),
+            Some(100),
+            None,
+        )
         .await
         .unwrap();
     let transfers: Vec<_> = page
