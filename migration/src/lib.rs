@@ -12,6 +12,7 @@ mod m20261122_000003_transactions_ledger_spend;
 mod m20261122_000004_audit_notifications;
 mod m20261122_000005_cache_fence;
 mod m20261202_000006_hardening;
+mod m20261203_000007_key_expiry;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_audit_notifications::Migration),
             Box::new(m20261122_000005_cache_fence::Migration),
             Box::new(m20261202_000006_hardening::Migration),
+            Box::new(m20261203_000007_key_expiry::Migration),
         ]
     }
 }
@@ -59,6 +61,8 @@ pub fn fingerprint() -> String {
         m20261122_000005_cache_fence::DOWN,
         m20261202_000006_hardening::UP,
         m20261202_000006_hardening::DOWN,
+        m20261203_000007_key_expiry::UP,
+        m20261203_000007_key_expiry::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()

@@ -2,6 +2,7 @@
 //! Redis (the shared test server with a key prefix per test, or a `redis-server` the test
 //! starts and kills).
 
+mod api_keys;
 mod bad_input;
 mod cluster;
 mod consistency;

@@ -30,6 +30,9 @@ pub enum ValueError {
     /// An idempotency key is empty, too long, or not printable ASCII.
     #[error("an idempotency key must have 1 to 255 printable ASCII characters")]
     IdempotencyKey,
+    /// An API key's lifetime is zero or longer than allowed.
+    #[error("a key's lifetime (`expires_in_s`) must be 1 s to 10 years")]
+    KeyLifetime,
     /// A counterparty text is neither `wallet:<uuid>` nor a destination.
     #[error("`{0}` is neither `wallet:<uuid>` nor a destination")]
     Counterparty(String),

@@ -3,7 +3,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::rejection::{JsonRejection, MissingJsonContentType};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -23,8 +24,36 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        let axum::Json(value) = <axum::Json<T> as FromRequest<S>>::from_request(req, state).await?;
         Ok(Self(value))
+    }
+}
+
+/// An optional JSON body (`Option<Json<T>>`): no body at all is `None`; a body is read as
+/// [`Json`] reads it, and a body without a content type is a 415 (never silently ignored).
+impl<T, S> OptionalFromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if req.headers().contains_key(axum::http::header::CONTENT_TYPE) {
+            return <Self as FromRequest<S>>::from_request(req, state)
+                .await
+                .map(Some);
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::from(JsonRejection::from(e)))?;
+        if bytes.is_empty() {
+            Ok(None)
+        } else {
+            Err(ApiError::from(JsonRejection::from(
+                MissingJsonContentType::default(),
+            )))
+        }
     }
 }
 

@@ -83,6 +83,7 @@ impl TryFrom<api_keys::Model> for ApiKey {
             principal: principal(&m.principal_type, m.owner_id, m.agent_id)?,
             created_at: m.created_at,
             revoked_at: m.revoked_at,
+            expires_at: m.expires_at,
         })
     }
 }

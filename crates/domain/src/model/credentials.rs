@@ -89,6 +89,17 @@ pub struct ApiKey {
     pub created_at: DateTime<Utc>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// When it stops working, if it ever does.
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    /// Whether the key authenticates at `now`: not revoked, not expired.
+    #[must_use]
+    pub fn is_valid_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
+    }
 }
 
 /// A key to store: the id, the principal and the hash of the secret.
@@ -100,6 +111,8 @@ pub struct NewApiKey {
     pub principal: Principal,
     /// The hash of the secret.
     pub hash: TokenHash,
+    /// When it stops working, if it ever does.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl NewApiKey {
@@ -111,6 +124,7 @@ impl NewApiKey {
             id: ApiKeyId::new(),
             principal,
             hash: secret.hash(),
+            expires_at: None,
         };
         (key, secret)
     }

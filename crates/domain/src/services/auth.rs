@@ -32,7 +32,9 @@ impl Services {
         if bearer.starts_with(API_KEY_PREFIX) {
             let key = self.ports.sessions.find_api_key(&secret.hash()).await?;
             return match key {
-                Some(k) if k.revoked_at.is_none() => Ok((k.principal, CredentialKind::ApiKey)),
+                Some(k) if k.is_valid_at(self.ports.clock.now()) => {
+                    Ok((k.principal, CredentialKind::ApiKey))
+                }
                 _ => Err(AuthError::Unauthenticated),
             };
         }

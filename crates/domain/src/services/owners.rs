@@ -11,6 +11,10 @@ use crate::model::{
 use crate::notifications::{Notification, NotificationPage, UnreadCount};
 use crate::values::Name;
 
+/// The longest an expiring API key may live.
+pub const MAX_KEY_LIFETIME: std::time::Duration =
+    std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+
 impl Services {
     /// Registers an owner and issues its first API key (shown once).
     ///
@@ -138,16 +142,46 @@ impl Services {
     ///
     /// # Errors
     /// `NotFound` when the agent is not the owner's or was deleted.
-    #[tracing::instrument(skip_all, fields(agent_id = %agent_id))]
     pub async fn create_agent_key(
         &self,
         owner_id: OwnerId,
         agent_id: AgentId,
         audit: &AuditContext,
     ) -> Result<(ApiKeyId, Secret), AgentError> {
-        let (key, secret) = NewApiKey::generate(Principal::Agent { agent_id, owner_id });
+        let (id, secret, _) = self
+            .create_expiring_agent_key(owner_id, agent_id, None, audit)
+            .await?;
+        Ok((id, secret))
+    }
+
+    /// Issues a new API key for an agent of the owner (shown once) that stops working after
+    /// `lifetime` (1 s to 10 years; `None`: never), and returns when it expires.
+    ///
+    /// # Errors
+    /// `Invalid` for a lifetime out of bounds; `NotFound` when the agent is not the owner's
+    /// or was deleted.
+    #[tracing::instrument(skip_all, fields(agent_id = %agent_id))]
+    pub async fn create_expiring_agent_key(
+        &self,
+        owner_id: OwnerId,
+        agent_id: AgentId,
+        lifetime: Option<std::time::Duration>,
+        audit: &AuditContext,
+    ) -> Result<(ApiKeyId, Secret, Option<chrono::DateTime<chrono::Utc>>), AgentError> {
+        let expires_at = lifetime
+            .map(|d| {
+                if d.is_zero() || d > MAX_KEY_LIFETIME {
+                    return Err(crate::values::ValueError::KeyLifetime);
+                }
+                chrono::Duration::from_std(d)
+                    .map(|d| self.ports.clock.now() + d)
+                    .map_err(|_| crate::values::ValueError::KeyLifetime)
+            })
+            .transpose()?;
+        let (mut key, secret) = NewApiKey::generate(Principal::Agent { agent_id, owner_id });
+        key.expires_at = expires_at;
         self.ports.agents.add_key(&key, audit).await?;
-        Ok((key.id, secret))
+        Ok((key.id, secret, expires_at))
     }
 
     /// The owner's audit trail.

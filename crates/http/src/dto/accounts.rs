@@ -115,6 +115,17 @@ pub(crate) struct UpdateAgent {
     pub status: SettableStatus,
 }
 
+/// `POST /v1/agents/{id}/keys` (optional body).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateKey {
+    /// Seconds until the key stops working (1 to 315360000, ten years); absent or `null`:
+    /// it never expires.
+    #[schema(minimum = 1, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    pub expires_in_s: Option<i64>,
+}
+
 /// A new API key for an agent, shown once.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct KeyCreated {
@@ -122,4 +133,6 @@ pub(crate) struct KeyCreated {
     pub id: Uuid,
     /// The key (`wak_…`): store it, it is never shown again.
     pub api_key: String,
+    /// When it stops working; `null`: never.
+    pub expires_at: Option<DateTime<Utc>>,
 }

@@ -7,7 +7,7 @@ use waiaas_domain::{AgentId, Principal};
 
 use crate::SharedState;
 use crate::auth::Caller;
-use crate::dto::{AgentDto, CreateAgent, ErrorBody, Items, KeyCreated, UpdateAgent};
+use crate::dto::{AgentDto, CreateAgent, CreateKey, ErrorBody, Items, KeyCreated, UpdateAgent};
 use crate::error::ApiError;
 use crate::extract::{Json, Path};
 
@@ -137,13 +137,16 @@ pub(crate) async fn delete_agent(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Issues a new API key for an agent (shown once).
+/// Issues a new API key for an agent (shown once). With `{"expires_in_s": n}` (1 s to 10
+/// years) the key stops working after n seconds (then a 401), and a session opened with it
+/// ends no later than the key; without a body it never expires.
 #[utoipa::path(post, path = "/v1/agents/{id}/keys", tag = "agents",
     params(("id" = Uuid, Path, description = "The agent")),
+    request_body(content = Option<CreateKey>, description = "Optional: the key's lifetime"),
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The key, shown once", body = KeyCreated),
-        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 400, description = "Malformed id or body, a lifetime out of bounds", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 403, description = "Agents cannot issue keys", body = ErrorBody),
         (status = 404, description = "Missing, deleted or another tenant's", body = ErrorBody),
@@ -152,8 +155,15 @@ pub(crate) async fn create_key(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    body: Option<Json<Option<CreateKey>>>,
 ) -> Result<(StatusCode, axum::Json<KeyCreated>), ApiError> {
     let owner_id = caller.owner("issue API keys")?;
+    // No body, a JSON `null` and `{}` all ask for a key that never expires.
+    let lifetime = body
+        .and_then(|Json(b)| b)
+        .and_then(|b| b.expires_in_s)
+        // Zero and below are refused by the service as zero.
+        .map(|s| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0)));
     let agent_id = AgentId::from_uuid(id);
     // The repository also refuses another tenant's agent; checking here as well keeps
     // tenant isolation from resting on one adapter.
@@ -161,13 +171,14 @@ pub(crate) async fn create_key(
         .services
         .get_agent(&caller.principal, agent_id)
         .await?;
-    let (key_id, secret) = state
+    let (key_id, secret, expires_at) = state
         .services
-        .create_agent_key(owner_id, agent_id, &caller.audit)
+        .create_expiring_agent_key(owner_id, agent_id, lifetime, &caller.audit)
         .await?;
     let created = KeyCreated {
         id: key_id.into(),
         api_key: secret.expose().to_owned(),
+        expires_at,
     };
     Ok((StatusCode::CREATED, axum::Json(created)))
 }

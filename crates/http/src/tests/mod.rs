@@ -108,6 +108,7 @@ impl Mocks {
                 principal: *p,
                 created_at: now(),
                 revoked_at: None,
+                expires_at: None,
             }))
         });
         let mut wallets = MockWalletRepository::new();

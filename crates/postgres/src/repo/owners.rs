@@ -25,6 +25,7 @@ pub(crate) fn key_model(
         agent_id: Set(agent),
         created_at: Set(now),
         revoked_at: Set(None),
+        expires_at: Set(key.expires_at),
     }
 }
 

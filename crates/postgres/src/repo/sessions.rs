@@ -18,9 +18,9 @@ use crate::entity::{api_keys, sessions};
 use crate::error::RepoContext as _;
 use crate::{Postgres, Work};
 
-/// Share-locks a live API key. `$1`: the key's hash.
-const LOCK_KEY: &str =
-    "SELECT agent_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL FOR SHARE";
+/// Share-locks a live API key: neither revoked nor expired. `$1`: the key's hash.
+const LOCK_KEY: &str = "SELECT agent_id, expires_at FROM api_keys WHERE key_hash = $1 \
+     AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FOR SHARE";
 
 /// Share-locks an agent that was not deleted. `$1`: the agent.
 const LOCK_AGENT: &str = "SELECT 1 FROM agents WHERE id = $1 AND status <> 'revoked' FOR SHARE";
@@ -95,6 +95,11 @@ impl Postgres {
             return Ok(None);
         };
         let key_agent: Option<uuid::Uuid> = key.try_get("", "agent_id").repo("decoding the key")?;
+        let key_expiry: Option<chrono::DateTime<Utc>> =
+            key.try_get("", "expires_at").repo("decoding the key")?;
+        // A session ends no later than the key it was opened with.
+        let expires_at =
+            key_expiry.map_or(session.expires_at, |k| std::cmp::min(k, session.expires_at));
         if key_agent != agent {
             return Ok(None);
         }
@@ -118,7 +123,7 @@ impl Postgres {
             principal_type: Set(kind.to_owned()),
             owner_id: Set(owner),
             agent_id: Set(agent),
-            expires_at: Set(session.expires_at),
+            expires_at: Set(expires_at),
             revoked_at: Set(None),
             version: Set(1),
             created_at: Set(now),

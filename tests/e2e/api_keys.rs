@@ -1,0 +1,109 @@
+//! Agent API keys that expire: they work until `expires_at`, then are a 401, as are the
+//! sessions opened with them; a lifetime out of bounds or a body that is not JSON is refused.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use waiaas_testkit::TestDb;
+use waiaas_tests::{Options, TestApp};
+
+#[tokio::test]
+async fn an_expiring_key_and_its_sessions_stop_working_when_it_expires() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let (_, owner) = app.owner("Acme").await;
+    let (agent, _) = app.agent(&owner, "buyer").await;
+    let keys = format!("/v1/agents/{agent}/keys");
+
+    // Without a body the key never expires.
+    let r = app
+        .call(Method::POST, &keys, Some(&owner), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert!(r.body["expires_at"].is_null());
+    let forever = r.body["api_key"].as_str().unwrap().to_owned();
+
+    // A whole number in any spelling, as everywhere in the API.
+    let r = app
+        .post(&keys, &owner, json!({ "expires_in_s": 3.0 }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let key = r.body["api_key"].as_str().unwrap().to_owned();
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        r.body["expires_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(app.get("/v1/wallets", &key).await.status, StatusCode::OK);
+    let s = app
+        .call(Method::POST, "/v1/sessions", Some(&key), None, None)
+        .await;
+    assert_eq!(s.status, StatusCode::CREATED, "{:?}", s.body);
+    let session_ends: chrono::DateTime<chrono::Utc> =
+        s.body["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        session_ends <= expires_at,
+        "{session_ends} after {expires_at}"
+    );
+    let session = s.body["token"].as_str().unwrap().to_owned();
+
+    // Once the key has expired: it and its session are a 401; the other key works.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = app.get("/v1/wallets", &key).await;
+        if r.status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the key never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        chrono::Utc::now() >= expires_at,
+        "refused before it expired"
+    );
+    assert_eq!(
+        app.get("/v1/wallets", &session).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.call(Method::POST, "/v1/sessions", Some(&key), None, None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/v1/wallets", &forever).await.status,
+        StatusCode::OK
+    );
+
+    // A JSON `null` body, like none, asks for a key that never expires.
+    let r = app.post(&keys, &owner, serde_json::Value::Null).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert!(r.body["expires_at"].is_null());
+
+    // Bad lifetimes and bodies: a 4xx with a reason.
+    for body in [
+        json!({ "expires_in_s": 0 }),
+        json!({ "expires_in_s": 315_360_001_u64 }),
+        json!({ "expires_in_s": -1 }),
+        json!({ "expires_in_s": 1, "scope": "all" }),
+    ] {
+        let r = app.post(&keys, &owner, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {:?}", r.body);
+    }
+    let raw = reqwest::Client::new()
+        .post(format!("{}{keys}", app.base))
+        .bearer_auth(&owner)
+        .body(r#"{"expires_in_s": 60}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.status(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "a body without a content type is not ignored"
+    );
+    app.stop().await;
+}
