@@ -73,6 +73,16 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
         )
         .await
         .unwrap();
+    // A key that expires in an hour: taking its column away must not make it permanent.
+    let (expiring, _, _) = services
+        .create_expiring_agent_key(
+            world.owner_id,
+            world.agent_id,
+            Some(std::time::Duration::from_secs(3600)),
+            &world.owner_ctx(),
+        )
+        .await
+        .unwrap();
     let before = snapshot(&db).await;
     assert!(
         before[2]
@@ -100,6 +110,17 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
             snapshot(&db).await,
             before,
             "after {steps} steps down and up"
+        );
+        assert_eq!(
+            rows(
+                &db,
+                &format!(
+                    "SELECT (revoked_at IS NOT NULL)::text AS v FROM api_keys WHERE id = '{expiring}'"
+                )
+            )
+            .await,
+            vec!["true".to_owned()],
+            "the expiring key was revoked when its expiry could not be kept"
         );
         assert!(
             waiaas_postgres::reconcile(&db.db)
