@@ -4,12 +4,13 @@
 //! off. Writers move money with idempotency keys and retry with the same key until they have
 //! a real answer, abandoning a quarter of their requests half-way (a client disconnecting, a
 //! request timing out); they also change policies and read notifications; a revoker opens,
-//! uses and revokes sessions; readers read balances, policies, summaries, unread counts and
-//! revoked credentials through both instances.
+//! uses and revokes sessions, and lets agent keys issued with a one-second lifetime (and the
+//! sessions opened with them) expire; readers read balances, policies, summaries, unread
+//! counts and ended credentials through both instances.
 //!
 //! Every operation is recorded, then checked: no read older than an acknowledged write, no
 //! read older than one that had finished before it started, every version always with the
-//! same value, no revoked credential accepted, every acknowledged write in PostgreSQL as it
+//! same value, no revoked or expired credential accepted, every acknowledged write in PostgreSQL as it
 //! was acknowledged, every refused one without effect, every other one resolved by its retry
 //! with the same key, no answer that would have been a 500, money conserved, and the ledger
 //! reconciled.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use waiaas_app::App;
-use waiaas_domain::errors::{AccessError, AuthError, PostingError, SetPolicyError};
+use waiaas_domain::errors::{AccessError, AgentError, AuthError, PostingError, SetPolicyError};
 use waiaas_domain::ports::PostingOutcome;
 use waiaas_domain::services::{DepositRequest, TransferRequest};
 use waiaas_domain::{
@@ -93,6 +93,15 @@ impl Classify for AuthError {
         match self {
             Self::Unknown(e) => unknown(e),
             Self::Unauthenticated => Answer::Refused("unauthenticated".into()),
+        }
+    }
+}
+
+impl Classify for AgentError {
+    fn answer(&self) -> Answer {
+        match self {
+            Self::Unknown(e) => unknown(e),
+            other => Answer::Refused(other.to_string()),
         }
     }
 }
@@ -559,12 +568,74 @@ impl Run {
         }
     }
 
+    /// Issues an agent key that expires in a second, opens a session with it, uses both,
+    /// and once the key has expired tries both again through every instance: an expiry ends
+    /// a credential as a revocation does, and is checked the same way.
+    async fn expire_a_key(&self, rng: &mut Rng) {
+        let app = self
+            .env
+            .instance(usize::try_from(rng.below(2)).unwrap_or(0));
+        let issued = app
+            .services
+            .create_expiring_agent_key(
+                self.env.owner,
+                self.env.agent,
+                Some(Duration::from_secs(1)),
+                &AuditContext::system(),
+            )
+            .await;
+        let (key, expires_at) = match issued {
+            Ok((_, secret, Some(at))) => (secret.expose().to_owned(), at),
+            Ok((_, _, None)) => {
+                self.fail("an expiring key", "was issued without an expiry");
+                return;
+            }
+            Err(e) => {
+                if let Answer::Bug(b) = e.answer() {
+                    self.fail("issuing an expiring key answered 500", b);
+                }
+                return;
+            }
+        };
+        let mut credentials = vec![key.clone()];
+        if let Ok((_, t)) = app
+            .services
+            .create_session(&self.agent(), &key, &AuditContext::system())
+            .await
+        {
+            credentials.push(t.expose().to_owned());
+        }
+        for credential in &credentials {
+            self.login(&app, credential).await;
+        }
+        // The instances read the same clock as this process.
+        let left = (expires_at - chrono::Utc::now())
+            .to_std()
+            .unwrap_or_default();
+        tokio::time::sleep(left + Duration::from_millis(5)).await;
+        for credential in credentials {
+            self.history.revoked(&credential);
+            for i in 0..3 {
+                self.login(&self.env.instance(i), &credential).await;
+            }
+            self.revoked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(credential);
+        }
+    }
+
     /// Opens sessions, uses them, revokes them (sometimes abandoning the revocation
-    /// half-way, then retrying it), and tries them again.
+    /// half-way, then retrying it), and tries them again; every fourth round, lets an
+    /// expiring key and its session run out instead.
     pub(super) async fn revoker(&self, seed: u64) {
         let mut rng = Rng::new(seed);
         while !self.stopped() {
             add(&self.stats.ops);
+            if rng.below(4) == 0 {
+                self.expire_a_key(&mut rng).await;
+                continue;
+            }
             let app = self
                 .env
                 .instance(usize::try_from(rng.below(2)).unwrap_or(0));
