@@ -22,6 +22,7 @@ use waiaas_domain::{
     TransactionPage, TxCursor, TxFilter, WalletId,
 };
 
+use crate::repo::transactions::Scope;
 use crate::{Postgres, Work};
 
 #[async_trait]
@@ -58,15 +59,8 @@ impl TransactionRepository for Postgres {
         filter: &TxFilter,
         page: &PageRequest<TxCursor>,
     ) -> Result<TransactionPage, RepoError> {
-        self.run(Work::Read, || {
-            crate::repo::transactions::list(
-                &self.db,
-                crate::repo::transactions::Scope::Wallet(wallet_id),
-                filter,
-                page,
-            )
-        })
-        .await
+        self.list_transactions(Scope::Wallet(wallet_id), filter, page)
+            .await
     }
 
     async fn list_for_owner(
@@ -75,13 +69,21 @@ impl TransactionRepository for Postgres {
         filter: &TxFilter,
         page: &PageRequest<TxCursor>,
     ) -> Result<TransactionPage, RepoError> {
+        self.list_transactions(Scope::Owner(owner_id), filter, page)
+            .await
+    }
+}
+
+impl Postgres {
+    /// One page of a scope's transactions, as a read.
+    async fn list_transactions(
+        &self,
+        scope: Scope,
+        filter: &TxFilter,
+        page: &PageRequest<TxCursor>,
+    ) -> Result<TransactionPage, RepoError> {
         self.run(Work::Read, || {
-            crate::repo::transactions::list(
-                &self.db,
-                crate::repo::transactions::Scope::Owner(owner_id),
-                filter,
-                page,
-            )
+            crate::repo::transactions::list(&self.db, scope, filter, page)
         })
         .await
     }
