@@ -13,6 +13,7 @@ mod m20261122_000004_audit_notifications;
 mod m20261122_000005_cache_fence;
 mod m20261202_000006_hardening;
 mod m20261203_000007_key_expiry;
+mod m20261203_000008_holds;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_cache_fence::Migration),
             Box::new(m20261202_000006_hardening::Migration),
             Box::new(m20261203_000007_key_expiry::Migration),
+            Box::new(m20261203_000008_holds::Migration),
         ]
     }
 }
@@ -63,6 +65,8 @@ pub fn fingerprint() -> String {
         m20261202_000006_hardening::DOWN,
         m20261203_000007_key_expiry::UP,
         m20261203_000007_key_expiry::DOWN,
+        m20261203_000008_holds::UP,
+        m20261203_000008_holds::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()

@@ -427,7 +427,8 @@ async fn a_replay_repairs_a_balance_the_first_attempt_left_stale_in_redis() {
         .try_get("", "epoch")
         .unwrap();
     let key = format!("{}wallet:balance:wallet:{a}", app.key_prefix);
-    let stale = json!({ "wallet_id": a, "asset": "USD", "balance": 1_000, "version": 2 });
+    let stale =
+        json!({ "wallet_id": a, "asset": "USD", "balance": 1_000, "held": 0, "version": 2 });
     let redis = std::env::var("WAIAAS_TEST_REDIS_URL").unwrap();
     let set = tokio::process::Command::new("redis-cli")
         .args([

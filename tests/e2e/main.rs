@@ -8,6 +8,7 @@ mod cluster;
 mod consistency;
 mod database_faults;
 mod hardening;
+mod holds;
 mod idempotency;
 mod isolation;
 mod keys;

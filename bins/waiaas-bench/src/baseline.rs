@@ -23,6 +23,7 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
             format!("ARRAY[{a}, {b}]"),
             format!("{}::uuid", q(agent)),
             "gen_random_uuid()::text".into(),
+            "now()".into(),
         ],
         // POLICY_AND_SPEND
         vec![a.clone(), day.clone()],
@@ -50,6 +51,9 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
             "now()".into(),
             "now()".into(),
             "now()".into(),
+            "NULL".into(),
+            "NULL".into(),
+            "NULL".into(),
         ],
         // POST_WRITES
         vec![

@@ -6,6 +6,7 @@
 pub mod commands;
 pub mod database;
 pub mod health;
+pub mod holds;
 pub mod metrics;
 pub mod serve;
 pub mod settings;

@@ -25,8 +25,30 @@ pub struct Settings {
     pub auth: AuthSettings,
     /// Per-principal request limits.
     pub rate_limit: RateLimitSettings,
+    /// Holds and their expiry.
+    pub holds: HoldSettings,
     /// Logs.
     pub telemetry: TelemetrySettings,
+}
+
+/// Holds: how often each instance releases the holds past their expiry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HoldSettings {
+    /// Milliseconds between two runs of the expiry sweeper (every instance runs it; no hold
+    /// is released twice).
+    pub sweep_interval_ms: u64,
+    /// The most holds one run looks at; a full batch is followed by another run at once.
+    pub sweep_batch: u32,
+}
+
+impl Default for HoldSettings {
+    fn default() -> Self {
+        Self {
+            sweep_interval_ms: 1_000,
+            sweep_batch: 100,
+        }
+    }
 }
 
 /// The HTTP server.
@@ -355,6 +377,11 @@ impl Settings {
             self.database.statement_timeout_ms,
             self.server.request_timeout_ms,
         );
+        if self.holds.sweep_interval_ms == 0 || self.holds.sweep_batch == 0 {
+            anyhow::bail!(
+                "settings are invalid: holds.sweep_interval_ms and holds.sweep_batch must be above 0"
+            );
+        }
         if statement == 0 || statement >= request {
             anyhow::bail!(
                 "settings are invalid: database.statement_timeout_ms ({statement}) must be above 0 and below server.request_timeout_ms ({request})"

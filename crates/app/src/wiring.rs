@@ -39,6 +39,34 @@ pub struct App {
     pub events: Arc<dyn EventBus>,
     /// This instance's identity (its cache lease).
     pub instance: Uuid,
+    /// Background work (the hold expiry sweeper), stopped when the last clone goes.
+    pub background: Arc<Background>,
+}
+
+/// Background tasks of an instance: aborted on shutdown, or when dropped.
+#[derive(Debug, Default)]
+pub struct Background(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+
+impl Background {
+    /// Starts the instance's background tasks.
+    fn start(services: &Services, settings: &Settings) -> Arc<Self> {
+        let sweeper = crate::holds::spawn_sweeper(services.clone(), &settings.holds);
+        Arc::new(Self(std::sync::Mutex::new(vec![sweeper])))
+    }
+
+    /// Stops every task.
+    pub fn stop(&self) {
+        let tasks = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl std::fmt::Debug for App {
@@ -142,9 +170,11 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
     if !settings.redis.enabled {
         tracing::info!("Redis disabled: running on PostgreSQL with in-process limits and events");
         let events = base.events.clone();
+        let services = Services::new(base, service_settings);
         return Ok(App {
             settings: settings.clone(),
-            services: Services::new(base, service_settings),
+            background: Background::start(&services, settings),
+            services,
             db,
             redis: None,
             cache: None,
@@ -188,9 +218,11 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
         },
         &cache,
     );
+    let services = Services::new(ports, service_settings);
     Ok(App {
         settings: settings.clone(),
-        services: Services::new(ports, service_settings),
+        background: Background::start(&services, settings),
+        services,
         db,
         redis: Some(redis),
         cache: Some(cache),
@@ -204,6 +236,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
 impl App {
     /// Stops background work, gives up the cache lease and closes connections.
     pub async fn shutdown(&self) {
+        self.background.stop();
         if let Some(cache) = &self.cache {
             cache.shutdown().await;
         }

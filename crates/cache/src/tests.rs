@@ -100,6 +100,7 @@ fn balance(id: WalletId) -> WalletBalance {
         wallet_id: id,
         asset: AssetCode::parse("USD").unwrap(),
         balance: Money::new(5).unwrap(),
+        held: Money::ZERO,
         version: 3,
     }
 }
@@ -379,6 +380,35 @@ impl waiaas_domain::ports::TransactionRepository for SlowPostings {
         &self,
         _: &waiaas_domain::ports::DecideCommand,
     ) -> Result<waiaas_domain::ports::PostingOutcome, waiaas_domain::ApprovalError> {
+        unreachable!("only transfers are posted here")
+    }
+
+    async fn post_hold(
+        &self,
+        _: &waiaas_domain::ports::HoldCommand,
+    ) -> Result<waiaas_domain::ports::PostingOutcome, waiaas_domain::PostingError> {
+        unreachable!("only transfers are posted here")
+    }
+
+    async fn capture_hold(
+        &self,
+        _: &waiaas_domain::ports::CaptureCommand,
+    ) -> Result<waiaas_domain::ports::PostingOutcome, waiaas_domain::PostingError> {
+        unreachable!("only transfers are posted here")
+    }
+
+    async fn void_hold(
+        &self,
+        _: &waiaas_domain::ports::VoidCommand,
+    ) -> Result<waiaas_domain::ports::PostingOutcome, waiaas_domain::PostingError> {
+        unreachable!("only transfers are posted here")
+    }
+
+    async fn expire_holds(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+        _: u32,
+    ) -> Result<Vec<waiaas_domain::ports::PostingOutcome>, waiaas_domain::RepoError> {
         unreachable!("only transfers are posted here")
     }
 

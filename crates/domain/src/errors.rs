@@ -209,6 +209,32 @@ pub enum PostingError {
     /// The idempotency key was already used for a different request.
     #[error("the idempotency key was already used with a different request")]
     IdempotencyConflict,
+    /// The hold does not exist, or the caller may not see it.
+    #[error("hold {0} not found")]
+    HoldNotFound(TransactionId),
+    /// The hold was already captured, voided, denied or rejected, or still waits for approval
+    /// (it can then only be voided).
+    #[error("hold is {} and cannot be {action}", .status.as_str())]
+    HoldNotOpen {
+        /// Where the hold stands.
+        status: TransactionStatus,
+        /// What was asked: `captured` or `voided`.
+        action: &'static str,
+    },
+    /// A hold's lifetime is out of bounds.
+    #[error("expires_in_s must be between 1 and 604800 (7 days)")]
+    HoldLifetime,
+    /// The hold expired before it was captured: its amount is released.
+    #[error("the hold expired and its amount was released")]
+    HoldExpired,
+    /// A capture above the held amount.
+    #[error("cannot capture {asked}: the hold is for {held}")]
+    CaptureExceedsHold {
+        /// The held amount.
+        held: crate::money::Money,
+        /// The amount asked for.
+        asked: crate::money::Money,
+    },
     /// Storage failed.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),

@@ -1,4 +1,5 @@
-//! Notifications: what owners are told (a transfer waits for approval, a transfer was denied).
+//! Notifications: what owners are told (a transfer waits for approval or was denied, a hold
+//! was placed, captured, voided or expired).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,14 @@ pub enum NotificationKind {
     ApprovalRequested,
     /// The wallet's policy denied a transaction.
     TransferDenied,
+    /// An agent reserved an amount of a wallet (a hold).
+    HoldPlaced,
+    /// An agent captured a hold.
+    HoldCaptured,
+    /// A hold was voided: its amount is released.
+    HoldVoided,
+    /// A hold expired uncaptured: its amount is released.
+    HoldExpired,
 }
 
 impl NotificationKind {
@@ -22,6 +31,10 @@ impl NotificationKind {
         match self {
             Self::ApprovalRequested => "approval_requested",
             Self::TransferDenied => "transfer_denied",
+            Self::HoldPlaced => "hold_placed",
+            Self::HoldCaptured => "hold_captured",
+            Self::HoldVoided => "hold_voided",
+            Self::HoldExpired => "hold_expired",
         }
     }
 
@@ -31,6 +44,10 @@ impl NotificationKind {
         match s {
             "approval_requested" => Some(Self::ApprovalRequested),
             "transfer_denied" => Some(Self::TransferDenied),
+            "hold_placed" => Some(Self::HoldPlaced),
+            "hold_captured" => Some(Self::HoldCaptured),
+            "hold_voided" => Some(Self::HoldVoided),
+            "hold_expired" => Some(Self::HoldExpired),
             _ => None,
         }
     }

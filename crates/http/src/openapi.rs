@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use waiaas_domain::text::INVISIBLE_BMP_CLASS;
 
-use crate::routes::{agents, health, notifications, owners, transactions, wallets};
+use crate::routes::{agents, health, holds, notifications, owners, transactions, wallets};
 use crate::sse;
 
 /// The API's description: every route of [`crate::routes::api`].
@@ -51,6 +51,11 @@ use crate::sse;
         transactions::get_transaction,
         transactions::list_transactions,
         transactions::owner_transactions,
+        holds::create_hold,
+        holds::list_holds,
+        holds::get_hold,
+        holds::capture_hold,
+        holds::void_hold,
         notifications::audit_logs,
         notifications::list_notifications,
         notifications::mark_read,
@@ -62,6 +67,7 @@ use crate::sse;
         (name = "agents", description = "Agents and their API keys"),
         (name = "wallets", description = "Wallets, balances, summaries, policies and live events"),
         (name = "transactions", description = "Deposits, transfers, payments, sweeps and approvals"),
+        (name = "holds", description = "Holds: reserve an amount now, capture at most that much later, or void it"),
         (name = "activity", description = "The audit trail and notifications"),
     )
 )]

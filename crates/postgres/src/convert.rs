@@ -3,7 +3,7 @@
 //! silent default.
 
 use anyhow::{Context as _, anyhow};
-use waiaas_domain::model::{Actor, Budget, OwnerDecision};
+use waiaas_domain::model::{Actor, Budget, HoldFacts, OwnerDecision};
 use waiaas_domain::model::{TransactionKind, TransactionStatus, Wallet, WalletBalance};
 use waiaas_domain::notifications::{Notification, NotificationKind};
 use waiaas_domain::policy::{Policy, PolicyRules, Rule};
@@ -123,6 +123,7 @@ impl TryFrom<wallets::Model> for Wallet {
             asset: AssetCode::parse(&m.asset)?,
             name: m.name.as_deref().map(Name::parse).transpose()?,
             balance: money(m.balance, "balance")?,
+            held: money(m.held, "held")?,
             version: m.version,
             created_at: m.created_at,
         })
@@ -133,12 +134,14 @@ pub(crate) fn balance(
     id: uuid::Uuid,
     asset: &str,
     balance: i64,
+    held: i64,
     version: i64,
 ) -> anyhow::Result<WalletBalance> {
     Ok(WalletBalance {
         wallet_id: WalletId::from_uuid(id),
         asset: AssetCode::parse(asset)?,
         balance: money(balance, "balance")?,
+        held: money(held, "held")?,
         version,
     })
 }
@@ -201,6 +204,12 @@ impl TryFrom<transactions::Model> for Transaction {
                 hourly_remaining: budget_hourly,
             },
             decision: m.decision.as_deref().and_then(OwnerDecision::from_db),
+            hold: HoldFacts {
+                expires_at: m.expires_at,
+                held_at: m.held_at,
+                captured: m.captured.map(|c| money(c, "captured")).transpose()?,
+                hold_id: m.hold_id.map(TransactionId::from_uuid),
+            },
             created_at: m.created_at,
             updated_at: m.updated_at,
         })

@@ -47,6 +47,22 @@ OR (l.wallet_id IS NULL AND t.kind = 'deposit' AND l.account = 'system:deposits'
 OR (l.wallet_id IS NULL AND t.kind = 'payment' AND l.account = 'external:' || t.destination)) \
 ORDER BY l.id LIMIT $1";
 
+/// Wallets whose `held` is not the sum of their open holds.
+const HELD_MISMATCHES: &str = "SELECT w.id::text AS id, w.held::text AS held, COALESCE(h.total, 0)::text AS holds \
+FROM wallets w LEFT JOIN (SELECT from_wallet_id, SUM(amount) AS total FROM transactions WHERE status = 'held' GROUP BY from_wallet_id) h \
+ON h.from_wallet_id = w.id WHERE w.held <> COALESCE(h.total, 0) ORDER BY w.id LIMIT $1";
+
+/// Holds and captures that disagree: a captured hold has exactly one capture, of the amount
+/// it records as captured, and only a captured hold has one.
+const CAPTURE_MISMATCHES: &str = "SELECT h.id::text AS id, \
+h.status || ', captured ' || COALESCE(h.captured::text, 'none') || ', capture of ' || COALESCE(c.amount::text, 'none') AS problem \
+FROM transactions h LEFT JOIN transactions c ON c.hold_id = h.id \
+WHERE h.kind = 'hold' AND ((h.status = 'captured') <> (c.id IS NOT NULL) OR c.amount <> h.captured) \
+UNION ALL SELECT c.id::text, 'a capture of a ' || COALESCE(h.status, 'missing') || ' ' || COALESCE(h.kind, '') \
+FROM transactions c LEFT JOIN transactions h ON h.id = c.hold_id \
+WHERE c.hold_id IS NOT NULL AND (h.id IS NULL OR h.kind <> 'hold' OR h.status <> 'captured' OR h.from_wallet_id <> c.from_wallet_id) \
+ORDER BY 1 LIMIT $1";
+
 const COUNTS: &str = "SELECT (SELECT count(*) FROM wallets) AS wallets, (SELECT count(*) FROM transactions) AS transactions, \
 (SELECT count(*) FROM ledger_entries) AS entries";
 
@@ -85,6 +101,10 @@ pub struct ReconcileReport {
     /// Ledger entries on an account their transaction cannot produce: (entry id, account,
     /// transaction kind).
     pub account_mismatches: Vec<(String, String, String)>,
+    /// Wallets whose `held` differs from the sum of their open holds: (id, held, sum).
+    pub held_mismatches: Vec<(String, String, String)>,
+    /// Holds and captures that disagree: (id, what is wrong).
+    pub capture_mismatches: Vec<(String, String)>,
     /// Per-asset totals.
     pub assets: Vec<AssetTotals>,
 }
@@ -98,6 +118,8 @@ impl ReconcileReport {
             && self.status_mismatches.is_empty()
             && self.negative_balances.is_empty()
             && self.account_mismatches.is_empty()
+            && self.held_mismatches.is_empty()
+            && self.capture_mismatches.is_empty()
             && self.assets.iter().all(|a| a.consistent)
     }
 }
@@ -143,6 +165,15 @@ impl fmt::Display for ReconcileReport {
                 f,
                 "MISMATCH ledger entry {id}: account {account} cannot belong to a {kind}"
             )?;
+        }
+        for (id, held, holds) in &self.held_mismatches {
+            writeln!(
+                f,
+                "MISMATCH wallet {id}: held {held}, open holds sum to {holds}"
+            )?;
+        }
+        for (id, problem) in &self.capture_mismatches {
+            writeln!(f, "MISMATCH hold or capture {id}: {problem}")?;
         }
         write!(
             f,
@@ -225,6 +256,14 @@ async fn checks(db: &DatabaseTransaction) -> Result<ReconcileReport, DbErr> {
         ))
         .await?;
     let account_mismatches = triples(&rows, ["id", "account", "kind"])?;
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            HELD_MISMATCHES,
+            [SHOW.into()],
+        ))
+        .await?;
+    let held_mismatches = triples(&rows, ["id", "held", "holds"])?;
     let assets = db
         .query_all_raw(Statement::from_string(DbBackend::Postgres, ASSET_TOTALS))
         .await?
@@ -248,6 +287,8 @@ async fn checks(db: &DatabaseTransaction) -> Result<ReconcileReport, DbErr> {
         status_mismatches: pairs(db, STATUS_MISMATCHES, "id", "status").await?,
         negative_balances: pairs(db, NEGATIVE, "id", "balance").await?,
         account_mismatches,
+        held_mismatches,
+        capture_mismatches: pairs(db, CAPTURE_MISMATCHES, "id", "problem").await?,
         assets,
     })
 }

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use waiaas_cache::LocalEventBus;
 use waiaas_domain::ports::{PostingOutcome, SystemClock};
-use waiaas_domain::services::{DepositRequest, TransferRequest};
+use waiaas_domain::services::{CaptureRequest, DepositRequest, HoldRequest, TransferRequest};
 use waiaas_domain::{
-    AgentId, AuditContext, OwnerId, Ports, Principal, ServiceSettings, Services, Wallet, WalletId,
+    AgentId, AuditContext, OwnerId, Ports, Principal, ServiceSettings, Services, TransactionId,
+    Wallet, WalletId,
 };
 use waiaas_postgres::Postgres;
 
@@ -153,6 +154,46 @@ impl World {
             )
             .await
             .expect("transfer")
+    }
+
+    /// The agent places a hold of `amount` on `from` for a transfer to `to`, for an hour.
+    ///
+    /// # Panics
+    /// When the posting fails (a denial or a wait for approval is an outcome).
+    pub async fn hold(&self, from: WalletId, to: WalletId, amount: i64) -> PostingOutcome {
+        self.services
+            .create_hold(
+                &self.agent(),
+                HoldRequest {
+                    spend: Self::transfer_request(from, to, amount),
+                    expires_in_s: None,
+                },
+                &self.agent_ctx(),
+            )
+            .await
+            .expect("hold")
+    }
+
+    /// The agent captures `amount` of a hold (all of it when `None`), with a fresh key.
+    ///
+    /// # Errors
+    /// What the capture was refused with.
+    pub async fn capture(
+        &self,
+        hold: TransactionId,
+        amount: Option<i64>,
+    ) -> Result<PostingOutcome, waiaas_domain::PostingError> {
+        self.services
+            .capture_hold(
+                &self.agent(),
+                CaptureRequest {
+                    hold_id: hold,
+                    amount,
+                    idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
+                },
+                &self.agent_ctx(),
+            )
+            .await
     }
 
     /// The owner replaces a wallet's rules.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use waiaas_app::App;
 use waiaas_domain::errors::{AccessError, AgentError, AuthError, PostingError, SetPolicyError};
 use waiaas_domain::ports::PostingOutcome;
-use waiaas_domain::services::{DepositRequest, TransferRequest};
+use waiaas_domain::services::{CaptureRequest, DepositRequest, HoldRequest, TransferRequest};
 use waiaas_domain::{
     AuditContext, Fault, Money, PolicyRules, Principal, TransactionId, TransactionStatus, WalletId,
 };
@@ -118,6 +118,10 @@ pub(super) enum Kind {
     Deposit,
     Transfer,
     Payment,
+    /// A hold for a payment; the ledger keeps it under its key.
+    Hold,
+    /// The capture of a hold (a payment of `amount`).
+    Capture,
 }
 
 /// The final word on one money-moving request.
@@ -140,7 +144,20 @@ pub(super) struct Op {
     pub to: Option<WalletId>,
     pub destination: Option<String>,
     pub amount: i64,
+    /// A hold's lifetime, or the hold a capture spends.
+    pub hold: HoldPart,
     pub outcome: Outcome,
+}
+
+/// What only holds and captures carry.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) enum HoldPart {
+    #[default]
+    None,
+    /// A hold living this many seconds.
+    Lifetime(i64),
+    /// A capture of this hold.
+    Of(TransactionId),
 }
 
 /// Counters of the run.
@@ -251,7 +268,7 @@ impl Run {
             self.history.write_value(
                 Resource::Balance(b.wallet_id),
                 b.version,
-                Some(b.balance.to_string()),
+                Some(format!("{}/{}", b.balance, b.held)),
             );
             self.history
                 .write(Resource::Summary(b.wallet_id), b.version);
@@ -261,8 +278,9 @@ impl Run {
         }
     }
 
-    /// Posts one money movement, retrying with the same key until it has a real answer.
-    pub(super) async fn post(&self, rng: &mut Rng, mut op: Op, instance: usize) {
+    /// Posts one money movement, retrying with the same key until it has a real answer;
+    /// returns that answer.
+    pub(super) async fn post(&self, rng: &mut Rng, mut op: Op, instance: usize) -> Outcome {
         add(&self.stats.ops);
         let deadline = Instant::now() + self.patience;
         let mut tries = 0;
@@ -295,10 +313,12 @@ impl Run {
             add(&self.stats.retried);
             tokio::time::sleep(Duration::from_millis(10 + rng.below(40))).await;
         };
+        let outcome = op.outcome.clone();
         self.ledger
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(op);
+        outcome
     }
 
     async fn send(&self, app: &App, op: &Op) -> Result<PostingOutcome, PostingError> {
@@ -326,6 +346,96 @@ impl Run {
                 };
                 app.services.transfer(&self.agent(), req, &audit).await
             }
+            Kind::Hold => {
+                let req = HoldRequest {
+                    spend: TransferRequest {
+                        from_wallet_id: op.wallet,
+                        to_wallet_id: op.to,
+                        destination: op.destination.clone(),
+                        amount: op.amount,
+                        memo: None,
+                        metadata: None,
+                        idempotency_key: Some(op.key.clone()),
+                    },
+                    expires_in_s: match op.hold {
+                        HoldPart::Lifetime(s) => Some(s),
+                        _ => None,
+                    },
+                };
+                app.services.create_hold(&self.agent(), req, &audit).await
+            }
+            Kind::Capture => {
+                let HoldPart::Of(hold_id) = op.hold else {
+                    return Err(PostingError::Forbidden("a capture names its hold"));
+                };
+                let req = CaptureRequest {
+                    hold_id,
+                    amount: Some(op.amount),
+                    idempotency_key: Some(op.key.clone()),
+                };
+                app.services.capture_hold(&self.agent(), req, &audit).await
+            }
+        }
+    }
+
+    /// Places a hold that lives one to three seconds; then captures part of it, voids it,
+    /// or leaves it to the instances' sweepers, which race each other to release it.
+    async fn hold_then(&self, rng: &mut Rng, op: Op, instance: usize) {
+        let amount = op.amount;
+        let Outcome::Acked {
+            id,
+            status: TransactionStatus::Held,
+        } = self.post(rng, op.clone(), instance).await
+        else {
+            return;
+        };
+        match rng.below(3) {
+            0 => {
+                let part =
+                    1 + i64::try_from(rng.below(u64::try_from(amount).unwrap_or(1))).unwrap_or(0);
+                let capture = Op {
+                    key: uuid::Uuid::new_v4().to_string(),
+                    kind: Kind::Capture,
+                    amount: part,
+                    hold: HoldPart::Of(id),
+                    outcome: Outcome::Unresolved,
+                    ..op
+                };
+                self.post(rng, capture, instance).await;
+            }
+            1 => self.void(rng, id).await,
+            _ => {}
+        }
+    }
+
+    /// Voids a hold, retrying until it is answered (a void is idempotent).
+    async fn void(&self, rng: &mut Rng, id: TransactionId) {
+        add(&self.stats.ops);
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let app = self
+                .env
+                .instance(usize::try_from(rng.below(2)).unwrap_or(0));
+            let (owner, audit) = (self.owner(), AuditContext::system());
+            match self
+                .attempt(rng, app.services.void_hold(&owner, id, &audit))
+                .await
+            {
+                Some(Ok(out)) => {
+                    self.record_posting(&out);
+                    return;
+                }
+                Some(Err(e)) if !self.retry_after("a void", &e.answer()) => {
+                    self.fail("a void was refused", format!("{:?}", e.answer()));
+                    return;
+                }
+                _ => {}
+            }
+            if Instant::now() > deadline {
+                self.fail("a void", "never acknowledged");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10 + rng.below(40))).await;
         }
     }
 
@@ -435,12 +545,13 @@ impl Run {
                 to,
                 destination: destination.map(str::to_owned),
                 amount,
+                hold: HoldPart::None,
                 outcome: Outcome::Unresolved,
             };
             match rng.below(20) {
                 0 => {
                     self.post(&mut rng, op(Kind::Deposit, None, None, 500), instance)
-                        .await
+                        .await;
                 }
                 1 => self.set_policy(&mut rng, w).await,
                 2 => self.mark_read(&mut rng).await,
@@ -451,6 +562,14 @@ impl Run {
                 4 | 5 => {
                     let paid = op(Kind::Payment, None, Some("merchant-7"), amount);
                     self.post(&mut rng, paid, instance).await;
+                }
+                6 | 7 => {
+                    let lifetime = 1 + i64::try_from(rng.below(3)).unwrap_or(0);
+                    let held = Op {
+                        hold: HoldPart::Lifetime(lifetime),
+                        ..op(Kind::Hold, None, Some("merchant-7"), amount)
+                    };
+                    self.hold_then(&mut rng, held, instance).await;
                 }
                 _ if w != other => {
                     let moved = op(Kind::Transfer, Some(other), None, amount);
@@ -488,7 +607,7 @@ impl Run {
                     Resource::Balance(w),
                     start,
                     b.version,
-                    Some(b.balance.to_string()),
+                    Some(format!("{}/{}", b.balance, b.held)),
                     label,
                 ),
                 Err(e) => self.read_failed("a balance read", &e.answer()),

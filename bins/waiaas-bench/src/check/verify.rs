@@ -62,12 +62,12 @@ pub(super) async fn against_postgres(run: &Run) -> anyhow::Result<(Vec<String>, 
     for op in &ops {
         match &op.outcome {
             Outcome::Acked { id, status } => match stored.get(&op.key) {
-                Some((sid, sstatus)) if sid == id.as_uuid() && sstatus == status.as_str() => {
+                Some((sid, sstatus)) if sid == id.as_uuid() && same_or_later(*status, sstatus) => {
                     if *status == waiaas_domain::TransactionStatus::Completed {
                         match op.kind {
                             Kind::Deposit => net += op.amount,
-                            Kind::Payment => net -= op.amount,
-                            Kind::Transfer => {}
+                            Kind::Payment | Kind::Capture => net -= op.amount,
+                            Kind::Transfer | Kind::Hold => {}
                         }
                     }
                 }
@@ -95,6 +95,38 @@ pub(super) async fn against_postgres(run: &Run) -> anyhow::Result<(Vec<String>, 
         }
     }
     Ok((violations, net))
+}
+
+/// Whether `stored` is what an acknowledged `status` is or may have become since: a hold
+/// acknowledged as held may since have been captured, voided or expired; nothing else
+/// changes once answered.
+fn same_or_later(status: waiaas_domain::TransactionStatus, stored: &str) -> bool {
+    use waiaas_domain::TransactionStatus as S;
+    stored == status.as_str()
+        || status == S::Held
+            && [S::Captured, S::Voided, S::Expired]
+                .iter()
+                .any(|s| s.as_str() == stored)
+}
+
+/// Holds ended more than once (an audit row per end: capture, void, expiry), and holds the
+/// sweepers left open well past their expiry.
+pub(super) async fn holds(run: &Run) -> anyhow::Result<Vec<String>> {
+    let rows = run
+        .env
+        .admin
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT resource_id || ' ended ' || count(*) || ' times' AS v FROM audit_logs \
+             WHERE action IN ('hold.capture', 'hold.void', 'hold.expire') \
+             GROUP BY resource_id HAVING count(*) > 1 \
+             UNION ALL SELECT id::text || ' still held ' || (now() - expires_at)::text || ' after its expiry' \
+             FROM transactions WHERE status = 'held' AND expires_at < now() - interval '10 seconds'",
+        ))
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String>("", "v")?))
+        .collect()
 }
 
 /// The wallets a request touched (for messages).

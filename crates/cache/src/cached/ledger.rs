@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use waiaas_domain::ports::{
-    DecideCommand, DepositCommand, PostingOutcome, SpendCommand, SweepCommand,
-    TransactionRepository,
+    CaptureCommand, DecideCommand, DepositCommand, HoldCommand, PostingOutcome, SpendCommand,
+    SweepCommand, TransactionRepository, VoidCommand,
 };
 use waiaas_domain::{
     ApprovalError, OwnerId, PageRequest, PostingError, RepoError, Transaction, TransactionId,
@@ -89,6 +89,44 @@ impl TransactionRepository for CachedTransactions {
 
     async fn decide(&self, cmd: &DecideCommand) -> Result<PostingOutcome, ApprovalError> {
         post!(self, decide, cmd, ApprovalError)
+    }
+
+    async fn post_hold(&self, cmd: &HoldCommand) -> Result<PostingOutcome, PostingError> {
+        let (inner, cache, cmd) = (self.inner.clone(), self.cache.clone(), cmd.clone());
+        detached(async move {
+            let out = inner.post_hold(&cmd).await?;
+            reflect(&cache, &out, cmd.spend.now.date_naive())
+                .await
+                .map_err(unfenced::<PostingError>)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn capture_hold(&self, cmd: &CaptureCommand) -> Result<PostingOutcome, PostingError> {
+        post!(self, capture_hold, cmd, PostingError)
+    }
+
+    async fn void_hold(&self, cmd: &VoidCommand) -> Result<PostingOutcome, PostingError> {
+        post!(self, void_hold, cmd, PostingError)
+    }
+
+    async fn expire_holds(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<PostingOutcome>, RepoError> {
+        let (inner, cache) = (self.inner.clone(), self.cache.clone());
+        detached(async move {
+            let outs = inner.expire_holds(now, limit).await?;
+            for out in &outs {
+                reflect(&cache, out, now.date_naive())
+                    .await
+                    .map_err(unfenced::<RepoError>)?;
+            }
+            Ok(outs)
+        })
+        .await
     }
 
     async fn get(&self, id: TransactionId) -> Result<Option<Transaction>, RepoError> {

@@ -10,8 +10,9 @@ pub use credentials::{
     SessionLookup, TokenHash,
 };
 pub use transaction::{
-    Budget, InvalidFilter, LedgerEntry, MAX_METADATA_FILTERS, OwnerDecision, Transaction,
-    TransactionKind, TransactionPage, TransactionStatus, TxCursor, TxFilter, clamp_time,
+    Budget, HoldFacts, InvalidFilter, LedgerEntry, MAX_METADATA_FILTERS, OwnerDecision,
+    Transaction, TransactionKind, TransactionPage, TransactionStatus, TxCursor, TxFilter,
+    clamp_time,
 };
 
 use chrono::{DateTime, Utc};
@@ -99,6 +100,8 @@ pub struct Wallet {
     pub name: Option<Name>,
     /// The balance in minor units.
     pub balance: Money,
+    /// The part of the balance reserved by open holds.
+    pub held: Money,
     /// Bumped by every change of the row.
     pub version: i64,
     /// Creation time.
@@ -124,6 +127,7 @@ impl Wallet {
             wallet_id: self.id,
             asset: self.asset.clone(),
             balance: self.balance,
+            held: self.held,
             version: self.version,
         }
     }
@@ -151,8 +155,18 @@ pub struct WalletBalance {
     pub asset: AssetCode,
     /// The balance in minor units.
     pub balance: Money,
+    /// The part of the balance reserved by open holds (at most the balance).
+    pub held: Money,
     /// The row version this balance was read at.
     pub version: i64,
+}
+
+impl WalletBalance {
+    /// What the wallet can still spend: the balance less what open holds reserve.
+    #[must_use]
+    pub fn available(&self) -> Money {
+        self.balance.saturating_sub(self.held)
+    }
 }
 
 /// How much a wallet spent in a period.

@@ -24,6 +24,9 @@ pub enum TransactionKind {
     /// The owner moves the whole balance of one of its wallets (a closed one, typically) to
     /// another of its wallets of the same asset.
     Sweep,
+    /// An agent reserves an amount of a wallet for a payment whose final amount it does not
+    /// know yet; a capture (a transfer or payment pointing back at it) spends at most that.
+    Hold,
 }
 
 impl TransactionKind {
@@ -35,6 +38,7 @@ impl TransactionKind {
             Self::Transfer => "transfer",
             Self::Payment => "payment",
             Self::Sweep => "sweep",
+            Self::Hold => "hold",
         }
     }
 
@@ -46,6 +50,7 @@ impl TransactionKind {
             "transfer" => Some(Self::Transfer),
             "payment" => Some(Self::Payment),
             "sweep" => Some(Self::Sweep),
+            "hold" => Some(Self::Hold),
             _ => None,
         }
     }
@@ -65,6 +70,14 @@ pub enum TransactionStatus {
     Denied,
     /// It could not be posted (insufficient funds): no money moved.
     Failed,
+    /// A hold: its amount is reserved (counted in the wallet's `held`).
+    Held,
+    /// A hold that was captured (`captured` of its amount moved; the rest released).
+    Captured,
+    /// A hold voided by its agent or owner: everything released.
+    Voided,
+    /// A hold that reached its expiry uncaptured: everything released.
+    Expired,
 }
 
 impl TransactionStatus {
@@ -77,6 +90,10 @@ impl TransactionStatus {
             Self::Rejected => "rejected",
             Self::Denied => "denied",
             Self::Failed => "failed",
+            Self::Held => "held",
+            Self::Captured => "captured",
+            Self::Voided => "voided",
+            Self::Expired => "expired",
         }
     }
 
@@ -89,6 +106,10 @@ impl TransactionStatus {
             "rejected" => Some(Self::Rejected),
             "denied" => Some(Self::Denied),
             "failed" => Some(Self::Failed),
+            "held" => Some(Self::Held),
+            "captured" => Some(Self::Captured),
+            "voided" => Some(Self::Voided),
+            "expired" => Some(Self::Expired),
             _ => None,
         }
     }
@@ -170,13 +191,52 @@ pub struct Transaction {
     /// The owner's answer, when it waited for approval and was decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<OwnerDecision>,
+    /// What only holds and captures have.
+    #[serde(default, skip_serializing_if = "HoldFacts::is_empty")]
+    pub hold: HoldFacts,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
     pub updated_at: DateTime<Utc>,
 }
 
+/// The columns of a hold (`kind = hold`), and the hold a capture spends. Empty on every
+/// other transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HoldFacts {
+    /// A hold: when it expires if not captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A hold: when its amount was reserved (it counts in that day's spend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_at: Option<DateTime<Utc>>,
+    /// A hold: how much of it was captured, once it ended (0 when voided or expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<Money>,
+    /// A capture: the hold it spends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_id: Option<TransactionId>,
+}
+
+impl HoldFacts {
+    /// No hold fact is set.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 impl Transaction {
+    /// Where a hold stands at `now`: a hold past its expiry is `expired` even before the
+    /// sweeper released it. Any other transaction's status as stored.
+    #[must_use]
+    pub fn status_at(&self, now: DateTime<Utc>) -> TransactionStatus {
+        match (self.status, self.hold.expires_at) {
+            (TransactionStatus::Held, Some(at)) if at <= now => TransactionStatus::Expired,
+            (status, _) => status,
+        }
+    }
+
     /// The receiving side as a counterparty (none for a deposit).
     #[must_use]
     pub fn counterparty(&self) -> Option<Counterparty> {
@@ -280,6 +340,9 @@ pub struct TxFilter {
     pub from: Option<DateTime<Utc>>,
     /// Created before this time (see [`clamp_time`]).
     pub to: Option<DateTime<Utc>>,
+    /// The time statuses are read at: a hold past its expiry is `expired` from then on,
+    /// even before the sweeper released it (see [`Transaction::status_at`]).
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// A time moved into the years 1 to 9999: every timestamp this service writes lies there,

@@ -81,6 +81,49 @@ pub struct SpendCommand {
     pub audit: AuditContext,
 }
 
+/// An agent reserving an amount of a wallet it holds: a spend decided by the same policy,
+/// that moves no money until it is captured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldCommand {
+    /// The spend it reserves (its transaction id is the hold's id).
+    pub spend: SpendCommand,
+    /// When the hold expires if not captured.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An agent capturing a hold: at most the held amount moves to the hold's counterparty, the
+/// rest is released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureCommand {
+    /// The id the capture's transaction will have.
+    pub transaction_id: TransactionId,
+    /// The hold.
+    pub hold_id: TransactionId,
+    /// The amount to capture; the whole hold when absent.
+    pub amount: Option<Money>,
+    /// The agent capturing (must hold the paying wallet and be active).
+    pub agent_id: AgentId,
+    /// The retry key.
+    pub idempotency: Idempotency,
+    /// The time of the request.
+    pub now: DateTime<Utc>,
+    /// Who and where, for the audit row.
+    pub audit: AuditContext,
+}
+
+/// An agent or owner voiding a hold: everything it reserved is released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoidCommand {
+    /// The hold.
+    pub hold_id: TransactionId,
+    /// Who voids it: the agent holding the wallet, or its owner.
+    pub principal: crate::model::Principal,
+    /// The time of the request.
+    pub now: DateTime<Utc>,
+    /// Who and where, for the audit row.
+    pub audit: AuditContext,
+}
+
 /// An owner moving the whole balance of one of its wallets to another of its wallets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepCommand {

@@ -4,7 +4,10 @@
 use async_trait::async_trait;
 use chrono::NaiveDate;
 
-use super::commands::{DecideCommand, DepositCommand, PostingOutcome, SpendCommand, SweepCommand};
+use super::commands::{
+    CaptureCommand, DecideCommand, DepositCommand, HoldCommand, PostingOutcome, SpendCommand,
+    SweepCommand, VoidCommand,
+};
 use crate::errors::{AgentError, ApprovalError, CreateWalletError, PostingError, RepoError};
 use crate::ids::{AgentId, NotificationId, OwnerId, TransactionId, WalletId};
 use crate::model::{
@@ -252,6 +255,43 @@ pub trait TransactionRepository: Send + Sync {
     /// `NotFound` when it is not the owner's, `NotPending` when it was never pending or was
     /// decided the other way.
     async fn decide(&self, cmd: &DecideCommand) -> Result<PostingOutcome, ApprovalError>;
+
+    /// Decides on and, if allowed, places a hold: like [`Self::post_spend`], but the amount
+    /// is reserved (the wallet's `held`, the day's spend) instead of moved. A pending hold
+    /// is placed by the owner's approval.
+    ///
+    /// # Errors
+    /// As [`Self::post_spend`].
+    async fn post_hold(&self, cmd: &HoldCommand) -> Result<PostingOutcome, PostingError>;
+
+    /// Captures a held hold: posts a completed transaction of at most its amount to its
+    /// counterparty and releases the rest. The capture's key replays it.
+    ///
+    /// # Errors
+    /// `HoldNotFound` when it is not a hold of a wallet the agent holds, `HoldNotOpen`,
+    /// `HoldExpired`, `CaptureExceedsHold`, `AgentNotActive`, `WalletClosed`,
+    /// `BalanceOverflow`, `IdempotencyConflict`; nothing is written then.
+    async fn capture_hold(&self, cmd: &CaptureCommand) -> Result<PostingOutcome, PostingError>;
+
+    /// Voids a held or pending hold, releasing everything it reserved; voiding a hold that
+    /// is already voided or expired answers it as it is (a replay).
+    ///
+    /// # Errors
+    /// `HoldNotFound` when the principal may not see it, `HoldNotOpen` when it was
+    /// captured, denied, rejected or failed.
+    async fn void_hold(&self, cmd: &VoidCommand) -> Result<PostingOutcome, PostingError>;
+
+    /// Releases up to `limit` holds whose expiry is at or before `now`, each in its own
+    /// PostgreSQL transaction under its wallet's lock, so instances running this at once
+    /// never release one twice. Returns what each release wrote.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails (releases committed before stay committed).
+    async fn expire_holds(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<PostingOutcome>, RepoError>;
 
     /// Reads a transaction.
     ///

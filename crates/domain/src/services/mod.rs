@@ -2,6 +2,7 @@
 //! validates its input into domain types, checks who may do what, and calls the ports.
 
 pub mod auth;
+mod holds;
 mod owners;
 mod payments;
 #[cfg(test)]
@@ -21,6 +22,7 @@ use crate::ports::{
     PolicyRepository, SessionRepository, TransactionRepository, WalletRepository,
 };
 
+pub use holds::{CaptureRequest, DEFAULT_HOLD_LIFETIME, HoldRequest, MAX_HOLD_LIFETIME};
 pub use payments::{DepositRequest, SweepRequest, TransferRequest};
 
 /// The ports the services run on.

@@ -5,9 +5,7 @@ use serde::Serialize;
 use super::Services;
 use crate::errors::{AccessError, ApprovalError, PostingError};
 use crate::ids::{TransactionId, WalletId};
-use crate::model::{
-    AuditContext, PageRequest, Principal, Transaction, TransactionPage, TxCursor, TxFilter,
-};
+use crate::model::{AuditContext, Principal, Transaction, TransactionPage, TxCursor, TxFilter};
 use crate::money::Money;
 use crate::ports::{
     DecideCommand, DepositCommand, Idempotency, PostingOutcome, SpendCommand, SweepCommand,
@@ -72,9 +70,13 @@ struct Fingerprint<'a> {
     amount: i64,
     memo: Option<&'a str>,
     metadata: &'a serde_json::Value,
+    /// A hold's lifetime; absent from every other request, so their fingerprints are as
+    /// they always were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lifetime_s: Option<i64>,
 }
 
-fn parse_memo(memo: Option<&str>) -> Result<Option<Memo>, PostingError> {
+pub(super) fn parse_memo(memo: Option<&str>) -> Result<Option<Memo>, PostingError> {
     Ok(memo.map(Memo::parse).transpose()?)
 }
 
@@ -149,6 +151,7 @@ impl Services {
                 amount: req.amount,
                 memo: memo.as_ref().map(Memo::as_str),
                 metadata: &metadata,
+                lifetime_s: None,
             },
         )?;
         self.visible_wallet(principal, req.wallet_id)
@@ -189,6 +192,27 @@ impl Services {
         req: TransferRequest,
         audit: &AuditContext,
     ) -> Result<PostingOutcome, PostingError> {
+        let cmd = self
+            .spend_command(principal, req, "spend", None, audit)
+            .await?;
+        let outcome = self.ports.transactions.post_spend(&cmd).await?;
+        if !outcome.replayed {
+            self.publish(&outcome.transaction).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Checks an agent's transfer, payment or hold and builds its command: the input, who
+    /// holds the paying wallet, the assets of both wallets. `kind` and `lifetime_s` go into
+    /// the idempotency fingerprint.
+    pub(super) async fn spend_command(
+        &self,
+        principal: &Principal,
+        req: TransferRequest,
+        kind: &'static str,
+        lifetime_s: Option<i64>,
+        audit: &AuditContext,
+    ) -> Result<SpendCommand, PostingError> {
         let Principal::Agent { agent_id, owner_id } = principal else {
             return Err(PostingError::Forbidden(
                 "only the agent holding a wallet moves money out of it",
@@ -211,12 +235,13 @@ impl Services {
         let idempotency = bind_key(
             req.idempotency_key.as_deref(),
             &Fingerprint {
-                kind: "spend",
+                kind,
                 wallet: req.from_wallet_id,
                 to: Some(to.to_string()),
                 amount: req.amount,
                 memo: memo.as_ref().map(Memo::as_str),
                 metadata: &metadata,
+                lifetime_s,
             },
         )?;
 
@@ -243,8 +268,7 @@ impl Services {
                 });
             }
         }
-
-        let cmd = SpendCommand {
+        Ok(SpendCommand {
             transaction_id: TransactionId::new(),
             from_wallet_id: req.from_wallet_id,
             to,
@@ -256,12 +280,7 @@ impl Services {
             idempotency,
             now: self.ports.clock.now(),
             audit: audit.clone(),
-        };
-        let outcome = self.ports.transactions.post_spend(&cmd).await?;
-        if !outcome.replayed {
-            self.publish(&outcome.transaction).await;
-        }
-        Ok(outcome)
+        })
     }
 
     /// Moves the whole balance of one of the owner's wallets to another of its wallets of the
@@ -298,6 +317,7 @@ impl Services {
                 amount: 0,
                 memo: None,
                 metadata: &serde_json::Value::Null,
+                lifetime_s: None,
             },
         );
         let from = self
@@ -379,9 +399,10 @@ impl Services {
             .get(id)
             .await?
             .ok_or(AccessError::NotFound)?;
+        let now = self.ports.clock.now();
         for wallet_id in tx.wallets() {
             match self.visible_wallet(principal, wallet_id).await {
-                Ok(_) => return Ok(tx),
+                Ok(_) => return Ok(as_of(tx, now)),
                 Err(AccessError::NotFound) => {}
                 Err(e) => return Err(e),
             }
@@ -404,15 +425,17 @@ impl Services {
     ) -> Result<TransactionPage, AccessError> {
         filter.validate()?;
         self.visible_wallet(principal, wallet_id).await?;
-        let page = PageRequest {
-            limit: super::page_limit(limit),
-            after,
+        let now = self.ports.clock.now();
+        let filter = TxFilter {
+            as_of: Some(now),
+            ..filter.clone()
         };
-        Ok(self
+        let page = self
             .ports
             .transactions
-            .list_for_wallet(wallet_id, filter, &page)
-            .await?)
+            .list_for_wallet(wallet_id, &filter, &Self::page(limit, after))
+            .await?;
+        Ok(page_as_of(page, now))
     }
 
     /// A page of the transactions of every wallet of the calling owner that match the
@@ -433,16 +456,29 @@ impl Services {
             ));
         };
         filter.validate()?;
-        let page = PageRequest {
-            limit: super::page_limit(limit),
-            after,
+        let now = self.ports.clock.now();
+        let filter = TxFilter {
+            as_of: Some(now),
+            ..filter.clone()
         };
-        Ok(self
+        let page = self
             .ports
             .transactions
-            .list_for_owner(*owner_id, filter, &page)
-            .await?)
+            .list_for_owner(*owner_id, &filter, &Self::page(limit, after))
+            .await?;
+        Ok(page_as_of(page, now))
     }
+}
+
+/// A transaction as it stands at `now` (a hold past its expiry reads `expired`).
+fn as_of(mut tx: Transaction, now: chrono::DateTime<chrono::Utc>) -> Transaction {
+    tx.status = tx.status_at(now);
+    tx
+}
+
+fn page_as_of(mut page: TransactionPage, now: chrono::DateTime<chrono::Utc>) -> TransactionPage {
+    page.items = page.items.into_iter().map(|t| as_of(t, now)).collect();
+    page
 }
 
 fn not_found_as(e: AccessError, wallet_id: WalletId) -> PostingError {

@@ -356,6 +356,7 @@ fn completed(usd: WalletId, usd2: WalletId, agent: AgentId, cmd: &SpendCommand) 
             reason: None,
             budget: Budget::default(),
             decision: None,
+            hold: Default::default(),
             created_at: cmd.now,
             updated_at: cmd.now,
         },

@@ -48,6 +48,7 @@ impl Services {
             asset,
             name,
             balance: Money::ZERO,
+            held: Money::ZERO,
             version: 1,
             created_at: self.ports.clock.now(),
         };

@@ -55,6 +55,141 @@ pub(crate) struct TransferBody {
     pub metadata: Option<serde_json::Value>,
 }
 
+/// `POST /v1/wallets/{id}/holds`: what `POST /v1/wallets/{id}/transfers` takes, and the
+/// hold's lifetime.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HoldBody {
+    /// Minor units to reserve, above zero.
+    #[schema(example = 2_500)]
+    #[serde(deserialize_with = "super::whole::i64")]
+    pub amount: i64,
+    /// The wallet a capture pays.
+    pub to_wallet_id: Option<Uuid>,
+    /// The external destination a capture pays, e.g. `iban:DE89370400440532013000`.
+    pub destination: Option<String>,
+    /// A note, at most 500 characters (the capture carries it too).
+    pub memo: Option<String>,
+    /// A JSON object of at most 4 KiB (the capture carries it too).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
+    /// Seconds until the hold expires uncaptured: 1 to 604800 (7 days); 3600 when absent.
+    #[schema(minimum = 1, maximum = 604_800)]
+    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    pub expires_in_s: Option<i64>,
+}
+
+/// `POST /v1/holds/{id}/capture`: the body is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CaptureBody {
+    /// Minor units to capture, above zero and at most the held amount; the whole hold when
+    /// absent. The rest is released.
+    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    pub amount: Option<i64>,
+}
+
+/// A hold: an amount of a wallet reserved for a capture.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HoldDto {
+    /// Identity (a transaction of kind `hold`).
+    pub id: Uuid,
+    /// `pending_approval`, `held`, `captured`, `voided`, `expired`, `denied`, `failed` or
+    /// `rejected`. A hold past its expiry reads `expired`, released or not.
+    #[schema(example = "held")]
+    pub status: String,
+    /// The wallet it reserves from.
+    pub wallet_id: Uuid,
+    /// The wallet a capture pays.
+    pub to_wallet_id: Option<Uuid>,
+    /// The external destination a capture pays.
+    pub destination: Option<String>,
+    /// The asset.
+    #[schema(example = "USD")]
+    pub asset: String,
+    /// Minor units reserved.
+    pub amount: i64,
+    /// Minor units captured (0 until captured, and when voided or expired).
+    pub captured: i64,
+    /// When it expires uncaptured.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When its amount was reserved (`null` while it waits for approval, or if it never was).
+    pub held_at: Option<DateTime<Utc>>,
+    /// The client's note.
+    pub memo: Option<String>,
+    /// The client's metadata.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    /// The policy rule that decided, if one did.
+    pub rule: Option<String>,
+    /// Why it was denied, failed, held for approval, rejected or expired.
+    pub reason: Option<String>,
+    /// The budgets left after the decision.
+    pub budget: BudgetDto,
+    /// The owner's answer when it waited for approval: `approved` or `rejected`.
+    pub decision: Option<String>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When its status last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Transaction> for HoldDto {
+    fn from(t: Transaction) -> Self {
+        Self {
+            id: t.id.into(),
+            status: t.status.as_str().to_owned(),
+            wallet_id: t.from_wallet_id.map(Into::into).unwrap_or_default(),
+            to_wallet_id: t.to_wallet_id.map(Into::into),
+            destination: t.destination.map(String::from),
+            asset: t.asset.into(),
+            amount: t.amount.minor_units(),
+            captured: t.hold.captured.map_or(0, Money::minor_units),
+            expires_at: t.hold.expires_at,
+            held_at: t.hold.held_at,
+            memo: t.memo.map(String::from),
+            metadata: t.metadata,
+            rule: t.rule.map(|r| r.as_str().to_owned()),
+            reason: t.reason,
+            budget: t.budget.into(),
+            decision: t.decision.map(|d| d.as_str().to_owned()),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+/// A page of a wallet's holds, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HoldPageDto {
+    /// Newest first.
+    pub items: Vec<HoldDto>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl From<TransactionPage> for HoldPageDto {
+    fn from(p: TransactionPage) -> Self {
+        Self {
+            items: p.items.into_iter().map(Into::into).collect(),
+            next_cursor: p.next_cursor.map(|c| c.to_string()),
+        }
+    }
+}
+
+/// `GET /v1/wallets/{id}/holds` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HoldQuery {
+    /// At most this many items (clamped to 1–200; default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page, as returned (opaque).
+    pub cursor: Option<String>,
+    /// Only holds in this status (as they stand now: a hold past its expiry is `expired`).
+    pub status: Option<String>,
+}
+
 /// What is left of a wallet's budgets after a decision; `null` when the rule is not set.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BudgetDto {
@@ -78,10 +213,11 @@ impl From<Budget> for BudgetDto {
 pub(crate) struct TransactionDto {
     /// Identity.
     pub id: Uuid,
-    /// `deposit`, `transfer`, `payment` or `sweep`.
+    /// `deposit`, `transfer`, `payment`, `sweep` or `hold`.
     #[schema(example = "transfer")]
     pub kind: String,
-    /// `pending_approval`, `completed`, `rejected`, `denied` or `failed`.
+    /// `pending_approval`, `completed`, `rejected`, `denied` or `failed`; a hold also
+    /// `held`, `captured`, `voided` or `expired`.
     #[schema(example = "completed")]
     pub status: String,
     /// The asset moved.
@@ -109,6 +245,12 @@ pub(crate) struct TransactionDto {
     /// The owner's answer when it waited for approval and was decided: `approved` or
     /// `rejected`; `null` otherwise.
     pub decision: Option<String>,
+    /// A capture: the hold it spends; `null` otherwise.
+    pub hold_id: Option<Uuid>,
+    /// A hold: when it expires uncaptured; `null` otherwise.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A hold that ended: the minor units captured; `null` otherwise.
+    pub captured: Option<i64>,
     /// When it was asked for.
     pub created_at: DateTime<Utc>,
     /// When its status last changed.
@@ -132,6 +274,9 @@ impl From<Transaction> for TransactionDto {
             reason: t.reason,
             budget: t.budget.into(),
             decision: t.decision.map(|d| d.as_str().to_owned()),
+            hold_id: t.hold.hold_id.map(Into::into),
+            expires_at: t.hold.expires_at,
+            captured: t.hold.captured.map(Money::minor_units),
             created_at: t.created_at,
             updated_at: t.updated_at,
         }
@@ -182,6 +327,9 @@ pub(crate) struct TxQuery {
     pub filter: TxFilter,
 }
 
+/// What a bad `status` filter is told.
+pub(crate) const STATUSES: &str = "`status` is one of pending_approval, completed, rejected, denied, failed, held, captured, voided, expired";
+
 /// The prefix of a metadata filter's parameter name.
 const METADATA: &str = "metadata.";
 
@@ -211,13 +359,13 @@ impl TxQuery {
                     );
                 }
                 "status" => {
-                    q.filter.status = Some(TransactionStatus::from_db(&value).ok_or_else(|| {
-                        bad("`status` is one of pending_approval, completed, rejected, denied, failed".into())
-                    })?);
+                    q.filter.status = Some(
+                        TransactionStatus::from_db(&value).ok_or_else(|| bad(STATUSES.into()))?,
+                    );
                 }
                 "kind" => {
                     q.filter.kind = Some(TransactionKind::from_db(&value).ok_or_else(|| {
-                        bad("`kind` is one of deposit, transfer, payment, sweep".into())
+                        bad("`kind` is one of deposit, transfer, payment, sweep, hold".into())
                     })?);
                 }
                 "from" | "to" => {

@@ -36,6 +36,10 @@ pub(crate) struct WalletDto {
     pub name: Option<String>,
     /// The balance in minor units.
     pub balance: i64,
+    /// Minor units reserved by open holds (part of `balance`).
+    pub held: i64,
+    /// Minor units the wallet can spend: `balance - held`.
+    pub available: i64,
     /// Bumped by every change of the wallet.
     pub version: i64,
     /// Creation time.
@@ -50,6 +54,8 @@ impl From<Wallet> for WalletDto {
             asset: w.asset.into(),
             name: w.name.map(String::from),
             balance: w.balance.minor_units(),
+            held: w.held.minor_units(),
+            available: w.balance.saturating_sub(w.held).minor_units(),
             version: w.version,
             created_at: w.created_at,
         }
@@ -74,6 +80,10 @@ pub(crate) struct BalanceDto {
     pub asset: String,
     /// Minor units.
     pub balance: i64,
+    /// Minor units reserved by open holds (part of `balance`).
+    pub held: i64,
+    /// Minor units the wallet can spend: `balance - held`.
+    pub available: i64,
     /// The wallet version the balance was read at.
     pub version: i64,
 }
@@ -84,6 +94,8 @@ impl From<WalletBalance> for BalanceDto {
             wallet_id: b.wallet_id.into(),
             asset: b.asset.into(),
             balance: b.balance.minor_units(),
+            held: b.held.minor_units(),
+            available: b.balance.saturating_sub(b.held).minor_units(),
             version: b.version,
         }
     }

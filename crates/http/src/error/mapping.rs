@@ -98,6 +98,17 @@ impl From<PostingError> for ApiError {
             PostingError::Forbidden(why) => Self::forbidden(why),
             PostingError::BalanceOverflow => Self::unprocessable("balance_overflow", message),
             PostingError::IdempotencyConflict => Self::conflict("idempotency_conflict", message),
+            PostingError::HoldNotFound(_) => Self::not_found(message),
+            PostingError::HoldNotOpen { status, .. } => {
+                Self::conflict("hold_not_open", message).with("status", status.as_str())
+            }
+            PostingError::HoldExpired => Self::conflict("hold_expired", message),
+            PostingError::CaptureExceedsHold { held, asked } => {
+                Self::unprocessable("capture_exceeds_hold", message)
+                    .with("held", held.minor_units())
+                    .with("asked", asked.minor_units())
+            }
+            PostingError::HoldLifetime => Self::bad_request("invalid_expiry", message),
             PostingError::Unknown(e) => Self::unexpected(e),
         }
     }

@@ -2,6 +2,7 @@
 
 pub(crate) mod agents;
 pub(crate) mod health;
+pub(crate) mod holds;
 pub(crate) mod notifications;
 pub(crate) mod owners;
 pub(crate) mod transactions;
@@ -52,6 +53,13 @@ pub(crate) fn api() -> Router<SharedState> {
             get(transactions::list_transactions),
         )
         .route("/v1/wallets/{id}/events", get(sse::wallet_events))
+        .route(
+            "/v1/wallets/{id}/holds",
+            post(holds::create_hold).get(holds::list_holds),
+        )
+        .route("/v1/holds/{id}", get(holds::get_hold))
+        .route("/v1/holds/{id}/capture", post(holds::capture_hold))
+        .route("/v1/holds/{id}/void", post(holds::void_hold))
         .route("/v1/transactions", get(transactions::owner_transactions))
         .route("/v1/transactions/{id}", get(transactions::get_transaction))
         .route("/v1/transactions/{id}/approve", post(transactions::approve))

@@ -99,7 +99,10 @@ pub(crate) async fn transfer(
         .services
         .transfer(&caller.principal, req, &caller.audit)
         .await?;
-    Ok(spend_response(outcome.transaction, outcome.replayed))
+    Ok(spend_response::<TransactionDto>(
+        outcome.transaction,
+        outcome.replayed,
+    ))
 }
 
 /// Moves the whole balance of one of the owner's wallets to another of its wallets of the
@@ -145,15 +148,23 @@ pub(crate) async fn sweep(
 /// exception the stored row cannot undo: a transaction held for approval and decided since
 /// (its status changed after it was created) is answered with the first answer's 202 and
 /// the transaction as it stands now.
-fn spend_response(tx: Transaction, replayed: bool) -> Response {
+pub(crate) fn spend_response<D>(tx: Transaction, replayed: bool) -> Response
+where
+    D: From<Transaction> + serde::Serialize,
+{
     let decided_since_hold = replayed && tx.decision.is_some();
     let budget = BudgetDto::from(tx.budget);
     match tx.status {
         // Rejected is only reachable from a hold: the first answer was a 202.
-        _ if decided_since_hold => accepted(tx),
-        TransactionStatus::PendingApproval | TransactionStatus::Rejected => accepted(tx),
-        TransactionStatus::Completed => {
-            (StatusCode::CREATED, axum::Json(TransactionDto::from(tx))).into_response()
+        _ if decided_since_hold => accepted::<D>(tx),
+        TransactionStatus::PendingApproval | TransactionStatus::Rejected => accepted::<D>(tx),
+        // A hold is answered 201 when placed; a replay finds it as it stands now.
+        TransactionStatus::Completed
+        | TransactionStatus::Held
+        | TransactionStatus::Captured
+        | TransactionStatus::Voided
+        | TransactionStatus::Expired => {
+            (StatusCode::CREATED, axum::Json(D::from(tx))).into_response()
         }
         TransactionStatus::Denied => {
             let rule = tx.rule.map(|r| r.as_str());
@@ -183,8 +194,8 @@ fn spend_response(tx: Transaction, replayed: bool) -> Response {
     }
 }
 
-fn accepted(tx: Transaction) -> Response {
-    (StatusCode::ACCEPTED, axum::Json(TransactionDto::from(tx))).into_response()
+fn accepted<D: From<Transaction> + serde::Serialize>(tx: Transaction) -> Response {
+    (StatusCode::ACCEPTED, axum::Json(D::from(tx))).into_response()
 }
 
 /// Approves a transaction waiting for approval: it is posted if funds and the policy (all

@@ -216,6 +216,7 @@ fn spend(from: WalletId, to: WalletId, amount: i64, status: TransactionStatus) -
         reason: None,
         budget: Budget::default(),
         decision: None,
+        hold: Default::default(),
         created_at: now(),
         updated_at: now(),
     }

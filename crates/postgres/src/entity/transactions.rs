@@ -31,6 +31,10 @@ pub struct Model {
     pub posted_at: Option<DateTimeUtc>,
     pub decision: Option<String>,
     pub decided_at: Option<DateTimeUtc>,
+    pub expires_at: Option<DateTimeUtc>,
+    pub held_at: Option<DateTimeUtc>,
+    pub captured: Option<i64>,
+    pub hold_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

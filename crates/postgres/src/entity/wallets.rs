@@ -12,6 +12,7 @@ pub struct Model {
     pub asset: String,
     pub name: Option<String>,
     pub balance: i64,
+    pub held: i64,
     pub version: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -1,12 +1,16 @@
-//! An owner's decision on a transaction held for approval. Approval re-runs the policy (all
-//! rules but the approval threshold) and the funds check under the wallets' locks: money
-//! moves only if both still allow it.
+//! An owner's decision on a transaction waiting for approval. Approval re-runs the policy
+//! (all rules but the approval threshold) and the funds check under the wallets' locks: money
+//! moves (or, for a hold, is reserved) only if both still allow it. The wallets are locked
+//! before the transaction row, as everywhere.
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, TransactionTrait,
 };
-use waiaas_domain::model::{Budget, NewAuditEntry, OwnerDecision, TransactionStatus};
+use waiaas_domain::model::{
+    Budget, NewAuditEntry, OwnerDecision, TransactionKind, TransactionStatus,
+};
 use waiaas_domain::policy::{SpendRequest, evaluate};
 use waiaas_domain::ports::{DecideCommand, PostingOutcome};
 use waiaas_domain::{ApprovalError, Decision, Money, Rule, Transaction, WalletBalance};
@@ -23,20 +27,31 @@ pub(super) async fn decide(
     cmd: &DecideCommand,
 ) -> Result<PostingOutcome, ApprovalError> {
     let txn = db.begin().await.doing("beginning a decision")?;
-    let row = txn
-        .query_one_raw(stmt(
-            sql::LOCK_TRANSACTION,
-            vec![(*cmd.transaction_id.as_uuid()).into()],
-        ))
-        .await
-        .doing("locking the transaction")?
-        .ok_or(ApprovalError::NotFound(cmd.transaction_id))?;
-    let model =
-        transactions::Model::from_query_result(&row, "").context("decoding the transaction")?;
-    if model.owner_id != *cmd.owner_id.as_uuid() {
-        return Err(ApprovalError::NotFound(cmd.transaction_id));
-    }
-    let before = Transaction::try_from(model)?;
+    let read = |sql: &'static str| {
+        let txn = &txn;
+        async move {
+            let row = txn
+                .query_one_raw(stmt(sql, vec![(*cmd.transaction_id.as_uuid()).into()]))
+                .await
+                .doing("reading the transaction")?
+                .ok_or(ApprovalError::NotFound(cmd.transaction_id))?;
+            let model = transactions::Model::from_query_result(&row, "")
+                .context("decoding the transaction")?;
+            if model.owner_id != *cmd.owner_id.as_uuid() {
+                return Err(ApprovalError::NotFound(cmd.transaction_id));
+            }
+            Ok(Transaction::try_from(model)?)
+        }
+    };
+    // Which wallets to lock comes from an unlocked read (they never change); the row itself
+    // is locked and read again after them.
+    let peek = read(sql::FIND_TRANSACTION).await?;
+    let mut ids: Vec<_> = peek.wallets().iter().map(|w| *w.as_uuid()).collect();
+    ids.sort_unstable();
+    let locked = shared::lock_wallets(&txn, &ids, *cmd.owner_id.as_uuid(), None, cmd.now)
+        .await?
+        .wallets;
+    let before = read(sql::LOCK_TRANSACTION).await?;
     if before.status != TransactionStatus::PendingApproval {
         let asked = if cmd.approve {
             OwnerDecision::Approved
@@ -70,16 +85,15 @@ pub(super) async fn decide(
         old_value: Some(serde_json::json!({ "status": before.status })),
         new_value: Some(serde_json::json!({ "transaction": settled, "balances": balances })),
     };
-    let (settled, balances) = if cmd.approve {
-        approve(&txn, cmd, &before, &audit_entry).await?
+    let (settled, balances, notified) = if cmd.approve {
+        approve(&txn, cmd, &before, locked, &audit_entry).await?
     } else {
         let s = Settlement {
-            status: TransactionStatus::Rejected,
-            rule: None,
             reason: Some("rejected by the owner".to_owned()),
             budget: before.budget,
+            ..Settlement::new(TransactionStatus::Rejected)
         };
-        (settle(&txn, cmd, s).await?, Vec::new())
+        (settle(&txn, cmd, s).await?, Vec::new(), None)
     };
     if balances.is_empty() {
         // Nothing moved, so no posting wrote the audit row: write it here.
@@ -92,7 +106,7 @@ pub(super) async fn decide(
         transaction: settled,
         replayed: false,
         balances,
-        notified: None,
+        notified,
     })
 }
 
@@ -101,28 +115,64 @@ struct Settlement {
     rule: Option<Rule>,
     reason: Option<String>,
     budget: Budget,
+    /// A hold approved and held: now.
+    held_at: Option<DateTime<Utc>>,
+    /// A hold that ended without money moving: 0.
+    captured: Option<i64>,
 }
+
+impl Settlement {
+    /// A settlement in `status` that records nothing else.
+    fn new(status: TransactionStatus) -> Self {
+        Self {
+            status,
+            rule: None,
+            reason: None,
+            budget: Budget::default(),
+            held_at: None,
+            captured: None,
+        }
+    }
+}
+
+type Approved = (
+    Transaction,
+    Vec<WalletBalance>,
+    Option<(waiaas_domain::OwnerId, i64)>,
+);
 
 async fn approve(
     txn: &DatabaseTransaction,
     cmd: &DecideCommand,
     pending: &Transaction,
+    mut locked: Vec<shared::LockedWallet>,
     audit_entry: &impl Fn(&Transaction, &[WalletBalance]) -> NewAuditEntry,
-) -> Result<(Transaction, Vec<WalletBalance>), ApprovalError> {
+) -> Result<Approved, ApprovalError> {
     let from_id = *pending
         .from_wallet_id
         .context("a pending transaction has a paying wallet")?
         .as_uuid();
     let to_id = pending.to_wallet_id.map(|w| *w.as_uuid());
-    let mut ids: Vec<_> = std::iter::once(from_id).chain(to_id).collect();
-    ids.sort_unstable();
-    let locked = shared::lock_wallets(txn, &ids, *cmd.owner_id.as_uuid(), None)
-        .await?
-        .wallets;
-    let from = locked
+    let from_at = locked
         .iter()
-        .find(|w| w.id == from_id)
+        .position(|w| w.id == from_id)
         .context("the paying wallet exists")?;
+    let is_hold = pending.kind == TransactionKind::Hold;
+    if is_hold && pending.hold.expires_at.is_some_and(|at| at <= cmd.now) {
+        let s = Settlement {
+            reason: Some("the hold expired before it was approved".to_owned()),
+            captured: Some(0),
+            ..Settlement::new(TransactionStatus::Expired)
+        };
+        return Ok((settle(txn, cmd, s).await?, Vec::new(), None));
+    }
+    let released = if locked[from_at].agent_active && locked[from_at].expired_held {
+        shared::release_expired(txn, &mut locked[from_at], cmd.now, &cmd.audit).await?
+    } else {
+        shared::Released::default()
+    };
+    let locked = locked;
+    let from = &locked[from_at];
     let refused = if !from.agent_active {
         Some("the agent is no longer active")
     } else if to_id.is_some_and(|to| locked.iter().any(|w| w.id == to && w.closed)) {
@@ -132,12 +182,10 @@ async fn approve(
     };
     if let Some(reason) = refused {
         let s = Settlement {
-            status: TransactionStatus::Failed,
-            rule: None,
             reason: Some(reason.to_owned()),
-            budget: Budget::default(),
+            ..Settlement::new(TransactionStatus::Failed)
         };
-        return Ok((settle(txn, cmd, s).await?, Vec::new()));
+        return Ok((settle(txn, cmd, s).await?, Vec::new(), None));
     }
     let counterparty = pending
         .counterparty()
@@ -145,7 +193,7 @@ async fn approve(
     let (rules, usage) = shared::rules_and_usage(txn, from_id, cmd.now).await?;
     let decision = evaluate(
         &rules,
-        from.balance,
+        from.available(),
         &usage,
         &SpendRequest {
             amount: pending.amount,
@@ -162,7 +210,11 @@ async fn approve(
             .checked_add(pending.amount)
             .map_err(|_| ApprovalError::BalanceOverflow)?;
     }
-    let (status, rule, reason, budget) = shared::recorded(&decision);
+    let (mut status, rule, reason, budget) = shared::recorded(&decision);
+    let held = is_hold && status == TransactionStatus::Completed;
+    if held {
+        status = TransactionStatus::Held;
+    }
     let settled = settle(
         txn,
         cmd,
@@ -171,11 +223,23 @@ async fn approve(
             rule,
             reason,
             budget,
+            held_at: held.then_some(cmd.now),
+            captured: None,
         },
     )
     .await?;
+    if held {
+        let (balance, v) = shared::place_hold(txn, from, &settled, &cmd.audit, cmd.now).await?;
+        let owner = waiaas_domain::OwnerId::from_uuid(from.owner_id);
+        return Ok((settled, vec![balance], Some((owner, v))));
+    }
     if status != TransactionStatus::Completed {
-        return Ok((settled, Vec::new()));
+        let balances = if released.holds.is_empty() {
+            Vec::new()
+        } else {
+            vec![from.snapshot()?]
+        };
+        return Ok((settled, balances, released.notified));
     }
     let amount = pending.amount.minor_units();
     let entries = match (to_id, &pending.destination) {
@@ -198,7 +262,7 @@ async fn approve(
     };
     let balances =
         shared::post_writes(txn, &movement, &cmd.audit, |b| audit_entry(&settled, b)).await?;
-    Ok((settled, balances))
+    Ok((settled, balances, released.notified))
 }
 
 async fn settle(
@@ -228,6 +292,8 @@ async fn settle(
                 cmd.now.into(),
                 posted_at.into(),
                 decision.as_str().into(),
+                s.held_at.into(),
+                s.captured.into(),
             ],
         ))
         .await
@@ -255,6 +321,7 @@ async fn current_balances(
                 r.try_get("", "id")?,
                 &r.try_get::<String>("", "asset")?,
                 r.try_get("", "balance")?,
+                r.try_get("", "held")?,
                 r.try_get("", "version")?,
             )
         })

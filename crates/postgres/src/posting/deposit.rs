@@ -18,7 +18,8 @@ pub(super) async fn post(
     let wallet_id = *cmd.wallet_id.as_uuid();
     let owner = *cmd.owner_id.as_uuid();
     let txn = db.begin().await.doing("beginning a deposit")?;
-    let locked = shared::lock_wallets(&txn, &[wallet_id], owner, cmd.idempotency.as_ref()).await?;
+    let locked =
+        shared::lock_wallets(&txn, &[wallet_id], owner, cmd.idempotency.as_ref(), cmd.now).await?;
     if locked.prior.is_some() {
         return shared::answer_replay(txn, owner, cmd.idempotency.as_ref(), &locked.wallets).await;
     }
@@ -55,6 +56,8 @@ pub(super) async fn post(
             reason: None,
             budget: Budget::default(),
             now: cmd.now,
+            expires_at: None,
+            hold_id: None,
         },
     )
     .await?;

@@ -7,6 +7,7 @@
 
 mod decide;
 mod deposit;
+mod hold;
 mod shared;
 mod spend;
 pub mod sql;
@@ -14,8 +15,8 @@ mod sweep;
 
 use async_trait::async_trait;
 use waiaas_domain::ports::{
-    DecideCommand, DepositCommand, PostingOutcome, SpendCommand, SweepCommand,
-    TransactionRepository,
+    CaptureCommand, DecideCommand, DepositCommand, HoldCommand, PostingOutcome, SpendCommand,
+    SweepCommand, TransactionRepository, VoidCommand,
 };
 use waiaas_domain::{
     ApprovalError, OwnerId, PageRequest, PostingError, RepoError, Transaction, TransactionId,
@@ -34,7 +35,8 @@ impl TransactionRepository for Postgres {
 
     #[tracing::instrument(skip_all, fields(wallet_id = %cmd.from_wallet_id, transaction_id = %cmd.transaction_id))]
     async fn post_spend(&self, cmd: &SpendCommand) -> Result<PostingOutcome, PostingError> {
-        self.run(Work::Write, || spend::post(&self.db, cmd)).await
+        self.run(Work::Write, || spend::post(&self.db, cmd, None))
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(wallet_id = %cmd.from_wallet_id, transaction_id = %cmd.transaction_id))]
@@ -45,6 +47,33 @@ impl TransactionRepository for Postgres {
     #[tracing::instrument(skip_all, fields(transaction_id = %cmd.transaction_id, approve = cmd.approve))]
     async fn decide(&self, cmd: &DecideCommand) -> Result<PostingOutcome, ApprovalError> {
         self.run(Work::Write, || decide::decide(&self.db, cmd))
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(wallet_id = %cmd.spend.from_wallet_id, transaction_id = %cmd.spend.transaction_id))]
+    async fn post_hold(&self, cmd: &HoldCommand) -> Result<PostingOutcome, PostingError> {
+        self.run(Work::Write, || {
+            spend::post(&self.db, &cmd.spend, Some(cmd.expires_at))
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all, fields(hold_id = %cmd.hold_id, transaction_id = %cmd.transaction_id))]
+    async fn capture_hold(&self, cmd: &CaptureCommand) -> Result<PostingOutcome, PostingError> {
+        self.run(Work::Write, || hold::capture(&self.db, cmd)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(hold_id = %cmd.hold_id))]
+    async fn void_hold(&self, cmd: &VoidCommand) -> Result<PostingOutcome, PostingError> {
+        self.run(Work::Write, || hold::void(&self.db, cmd)).await
+    }
+
+    async fn expire_holds(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<PostingOutcome>, RepoError> {
+        self.run(Work::Write, || hold::expire(&self.db, now, limit))
             .await
     }
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use waiaas_domain::model::{
     Actor, AgentStatus, Budget, TransactionKind, TransactionStatus, WalletBalance,
 };
+use waiaas_domain::notifications::NotificationKind;
 use waiaas_domain::policy::{PolicyRules, Usage};
 use waiaas_domain::ports::{Idempotency, PostingOutcome};
 use waiaas_domain::{Decision, Money, PostingError, Rule, Transaction};
@@ -26,7 +27,11 @@ pub(super) struct LockedWallet {
     pub owner_id: Uuid,
     pub asset: String,
     pub balance: Money,
+    /// The part of the balance open holds reserve.
+    pub held: Money,
     pub version: i64,
+    /// Holds of the wallet are past their expiry and not yet released.
+    pub expired_held: bool,
     /// Its agent may move money.
     pub agent_active: bool,
     /// Its agent was deleted: the wallet takes no more money in.
@@ -40,8 +45,14 @@ impl LockedWallet {
             self.id,
             &self.asset,
             self.balance.minor_units(),
+            self.held.minor_units(),
             self.version,
         )
+    }
+
+    /// What the wallet can spend: its balance less what open holds reserve.
+    pub(super) const fn available(&self) -> Money {
+        self.balance.saturating_sub(self.held)
     }
 }
 
@@ -62,12 +73,15 @@ pub(super) fn uuid_array(ids: impl IntoIterator<Item = Uuid>) -> Value {
 }
 
 /// Locks the wallets in ascending id order and reads them (missing ones are simply absent),
-/// with the transaction `key` of `principal` already produced, if any.
+/// with the transaction `key` of `principal` already produced, if any. Wallets are always
+/// locked before any transaction row (a hold, a pending transaction): one global order, so
+/// postings, captures, voids, decisions and the expiry sweeper cannot deadlock.
 pub(super) async fn lock_wallets(
     txn: &DatabaseTransaction,
     ids: &[Uuid],
     principal: Uuid,
     key: Option<&Idempotency>,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<Locked> {
     let rows = txn
         .query_all_raw(stmt(
@@ -76,6 +90,7 @@ pub(super) async fn lock_wallets(
                 uuid_array(ids.iter().copied()),
                 principal.into(),
                 key.map(|k| k.key.as_str().to_owned()).into(),
+                now.into(),
             ],
         ))
         .await
@@ -92,7 +107,9 @@ pub(super) async fn lock_wallets(
                 owner_id: r.try_get("", "owner_id")?,
                 asset: r.try_get("", "asset")?,
                 balance: convert::money(r.try_get("", "balance")?, "balance")?,
+                held: convert::money(r.try_get("", "held")?, "held")?,
                 version: r.try_get("", "version")?,
+                expired_held: r.try_get("", "expired_held")?,
                 agent_active: status == AgentStatus::Active.as_str(),
                 closed: status == AgentStatus::Revoked.as_str(),
             })
@@ -193,6 +210,10 @@ pub(super) struct NewTransaction<'a> {
     pub reason: Option<String>,
     pub budget: Budget,
     pub now: DateTime<Utc>,
+    /// A hold's expiry.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A capture's hold.
+    pub hold_id: Option<Uuid>,
 }
 
 /// Inserts the transaction; `None` when its idempotency key was already used.
@@ -201,6 +222,7 @@ pub(super) async fn insert_transaction(
     t: NewTransaction<'_>,
 ) -> anyhow::Result<Option<Transaction>> {
     let posted_at = (t.status == TransactionStatus::Completed).then_some(t.now);
+    let held_at = (t.status == TransactionStatus::Held).then_some(t.now);
     let values: Vec<Value> = vec![
         t.id.into(),
         t.kind.as_str().into(),
@@ -227,6 +249,9 @@ pub(super) async fn insert_transaction(
         t.now.into(),
         t.now.into(),
         posted_at.into(),
+        t.expires_at.into(),
+        held_at.into(),
+        t.hold_id.into(),
     ];
     let row = txn
         .query_one_raw(stmt(sql::INSERT_TRANSACTION, values))
@@ -320,7 +345,13 @@ pub(super) async fn post_writes(
             .minor_units()
             .checked_add(e.amount)
             .ok_or_else(|| anyhow!("balance overflow"))?;
-        expected.push(convert::balance(w.id, &w.asset, balance, w.version + 1)?);
+        expected.push(convert::balance(
+            w.id,
+            &w.asset,
+            balance,
+            w.held.minor_units(),
+            w.version + 1,
+        )?);
     }
     let entry = audit(&expected);
     let (spend_wallet, spend) = m
@@ -363,6 +394,7 @@ pub(super) async fn post_writes(
                 r.try_get("", "id")?,
                 &r.try_get::<String>("", "asset")?,
                 r.try_get("", "balance")?,
+                r.try_get("", "held")?,
                 r.try_get("", "version")?,
             )
         })
@@ -382,24 +414,46 @@ pub(super) async fn post_writes(
 pub(super) async fn notify(
     txn: &DatabaseTransaction,
     owner: Uuid,
-    kind: waiaas_domain::notifications::NotificationKind,
+    kind: NotificationKind,
     wallet: Uuid,
     tx: &Transaction,
     now: DateTime<Utc>,
 ) -> anyhow::Result<i64> {
     let message = match kind {
-        waiaas_domain::notifications::NotificationKind::ApprovalRequested => format!(
+        NotificationKind::ApprovalRequested => format!(
             "A {} of {} {} from wallet {wallet} waits for your approval",
             tx.kind.as_str(),
             tx.amount,
             tx.asset
         ),
-        waiaas_domain::notifications::NotificationKind::TransferDenied => format!(
+        NotificationKind::TransferDenied => format!(
             "A {} of {} {} from wallet {wallet} was denied: {}",
             tx.kind.as_str(),
             tx.amount,
             tx.asset,
             tx.reason.as_deref().unwrap_or("policy")
+        ),
+        NotificationKind::HoldPlaced => format!(
+            "A hold of {} {} was placed on wallet {wallet}, until {}",
+            tx.amount,
+            tx.asset,
+            tx.hold
+                .expires_at
+                .map_or_else(String::new, |t| t.to_rfc3339())
+        ),
+        NotificationKind::HoldCaptured => format!(
+            "A hold of {} {} on wallet {wallet} was captured for {}",
+            tx.amount,
+            tx.asset,
+            tx.hold.captured.unwrap_or(Money::ZERO)
+        ),
+        NotificationKind::HoldVoided => format!(
+            "A hold of {} {} on wallet {wallet} was voided: its amount is released",
+            tx.amount, tx.asset
+        ),
+        NotificationKind::HoldExpired => format!(
+            "A hold of {} {} on wallet {wallet} expired uncaptured: its amount is released",
+            tx.amount, tx.asset
         ),
     };
     let row = txn
@@ -472,4 +526,106 @@ pub(super) async fn answer_replay(
         .await
         .doing("rolling back a repeated request")?;
     outcome
+}
+
+/// Holds a release ended, with the owner's newest notifications version and the wallet's
+/// balance after it.
+#[derive(Debug, Default)]
+pub(super) struct Released {
+    /// The holds, as they now stand.
+    pub holds: Vec<Transaction>,
+    /// The owner notified and the version of its notifications.
+    pub notified: Option<(waiaas_domain::OwnerId, i64)>,
+}
+
+/// Releases every hold of a locked wallet that is past its expiry, with an audit row and a
+/// notification for each, and updates `wallet` (its `held` and version) to match.
+pub(super) async fn release_expired(
+    txn: &DatabaseTransaction,
+    wallet: &mut LockedWallet,
+    now: DateTime<Utc>,
+    ctx: &waiaas_domain::AuditContext,
+) -> anyhow::Result<Released> {
+    let rows = txn
+        .query_all_raw(stmt(
+            sql::RELEASE_EXPIRED,
+            vec![wallet.id.into(), now.into()],
+        ))
+        .await
+        .doing("releasing expired holds")?;
+    let mut released = Released::default();
+    for row in &rows {
+        let hold = Transaction::try_from(transactions::Model::from_query_result(row, "")?)?;
+        wallet.held = convert::money(row.try_get("", "wallet_held")?, "held")?;
+        wallet.version = row.try_get("", "wallet_version")?;
+        let version = ended(txn, wallet, &hold, NotificationKind::HoldExpired, ctx, now).await?;
+        released.notified = Some((waiaas_domain::OwnerId::from_uuid(wallet.owner_id), version));
+        released.holds.push(hold);
+    }
+    wallet.expired_held = false;
+    Ok(released)
+}
+
+/// Audits and notifies the end of a hold (captured, voided, expired) or its placement;
+/// returns the owner's notifications version.
+pub(super) async fn ended(
+    txn: &DatabaseTransaction,
+    wallet: &LockedWallet,
+    hold: &Transaction,
+    kind: NotificationKind,
+    ctx: &waiaas_domain::AuditContext,
+    now: DateTime<Utc>,
+) -> anyhow::Result<i64> {
+    let action = match kind {
+        NotificationKind::HoldPlaced => "hold.place",
+        NotificationKind::HoldCaptured => "hold.capture",
+        NotificationKind::HoldVoided => "hold.void",
+        _ => "hold.expire",
+    };
+    let balance = wallet.snapshot()?;
+    crate::audit::record(
+        txn,
+        ctx,
+        waiaas_domain::NewAuditEntry {
+            owner_id: Some(waiaas_domain::OwnerId::from_uuid(wallet.owner_id)),
+            action,
+            resource_type: "hold",
+            resource_id: hold.id.to_string(),
+            old_value: None,
+            new_value: Some(serde_json::json!({ "hold": hold, "balances": [balance] })),
+        },
+        now,
+    )
+    .await
+    .doing("auditing the hold")?;
+    notify(txn, wallet.owner_id, kind, wallet.id, hold, now).await
+}
+
+/// Reserves a hold's amount on its locked wallet (`held`, version, the day's spend), audits
+/// and notifies it; returns the wallet's new balance and the owner's notifications version.
+pub(super) async fn place_hold(
+    txn: &DatabaseTransaction,
+    wallet: &LockedWallet,
+    hold: &Transaction,
+    ctx: &waiaas_domain::AuditContext,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(WalletBalance, i64)> {
+    let row = txn
+        .query_one_raw(stmt(
+            sql::RESERVE_HOLD,
+            vec![
+                wallet.id.into(),
+                now.date_naive().into(),
+                hold.amount.minor_units().into(),
+                now.into(),
+            ],
+        ))
+        .await
+        .doing("reserving the hold")?
+        .context("the locked wallet exists")?;
+    let mut wallet = wallet.clone();
+    wallet.held = convert::money(row.try_get("", "held")?, "held")?;
+    wallet.version = row.try_get("", "version")?;
+    let version = ended(txn, &wallet, hold, NotificationKind::HoldPlaced, ctx, now).await?;
+    Ok((wallet.snapshot()?, version))
 }

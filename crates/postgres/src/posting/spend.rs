@@ -1,6 +1,8 @@
-//! Transfers and payments: an agent moving money out of a wallet it holds.
+//! Transfers, payments and holds: an agent moving money out of a wallet it holds, or
+//! reserving it to capture later.
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use waiaas_domain::model::{Actor, NewAuditEntry, TransactionKind, TransactionStatus};
 use waiaas_domain::notifications::NotificationKind;
@@ -12,9 +14,12 @@ use super::shared::{self, Entry, Movement, NewTransaction};
 use crate::audit;
 use crate::error::{DbContext as _, commit};
 
+/// Decides on and posts a transfer or payment, or with `hold` (its expiry) places a hold:
+/// the same decision, but the amount is reserved instead of moved.
 pub(super) async fn post(
     db: &DatabaseConnection,
     cmd: &SpendCommand,
+    hold: Option<DateTime<Utc>>,
 ) -> Result<PostingOutcome, PostingError> {
     let agent = *cmd.agent_id.as_uuid();
     let from_id = *cmd.from_wallet_id.as_uuid();
@@ -26,23 +31,32 @@ pub(super) async fn post(
     ids.sort_unstable();
 
     let txn = db.begin().await.doing("beginning a transfer")?;
-    let locked = shared::lock_wallets(&txn, &ids, agent, cmd.idempotency.as_ref()).await?;
+    let locked = shared::lock_wallets(&txn, &ids, agent, cmd.idempotency.as_ref(), cmd.now).await?;
     // A repeat is answered from what the key produced, before anything that depends on the
     // current state (the agent's status, balances, the policy) is looked at.
     if locked.prior.is_some() {
         return shared::answer_replay(txn, agent, cmd.idempotency.as_ref(), &locked.wallets).await;
     }
-    let locked = locked.wallets;
-    let from = locked
+    let mut locked = locked.wallets;
+    let from_at = locked
         .iter()
-        .find(|w| w.id == from_id)
+        .position(|w| w.id == from_id)
         .ok_or(PostingError::WalletNotFound(cmd.from_wallet_id))?;
-    if from.agent_id != agent {
+    if locked[from_at].agent_id != agent {
         return Err(PostingError::NotHolder(cmd.from_wallet_id));
     }
-    if !from.agent_active {
+    if !locked[from_at].agent_active {
         return Err(PostingError::AgentNotActive);
     }
+    // Holds past their expiry are released before anything is decided: what they reserved
+    // is available again, whether or not the sweeper got to them yet.
+    let released = if locked[from_at].expired_held {
+        shared::release_expired(&txn, &mut locked[from_at], cmd.now, &cmd.audit).await?
+    } else {
+        shared::Released::default()
+    };
+    let locked = locked;
+    let from = &locked[from_at];
     let to = match (&cmd.to, to_id) {
         (Counterparty::Wallet(w), Some(id)) => {
             let to = locked
@@ -66,7 +80,7 @@ pub(super) async fn post(
     let (rules, usage) = shared::rules_and_usage(&txn, from_id, cmd.now).await?;
     let decision = evaluate(
         &rules,
-        from.balance,
+        from.available(),
         &usage,
         &SpendRequest {
             amount: cmd.amount,
@@ -79,12 +93,17 @@ pub(super) async fn post(
             .checked_add(cmd.amount)
             .map_err(|_| PostingError::BalanceOverflow)?;
     }
-    let (status, rule, reason, budget) = shared::recorded(&decision);
+    let (mut status, rule, reason, budget) = shared::recorded(&decision);
+    if hold.is_some() && status == TransactionStatus::Completed {
+        status = TransactionStatus::Held;
+    }
     let destination = match &cmd.to {
         Counterparty::External(d) => Some(d.as_str()),
         Counterparty::Wallet(_) => None,
     };
-    let kind = if to_id.is_some() {
+    let kind = if hold.is_some() {
+        TransactionKind::Hold
+    } else if to_id.is_some() {
         TransactionKind::Transfer
     } else {
         TransactionKind::Payment
@@ -109,6 +128,8 @@ pub(super) async fn post(
             reason,
             budget,
             now: cmd.now,
+            expires_at: hold,
+            hold_id: None,
         },
     )
     .await?;
@@ -119,7 +140,7 @@ pub(super) async fn post(
     };
 
     let mut balances = Vec::new();
-    let mut notified = None;
+    let mut notified = released.notified;
     let owner = waiaas_domain::OwnerId::from_uuid(from.owner_id);
     let audit_entry = |balances: &[waiaas_domain::WalletBalance]| NewAuditEntry {
         owner_id: Some(owner),
@@ -149,6 +170,12 @@ pub(super) async fn post(
             };
             balances = shared::post_writes(&txn, &movement, &cmd.audit, audit_entry).await?;
         }
+        TransactionStatus::Held => {
+            let (balance, v) =
+                shared::place_hold(&txn, from, &transaction, &cmd.audit, cmd.now).await?;
+            notified = Some((owner, v));
+            balances = vec![balance];
+        }
         status => {
             let kind = match status {
                 TransactionStatus::PendingApproval => Some(NotificationKind::ApprovalRequested),
@@ -163,6 +190,9 @@ pub(super) async fn post(
             audit::record(&txn, &cmd.audit, audit_entry(&[]), cmd.now)
                 .await
                 .doing("auditing the transfer")?;
+            if !released.holds.is_empty() {
+                balances = vec![from.snapshot()?];
+            }
         }
     }
     commit(txn, "committing the transfer").await?;

@@ -4,10 +4,14 @@
 /// Locks the wallets of a posting in ascending id order (so two postings touching the same
 /// wallets can never deadlock) and reads their state and their agents' status, together
 /// with the transaction the request's idempotency key already produced, if any: a replay is
-/// answered before anything that depends on the current state is checked.
-/// `$1`: `uuid[]` of wallet ids, `$2`: the principal, `$3`: the idempotency key (or null).
-pub const LOCK_WALLETS: &str = "SELECT w.id, w.agent_id, w.owner_id, w.asset, w.balance, w.version, a.status AS agent_status, \
-(SELECT t.id FROM transactions t WHERE t.initiator_id = $2 AND t.idempotency_key = $3) AS prior_id \
+/// answered before anything that depends on the current state is checked. `expired_held`
+/// tells whether holds of the wallet are past their expiry but not yet released (served by
+/// the partial index of open holds; the posting releases them first).
+/// `$1`: `uuid[]` of wallet ids, `$2`: the principal, `$3`: the idempotency key (or null),
+/// `$4`: the time of the request.
+pub const LOCK_WALLETS: &str = "SELECT w.id, w.agent_id, w.owner_id, w.asset, w.balance, w.held, w.version, a.status AS agent_status, \
+(SELECT t.id FROM transactions t WHERE t.initiator_id = $2 AND t.idempotency_key = $3) AS prior_id, \
+EXISTS (SELECT 1 FROM transactions h WHERE h.status = 'held' AND h.expires_at <= $4 AND h.from_wallet_id = w.id) AS expired_held \
 FROM wallets w JOIN agents a ON a.id = w.agent_id \
 WHERE w.id = ANY($1) ORDER BY w.id FOR NO KEY UPDATE OF w";
 
@@ -18,18 +22,21 @@ FROM (SELECT 1) AS one \
 LEFT JOIN wallet_policies p ON p.wallet_id = $1 \
 LEFT JOIN wallet_daily_spend s ON s.wallet_id = $1 AND s.day = $2";
 
-/// Counts the wallet's completed outgoing transactions of the rolling hour; issued only when
-/// the hourly rule is set. Bounded by that rule, served by a partial index.
-/// `$1`: wallet id, `$2`: one hour before now.
-pub const HOURLY_COUNT: &str = "SELECT count(*) AS n FROM transactions \
-WHERE from_wallet_id = $1 AND posted_at > $2 AND kind IN ('transfer', 'payment')";
+/// Counts the wallet's outgoing transactions of the rolling hour: completed transfers and
+/// payments that spend no hold, and holds placed (a hold counts from the moment it is held,
+/// and its capture does not count again); issued only when the hourly rule is set. Bounded
+/// by that rule, served by partial indexes. `$1`: wallet id, `$2`: one hour before now.
+pub const HOURLY_COUNT: &str = "SELECT (SELECT count(*) FROM transactions \
+WHERE from_wallet_id = $1 AND posted_at > $2 AND kind IN ('transfer', 'payment') AND hold_id IS NULL) \
++ (SELECT count(*) FROM transactions WHERE from_wallet_id = $1 AND held_at > $2) AS n";
 
 /// Inserts the transaction; with an idempotency key already used by the same principal, it
-/// inserts nothing and returns no row. `$1`…`$22` in column order.
+/// inserts nothing and returns no row. `$1`…`$25` in column order (`$23`…`$25`: a hold's
+/// expiry and time held, a capture's hold).
 pub const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, kind, status, asset, amount, from_wallet_id, to_wallet_id, destination, memo, metadata, \
 owner_id, initiator_type, initiator_id, idempotency_key, request_hash, decision_rule, reason, \
-budget_daily_remaining, budget_hourly_remaining, created_at, updated_at, posted_at) \
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+budget_daily_remaining, budget_hourly_remaining, created_at, updated_at, posted_at, expires_at, held_at, hold_id) \
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
 ON CONFLICT (initiator_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
 RETURNING *";
 
@@ -62,7 +69,7 @@ VALUES ($12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22::inet, $3)) \
 UPDATE wallets AS w SET balance = w.balance + d.delta, version = w.version + 1, updated_at = $3 \
 FROM unnest($7::uuid[], $8::bigint[]) AS d(id, delta) \
 WHERE w.id = d.id \
-RETURNING w.id, w.asset, w.balance, w.version";
+RETURNING w.id, w.asset, w.balance, w.held, w.version";
 
 /// Appends an audit row. `$1`…`$12` in column order; `$11` is the client address as text.
 pub const INSERT_AUDIT: &str = "INSERT INTO audit_logs (id, owner_id, actor_type, actor_id, action, resource_type, resource_id, \
@@ -77,21 +84,80 @@ WHERE id = $2 RETURNING notifications_version) \
 INSERT INTO notifications (id, owner_id, kind, wallet_id, transaction_id, message, created_at) \
 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING (SELECT notifications_version FROM v) AS version";
 
-/// Locks a pending transaction for the owner's decision. `$1`: transaction id.
+/// Reads a transaction without locking it: which wallets to lock before it.
+/// `$1`: transaction id.
+pub const FIND_TRANSACTION: &str = "SELECT * FROM transactions WHERE id = $1";
+
+/// Locks a transaction (always after its wallets). `$1`: transaction id.
 pub const LOCK_TRANSACTION: &str = "SELECT * FROM transactions WHERE id = $1 FOR UPDATE";
 
 /// Records the outcome of a decision on a pending transaction.
 /// `$1` id, `$2` status, `$3` rule, `$4` reason, `$5` daily budget, `$6` hourly budget,
 /// `$7` time, `$8` posted-at (null unless completed), `$9` the owner's decision
-/// (`approved` or `rejected`).
+/// (`approved` or `rejected`), `$10` held-at (a hold approved and held), `$11` captured (0
+/// for a hold that ended without money moving).
 pub const SETTLE_TRANSACTION: &str = "UPDATE transactions SET status = $2, decision_rule = $3, reason = $4, \
 budget_daily_remaining = $5, budget_hourly_remaining = $6, updated_at = $7, posted_at = $8, \
-decision = $9, decided_at = $7 \
+decision = $9, decided_at = $7, held_at = $10, captured = $11 \
 WHERE id = $1 RETURNING *";
 
 /// The current balances of wallets, unlocked: what a replay writes through to the cache.
 /// `$1`: `uuid[]` of wallet ids.
-pub const BALANCES: &str = "SELECT id, asset, balance, version FROM wallets WHERE id = ANY($1)";
+pub const BALANCES: &str =
+    "SELECT id, asset, balance, held, version FROM wallets WHERE id = ANY($1)";
+
+/// Reserves a hold's amount: the wallet's `held` and version go up (returned), and the
+/// amount and one transaction count in the day's spend. `$1` wallet, `$2` UTC day, `$3`
+/// amount, `$4` time.
+pub const RESERVE_HOLD: &str = "WITH spend AS (\
+INSERT INTO wallet_daily_spend (wallet_id, day, amount, count) VALUES ($1, $2, $3, 1) \
+ON CONFLICT (wallet_id, day) DO UPDATE SET \
+amount = LEAST(wallet_daily_spend.amount::numeric + EXCLUDED.amount, 9223372036854775807)::bigint, \
+count = wallet_daily_spend.count + 1) \
+UPDATE wallets SET held = held + $3, version = version + 1, updated_at = $4 WHERE id = $1 \
+RETURNING id, asset, balance, held, version";
+
+/// Ends one held hold: its status and captured amount are set, its whole amount leaves the
+/// wallet's `held`, and what was not captured goes back to the spend of the day it was held.
+/// Returns the hold with the wallet's new `held` and version. Matches nothing unless the hold
+/// is still `held`. `$1` hold, `$2` status, `$3` captured, `$4` time, `$5` 1 to bump the
+/// wallet's version (0 when the capture's ledger write bumps it).
+pub const RELEASE_HOLD: &str = "WITH h AS (\
+UPDATE transactions SET status = $2, captured = $3, updated_at = $4 WHERE id = $1 AND status = 'held' RETURNING *), \
+spend AS (\
+UPDATE wallet_daily_spend s SET amount = GREATEST(s.amount - (h.amount - h.captured), 0) FROM h \
+WHERE s.wallet_id = h.from_wallet_id AND s.day = (h.held_at AT TIME ZONE 'UTC')::date AND h.amount > h.captured), \
+w AS (\
+UPDATE wallets SET held = wallets.held - h.amount, version = wallets.version + $5, updated_at = $4 FROM h \
+WHERE wallets.id = h.from_wallet_id RETURNING wallets.held, wallets.version) \
+SELECT h.*, w.held AS wallet_held, w.version AS wallet_version FROM h, w";
+
+/// Releases every hold of a wallet past its expiry: `expired`, nothing captured, the amounts
+/// out of the wallet's `held` (version bumped) and back to the spend of the days they were
+/// held. Returns the released holds with the wallet's new `held` and version. Runs under the
+/// wallet's lock. `$1` wallet, `$2` time.
+pub const RELEASE_EXPIRED: &str = "WITH h AS (\
+UPDATE transactions SET status = 'expired', captured = 0, updated_at = $2 \
+WHERE from_wallet_id = $1 AND status = 'held' AND expires_at <= $2 RETURNING *), \
+d AS (SELECT (held_at AT TIME ZONE 'UTC')::date AS day, sum(amount) AS total FROM h GROUP BY 1), \
+spend AS (\
+UPDATE wallet_daily_spend s SET amount = GREATEST(s.amount - d.total, 0)::bigint FROM d \
+WHERE s.wallet_id = $1 AND s.day = d.day), \
+w AS (\
+UPDATE wallets SET held = held - (SELECT sum(amount) FROM h)::bigint, version = version + 1, updated_at = $2 \
+WHERE id = $1 AND EXISTS (SELECT 1 FROM h) RETURNING held, version) \
+SELECT h.*, w.held AS wallet_held, w.version AS wallet_version FROM h, w";
+
+/// Voids a hold still waiting for approval: nothing was reserved, nothing is released.
+/// `$1` hold, `$2` time.
+pub const VOID_PENDING_HOLD: &str = "UPDATE transactions SET status = 'voided', captured = 0, updated_at = $2 \
+WHERE id = $1 AND status = 'pending_approval' RETURNING *";
+
+/// The wallets with holds past their expiry, the longest expired first.
+/// `$1` time, `$2` how many holds to look at.
+pub const EXPIRED_HOLD_WALLETS: &str = "SELECT DISTINCT from_wallet_id FROM (\
+SELECT from_wallet_id FROM transactions WHERE status = 'held' AND expires_at <= $1 \
+ORDER BY expires_at LIMIT $2) e";
 
 /// The statements one completed wallet-to-wallet transfer issues, in order, between
 /// `BEGIN` and `COMMIT` (the hourly count only when that rule is set).

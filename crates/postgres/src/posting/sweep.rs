@@ -21,7 +21,7 @@ pub(super) async fn post(
     ids.sort_unstable();
 
     let txn = db.begin().await.doing("beginning a sweep")?;
-    let locked = shared::lock_wallets(&txn, &ids, owner, Some(&cmd.idempotency)).await?;
+    let locked = shared::lock_wallets(&txn, &ids, owner, Some(&cmd.idempotency), cmd.now).await?;
     if locked.prior.is_some() {
         return shared::answer_replay(txn, owner, Some(&cmd.idempotency), &locked.wallets).await;
     }
@@ -38,7 +38,8 @@ pub(super) async fn post(
     if to.closed {
         return Err(PostingError::WalletClosed(cmd.to_wallet_id));
     }
-    let amount = from.balance;
+    // What open holds reserve stays: the holds end by capture, void or expiry.
+    let amount = from.available();
     if amount.is_zero() {
         return Err(PostingError::NothingToSweep(cmd.from_wallet_id));
     }
@@ -66,6 +67,8 @@ pub(super) async fn post(
             reason: None,
             budget: Budget::default(),
             now: cmd.now,
+            expires_at: None,
+            hold_id: None,
         },
     )
     .await?;

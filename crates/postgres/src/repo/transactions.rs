@@ -5,8 +5,8 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, Statement,
 };
 use waiaas_domain::{
-    OwnerId, PageRequest, RepoError, Transaction, TransactionId, TransactionPage, TxCursor,
-    TxFilter, WalletId, clamp_time,
+    OwnerId, PageRequest, RepoError, Transaction, TransactionId, TransactionPage,
+    TransactionStatus, TxCursor, TxFilter, WalletId, clamp_time,
 };
 
 use crate::entity::transactions;
@@ -38,8 +38,20 @@ pub fn page_sql(scope: Scope, filter: &TxFilter) -> (String, Vec<sea_orm::Value>
     if let Some(object) = filter.metadata_object() {
         add("metadata @>", object.into());
     }
-    if let Some(status) = filter.status {
-        add("status =", status.as_str().into());
+    match (filter.status, filter.as_of) {
+        // A hold past its expiry is expired as of the read, released or not.
+        (Some(TransactionStatus::Held), Some(at)) => {
+            add("status = 'held' AND expires_at >", at.into());
+        }
+        (Some(TransactionStatus::Expired), Some(at)) => {
+            add(
+                "status IN ('held', 'expired') AND \
+                 CASE WHEN status = 'held' THEN expires_at ELSE '-infinity'::timestamptz END <=",
+                at.into(),
+            );
+        }
+        (Some(status), _) => add("status =", status.as_str().into()),
+        (None, _) => {}
     }
     if let Some(kind) = filter.kind {
         add("kind =", kind.as_str().into());

@@ -104,6 +104,7 @@ impl Postgres {
             asset: Set(wallet.asset.as_str().to_owned()),
             name: Set(wallet.name.as_ref().map(|n| n.as_str().to_owned())),
             balance: Set(0),
+            held: Set(0),
             version: Set(wallet.version),
             created_at: Set(wallet.created_at),
             updated_at: Set(wallet.created_at),
@@ -171,19 +172,20 @@ impl Postgres {
     }
 
     async fn wallet_balance(&self, id: WalletId) -> Result<Option<WalletBalance>, RepoError> {
-        let row: Option<(String, i64, i64)> = wallets::Entity::find_by_id(*id.as_uuid())
+        let row: Option<(String, i64, i64, i64)> = wallets::Entity::find_by_id(*id.as_uuid())
             .select_only()
             .columns([
                 wallets::Column::Asset,
                 wallets::Column::Balance,
+                wallets::Column::Held,
                 wallets::Column::Version,
             ])
             .into_tuple()
             .one(&self.db)
             .await
             .repo("reading a balance")?;
-        row.map(|(asset, balance, version)| {
-            convert::balance(*id.as_uuid(), &asset, balance, version)
+        row.map(|(asset, balance, held, version)| {
+            convert::balance(*id.as_uuid(), &asset, balance, held, version)
         })
         .transpose()
         .map_err(RepoError)

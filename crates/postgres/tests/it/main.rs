@@ -5,6 +5,7 @@ mod approval;
 mod bad_input;
 mod concurrency;
 mod fence;
+mod holds;
 mod idempotency;
 mod migrations;
 mod reads;

@@ -1,0 +1,37 @@
+//! The hold expiry sweeper: every instance releases the holds past their expiry, each
+//! release under its wallet's row lock, so instances running at once never release one
+//! twice (and a posting that meets an expired hold first releases it itself).
+
+use std::time::Duration;
+
+use waiaas_domain::Services;
+
+use crate::settings::HoldSettings;
+
+/// Starts the sweeper on the current runtime.
+pub fn spawn_sweeper(services: Services, settings: &HoldSettings) -> tokio::task::JoinHandle<()> {
+    let interval = Duration::from_millis(settings.sweep_interval_ms.max(1));
+    let batch = settings.sweep_batch.max(1);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            loop {
+                match services.expire_holds(batch).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        tracing::info!(released = n, "Expired holds released");
+                        if n < usize::try_from(batch).unwrap_or(usize::MAX) {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Releasing expired holds failed; the next run tries again");
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,518 @@
+//! Holds against a real PostgreSQL: what a hold reserves, what a capture moves and releases,
+//! expiry by racing sweepers (and by a posting that gets there first), many holds, captures,
+//! voids and payments at once, and random sequences checked against a model.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
+use waiaas_domain::model::{TransactionKind, TransactionStatus};
+use waiaas_domain::ports::{TransactionRepository as _, WalletRepository as _};
+use waiaas_domain::services::{HoldRequest, TransferRequest};
+use waiaas_domain::{Money, PolicyRules, PostingError, TransactionId, WalletId};
+use waiaas_testkit::{Fixture, TestDb, World, services};
+
+fn money(v: i64) -> Money {
+    Money::new(v).unwrap()
+}
+
+async fn balance(db: &TestDb, w: WalletId) -> (i64, i64) {
+    let b = db.postgres().balance(w).await.unwrap().unwrap();
+    (b.balance.minor_units(), b.held.minor_units())
+}
+
+async fn spent_today(db: &TestDb, w: WalletId) -> i64 {
+    let s = db
+        .postgres()
+        .summary(w, Utc::now().date_naive())
+        .await
+        .unwrap()
+        .unwrap();
+    s.today.spent.minor_units()
+}
+
+async fn audit_count(db: &TestDb, action: &str) -> i64 {
+    db.db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM audit_logs WHERE action = $1",
+            [action.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap()
+}
+
+fn payment(from: WalletId, amount: i64) -> TransferRequest {
+    TransferRequest {
+        to_wallet_id: None,
+        destination: Some("merchant-7".into()),
+        ..World::transfer_request(from, from, amount)
+    }
+}
+
+async fn assert_reconciled(db: &TestDb) {
+    let report = waiaas_postgres::reconcile(&db.db).await.unwrap();
+    assert!(report.is_consistent(), "{report}");
+}
+
+#[tokio::test]
+async fn a_hold_reserves_its_amount_and_a_partial_capture_releases_the_rest() {
+    let db = TestDb::new().await;
+    let services = services(&db.postgres());
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 2_000).await.id;
+    let b = world.wallet("USD", 0).await.id;
+    let limit = PolicyRules {
+        daily_limit: Some(money(1_000)),
+        ..PolicyRules::default()
+    };
+    world.set_rules(a, limit.clone()).await;
+
+    let hold = world.hold(a, b, 300).await.transaction;
+    assert_eq!(hold.kind, TransactionKind::Hold);
+    assert_eq!(hold.status, TransactionStatus::Held);
+    assert!(hold.hold.expires_at.is_some());
+    assert_eq!(balance(&db, a).await, (2_000, 300));
+    assert_eq!(spent_today(&db, a).await, 300, "a hold counts as spent");
+
+    // A hold counts against the day's limit, for spends and holds alike…
+    let over_limit = world.spend(a, b, 701).await.transaction;
+    assert_eq!(over_limit.status, TransactionStatus::Denied);
+    let second = world.hold(a, b, 701).await.transaction;
+    assert_eq!(second.status, TransactionStatus::Denied, "holds count too");
+    // …and what it reserves cannot be spent.
+    world.set_rules(a, PolicyRules::default()).await;
+    let over_available = world.spend(a, b, 1_701).await.transaction;
+    assert_eq!(over_available.status, TransactionStatus::Failed);
+    let over_available = world.hold(a, b, 1_701).await.transaction;
+    assert_eq!(over_available.status, TransactionStatus::Failed);
+    world.set_rules(a, limit).await;
+
+    let capture = world.capture(hold.id, Some(120)).await.unwrap();
+    let tx = capture.transaction;
+    assert_eq!(
+        (tx.kind, tx.status, tx.amount),
+        (
+            TransactionKind::Transfer,
+            TransactionStatus::Completed,
+            money(120)
+        )
+    );
+    assert_eq!(tx.hold.hold_id, Some(hold.id));
+    assert_eq!(balance(&db, a).await, (1_880, 0));
+    assert_eq!(balance(&db, b).await, (120, 0));
+    assert_eq!(
+        spent_today(&db, a).await,
+        120,
+        "what was not captured went back to the day's budget"
+    );
+    let ended = services.get_hold(&world.agent(), hold.id).await.unwrap();
+    assert_eq!(ended.status, TransactionStatus::Captured);
+    assert_eq!(ended.hold.captured, Some(money(120)));
+
+    // One capture per hold; a captured hold cannot be voided.
+    assert!(matches!(
+        world.capture(hold.id, Some(1)).await,
+        Err(PostingError::HoldNotOpen {
+            status: TransactionStatus::Captured,
+            ..
+        })
+    ));
+    assert!(matches!(
+        services
+            .void_hold(&world.owner(), hold.id, &world.owner_ctx())
+            .await,
+        Err(PostingError::HoldNotOpen { .. })
+    ));
+    // No more than the hold.
+    let small = world.hold(a, b, 100).await.transaction;
+    assert!(matches!(
+        world.capture(small.id, Some(101)).await,
+        Err(PostingError::CaptureExceedsHold { .. })
+    ));
+    // Another agent's hold is not found; a transaction that is no hold is not one.
+    let other = Fixture::world(&services).await;
+    assert!(matches!(
+        other.capture(small.id, None).await,
+        Err(PostingError::HoldNotFound(_))
+    ));
+    assert!(matches!(
+        world.capture(tx.id, None).await,
+        Err(PostingError::HoldNotFound(_))
+    ));
+    // A void releases everything, once; a second void answers the hold as it is.
+    let voided = services
+        .void_hold(&world.agent(), small.id, &world.agent_ctx())
+        .await
+        .unwrap();
+    assert_eq!(voided.transaction.status, TransactionStatus::Voided);
+    assert!(!voided.replayed);
+    let again = services
+        .void_hold(&world.owner(), small.id, &world.owner_ctx())
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(balance(&db, a).await, (1_880, 0));
+    assert_eq!(spent_today(&db, a).await, 120);
+    assert_eq!(audit_count(&db, "hold.place").await, 2);
+    assert_eq!(audit_count(&db, "hold.capture").await, 1);
+    assert_eq!(audit_count(&db, "hold.void").await, 1);
+    assert_reconciled(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_hold_is_released_once_by_racing_sweepers_and_first_by_a_spend() {
+    let db = TestDb::with_pool(12).await;
+    let pg = db.postgres();
+    let services = services(&pg);
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 1_000).await.id;
+    let b = world.wallet("USD", 0).await.id;
+    let mut holds = Vec::new();
+    for amount in [100, 200, 300] {
+        holds.push(world.hold(a, b, amount).await.transaction.id);
+    }
+    assert_eq!(balance(&db, a).await, (1_000, 600));
+
+    // Four sweepers at once, an hour after the holds expired: each hold released once.
+    let later = Utc::now() + Duration::hours(2);
+    let sweepers: Vec<_> = (0..4)
+        .map(|_| {
+            let pg = pg.clone();
+            tokio::spawn(async move { pg.expire_holds(later, 100).await.unwrap() })
+        })
+        .collect();
+    let mut released = 0;
+    for s in sweepers {
+        released += s.await.unwrap().len();
+    }
+    assert_eq!(released, 3, "every expired hold released exactly once");
+    assert_eq!(pg.expire_holds(later, 100).await.unwrap().len(), 0);
+    assert_eq!(balance(&db, a).await, (1_000, 0));
+    assert_eq!(spent_today(&db, a).await, 0);
+    assert_eq!(audit_count(&db, "hold.expire").await, 3);
+    for id in &holds {
+        let h = services.get_hold(&world.agent(), *id).await.unwrap();
+        assert_eq!(h.status, TransactionStatus::Expired);
+        assert_eq!(h.hold.captured, Some(Money::ZERO));
+        assert!(matches!(
+            world.capture(*id, None).await,
+            Err(PostingError::HoldExpired)
+        ));
+    }
+
+    // Before any sweeper: a hold past its expiry reads expired, and a spend that needs what
+    // it reserved releases it itself.
+    let hold = services
+        .create_hold(
+            &world.agent(),
+            HoldRequest {
+                spend: World::transfer_request(a, b, 900),
+                expires_in_s: Some(1),
+            },
+            &world.agent_ctx(),
+        )
+        .await
+        .unwrap()
+        .transaction;
+    assert_eq!(balance(&db, a).await, (1_000, 900));
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let read = services.get_hold(&world.agent(), hold.id).await.unwrap();
+    assert_eq!(read.status, TransactionStatus::Expired, "read as expired");
+    let spend = world.spend(a, b, 800).await.transaction;
+    assert_eq!(spend.status, TransactionStatus::Completed);
+    assert_eq!(balance(&db, a).await, (200, 0));
+    assert_eq!(pg.expire_holds(later, 100).await.unwrap().len(), 0);
+    assert_eq!(audit_count(&db, "hold.expire").await, 4);
+    assert_reconciled(&db).await;
+}
+
+/// Three agents of one owner, two wallets each with a daily limit; 200 holds, captures,
+/// voids and payments at once. Afterwards no wallet spent more than its limit, every open
+/// hold is in `held` (reconcile), and the balances are the deposits less what was paid out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_captures_voids_and_payments_at_once_keep_every_limit_and_the_ledger() {
+    const LIMIT: i64 = 1_500;
+    let db = TestDb::with_pool(16).await;
+    let pg = db.postgres();
+    let services = services(&pg);
+    let first = Fixture::world(&services).await;
+    let mut agents = vec![first.clone()];
+    for name in ["second agent", "third agent"] {
+        let agent = services
+            .create_agent(first.owner_id, name, &first.owner_ctx())
+            .await
+            .unwrap();
+        agents.push(World {
+            agent_id: agent.id,
+            ..first.clone()
+        });
+    }
+    let mut wallets = Vec::new();
+    for agent in &agents {
+        for _ in 0..2 {
+            let w = agent.wallet("USD", 2_000).await.id;
+            agent
+                .set_rules(
+                    w,
+                    PolicyRules {
+                        daily_limit: Some(money(LIMIT)),
+                        ..PolicyRules::default()
+                    },
+                )
+                .await;
+            wallets.push((agent.clone(), w));
+        }
+    }
+    let wallets = Arc::new(wallets);
+    let paid = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let tasks: Vec<_> = (0..20_u64)
+        .map(|task| {
+            let (wallets, paid) = (wallets.clone(), paid.clone());
+            tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(task);
+                let mut mine: Vec<(World, TransactionId, i64)> = Vec::new();
+                for _ in 0..10 {
+                    let (agent, w) = wallets[rng.random_range(0..wallets.len())].clone();
+                    let amount = rng.random_range(1..=400);
+                    match rng.random_range(0..4) {
+                        0 | 1 => {
+                            let req = HoldRequest {
+                                spend: payment(w, amount),
+                                expires_in_s: None,
+                            };
+                            let out = agent
+                                .services
+                                .create_hold(&agent.agent(), req, &agent.agent_ctx())
+                                .await
+                                .unwrap();
+                            if out.transaction.status == TransactionStatus::Held {
+                                mine.push((agent, out.transaction.id, amount));
+                            }
+                        }
+                        2 if !mine.is_empty() => {
+                            let (agent, id, held) =
+                                mine.swap_remove(rng.random_range(0..mine.len()));
+                            if rng.random_bool(0.7) {
+                                let part = rng.random_range(1..=held);
+                                let out = agent.capture(id, Some(part)).await.unwrap();
+                                paid.fetch_add(
+                                    out.transaction.amount.minor_units(),
+                                    std::sync::atomic::Ordering::Relaxed,
+                                );
+                            } else {
+                                agent
+                                    .services
+                                    .void_hold(&agent.agent(), id, &agent.agent_ctx())
+                                    .await
+                                    .unwrap();
+                            }
+                        }
+                        _ => {
+                            let out = agent
+                                .services
+                                .transfer(&agent.agent(), payment(w, amount), &agent.agent_ctx())
+                                .await
+                                .unwrap();
+                            if out.transaction.status == TransactionStatus::Completed {
+                                paid.fetch_add(amount, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut total = 0;
+    for (_, w) in wallets.iter() {
+        let (balance, held) = balance(&db, *w).await;
+        assert!(held <= balance, "{w}: held {held} above balance {balance}");
+        let spent = spent_today(&db, *w).await;
+        assert!(spent <= LIMIT, "{w} spent {spent} above its limit {LIMIT}");
+        total += balance;
+    }
+    let deposited = 2_000 * i64::try_from(wallets.len()).unwrap();
+    assert_eq!(
+        total,
+        deposited - paid.load(std::sync::atomic::Ordering::Relaxed),
+        "balances are the deposits less what was paid out"
+    );
+    assert_reconciled(&db).await;
+}
+
+/// One step of a random sequence on one wallet.
+#[derive(Debug, Clone)]
+enum Op {
+    Hold(i64),
+    Pay(i64),
+    /// Capture of the n-th open hold (modulo their number), of this much.
+    Capture(usize, i64),
+    Void(usize),
+    /// Every sweeper runs, a week and a day later: every open hold expires.
+    ExpireAll,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (1_i64..400).prop_map(Op::Hold),
+        2 => (1_i64..400).prop_map(Op::Pay),
+        3 => (0_usize..8, 1_i64..320).prop_map(|(i, a)| Op::Capture(i, a)),
+        1 => (0_usize..8).prop_map(Op::Void),
+        1 => Just(Op::ExpireAll),
+    ]
+}
+
+/// The wallet as the rules say it must be.
+#[derive(Debug, Default)]
+struct Model {
+    balance: i64,
+    spent: i64,
+    open: Vec<(TransactionId, i64)>,
+}
+
+impl Model {
+    const LIMIT: i64 = 600;
+    const MAX: i64 = 300;
+
+    fn held(&self) -> i64 {
+        self.open.iter().map(|(_, a)| a).sum()
+    }
+
+    /// The status a hold or payment of `amount` must get.
+    fn decide(&self, amount: i64, hold: bool) -> TransactionStatus {
+        if amount > Self::MAX || self.spent + amount > Self::LIMIT {
+            TransactionStatus::Denied
+        } else if amount > self.balance - self.held() {
+            TransactionStatus::Failed
+        } else if hold {
+            TransactionStatus::Held
+        } else {
+            TransactionStatus::Completed
+        }
+    }
+}
+
+async fn run_sequence(ops: Vec<Op>) {
+    let db = TestDb::new().await;
+    let pg = db.postgres();
+    let services = services(&pg);
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 1_000).await.id;
+    world
+        .set_rules(
+            a,
+            PolicyRules {
+                daily_limit: Some(money(Model::LIMIT)),
+                max_per_transaction: Some(money(Model::MAX)),
+                ..PolicyRules::default()
+            },
+        )
+        .await;
+    let mut m = Model {
+        balance: 1_000,
+        ..Model::default()
+    };
+    for (step, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::Hold(amount) => {
+                let req = HoldRequest {
+                    spend: payment(a, amount),
+                    expires_in_s: None,
+                };
+                let out = services
+                    .create_hold(&world.agent(), req, &world.agent_ctx())
+                    .await
+                    .unwrap();
+                let expected = m.decide(amount, true);
+                assert_eq!(out.transaction.status, expected, "step {step}: {op:?}");
+                if expected == TransactionStatus::Held {
+                    m.open.push((out.transaction.id, amount));
+                    m.spent += amount;
+                }
+            }
+            Op::Pay(amount) => {
+                let out = services
+                    .transfer(&world.agent(), payment(a, amount), &world.agent_ctx())
+                    .await
+                    .unwrap();
+                let expected = m.decide(amount, false);
+                assert_eq!(out.transaction.status, expected, "step {step}: {op:?}");
+                if expected == TransactionStatus::Completed {
+                    m.balance -= amount;
+                    m.spent += amount;
+                }
+            }
+            Op::Capture(_, _) | Op::Void(_) if m.open.is_empty() => {}
+            Op::Capture(i, amount) => {
+                let (id, held) = m.open[i % m.open.len()];
+                let out = world.capture(id, Some(amount)).await;
+                if amount > held {
+                    assert!(
+                        matches!(out, Err(PostingError::CaptureExceedsHold { .. })),
+                        "step {step}: {op:?} gave {out:?}"
+                    );
+                } else {
+                    assert_eq!(out.unwrap().transaction.amount, money(amount));
+                    m.open.retain(|(h, _)| *h != id);
+                    m.balance -= amount;
+                    m.spent -= held - amount;
+                }
+            }
+            Op::Void(i) => {
+                let (id, held) = m.open.remove(i % m.open.len());
+                let out = services
+                    .void_hold(&world.agent(), id, &world.agent_ctx())
+                    .await
+                    .unwrap();
+                assert_eq!(out.transaction.status, TransactionStatus::Voided);
+                m.spent -= held;
+            }
+            Op::ExpireAll => {
+                let released = pg
+                    .expire_holds(Utc::now() + Duration::days(8), 1_000)
+                    .await
+                    .unwrap();
+                assert_eq!(released.len(), m.open.len(), "step {step}");
+                m.spent -= m.held();
+                m.open.clear();
+            }
+        }
+        assert_eq!(
+            balance(&db, a).await,
+            (m.balance, m.held()),
+            "step {step}: {op:?}"
+        );
+        let spent = spent_today(&db, a).await;
+        assert_eq!(spent, m.spent, "step {step}: {op:?}");
+        assert!(spent <= Model::LIMIT && m.held() <= m.balance);
+    }
+    assert_reconciled(&db).await;
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+
+    /// No sequence of holds, captures, voids, expiries and payments lets what was spent and
+    /// held exceed the daily limit, or `held` exceed the balance; the database agrees with
+    /// the model after every step.
+    #[test]
+    fn random_sequences_of_holds_and_payments_agree_with_the_model(
+        ops in proptest::collection::vec(op(), 1..30)
+    ) {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(run_sequence(ops));
+    }
+}
