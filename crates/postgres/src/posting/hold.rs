@@ -104,6 +104,12 @@ pub(super) async fn capture(
         return Err(PostingError::HoldNotFound(cmd.hold_id));
     }
     let hold = read_hold(&txn, cmd.hold_id, sql::LOCK_TRANSACTION).await?;
+    // A first attempt with this key that committed while this one waited for the locks is
+    // invisible to the snapshot the locking statement took; this later statement sees it,
+    // and its answer is the capture it made (not "already captured").
+    if shared::key_used(&txn, agent, &cmd.idempotency).await? {
+        return shared::answer_replay(txn, agent, Some(&cmd.idempotency), &locked).await;
+    }
     match hold.status_at(cmd.now) {
         TransactionStatus::Held => {}
         TransactionStatus::Expired => return Err(PostingError::HoldExpired),

@@ -512,6 +512,22 @@ pub(super) async fn replay<C: ConnectionTrait>(
     })
 }
 
+/// Whether `principal` already used the key, as a new statement sees it (after the locks).
+pub(super) async fn key_used(
+    txn: &DatabaseTransaction,
+    principal: Uuid,
+    idempotency: &Idempotency,
+) -> anyhow::Result<bool> {
+    Ok(txn
+        .query_one_raw(stmt(
+            sql::FIND_BY_IDEMPOTENCY_KEY,
+            vec![principal.into(), idempotency.key.as_str().into()],
+        ))
+        .await
+        .doing("looking up the idempotency key")?
+        .is_some())
+}
+
 /// Ends a posting whose idempotency key was used before: releases the locks (nothing of
 /// this attempt is kept) and answers with the first result.
 pub(super) async fn answer_replay(

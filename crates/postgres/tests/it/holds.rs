@@ -516,3 +516,60 @@ proptest::proptest! {
             .block_on(run_sequence(ops));
     }
 }
+
+/// Two attempts of one capture (a client that retried) wait on the same locked wallet; the
+/// one that goes second must answer with the first one's capture, not "already captured",
+/// although its locking statement's snapshot predates that commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_capture_retried_while_the_first_attempt_waits_for_the_lock_replays_it() {
+    use sea_orm::TransactionTrait as _;
+    let db = TestDb::with_pool(8).await;
+    let services = services(&db.postgres());
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 1_000).await.id;
+    let b = world.wallet("USD", 0).await.id;
+    let hold = world.hold(a, b, 300).await.transaction.id;
+
+    let blocker = db.db.begin().await.unwrap();
+    blocker
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM wallets WHERE id = $1 FOR UPDATE",
+            [(*a.as_uuid()).into()],
+        ))
+        .await
+        .unwrap();
+    let attempt = || {
+        let world = world.clone();
+        tokio::spawn(async move {
+            world
+                .services
+                .capture_hold(
+                    &world.agent(),
+                    waiaas_domain::services::CaptureRequest {
+                        hold_id: hold,
+                        amount: Some(100),
+                        idempotency_key: Some("capture-once".to_owned()),
+                    },
+                    &world.agent_ctx(),
+                )
+                .await
+        })
+    };
+    let (first, second) = (attempt(), attempt());
+    // Both are waiting for the wallet when the lock goes.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    blocker.rollback().await.unwrap();
+    let (first, second) = (first.await.unwrap(), second.await.unwrap());
+    let (first, second) = (
+        first.expect("first"),
+        second.expect("a replay, not a refusal"),
+    );
+    assert_eq!(first.transaction.id, second.transaction.id);
+    assert!(
+        first.replayed != second.replayed,
+        "one posted, one replayed"
+    );
+    assert_eq!(balance(&db, a).await, (900, 0));
+    assert_reconciled(&db).await;
+}
