@@ -14,6 +14,7 @@ mod m20261122_000005_cache_fence;
 mod m20261202_000006_hardening;
 mod m20261203_000007_key_expiry;
 mod m20261203_000008_holds;
+mod m20261203_000009_budgets;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_hardening::Migration),
             Box::new(m20261203_000007_key_expiry::Migration),
             Box::new(m20261203_000008_holds::Migration),
+            Box::new(m20261203_000009_budgets::Migration),
         ]
     }
 }
@@ -67,6 +69,8 @@ pub fn fingerprint() -> String {
         m20261203_000007_key_expiry::DOWN,
         m20261203_000008_holds::UP,
         m20261203_000008_holds::DOWN,
+        m20261203_000009_budgets::UP,
+        m20261203_000009_budgets::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()

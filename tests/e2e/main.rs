@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod bad_input;
+mod budgets;
 mod cluster;
 mod consistency;
 mod database_faults;

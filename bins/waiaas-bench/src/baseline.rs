@@ -17,7 +17,8 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
     let b = wallet_sql("b");
     let day = "(now() AT TIME ZONE 'UTC')::date".to_owned();
     let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
-    let params: [Vec<String>; 4] = [
+    let month = "date_trunc('month', now() AT TIME ZONE 'UTC')::date".to_owned();
+    let params: [Vec<String>; 5] = [
         // LOCK_WALLETS (with the idempotency key looked up: a fresh one, never found)
         vec![
             format!("ARRAY[{a}, {b}]"),
@@ -25,8 +26,21 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
             "gen_random_uuid()::text".into(),
             "now()".into(),
         ],
+        // LOCK_BUDGETS (no budget is set: no row)
+        vec![
+            format!("{}::uuid", q(agent)),
+            format!("{}::uuid", q(owner)),
+            "'USD'".into(),
+        ],
         // POLICY_AND_SPEND
-        vec![a.clone(), day.clone()],
+        vec![
+            a.clone(),
+            day.clone(),
+            month,
+            "NULL".into(),
+            "NULL".into(),
+            "'USD'".into(),
+        ],
         // INSERT_TRANSACTION
         vec![
             "gen_random_uuid()".into(),
@@ -52,6 +66,9 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
             "now()".into(),
             "now()".into(),
             "NULL".into(),
+            "NULL".into(),
+            "NULL".into(),
+            "'{}'::jsonb".into(),
             "NULL".into(),
             "NULL".into(),
         ],

@@ -1,6 +1,7 @@
-//! The hold expiry sweeper: every instance releases the holds past their expiry, each
-//! release under its wallet's row lock, so instances running at once never release one
-//! twice (and a posting that meets an expired hold first releases it itself).
+//! The expiry sweeper: every instance releases the holds past their expiry and ends the
+//! transactions that waited for approval past their deadline, each under its wallet's row
+//! lock, so instances running at once never end one twice (and a posting that meets an
+//! expired hold first releases it itself).
 
 use std::time::Duration;
 
@@ -18,16 +19,19 @@ pub fn spawn_sweeper(services: Services, settings: &HoldSettings) -> tokio::task
         loop {
             tick.tick().await;
             loop {
-                match services.expire_holds(batch).await {
+                match services.expire_due(batch).await {
                     Ok(0) => break,
                     Ok(n) => {
-                        tracing::info!(released = n, "Expired holds released");
+                        tracing::info!(
+                            ended = n,
+                            "Expired holds released, expired approvals ended"
+                        );
                         if n < usize::try_from(batch).unwrap_or(usize::MAX) {
                             break;
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "Releasing expired holds failed; the next run tries again");
+                        tracing::warn!(error = %e, "Ending expired holds and approvals failed; the next run tries again");
                         break;
                     }
                 }

@@ -412,6 +412,14 @@ impl waiaas_domain::ports::TransactionRepository for SlowPostings {
         unreachable!("only transfers are posted here")
     }
 
+    async fn expire_approvals(
+        &self,
+        _: chrono::DateTime<chrono::Utc>,
+        _: u32,
+    ) -> Result<Vec<waiaas_domain::ports::PostingOutcome>, waiaas_domain::RepoError> {
+        unreachable!("only transfers are posted here")
+    }
+
     async fn get(
         &self,
         _: waiaas_domain::TransactionId,

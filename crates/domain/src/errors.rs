@@ -258,6 +258,9 @@ pub enum ApprovalError {
     /// The transaction is not waiting for approval.
     #[error("transaction is {} and no longer pending approval", .0.as_str())]
     NotPending(TransactionStatus),
+    /// It waited for approval longer than its wallet's `approval_timeout_s`: it expired.
+    #[error("the transaction waited too long for approval and expired; nothing moved")]
+    Expired,
     /// The credit would overflow the receiving balance.
     #[error("the receiving balance would overflow")]
     BalanceOverflow,

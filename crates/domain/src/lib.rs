@@ -27,7 +27,7 @@ pub use errors::*;
 pub use ids::*;
 pub use model::*;
 pub use money::{Money, MoneyError};
-pub use policy::{Decision, Policy, PolicyRules, Rule};
+pub use policy::{BudgetLimits, Decision, Level, Policy, PolicyRules, Rule};
 pub use services::auth::CredentialKind;
 pub use services::{Ports, ServiceSettings, Services, WalletEvent, wallet_events_channel};
 pub use values::*;

@@ -22,6 +22,8 @@ pub enum NotificationKind {
     HoldVoided,
     /// A hold expired uncaptured: its amount is released.
     HoldExpired,
+    /// A transaction waited for approval longer than its wallet's `approval_timeout_s`.
+    ApprovalExpired,
 }
 
 impl NotificationKind {
@@ -35,6 +37,7 @@ impl NotificationKind {
             Self::HoldCaptured => "hold_captured",
             Self::HoldVoided => "hold_voided",
             Self::HoldExpired => "hold_expired",
+            Self::ApprovalExpired => "approval_expired",
         }
     }
 
@@ -48,6 +51,7 @@ impl NotificationKind {
             "hold_captured" => Some(Self::HoldCaptured),
             "hold_voided" => Some(Self::HoldVoided),
             "hold_expired" => Some(Self::HoldExpired),
+            "approval_expired" => Some(Self::ApprovalExpired),
             _ => None,
         }
     }

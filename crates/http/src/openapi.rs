@@ -9,7 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use waiaas_domain::text::INVISIBLE_BMP_CLASS;
 
-use crate::routes::{agents, health, holds, notifications, owners, transactions, wallets};
+use crate::routes::{agents, budgets, health, holds, notifications, owners, transactions, wallets};
 use crate::sse;
 
 /// The API's description: every route of [`crate::routes::api`].
@@ -35,6 +35,10 @@ use crate::sse;
         agents::update_agent,
         agents::delete_agent,
         agents::create_key,
+        budgets::get_agent_budget,
+        budgets::put_agent_budget,
+        budgets::get_owner_budget,
+        budgets::put_owner_budget,
         wallets::create_wallet,
         wallets::list_wallets,
         wallets::get_wallet,
@@ -67,6 +71,7 @@ use crate::sse;
         (name = "agents", description = "Agents and their API keys"),
         (name = "wallets", description = "Wallets, balances, summaries, policies and live events"),
         (name = "transactions", description = "Deposits, transfers, payments, sweeps and approvals"),
+        (name = "budgets", description = "Budgets of agents and owners over all their wallets, per asset"),
         (name = "holds", description = "Holds: reserve an amount now, capture at most that much later, or void it"),
         (name = "activity", description = "The audit trail and notifications"),
     )

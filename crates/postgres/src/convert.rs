@@ -6,7 +6,7 @@ use anyhow::{Context as _, anyhow};
 use waiaas_domain::model::{Actor, Budget, HoldFacts, OwnerDecision};
 use waiaas_domain::model::{TransactionKind, TransactionStatus, Wallet, WalletBalance};
 use waiaas_domain::notifications::{Notification, NotificationKind};
-use waiaas_domain::policy::{Policy, PolicyRules, Rule};
+use waiaas_domain::policy::{Level, Policy, PolicyRules, Rule};
 use waiaas_domain::values::Asset;
 use waiaas_domain::{
     Agent, AgentId, AgentStatus, ApiKey, ApiKeyId, AssetCode, AuditEntry, AuditId, Destination,
@@ -196,13 +196,20 @@ impl TryFrom<transactions::Model> for Transaction {
                 .transpose()?,
             rule: m.decision_rule.as_deref().and_then(Rule::from_db),
             reason: m.reason,
-            budget: Budget {
-                daily_remaining: m
-                    .budget_daily_remaining
-                    .map(|v| money(v, "daily budget"))
-                    .transpose()?,
-                hourly_remaining: budget_hourly,
+            // The whole budget since it is recorded; the two columns before.
+            budget: match m.budget {
+                Some(json) => serde_json::from_value(json).context("stored budget is invalid")?,
+                None => Budget {
+                    daily_remaining: m
+                        .budget_daily_remaining
+                        .map(|v| money(v, "daily budget"))
+                        .transpose()?,
+                    hourly_remaining: budget_hourly,
+                    ..Budget::default()
+                },
             },
+            level: m.decision_level.as_deref().and_then(Level::from_db),
+            approval_deadline: m.approval_deadline,
             decision: m.decision.as_deref().and_then(OwnerDecision::from_db),
             hold: HoldFacts {
                 expires_at: m.expires_at,

@@ -57,6 +57,20 @@ async fn reflect(cache: &Cache, outcome: &PostingOutcome, day: NaiveDate) -> Res
     cache.apply(changes).await
 }
 
+/// Reflects every outcome of a sweep.
+async fn reflect_all(
+    cache: &Cache,
+    outcomes: &[PostingOutcome],
+    day: NaiveDate,
+) -> Result<(), RepoError> {
+    for out in outcomes {
+        reflect(cache, out, day)
+            .await
+            .map_err(unfenced::<RepoError>)?;
+    }
+    Ok(())
+}
+
 /// Posts through the inner repository and reflects the outcome in the cache, detached from
 /// the caller.
 macro_rules! post {
@@ -119,11 +133,21 @@ impl TransactionRepository for CachedTransactions {
         let (inner, cache) = (self.inner.clone(), self.cache.clone());
         detached(async move {
             let outs = inner.expire_holds(now, limit).await?;
-            for out in &outs {
-                reflect(&cache, out, now.date_naive())
-                    .await
-                    .map_err(unfenced::<RepoError>)?;
-            }
+            reflect_all(&cache, &outs, now.date_naive()).await?;
+            Ok(outs)
+        })
+        .await
+    }
+
+    async fn expire_approvals(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<PostingOutcome>, RepoError> {
+        let (inner, cache) = (self.inner.clone(), self.cache.clone());
+        detached(async move {
+            let outs = inner.expire_approvals(now, limit).await?;
+            reflect_all(&cache, &outs, now.date_naive()).await?;
             Ok(outs)
         })
         .await

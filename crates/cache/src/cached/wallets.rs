@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use waiaas_domain::model::{SpendSummary, WalletOwnership};
-use waiaas_domain::policy::{Policy, PolicyRules};
+use waiaas_domain::policy::{BudgetOwner, Budgets, Policy, PolicyRules};
 use waiaas_domain::ports::{PolicyRepository, WalletRepository};
 use waiaas_domain::values::Asset;
 use waiaas_domain::{
@@ -136,6 +136,32 @@ impl PolicyRepository for CachedPolicies {
             .read(Kind::Policy, &wallet_id.to_string(), load)
             .await?
             .unwrap_or_else(|| Policy::unrestricted(wallet_id)))
+    }
+
+    async fn budget(&self, of: BudgetOwner) -> Result<Budgets, RepoError> {
+        // Budgets are never cached: every decision reads them under their lock, and the
+        // endpoints that show them read PostgreSQL too.
+        self.inner.budget(of).await
+    }
+
+    async fn level_spend(
+        &self,
+        of: BudgetOwner,
+        asset: &AssetCode,
+        today: NaiveDate,
+    ) -> Result<waiaas_domain::policy::LevelUsage, RepoError> {
+        self.inner.level_spend(of, asset, today).await
+    }
+
+    async fn put_budget(
+        &self,
+        of: BudgetOwner,
+        owner_id: OwnerId,
+        budgets: &Budgets,
+        audit: &AuditContext,
+    ) -> Result<Budgets, RepoError> {
+        let (inner, budgets, audit) = (self.inner.clone(), budgets.clone(), audit.clone());
+        detached(async move { inner.put_budget(of, owner_id, &budgets, &audit).await }).await
     }
 
     async fn put(

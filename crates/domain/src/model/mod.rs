@@ -10,9 +10,9 @@ pub use credentials::{
     SessionLookup, TokenHash,
 };
 pub use transaction::{
-    Budget, HoldFacts, InvalidFilter, LedgerEntry, MAX_METADATA_FILTERS, OwnerDecision,
-    Transaction, TransactionKind, TransactionPage, TransactionStatus, TxCursor, TxFilter,
-    clamp_time,
+    Budget, HoldFacts, InvalidFilter, LedgerEntry, LevelBudget, MAX_METADATA_FILTERS,
+    OwnerDecision, Transaction, TransactionKind, TransactionPage, TransactionStatus, TxCursor,
+    TxFilter, clamp_time,
 };
 
 use chrono::{DateTime, Utc};

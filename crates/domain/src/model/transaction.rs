@@ -146,13 +146,32 @@ impl OwnerDecision {
     }
 }
 
-/// What is left of a wallet's budgets after a decision. `None` means the rule is not set.
+/// What is left of a wallet's budgets after a decision, and of its agent's and owner's.
+/// `None` means the rule (or the budget) is not set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Budget {
     /// Minor units that may still be spent today (UTC) under the daily limit.
     pub daily_remaining: Option<Money>,
     /// Transactions still allowed in the rolling hour.
     pub hourly_remaining: Option<u32>,
+    /// Minor units that may still be spent this month (UTC) under the monthly limit.
+    #[serde(default)]
+    pub monthly_remaining: Option<Money>,
+    /// What is left of the agent's budget in the asset, when it has one.
+    #[serde(default)]
+    pub agent: Option<LevelBudget>,
+    /// What is left of the owner's budget in the asset, when it has one.
+    #[serde(default)]
+    pub owner: Option<LevelBudget>,
+}
+
+/// What is left of an agent's or owner's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LevelBudget {
+    /// Minor units that may still be spent today (UTC), over every wallet.
+    pub daily_remaining: Option<Money>,
+    /// Minor units that may still be spent this month (UTC), over every wallet.
+    pub monthly_remaining: Option<Money>,
 }
 
 /// A deposit, transfer or payment, with the decision that was taken on it.
@@ -184,6 +203,9 @@ pub struct Transaction {
     pub idempotency_key: Option<IdempotencyKey>,
     /// The rule that decided, when a policy rule did.
     pub rule: Option<Rule>,
+    /// The level whose rule denied it (`wallet`, `agent` or `owner`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<crate::policy::Level>,
     /// Why it was denied, failed, held or rejected.
     pub reason: Option<String>,
     /// The budgets left after the decision.
@@ -191,6 +213,9 @@ pub struct Transaction {
     /// The owner's answer, when it waited for approval and was decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<OwnerDecision>,
+    /// When it stops waiting for the owner's approval (its wallet's `approval_timeout_s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_deadline: Option<DateTime<Utc>>,
     /// What only holds and captures have.
     #[serde(default, skip_serializing_if = "HoldFacts::is_empty")]
     pub hold: HoldFacts,
@@ -227,13 +252,19 @@ impl HoldFacts {
 }
 
 impl Transaction {
-    /// Where a hold stands at `now`: a hold past its expiry is `expired` even before the
-    /// sweeper released it. Any other transaction's status as stored.
+    /// Where a transaction stands at `now`: a hold past its expiry, or a transaction past its
+    /// approval deadline, is `expired` even before the sweeper got to it. Otherwise the
+    /// status as stored.
     #[must_use]
     pub fn status_at(&self, now: DateTime<Utc>) -> TransactionStatus {
-        match (self.status, self.hold.expires_at) {
-            (TransactionStatus::Held, Some(at)) if at <= now => TransactionStatus::Expired,
-            (status, _) => status,
+        match (self.status, self.hold.expires_at, self.approval_deadline) {
+            (TransactionStatus::Held, Some(at), _)
+            | (TransactionStatus::PendingApproval, _, Some(at))
+                if at <= now =>
+            {
+                TransactionStatus::Expired
+            }
+            (status, _, _) => status,
         }
     }
 

@@ -1,22 +1,55 @@
-//! The policy engine: a pure function from (rules, locked wallet state, usage, request) to a
-//! decision. No I/O, no clock: everything it needs is passed in, so it is tested exhaustively.
+//! The policy engine: a pure function from (rules, budgets, locked wallet state, usage,
+//! request) to a decision. No I/O, no clock: everything it needs is passed in, so it is
+//! tested exhaustively.
 
 use serde::{Deserialize, Serialize};
 
-use super::{PolicyRules, Rule};
-use crate::model::Budget;
+use super::{BudgetLimits, Level, PolicyRules, Rule};
+use crate::model::{Budget, LevelBudget};
 use crate::money::Money;
 use crate::values::Counterparty;
 
-/// What the wallet has already spent, read under the wallet's row lock.
+/// What the wallet has already spent, read under the wallet's row lock. Open holds count as
+/// spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
-    /// Minor units spent today (UTC) by completed outgoing transactions.
+    /// Minor units spent today (UTC) by completed outgoing transactions and holds.
     pub spent_today: Money,
-    /// Completed outgoing transactions today (UTC).
+    /// Completed outgoing transactions and holds today (UTC).
     pub count_today: u32,
-    /// Completed outgoing transactions in the rolling hour before now.
+    /// Completed outgoing transactions and holds in the rolling hour before now.
     pub count_last_hour: u32,
+    /// Minor units spent this UTC calendar month.
+    #[serde(default)]
+    pub spent_month: Money,
+}
+
+/// What every wallet of an agent (or of an owner) has spent in one asset, read under that
+/// level's budget lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LevelUsage {
+    /// Minor units spent today (UTC).
+    pub spent_today: Money,
+    /// Minor units spent this UTC calendar month.
+    pub spent_month: Money,
+}
+
+/// A budget above the wallet (its agent's or its owner's), with what was spent under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LevelState<'a> {
+    /// The limits.
+    pub limits: &'a BudgetLimits,
+    /// The spend they bound.
+    pub usage: LevelUsage,
+}
+
+/// The budgets above the wallet that apply to a spend: none when not set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Levels<'a> {
+    /// The agent's budget in the wallet's asset.
+    pub agent: Option<LevelState<'a>>,
+    /// The owner's budget in the wallet's asset.
+    pub owner: Option<LevelState<'a>>,
 }
 
 /// The outgoing transaction being decided.
@@ -26,7 +59,8 @@ pub struct SpendRequest<'a> {
     pub amount: Money,
     /// Where it goes.
     pub counterparty: &'a Counterparty,
-    /// The owner has already approved it: the approval rule no longer holds it back.
+    /// The owner has already approved it (or a mandate pre-approved it): the approval rule
+    /// no longer holds it back. Hard limits still apply.
     pub approved: bool,
 }
 
@@ -48,6 +82,8 @@ pub enum Decision {
     },
     /// Refuse it. The budget is what is left now.
     Deny {
+        /// The level whose rule refused it.
+        level: Level,
         /// The rule that refused it.
         rule: Rule,
         /// A sentence for the agent and the owner.
@@ -55,9 +91,9 @@ pub enum Decision {
         /// Budgets left now.
         budget: Budget,
     },
-    /// The policy would allow it, but the wallet does not hold enough.
+    /// The policy would allow it, but the wallet does not have enough available.
     InsufficientFunds {
-        /// The wallet's balance.
+        /// What the wallet can spend (its balance less open holds).
         balance: Money,
         /// The amount asked for.
         amount: Money,
@@ -67,30 +103,80 @@ pub enum Decision {
 impl Decision {
     /// The budget reported with the decision.
     #[must_use]
-    pub const fn budget(&self) -> Budget {
+    pub fn budget(&self) -> Budget {
         match self {
             Self::Allow { budget }
             | Self::NeedsApproval { budget, .. }
             | Self::Deny { budget, .. } => *budget,
-            Self::InsufficientFunds { .. } => Budget {
-                daily_remaining: None,
-                hourly_remaining: None,
-            },
+            Self::InsufficientFunds { .. } => Budget::default(),
         }
     }
 }
 
-/// Decides on an outgoing transaction.
-///
-/// Rules are checked in a fixed order — block-list, allow-list, per-transaction maximum,
-/// hourly count, daily limit — and the first that refuses names itself. Only then are funds
-/// checked (a policy refusal is the more useful answer), and last the approval threshold, so
-/// nothing waits for an owner that could not be posted anyway.
+/// What is left at one level above the wallet.
+fn level_left(state: &LevelState<'_>) -> LevelBudget {
+    state.limits.left(&state.usage)
+}
+
+/// The first of a level's limits the amount breaks, with the sentence that says so.
+fn level_denial(
+    name: &str,
+    limits: &BudgetLimits,
+    left: &LevelBudget,
+    amount: Money,
+) -> Option<(Rule, String)> {
+    if let Some(max) = limits.max_per_transaction
+        && amount > max
+    {
+        return Some((
+            Rule::MaxPerTransaction,
+            format!("{amount} is above the {name}'s maximum of {max} per transaction"),
+        ));
+    }
+    if let (Some(limit), Some(rest)) = (limits.daily_limit, left.daily_remaining)
+        && amount > rest
+    {
+        return Some((
+            Rule::DailyLimit,
+            format!("{amount} exceeds the {rest} left of the {name}'s daily limit of {limit}"),
+        ));
+    }
+    if let (Some(limit), Some(rest)) = (limits.monthly_limit, left.monthly_remaining)
+        && amount > rest
+    {
+        return Some((
+            Rule::MonthlyLimit,
+            format!("{amount} exceeds the {rest} left of the {name}'s monthly limit of {limit}"),
+        ));
+    }
+    None
+}
+
+/// Decides on an outgoing transaction at the wallet level only (no budget above it).
 #[must_use]
 pub fn evaluate(
     rules: &PolicyRules,
     balance: Money,
     usage: &Usage,
+    request: &SpendRequest<'_>,
+) -> Decision {
+    evaluate_levels(rules, balance, usage, &Levels::default(), request)
+}
+
+/// Decides on an outgoing transaction under the wallet's rules and the budgets of its agent
+/// and owner, deny-wins.
+///
+/// Rules are checked in a fixed order — the wallet's block-list, allow-list, per-transaction
+/// maximum, hourly count, daily and monthly limits; then the agent's budget (maximum, daily,
+/// monthly); then the owner's — and the first that refuses names itself and its level. Only
+/// then are funds checked (a policy refusal is the more useful answer), and last the approval
+/// threshold, so nothing waits for an owner that could not be posted anyway.
+#[must_use]
+pub fn evaluate_levels(
+    rules: &PolicyRules,
+    available: Money,
+    usage: &Usage,
+    levels: &Levels<'_>,
     request: &SpendRequest<'_>,
 ) -> Decision {
     let amount = request.amount;
@@ -101,12 +187,19 @@ pub fn evaluate(
         hourly_remaining: rules
             .max_transactions_per_hour
             .map(|max| max.saturating_sub(usage.count_last_hour)),
+        monthly_remaining: rules
+            .monthly_limit
+            .map(|limit| limit.saturating_sub(usage.spent_month)),
+        agent: levels.agent.as_ref().map(level_left),
+        owner: levels.owner.as_ref().map(level_left),
     };
-    let deny = |rule: Rule, reason: String| Decision::Deny {
+    let deny = |level: Level, rule: Rule, reason: String| Decision::Deny {
+        level,
         rule,
         reason,
         budget: now,
     };
+    let wallet = |rule: Rule, reason: String| deny(Level::Wallet, rule, reason);
 
     // The block-list ignores case (blocking too much is the safe side); the allow-list
     // matches the normalised form exactly, since case may matter to an address.
@@ -115,7 +208,7 @@ pub fn evaluate(
         .iter()
         .any(|b| request.counterparty.blocked_by(b))
     {
-        return deny(
+        return wallet(
             Rule::BlockedDestination,
             format!("{} is on the wallet's block-list", request.counterparty),
         );
@@ -123,7 +216,7 @@ pub fn evaluate(
     if let Some(allowed) = &rules.allowed_destinations
         && !allowed.contains(request.counterparty)
     {
-        return deny(
+        return wallet(
             Rule::AllowedDestinations,
             format!("{} is not on the wallet's allow-list", request.counterparty),
         );
@@ -131,7 +224,7 @@ pub fn evaluate(
     if let Some(max) = rules.max_per_transaction
         && amount > max
     {
-        return deny(
+        return wallet(
             Rule::MaxPerTransaction,
             format!("{amount} is above the maximum of {max} per transaction"),
         );
@@ -139,7 +232,7 @@ pub fn evaluate(
     if let (Some(max), Some(left)) = (rules.max_transactions_per_hour, now.hourly_remaining)
         && left == 0
     {
-        return deny(
+        return wallet(
             Rule::MaxTransactionsPerHour,
             format!("the wallet already made {max} transactions in the last hour"),
         );
@@ -147,13 +240,34 @@ pub fn evaluate(
     if let (Some(limit), Some(left)) = (rules.daily_limit, now.daily_remaining)
         && amount > left
     {
-        return deny(
+        return wallet(
             Rule::DailyLimit,
             format!("{amount} exceeds the {left} left of today's limit of {limit}"),
         );
     }
-    if amount > balance {
-        return Decision::InsufficientFunds { balance, amount };
+    if let (Some(limit), Some(left)) = (rules.monthly_limit, now.monthly_remaining)
+        && amount > left
+    {
+        return wallet(
+            Rule::MonthlyLimit,
+            format!("{amount} exceeds the {left} left of this month's limit of {limit}"),
+        );
+    }
+    for (level, state, left) in [
+        (Level::Agent, levels.agent.as_ref(), now.agent),
+        (Level::Owner, levels.owner.as_ref(), now.owner),
+    ] {
+        if let (Some(state), Some(left)) = (state, left)
+            && let Some((rule, reason)) = level_denial(level.as_str(), state.limits, &left, amount)
+        {
+            return deny(level, rule, reason);
+        }
+    }
+    if amount > available {
+        return Decision::InsufficientFunds {
+            balance: available,
+            amount,
+        };
     }
     if let Some(threshold) = rules.approval_above
         && amount > threshold
@@ -164,10 +278,20 @@ pub fn evaluate(
             budget: now,
         };
     }
+    let spent = |left: Option<Money>| left.map(|l| l.saturating_sub(amount));
+    let after = |b: Option<LevelBudget>| {
+        b.map(|b| LevelBudget {
+            daily_remaining: spent(b.daily_remaining),
+            monthly_remaining: spent(b.monthly_remaining),
+        })
+    };
     Decision::Allow {
         budget: Budget {
-            daily_remaining: now.daily_remaining.map(|left| left.saturating_sub(amount)),
+            daily_remaining: spent(now.daily_remaining),
             hourly_remaining: now.hourly_remaining.map(|left| left.saturating_sub(1)),
+            monthly_remaining: spent(now.monthly_remaining),
+            agent: after(now.agent),
+            owner: after(now.owner),
         },
     }
 }

@@ -4,7 +4,9 @@ mod engine;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{Decision, SpendRequest, Usage, evaluate};
+pub use engine::{
+    Decision, LevelState, LevelUsage, Levels, SpendRequest, Usage, evaluate, evaluate_levels,
+};
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -30,6 +32,9 @@ pub struct PolicyRules {
     /// The wallet may not spend more than this per UTC day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub daily_limit: Option<Money>,
+    /// The wallet may not spend more than this per UTC calendar month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_limit: Option<Money>,
     /// When set, money may only go to these counterparties.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_destinations: Option<BTreeSet<Counterparty>>,
@@ -42,6 +47,93 @@ pub struct PolicyRules {
     /// At most this many outgoing transactions in any rolling hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_transactions_per_hour: Option<u32>,
+    /// A transaction waiting for approval longer than this many seconds expires: nothing
+    /// moves, and the owner's approval comes too late.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_timeout_s: Option<u32>,
+}
+
+/// An agent's or owner's limits in one asset, over every wallet below it. `None` does not
+/// restrict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetLimits {
+    /// No single transaction may move more than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_transaction: Option<Money>,
+    /// Not more than this per UTC day, over every wallet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_limit: Option<Money>,
+    /// Not more than this per UTC calendar month, over every wallet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_limit: Option<Money>,
+}
+
+impl BudgetLimits {
+    /// What is left under these limits after `usage`.
+    #[must_use]
+    pub fn left(&self, usage: &LevelUsage) -> crate::model::LevelBudget {
+        crate::model::LevelBudget {
+            daily_remaining: self
+                .daily_limit
+                .map(|l| l.saturating_sub(usage.spent_today)),
+            monthly_remaining: self
+                .monthly_limit
+                .map(|l| l.saturating_sub(usage.spent_month)),
+        }
+    }
+
+    /// Whether no limit is set.
+    #[must_use]
+    pub const fn is_empty(&self) -> bool {
+        self.max_per_transaction.is_none()
+            && self.daily_limit.is_none()
+            && self.monthly_limit.is_none()
+    }
+}
+
+/// A level's budgets, per asset.
+pub type Budgets = std::collections::BTreeMap<crate::values::AssetCode, BudgetLimits>;
+
+/// Whose budget: an agent's (over its wallets) or an owner's (over all its wallets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BudgetOwner {
+    /// An agent's.
+    Agent(crate::ids::AgentId),
+    /// An owner's.
+    Owner(crate::ids::OwnerId),
+}
+
+/// Where a rule is set: the wallet's policy, its agent's budget or its owner's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// The wallet's policy.
+    Wallet,
+    /// The agent's budget, over all its wallets.
+    Agent,
+    /// The owner's budget, over all its wallets.
+    Owner,
+}
+
+impl Level {
+    /// The stored and reported name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Wallet => "wallet",
+            Self::Agent => "agent",
+            Self::Owner => "owner",
+        }
+    }
+
+    /// Parses the stored name.
+    #[must_use]
+    pub fn from_db(s: &str) -> Option<Self> {
+        [Self::Wallet, Self::Agent, Self::Owner]
+            .into_iter()
+            .find(|l| l.as_str() == s)
+    }
 }
 
 /// Why a set of rules was refused.
@@ -112,6 +204,8 @@ pub enum Rule {
     MaxTransactionsPerHour,
     /// The amount would exceed what is left of today's limit.
     DailyLimit,
+    /// The amount would exceed what is left of this month's limit.
+    MonthlyLimit,
     /// The amount is above the approval threshold.
     ApprovalAbove,
 }
@@ -126,6 +220,7 @@ impl Rule {
             Self::MaxPerTransaction => "max_per_transaction",
             Self::MaxTransactionsPerHour => "max_transactions_per_hour",
             Self::DailyLimit => "daily_limit",
+            Self::MonthlyLimit => "monthly_limit",
             Self::ApprovalAbove => "approval_above",
         }
     }
@@ -139,6 +234,7 @@ impl Rule {
             Self::MaxPerTransaction,
             Self::MaxTransactionsPerHour,
             Self::DailyLimit,
+            Self::MonthlyLimit,
             Self::ApprovalAbove,
         ]
         .into_iter()

@@ -99,14 +99,16 @@ fn a_transfer_over_the_daily_limit_is_denied_with_the_budget_left() {
     let usage = Usage {
         spent_today: m(190),
         count_today: 19,
-        count_last_hour: 0,
+        ..Usage::default()
     };
     match evaluate(&rules, m(1000), &usage, &spend(11, &to)) {
         Decision::Deny {
             rule,
             budget,
             reason,
+            level,
         } => {
+            assert_eq!(level, Level::Wallet);
             assert_eq!(rule, Rule::DailyLimit);
             assert_eq!(budget.daily_remaining, Some(m(10)));
             assert!(reason.contains("10 left"), "{reason}");
@@ -212,8 +214,8 @@ fn the_hourly_count_is_enforced() {
         evaluate(&rules, m(10), &one_left, &spend(1, &to)),
         Decision::Allow {
             budget: Budget {
-                daily_remaining: None,
-                hourly_remaining: Some(0)
+                hourly_remaining: Some(0),
+                ..Budget::default()
             }
         }
     );
@@ -299,6 +301,7 @@ prop_compose! {
         daily_limit in opt_money(),
         approval_above in opt_money(),
         max_transactions_per_hour in prop::option::of(0_u32..10),
+        monthly_limit in opt_money(),
         block in prop::collection::btree_set((0_u8..4, any::<bool>()), 0..3),
         allow in prop::option::of(prop::collection::btree_set(0_u8..4, 0..4)),
     ) -> PolicyRules {
@@ -309,26 +312,67 @@ prop_compose! {
             blocked_destinations: block.into_iter().map(|(i, upper)| dest(i, upper)).collect(),
             approval_above,
             max_transactions_per_hour,
+            monthly_limit,
+            approval_timeout_s: None,
         }
     }
 }
 
+prop_compose! {
+    fn arb_level()(
+        max_per_transaction in opt_money(),
+        daily_limit in opt_money(),
+        monthly_limit in opt_money(),
+        today in 0_i64..3_000,
+        earlier in 0_i64..3_000,
+    ) -> (BudgetLimits, LevelUsage) {
+        (
+            BudgetLimits { max_per_transaction, daily_limit, monthly_limit },
+            LevelUsage { spent_today: m(today), spent_month: m(today + earlier) },
+        )
+    }
+}
+
+/// Whether a level's limits allow `amount` on top of what was spent under them.
+fn level_allows(level: &Option<(BudgetLimits, LevelUsage)>, amount: i64) -> bool {
+    level.as_ref().is_none_or(|(l, u)| {
+        l.max_per_transaction
+            .is_none_or(|x| amount <= x.minor_units())
+            && l.daily_limit
+                .is_none_or(|x| u.spent_today.minor_units() + amount <= x.minor_units())
+            && l.monthly_limit
+                .is_none_or(|x| u.spent_month.minor_units() + amount <= x.minor_units())
+    })
+}
+
 proptest! {
     #[test]
-    fn an_allowed_spend_respects_every_rule(
+    fn an_allowed_spend_respects_every_rule_at_every_level(
         rules in arb_rules(),
         balance in 0_i64..3_000,
         spent in 0_i64..3_000,
+        earlier_this_month in 0_i64..3_000,
         count_last_hour in 0_u32..12,
+        agent in prop::option::of(arb_level()),
+        owner in prop::option::of(arb_level()),
         amount in 1_i64..3_000,
         dest_index in 0_u8..4,
         upper in any::<bool>(),
         approved in any::<bool>(),
     ) {
         let to = dest(dest_index, upper);
-        let usage = Usage { spent_today: m(spent), count_today: 0, count_last_hour };
+        let usage = Usage {
+            spent_today: m(spent),
+            count_today: 0,
+            count_last_hour,
+            spent_month: m(spent + earlier_this_month),
+        };
         let req = SpendRequest { amount: m(amount), counterparty: &to, approved };
-        let decision = evaluate(&rules, m(balance), &usage, &req);
+        let levels = Levels {
+            agent: agent.as_ref().map(|l| LevelState { limits: &l.0, usage: l.1 }),
+            owner: owner.as_ref().map(|l| LevelState { limits: &l.0, usage: l.1 }),
+        };
+        let decision = evaluate_levels(&rules, m(balance), &usage, &levels, &req);
         match &decision {
             Decision::Allow { budget } => {
                 prop_assert!(amount <= balance);
@@ -341,25 +385,48 @@ proptest! {
                 }
                 if let Some(max) = rules.max_transactions_per_hour { prop_assert!(count_last_hour < max); }
                 if let (Some(t), false) = (rules.approval_above, approved) { prop_assert!(amount <= t.minor_units()); }
+                if let Some(limit) = rules.monthly_limit {
+                    prop_assert!(spent + earlier_this_month + amount <= limit.minor_units());
+                }
+                prop_assert!(level_allows(&agent, amount), "the agent's budget is exceeded");
+                prop_assert!(level_allows(&owner, amount), "the owner's budget is exceeded");
+                if let (Some((l, u)), Some(left)) = (&agent, budget.agent) {
+                    prop_assert_eq!(
+                        left.daily_remaining,
+                        l.daily_limit.map(|x| m(x.minor_units() - u.spent_today.minor_units() - amount))
+                    );
+                }
             }
-            Decision::Deny { rule, .. } => {
+            Decision::Deny { rule, level: Level::Agent, .. } => {
+                prop_assert!(!level_allows(&agent, amount), "the agent's budget denied {rule} without being exceeded");
+            }
+            Decision::Deny { rule, level: Level::Owner, .. } => {
+                prop_assert!(level_allows(&agent, amount), "the owner's level was checked before the agent's");
+                prop_assert!(!level_allows(&owner, amount), "the owner's budget denied {rule} without being exceeded");
+            }
+            Decision::Deny { rule, level: Level::Wallet, .. } => {
                 let violated = match rule {
                     Rule::BlockedDestination => blocked(&rules, &to),
                     Rule::AllowedDestinations => rules.allowed_destinations.as_ref().is_some_and(|a| !a.contains(&to)),
                     Rule::MaxPerTransaction => rules.max_per_transaction.is_some_and(|x| amount > x.minor_units()),
                     Rule::MaxTransactionsPerHour => rules.max_transactions_per_hour.is_some_and(|x| count_last_hour >= x),
                     Rule::DailyLimit => rules.daily_limit.is_some_and(|x| spent + amount > x.minor_units()),
+                    Rule::MonthlyLimit => rules.monthly_limit.is_some_and(|x| spent + earlier_this_month + amount > x.minor_units()),
                     Rule::ApprovalAbove => false,
                 };
                 prop_assert!(violated, "denied by {rule} without violating it");
             }
             Decision::NeedsApproval { rule, .. } => {
+                prop_assert!(level_allows(&agent, amount) && level_allows(&owner, amount));
                 prop_assert_eq!(*rule, Rule::ApprovalAbove);
                 prop_assert!(!approved);
                 prop_assert!(amount <= balance);
                 prop_assert!(rules.approval_above.is_some_and(|t| amount > t.minor_units()));
             }
-            Decision::InsufficientFunds { .. } => prop_assert!(amount > balance),
+            Decision::InsufficientFunds { .. } => {
+                prop_assert!(amount > balance);
+                prop_assert!(level_allows(&agent, amount) && level_allows(&owner, amount), "limits are checked before funds");
+            }
         }
     }
 

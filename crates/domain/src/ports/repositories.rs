@@ -16,7 +16,7 @@ use crate::model::{
     TxFilter, Wallet, WalletBalance, WalletOwnership,
 };
 use crate::notifications::{Notification, NotificationPage};
-use crate::policy::{Policy, PolicyRules};
+use crate::policy::{BudgetOwner, Budgets, Policy, PolicyRules};
 use crate::values::{Asset, AssetCode};
 
 /// Owners.
@@ -213,6 +213,39 @@ pub trait PolicyRepository: Send + Sync {
         rules: &PolicyRules,
         audit: &AuditContext,
     ) -> Result<Policy, RepoError>;
+
+    /// The budget of a level above the wallets (an agent's or an owner's), per asset; empty
+    /// when none is set. Read from PostgreSQL, never from a cache.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn budget(&self, of: BudgetOwner) -> Result<Budgets, RepoError>;
+
+    /// What every wallet below a level spent in one asset today and this month (the days of
+    /// this month up to `today`). Read from PostgreSQL.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn level_spend(
+        &self,
+        of: BudgetOwner,
+        asset: &AssetCode,
+        today: NaiveDate,
+    ) -> Result<crate::policy::LevelUsage, RepoError>;
+
+    /// Replaces a level's budget (assets left out lose theirs), and audits old and new. It
+    /// first locks every wallet below the level (in id order, as postings do), so a spend
+    /// that started before the change is committed, and counted, before it takes effect.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails (an unknown asset is refused by the service before).
+    async fn put_budget(
+        &self,
+        of: BudgetOwner,
+        owner_id: OwnerId,
+        budgets: &Budgets,
+        audit: &AuditContext,
+    ) -> Result<Budgets, RepoError>;
 }
 
 /// Posting and reading transactions. Each posting is one PostgreSQL transaction: the
@@ -288,6 +321,18 @@ pub trait TransactionRepository: Send + Sync {
     /// # Errors
     /// `RepoError` when storage fails (releases committed before stay committed).
     async fn expire_holds(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<PostingOutcome>, RepoError>;
+
+    /// Expires up to `limit` transactions that waited for approval past their deadline
+    /// (their wallet's `approval_timeout_s`), each in its own PostgreSQL transaction under
+    /// its wallet's lock: `expired`, the owner notified, nothing moved.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails (expiries committed before stay committed).
+    async fn expire_approvals(
         &self,
         now: chrono::DateTime<chrono::Utc>,
         limit: u32,

@@ -206,15 +206,17 @@ impl Services {
             .await
     }
 
-    /// Releases up to `limit` holds past their expiry: each in its own PostgreSQL
+    /// Releases up to `limit` holds past their expiry, and expires up to `limit`
+    /// transactions that waited for approval past their deadline: each in its own PostgreSQL
     /// transaction under its wallet's lock, so every instance may run this at once and none
-    /// releases a hold twice. Publishes what it released; returns how many it released.
+    /// ends one twice. Publishes what it ended; returns how many it ended.
     ///
     /// # Errors
-    /// Storage failed (releases committed before stay committed).
-    pub async fn expire_holds(&self, limit: u32) -> Result<usize, crate::errors::RepoError> {
+    /// Storage failed (what was committed before stays committed).
+    pub async fn expire_due(&self, limit: u32) -> Result<usize, crate::errors::RepoError> {
         let now = self.ports.clock.now();
-        let outcomes = self.ports.transactions.expire_holds(now, limit).await?;
+        let mut outcomes = self.ports.transactions.expire_holds(now, limit).await?;
+        outcomes.extend(self.ports.transactions.expire_approvals(now, limit).await?);
         for outcome in &outcomes {
             self.publish(&outcome.transaction).await;
         }

@@ -2,6 +2,7 @@
 //! validates its input into domain types, checks who may do what, and calls the ports.
 
 pub mod auth;
+mod budgets;
 mod holds;
 mod owners;
 mod payments;
@@ -22,6 +23,7 @@ use crate::ports::{
     PolicyRepository, SessionRepository, TransactionRepository, WalletRepository,
 };
 
+pub use budgets::MAX_BUDGET_ASSETS;
 pub use holds::{CaptureRequest, DEFAULT_HOLD_LIFETIME, HoldRequest, MAX_HOLD_LIFETIME};
 pub use payments::{DepositRequest, SweepRequest, TransferRequest};
 

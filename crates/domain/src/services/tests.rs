@@ -357,6 +357,8 @@ fn completed(usd: WalletId, usd2: WalletId, agent: AgentId, cmd: &SpendCommand) 
             budget: Budget::default(),
             decision: None,
             hold: Default::default(),
+            level: None,
+            approval_deadline: None,
             created_at: cmd.now,
             updated_at: cmd.now,
         },

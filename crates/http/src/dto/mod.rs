@@ -4,11 +4,13 @@
 
 mod accounts;
 mod activity;
+mod budgets;
 mod transactions;
 mod wallets;
 
 pub(crate) use accounts::*;
 pub(crate) use activity::*;
+pub(crate) use budgets::*;
 pub(crate) use transactions::*;
 pub(crate) use wallets::*;
 

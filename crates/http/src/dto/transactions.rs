@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use waiaas_domain::{
-    Budget, Money, Transaction, TransactionKind, TransactionPage, TransactionStatus, TxCursor,
-    TxFilter,
+    Budget, LevelBudget, Money, Transaction, TransactionKind, TransactionPage, TransactionStatus,
+    TxCursor, TxFilter,
 };
 
 use crate::error::ApiError;
@@ -190,13 +190,38 @@ pub(crate) struct HoldQuery {
     pub status: Option<String>,
 }
 
-/// What is left of a wallet's budgets after a decision; `null` when the rule is not set.
+/// What is left of a wallet's budgets after a decision, and of its agent's and owner's;
+/// `null` when the rule (or the budget) is not set.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct BudgetDto {
-    /// Minor units that may still be spent today (UTC).
+    /// Minor units that may still be spent today (UTC) under the wallet's daily limit.
     pub daily_remaining: Option<i64>,
     /// Transactions still allowed in the rolling hour.
     pub hourly_remaining: Option<u32>,
+    /// Minor units that may still be spent this month (UTC) under the wallet's monthly limit.
+    pub monthly_remaining: Option<i64>,
+    /// What is left of the agent's budget in the asset; `null` when it has none.
+    pub agent: Option<LevelBudgetDto>,
+    /// What is left of the owner's budget in the asset; `null` when it has none.
+    pub owner: Option<LevelBudgetDto>,
+}
+
+/// What is left of an agent's or owner's budget, over all its wallets.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LevelBudgetDto {
+    /// Minor units that may still be spent today (UTC); `null` without a daily limit.
+    pub daily_remaining: Option<i64>,
+    /// Minor units that may still be spent this month (UTC); `null` without a monthly limit.
+    pub monthly_remaining: Option<i64>,
+}
+
+impl From<LevelBudget> for LevelBudgetDto {
+    fn from(b: LevelBudget) -> Self {
+        Self {
+            daily_remaining: b.daily_remaining.map(Money::minor_units),
+            monthly_remaining: b.monthly_remaining.map(Money::minor_units),
+        }
+    }
 }
 
 impl From<Budget> for BudgetDto {
@@ -204,6 +229,9 @@ impl From<Budget> for BudgetDto {
         Self {
             daily_remaining: b.daily_remaining.map(Money::minor_units),
             hourly_remaining: b.hourly_remaining,
+            monthly_remaining: b.monthly_remaining.map(Money::minor_units),
+            agent: b.agent.map(Into::into),
+            owner: b.owner.map(Into::into),
         }
     }
 }
@@ -238,6 +266,11 @@ pub(crate) struct TransactionDto {
     pub metadata: serde_json::Value,
     /// The policy rule that decided, if one did, e.g. `daily_limit`.
     pub rule: Option<String>,
+    /// The level whose rule denied it: `wallet`, `agent` or `owner`.
+    pub level: Option<String>,
+    /// When it stops waiting for approval (the wallet's `approval_timeout_s`); `null` if it
+    /// never waited or waits without a deadline.
+    pub approval_deadline: Option<DateTime<Utc>>,
     /// Why it was denied, failed, held or rejected.
     pub reason: Option<String>,
     /// The budgets left after the decision.
@@ -271,6 +304,8 @@ impl From<Transaction> for TransactionDto {
             memo: t.memo.map(String::from),
             metadata: t.metadata,
             rule: t.rule.map(|r| r.as_str().to_owned()),
+            level: t.level.map(|l| l.as_str().to_owned()),
+            approval_deadline: t.approval_deadline,
             reason: t.reason,
             budget: t.budget.into(),
             decision: t.decision.map(|d| d.as_str().to_owned()),

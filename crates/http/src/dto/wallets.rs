@@ -5,8 +5,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 use waiaas_domain::{
-    Counterparty, Money, Policy, PolicyRules, SpendSummary, SpendTotals, Wallet, WalletBalance,
+    Budget, Counterparty, Money, Policy, PolicyRules, SpendSummary, SpendTotals, Wallet,
+    WalletBalance,
 };
+
+use super::BudgetDto;
 
 use crate::error::ApiError;
 
@@ -132,14 +135,20 @@ pub(crate) struct SummaryDto {
     pub today: TotalsDto,
     /// This month (UTC).
     pub month: TotalsDto,
+    /// What is left under the wallet's daily and monthly limits and under its agent's and
+    /// owner's budgets (`hourly_remaining` is not counted here and is `null`). Spend counts
+    /// completed transfers and payments and open holds.
+    pub budget: BudgetDto,
 }
 
-impl From<SpendSummary> for SummaryDto {
-    fn from(s: SpendSummary) -> Self {
+impl SummaryDto {
+    /// The summary with the budget left.
+    pub(crate) fn new(s: SpendSummary, budget: Budget) -> Self {
         Self {
             wallet_id: s.wallet_id.into(),
             today: s.today.into(),
             month: s.month.into(),
+            budget: budget.into(),
         }
     }
 }
@@ -165,6 +174,14 @@ pub(crate) struct PolicyBody {
     /// At most this many outgoing transactions in any rolling hour.
     #[serde(default, deserialize_with = "super::whole::opt_u32")]
     pub max_transactions_per_hour: Option<u32>,
+    /// At most this much per UTC calendar month (minor units).
+    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    pub monthly_limit: Option<i64>,
+    /// A transaction waiting for approval longer than this many seconds (1 to 2592000, 30
+    /// days) expires; nothing moves.
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    #[serde(default, deserialize_with = "super::whole::opt_u32")]
+    pub approval_timeout_s: Option<u32>,
 }
 
 impl TryFrom<PolicyBody> for PolicyRules {
@@ -200,6 +217,16 @@ impl TryFrom<PolicyBody> for PolicyRules {
                 .unwrap_or_default(),
             approval_above: money("approval_above", b.approval_above)?,
             max_transactions_per_hour: b.max_transactions_per_hour,
+            monthly_limit: money("monthly_limit", b.monthly_limit)?,
+            approval_timeout_s: match b.approval_timeout_s {
+                Some(s) if !(1..=MAX_APPROVAL_TIMEOUT_S).contains(&s) => {
+                    return Err(ApiError::bad_request(
+                        "invalid_policy",
+                        "`approval_timeout_s` must be between 1 and 2592000 (30 days)",
+                    ));
+                }
+                other => other,
+            },
         })
     }
 }
@@ -225,7 +252,14 @@ pub(crate) struct PolicyDto {
     pub approval_above: Option<i64>,
     /// At most this many outgoing transactions per rolling hour.
     pub max_transactions_per_hour: Option<u32>,
+    /// At most this much per UTC calendar month.
+    pub monthly_limit: Option<i64>,
+    /// A transaction waiting for approval longer than this many seconds expires.
+    pub approval_timeout_s: Option<u32>,
 }
+
+/// The longest `approval_timeout_s`: 30 days.
+const MAX_APPROVAL_TIMEOUT_S: u32 = 2_592_000;
 
 impl From<Policy> for PolicyDto {
     fn from(p: Policy) -> Self {
@@ -243,6 +277,8 @@ impl From<Policy> for PolicyDto {
             blocked_destinations: texts(r.blocked_destinations),
             approval_above: r.approval_above.map(Money::minor_units),
             max_transactions_per_hour: r.max_transactions_per_hour,
+            monthly_limit: r.monthly_limit.map(Money::minor_units),
+            approval_timeout_s: r.approval_timeout_s,
         }
     }
 }

@@ -121,6 +121,7 @@ impl From<ApprovalError> for ApiError {
             ApprovalError::NotFound(_) => Self::not_found(message),
             ApprovalError::Forbidden => Self::forbidden(message),
             ApprovalError::NotPending(_) => Self::conflict("not_pending", message),
+            ApprovalError::Expired => Self::conflict("approval_expired", message),
             ApprovalError::BalanceOverflow => Self::unprocessable("balance_overflow", message),
             ApprovalError::Unknown(e) => Self::unexpected(e),
         }

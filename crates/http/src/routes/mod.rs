@@ -1,6 +1,7 @@
 //! The route table, grouped by resource, and the answers for unknown routes and methods.
 
 pub(crate) mod agents;
+pub(crate) mod budgets;
 pub(crate) mod health;
 pub(crate) mod holds;
 pub(crate) mod notifications;
@@ -36,6 +37,14 @@ pub(crate) fn api() -> Router<SharedState> {
                 .delete(agents::delete_agent),
         )
         .route("/v1/agents/{id}/keys", post(agents::create_key))
+        .route(
+            "/v1/agents/{id}/budget",
+            get(budgets::get_agent_budget).put(budgets::put_agent_budget),
+        )
+        .route(
+            "/v1/owners/me/budget",
+            get(budgets::get_owner_budget).put(budgets::put_owner_budget),
+        )
         .route("/v1/agents/{id}/wallets", post(wallets::create_wallet))
         .route("/v1/wallets", get(wallets::list_wallets))
         .route("/v1/wallets/{id}", get(wallets::get_wallet))

@@ -175,6 +175,7 @@ where
                 )
             });
             ApiError::unprocessable("policy_denied", message)
+                .with("level", tx.level.map(|l| l.as_str()))
                 .with("rule", rule)
                 .with("reason", tx.reason)
                 .with("budget", budget)

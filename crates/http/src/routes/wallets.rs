@@ -114,7 +114,8 @@ pub(crate) async fn get_balance(
     Ok(axum::Json(balance.into()))
 }
 
-/// A wallet's outgoing spend today and this month (UTC).
+/// A wallet's outgoing spend today and this month (UTC), and what is left of every budget
+/// its spends are decided under: the wallet's, its agent's and its owner's.
 #[utoipa::path(get, path = "/v1/wallets/{id}/summary", tag = "wallets",
     params(("id" = Uuid, Path, description = "The wallet")),
     security(("bearer" = [])),
@@ -129,11 +130,13 @@ pub(crate) async fn get_summary(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<SummaryDto>, ApiError> {
-    let summary = state
+    let wallet = WalletId::from_uuid(id);
+    let summary = state.services.summary(&caller.principal, wallet).await?;
+    let budget = state
         .services
-        .summary(&caller.principal, WalletId::from_uuid(id))
+        .budget_left(&caller.principal, wallet)
         .await?;
-    Ok(axum::Json(summary.into()))
+    Ok(axum::Json(SummaryDto::new(summary, budget)))
 }
 
 /// A wallet's policy (version 0 and no rules when none was set).

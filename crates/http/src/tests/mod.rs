@@ -217,6 +217,8 @@ fn spend(from: WalletId, to: WalletId, amount: i64, status: TransactionStatus) -
         budget: Budget::default(),
         decision: None,
         hold: Default::default(),
+        level: None,
+        approval_deadline: None,
         created_at: now(),
         updated_at: now(),
     }

@@ -35,6 +35,10 @@ pub struct Model {
     pub held_at: Option<DateTimeUtc>,
     pub captured: Option<i64>,
     pub hold_id: Option<Uuid>,
+    #[sea_orm(column_type = "JsonBinary", nullable)]
+    pub budget: Option<Json>,
+    pub decision_level: Option<String>,
+    pub approval_deadline: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

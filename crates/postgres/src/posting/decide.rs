@@ -11,7 +11,7 @@ use sea_orm::{
 use waiaas_domain::model::{
     Budget, NewAuditEntry, OwnerDecision, TransactionKind, TransactionStatus,
 };
-use waiaas_domain::policy::{SpendRequest, evaluate};
+use waiaas_domain::policy::{SpendRequest, evaluate_levels};
 use waiaas_domain::ports::{DecideCommand, PostingOutcome};
 use waiaas_domain::{ApprovalError, Decision, Money, Rule, Transaction, WalletBalance};
 
@@ -52,6 +52,13 @@ pub(super) async fn decide(
         .await?
         .wallets;
     let before = read(sql::LOCK_TRANSACTION).await?;
+    // Past its approval deadline a transaction is expired, swept or not: too late to decide.
+    if before.approval_deadline.is_some()
+        && before.decision.is_none()
+        && before.status_at(cmd.now) == TransactionStatus::Expired
+    {
+        return Err(ApprovalError::Expired);
+    }
     if before.status != TransactionStatus::PendingApproval {
         let asked = if cmd.approve {
             OwnerDecision::Approved
@@ -119,6 +126,8 @@ struct Settlement {
     held_at: Option<DateTime<Utc>>,
     /// A hold that ended without money moving: 0.
     captured: Option<i64>,
+    /// The level whose rule denied it.
+    level: Option<waiaas_domain::Level>,
 }
 
 impl Settlement {
@@ -131,6 +140,7 @@ impl Settlement {
             budget: Budget::default(),
             held_at: None,
             captured: None,
+            level: None,
         }
     }
 }
@@ -190,11 +200,12 @@ async fn approve(
     let counterparty = pending
         .counterparty()
         .context("a pending transaction has a counterparty")?;
-    let (rules, usage) = shared::rules_and_usage(txn, from_id, cmd.now).await?;
-    let decision = evaluate(
-        &rules,
+    let limits = shared::limits(txn, from, cmd.now).await?;
+    let decision = evaluate_levels(
+        &limits.rules,
         from.available(),
-        &usage,
+        &limits.usage,
+        &limits.levels(),
         &SpendRequest {
             amount: pending.amount,
             counterparty: &counterparty,
@@ -210,7 +221,13 @@ async fn approve(
             .checked_add(pending.amount)
             .map_err(|_| ApprovalError::BalanceOverflow)?;
     }
-    let (mut status, rule, reason, budget) = shared::recorded(&decision);
+    let shared::Recorded {
+        mut status,
+        rule,
+        reason,
+        budget,
+        level,
+    } = shared::recorded(&decision);
     let held = is_hold && status == TransactionStatus::Completed;
     if held {
         status = TransactionStatus::Held;
@@ -225,6 +242,7 @@ async fn approve(
             budget,
             held_at: held.then_some(cmd.now),
             captured: None,
+            level,
         },
     )
     .await?;
@@ -294,6 +312,10 @@ async fn settle(
                 decision.as_str().into(),
                 s.held_at.into(),
                 s.captured.into(),
+                serde_json::to_value(s.budget)
+                    .context("encoding the budget")?
+                    .into(),
+                s.level.map(|l| l.as_str().to_owned()).into(),
             ],
         ))
         .await

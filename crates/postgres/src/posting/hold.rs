@@ -171,6 +171,8 @@ pub(super) async fn capture(
             now: cmd.now,
             expires_at: None,
             hold_id: Some(*hold.id.as_uuid()),
+            level: None,
+            approval_deadline: None,
         },
     )
     .await?;
@@ -317,6 +319,19 @@ pub(super) async fn void(
     })
 }
 
+/// The rows a sweep is due to end: `sql` with the time and the limit.
+async fn due(
+    db: &DatabaseConnection,
+    sql: &str,
+    now: DateTime<Utc>,
+    limit: u32,
+    what: &'static str,
+) -> Result<Vec<sea_orm::QueryResult>, RepoError> {
+    db.query_all_raw(stmt(sql, vec![now.into(), i64::from(limit).into()]))
+        .await
+        .repo(what)
+}
+
 /// Releases the expired holds of up to `limit` of them, one wallet per PostgreSQL
 /// transaction. A wallet another instance is releasing is waited for, then found with
 /// nothing left to release: no hold is released twice.
@@ -325,13 +340,14 @@ pub(super) async fn expire(
     now: DateTime<Utc>,
     limit: u32,
 ) -> Result<Vec<PostingOutcome>, RepoError> {
-    let rows = db
-        .query_all_raw(stmt(
-            sql::EXPIRED_HOLD_WALLETS,
-            vec![now.into(), i64::from(limit).into()],
-        ))
-        .await
-        .repo("finding expired holds")?;
+    let rows = due(
+        db,
+        sql::EXPIRED_HOLD_WALLETS,
+        now,
+        limit,
+        "finding expired holds",
+    )
+    .await?;
     let mut outcomes = Vec::new();
     let ctx = AuditContext::system();
     for row in rows {
@@ -368,6 +384,88 @@ pub(super) async fn expire(
                 notified: if last { released.notified } else { None },
             });
         }
+    }
+    Ok(outcomes)
+}
+
+/// Expires up to `limit` transactions that waited for approval past their deadline, one per
+/// PostgreSQL transaction: its paying wallet locked first, then its row, as everywhere.
+pub(super) async fn expire_approvals(
+    db: &DatabaseConnection,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<PostingOutcome>, RepoError> {
+    let rows = due(
+        db,
+        sql::EXPIRED_APPROVALS,
+        now,
+        limit,
+        "finding expired approvals",
+    )
+    .await?;
+    let ctx = AuditContext::system();
+    let mut outcomes = Vec::new();
+    for row in rows {
+        let id: Uuid = row.try_get("", "id").repo("decoding an id")?;
+        let wallet: Uuid = row
+            .try_get("", "from_wallet_id")
+            .repo("decoding a wallet id")?;
+        let txn = db.begin().await.repo("beginning an expiry")?;
+        let locked = shared::lock_wallets(&txn, &[wallet], Uuid::nil(), None, now)
+            .await
+            .map_err(RepoError)?
+            .wallets;
+        let Some(w) = locked.first() else {
+            continue;
+        };
+        txn.execute_raw(stmt(sql::LOCK_TRANSACTION, vec![id.into()]))
+            .await
+            .repo("locking the transaction")?;
+        let Some(row) = txn
+            .query_one_raw(stmt(sql::EXPIRE_APPROVAL, vec![id.into(), now.into()]))
+            .await
+            .repo("expiring the transaction")?
+        else {
+            // Decided (or expired by another instance) meanwhile.
+            continue;
+        };
+        let model = transactions::Model::from_query_result(&row, "").repo("decoding")?;
+        let expired = Transaction::try_from(model).map_err(RepoError)?;
+        let owner = OwnerId::from_uuid(w.owner_id);
+        crate::audit::record(
+            &txn,
+            &ctx,
+            NewAuditEntry {
+                owner_id: Some(owner),
+                action: "transaction.expire",
+                resource_type: "transaction",
+                resource_id: id.to_string(),
+                old_value: Some(serde_json::json!({ "status": "pending_approval" })),
+                new_value: Some(serde_json::json!({ "transaction": &expired })),
+            },
+            now,
+        )
+        .await
+        .repo("auditing the expiry")?;
+        let version = shared::notify(
+            &txn,
+            w.owner_id,
+            NotificationKind::ApprovalExpired,
+            wallet,
+            &expired,
+            now,
+        )
+        .await
+        .map_err(RepoError)?;
+        commit(txn, "committing an expiry")
+            .await
+            .map_err(RepoError)?;
+        outcomes.push(PostingOutcome {
+            transaction: expired,
+            replayed: false,
+            balances: Vec::new(),
+            notified: Some((owner, version)),
+        });
     }
     Ok(outcomes)
 }

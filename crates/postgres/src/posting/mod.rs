@@ -77,6 +77,15 @@ impl TransactionRepository for Postgres {
             .await
     }
 
+    async fn expire_approvals(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<PostingOutcome>, RepoError> {
+        self.run(Work::Write, || hold::expire_approvals(&self.db, now, limit))
+            .await
+    }
+
     async fn get(&self, id: TransactionId) -> Result<Option<Transaction>, RepoError> {
         self.run(Work::Read, || crate::repo::transactions::get(&self.db, id))
             .await

@@ -2,7 +2,7 @@
 //! transaction row, writing ledger entries and balances, and replaying idempotent requests.
 
 use anyhow::{Context as _, anyhow};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike as _, Duration, Utc};
 use sea_orm::sea_query::{ArrayType, Value};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, FromQueryResult, Statement};
 use uuid::Uuid;
@@ -10,7 +10,9 @@ use waiaas_domain::model::{
     Actor, AgentStatus, Budget, TransactionKind, TransactionStatus, WalletBalance,
 };
 use waiaas_domain::notifications::NotificationKind;
-use waiaas_domain::policy::{PolicyRules, Usage};
+use waiaas_domain::policy::{
+    BudgetLimits, Level, LevelState, LevelUsage, Levels, PolicyRules, Usage,
+};
 use waiaas_domain::ports::{Idempotency, PostingOutcome};
 use waiaas_domain::{Decision, Money, PostingError, Rule, Transaction};
 
@@ -118,47 +120,171 @@ pub(super) async fn lock_wallets(
     Ok(Locked { wallets, prior })
 }
 
-/// Reads the paying wallet's rules and usage (today's spend and count, and the rolling
-/// hour's count when the hourly rule is set). Must run under the wallet's lock.
-pub(super) async fn rules_and_usage(
+/// What a spend of a wallet is decided under: the wallet's rules and spend, and the budgets
+/// above it with the spend under them.
+#[derive(Debug)]
+pub(super) struct Limits {
+    pub rules: PolicyRules,
+    pub usage: Usage,
+    pub agent: Option<(BudgetLimits, LevelUsage)>,
+    pub owner: Option<(BudgetLimits, LevelUsage)>,
+}
+
+impl Limits {
+    /// The budgets above the wallet, for the policy engine.
+    pub(super) fn levels(&self) -> Levels<'_> {
+        fn state(l: &(BudgetLimits, LevelUsage)) -> LevelState<'_> {
+            LevelState {
+                limits: &l.0,
+                usage: l.1,
+            }
+        }
+        Levels {
+            agent: self.agent.as_ref().map(state),
+            owner: self.owner.as_ref().map(state),
+        }
+    }
+}
+
+/// Locks the budgets above the paying wallet (the agent's, then the owner's) and reads
+/// everything a spend is decided under: the wallet's rules, its spend today and this month
+/// (and the rolling hour's count when that rule is set), and the spend under each budget.
+/// Must run under the wallet's lock.
+pub(super) async fn limits(
     txn: &DatabaseTransaction,
-    wallet: Uuid,
+    wallet: &LockedWallet,
     now: DateTime<Utc>,
-) -> anyhow::Result<(PolicyRules, Usage)> {
+) -> anyhow::Result<Limits> {
+    let budgets = txn
+        .query_all_raw(stmt(
+            sql::LOCK_BUDGETS,
+            vec![
+                wallet.agent_id.into(),
+                wallet.owner_id.into(),
+                wallet.asset.clone().into(),
+            ],
+        ))
+        .await
+        .doing("locking the budgets")?;
+    let mut agent = None;
+    let mut owner = None;
+    for row in &budgets {
+        let level: String = row.try_get("", "level")?;
+        let get = |c: &str| -> anyhow::Result<Option<Money>> {
+            row.try_get::<Option<i64>>("", c)?
+                .map(|v| convert::money(v, "budget limit"))
+                .transpose()
+        };
+        let limits = BudgetLimits {
+            max_per_transaction: get("max_per_transaction")?,
+            daily_limit: get("daily_limit")?,
+            monthly_limit: get("monthly_limit")?,
+        };
+        if level == "agent" {
+            agent = Some(limits);
+        } else {
+            owner = Some(limits);
+        }
+    }
+    let day = now.date_naive();
+    let month = day.with_day(1).unwrap_or(day);
     let row = txn
         .query_one_raw(stmt(
             sql::POLICY_AND_SPEND,
-            vec![wallet.into(), now.date_naive().into()],
+            vec![
+                wallet.id.into(),
+                day.into(),
+                month.into(),
+                agent.map(|_| wallet.agent_id).into(),
+                owner.map(|_| wallet.owner_id).into(),
+                wallet.asset.clone().into(),
+            ],
         ))
         .await
         .doing("reading policy and spend")?
         .ok_or_else(|| anyhow!("policy and spend query returned no row"))?;
-    let rules = match row.try_get::<Option<serde_json::Value>>("", "rules")? {
+    let rules: PolicyRules = match row.try_get::<Option<serde_json::Value>>("", "rules")? {
         Some(json) => serde_json::from_value(json).context("stored policy rules are invalid")?,
         None => PolicyRules::default(),
     };
-    let spent: Option<i64> = row.try_get("", "spent_today")?;
+    let sum = |c: &str| -> anyhow::Result<Money> {
+        convert::money(row.try_get::<Option<i64>>("", c)?.unwrap_or(0), "spend")
+    };
     let count: Option<i32> = row.try_get("", "count_today")?;
     let mut usage = Usage {
-        spent_today: convert::money(spent.unwrap_or(0), "daily spend")?,
+        spent_today: sum("spent_today")?,
         count_today: u32::try_from(count.unwrap_or(0)).unwrap_or(0),
         count_last_hour: 0,
+        spent_month: sum("spent_month")?,
+    };
+    let agent = match agent {
+        Some(l) => Some((
+            l,
+            LevelUsage {
+                spent_today: sum("agent_today")?,
+                spent_month: sum("agent_month")?,
+            },
+        )),
+        None => None,
+    };
+    let owner = match owner {
+        Some(l) => Some((
+            l,
+            LevelUsage {
+                spent_today: sum("owner_today")?,
+                spent_month: sum("owner_month")?,
+            },
+        )),
+        None => None,
     };
     if rules.needs_hourly_count() {
         let since = now - Duration::hours(1);
         let row = txn
-            .query_one_raw(stmt(sql::HOURLY_COUNT, vec![wallet.into(), since.into()]))
+            .query_one_raw(stmt(
+                sql::HOURLY_COUNT,
+                vec![wallet.id.into(), since.into()],
+            ))
             .await
             .doing("counting the rolling hour")?
             .ok_or_else(|| anyhow!("hourly count returned no row"))?;
         let n: i64 = row.try_get("", "n")?;
         usage.count_last_hour = u32::try_from(n).unwrap_or(u32::MAX);
     }
-    Ok((rules, usage))
+    Ok(Limits {
+        rules,
+        usage,
+        agent,
+        owner,
+    })
 }
 
-/// The status, rule, reason and budget a decision is recorded with.
-pub(super) fn recorded(
+/// What a decision is recorded with.
+#[derive(Debug, Clone)]
+pub(super) struct Recorded {
+    pub status: TransactionStatus,
+    pub rule: Option<Rule>,
+    pub reason: Option<String>,
+    pub budget: Budget,
+    pub level: Option<Level>,
+}
+
+/// The status, rule, reason, budget and level a decision is recorded with.
+pub(super) fn recorded(decision: &Decision) -> Recorded {
+    let level = match decision {
+        Decision::Deny { level, .. } => Some(*level),
+        _ => None,
+    };
+    let (status, rule, reason, budget) = recorded_parts(decision);
+    Recorded {
+        status,
+        rule,
+        reason,
+        budget,
+        level,
+    }
+}
+
+fn recorded_parts(
     decision: &Decision,
 ) -> (TransactionStatus, Option<Rule>, Option<String>, Budget) {
     match decision {
@@ -173,6 +299,7 @@ pub(super) fn recorded(
             rule,
             reason,
             budget,
+            ..
         } => (
             TransactionStatus::Denied,
             Some(*rule),
@@ -214,6 +341,10 @@ pub(super) struct NewTransaction<'a> {
     pub expires_at: Option<DateTime<Utc>>,
     /// A capture's hold.
     pub hold_id: Option<Uuid>,
+    /// The level whose rule denied it.
+    pub level: Option<Level>,
+    /// When it stops waiting for approval.
+    pub approval_deadline: Option<DateTime<Utc>>,
 }
 
 /// Inserts the transaction; `None` when its idempotency key was already used.
@@ -252,6 +383,9 @@ pub(super) async fn insert_transaction(
         t.expires_at.into(),
         held_at.into(),
         t.hold_id.into(),
+        serde_json::to_value(t.budget)?.into(),
+        t.level.map(|l| l.as_str().to_owned()).into(),
+        t.approval_deadline.into(),
     ];
     let row = txn
         .query_one_raw(stmt(sql::INSERT_TRANSACTION, values))
@@ -454,6 +588,12 @@ pub(super) async fn notify(
         NotificationKind::HoldExpired => format!(
             "A hold of {} {} on wallet {wallet} expired uncaptured: its amount is released",
             tx.amount, tx.asset
+        ),
+        NotificationKind::ApprovalExpired => format!(
+            "A {} of {} {} from wallet {wallet} waited too long for your approval and expired; nothing moved",
+            tx.kind.as_str(),
+            tx.amount,
+            tx.asset
         ),
     };
     let row = txn

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use waiaas_domain::model::{Actor, NewAuditEntry, TransactionKind, TransactionStatus};
 use waiaas_domain::notifications::NotificationKind;
-use waiaas_domain::policy::{SpendRequest, evaluate};
+use waiaas_domain::policy::{SpendRequest, evaluate_levels};
 use waiaas_domain::ports::{PostingOutcome, SpendCommand};
 use waiaas_domain::{Counterparty, Decision, PostingError};
 
@@ -77,11 +77,12 @@ pub(super) async fn post(
         _ => None,
     };
 
-    let (rules, usage) = shared::rules_and_usage(&txn, from_id, cmd.now).await?;
-    let decision = evaluate(
-        &rules,
+    let limits = shared::limits(&txn, from, cmd.now).await?;
+    let decision = evaluate_levels(
+        &limits.rules,
         from.available(),
-        &usage,
+        &limits.usage,
+        &limits.levels(),
         &SpendRequest {
             amount: cmd.amount,
             counterparty: &cmd.to,
@@ -93,10 +94,20 @@ pub(super) async fn post(
             .checked_add(cmd.amount)
             .map_err(|_| PostingError::BalanceOverflow)?;
     }
-    let (mut status, rule, reason, budget) = shared::recorded(&decision);
+    let shared::Recorded {
+        mut status,
+        rule,
+        reason,
+        budget,
+        level,
+    } = shared::recorded(&decision);
     if hold.is_some() && status == TransactionStatus::Completed {
         status = TransactionStatus::Held;
     }
+    let approval_deadline = (status == TransactionStatus::PendingApproval)
+        .then_some(limits.rules.approval_timeout_s)
+        .flatten()
+        .map(|s| cmd.now + chrono::Duration::seconds(i64::from(s)));
     let destination = match &cmd.to {
         Counterparty::External(d) => Some(d.as_str()),
         Counterparty::Wallet(_) => None,
@@ -130,6 +141,8 @@ pub(super) async fn post(
             now: cmd.now,
             expires_at: hold,
             hold_id: None,
+            level,
+            approval_deadline,
         },
     )
     .await?;

@@ -15,9 +15,31 @@ EXISTS (SELECT 1 FROM transactions h WHERE h.status = 'held' AND h.expires_at <=
 FROM wallets w JOIN agents a ON a.id = w.agent_id \
 WHERE w.id = ANY($1) ORDER BY w.id FOR NO KEY UPDATE OF w";
 
-/// Reads the paying wallet's policy and today's spend, under the wallet's lock: one row,
-/// nulls where there is no policy or no spend yet. `$1`: wallet id, `$2`: the UTC day.
-pub const POLICY_AND_SPEND: &str = "SELECT p.rules, p.version AS policy_version, s.amount AS spent_today, s.count AS count_today \
+/// Locks the budgets above the paying wallet, the agent's first, then the owner's (after the
+/// wallets: one global order), and reads them; no row for a level without a budget in the
+/// asset. `$1`: agent, `$2`: owner, `$3`: asset.
+pub const LOCK_BUDGETS: &str = "SELECT 'agent' AS level, max_per_transaction, daily_limit, monthly_limit \
+FROM (SELECT * FROM agent_budgets WHERE agent_id = $1 AND asset = $3 FOR UPDATE) a \
+UNION ALL SELECT 'owner', max_per_transaction, daily_limit, monthly_limit \
+FROM (SELECT * FROM owner_budgets WHERE owner_id = $2 AND asset = $3 FOR UPDATE) o";
+
+/// Reads the paying wallet's policy, today's and this month's spend, under the wallet's
+/// lock: one row, nulls where there is no policy or no spend yet. When a budget above the
+/// wallet exists (read under its lock just before), the spend under it too: the sum of the
+/// daily spend of every wallet of the agent (or owner) in the asset, today and this month.
+/// `$1`: wallet id, `$2`: the UTC day, `$3`: the first day of its month, `$4`: the agent
+/// (null without an agent budget), `$5`: the owner (null without an owner budget), `$6`:
+/// the asset.
+pub const POLICY_AND_SPEND: &str = "SELECT p.rules, p.version AS policy_version, s.amount AS spent_today, s.count AS count_today, \
+(SELECT LEAST(COALESCE(sum(m.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend m WHERE m.wallet_id = $1 AND m.day BETWEEN $3 AND $2) AS spent_month, \
+CASE WHEN $4::uuid IS NOT NULL THEN (SELECT LEAST(COALESCE(sum(d.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend d JOIN wallets w ON w.id = d.wallet_id \
+WHERE w.agent_id = $4 AND w.asset = $6 AND d.day = $2) END AS agent_today, \
+CASE WHEN $4::uuid IS NOT NULL THEN (SELECT LEAST(COALESCE(sum(d.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend d JOIN wallets w ON w.id = d.wallet_id \
+WHERE w.agent_id = $4 AND w.asset = $6 AND d.day BETWEEN $3 AND $2) END AS agent_month, \
+CASE WHEN $5::uuid IS NOT NULL THEN (SELECT LEAST(COALESCE(sum(d.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend d JOIN wallets w ON w.id = d.wallet_id \
+WHERE w.owner_id = $5 AND w.asset = $6 AND d.day = $2) END AS owner_today, \
+CASE WHEN $5::uuid IS NOT NULL THEN (SELECT LEAST(COALESCE(sum(d.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend d JOIN wallets w ON w.id = d.wallet_id \
+WHERE w.owner_id = $5 AND w.asset = $6 AND d.day BETWEEN $3 AND $2) END AS owner_month \
 FROM (SELECT 1) AS one \
 LEFT JOIN wallet_policies p ON p.wallet_id = $1 \
 LEFT JOIN wallet_daily_spend s ON s.wallet_id = $1 AND s.day = $2";
@@ -31,12 +53,14 @@ WHERE from_wallet_id = $1 AND posted_at > $2 AND kind IN ('transfer', 'payment')
 + (SELECT count(*) FROM transactions WHERE from_wallet_id = $1 AND held_at > $2) AS n";
 
 /// Inserts the transaction; with an idempotency key already used by the same principal, it
-/// inserts nothing and returns no row. `$1`…`$25` in column order (`$23`…`$25`: a hold's
-/// expiry and time held, a capture's hold).
+/// inserts nothing and returns no row. `$1`…`$28` in column order (`$23`…`$25`: a hold's
+/// expiry and time held, a capture's hold; `$26` the whole budget as JSON, `$27` the level
+/// that denied, `$28` the approval deadline).
 pub const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, kind, status, asset, amount, from_wallet_id, to_wallet_id, destination, memo, metadata, \
 owner_id, initiator_type, initiator_id, idempotency_key, request_hash, decision_rule, reason, \
-budget_daily_remaining, budget_hourly_remaining, created_at, updated_at, posted_at, expires_at, held_at, hold_id) \
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
+budget_daily_remaining, budget_hourly_remaining, created_at, updated_at, posted_at, expires_at, held_at, hold_id, \
+budget, decision_level, approval_deadline) \
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) \
 ON CONFLICT (initiator_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
 RETURNING *";
 
@@ -95,10 +119,11 @@ pub const LOCK_TRANSACTION: &str = "SELECT * FROM transactions WHERE id = $1 FOR
 /// `$1` id, `$2` status, `$3` rule, `$4` reason, `$5` daily budget, `$6` hourly budget,
 /// `$7` time, `$8` posted-at (null unless completed), `$9` the owner's decision
 /// (`approved` or `rejected`), `$10` held-at (a hold approved and held), `$11` captured (0
-/// for a hold that ended without money moving).
+/// for a hold that ended without money moving), `$12` the whole budget as JSON, `$13` the
+/// level that denied.
 pub const SETTLE_TRANSACTION: &str = "UPDATE transactions SET status = $2, decision_rule = $3, reason = $4, \
 budget_daily_remaining = $5, budget_hourly_remaining = $6, updated_at = $7, posted_at = $8, \
-decision = $9, decided_at = $7, held_at = $10, captured = $11 \
+decision = $9, decided_at = $7, held_at = $10, captured = $11, budget = $12, decision_level = $13 \
 WHERE id = $1 RETURNING *";
 
 /// The current balances of wallets, unlocked: what a replay writes through to the cache.
@@ -148,6 +173,18 @@ UPDATE wallets SET held = held - (SELECT sum(amount) FROM h)::bigint, version = 
 WHERE id = $1 AND EXISTS (SELECT 1 FROM h) RETURNING held, version) \
 SELECT h.*, w.held AS wallet_held, w.version AS wallet_version FROM h, w";
 
+/// The transactions that waited for approval past their deadline, the longest first.
+/// `$1` time, `$2` how many.
+pub const EXPIRED_APPROVALS: &str = "SELECT id, from_wallet_id FROM transactions \
+WHERE status = 'pending_approval' AND approval_deadline <= $1 ORDER BY approval_deadline LIMIT $2";
+
+/// Expires a transaction still waiting for approval past its deadline (a hold records that
+/// nothing of it was captured). `$1` id, `$2` time.
+pub const EXPIRE_APPROVAL: &str = "UPDATE transactions SET status = 'expired', \
+captured = CASE WHEN kind = 'hold' THEN 0 END, \
+reason = 'it waited for approval longer than the approval timeout', updated_at = $2 \
+WHERE id = $1 AND status = 'pending_approval' AND approval_deadline <= $2 RETURNING *";
+
 /// Voids a hold still waiting for approval: nothing was reserved, nothing is released.
 /// `$1` hold, `$2` time.
 pub const VOID_PENDING_HOLD: &str = "UPDATE transactions SET status = 'voided', captured = 0, updated_at = $2 \
@@ -161,8 +198,9 @@ ORDER BY expires_at LIMIT $2) e";
 
 /// The statements one completed wallet-to-wallet transfer issues, in order, between
 /// `BEGIN` and `COMMIT` (the hourly count only when that rule is set).
-pub const TRANSFER_STATEMENTS: [&str; 4] = [
+pub const TRANSFER_STATEMENTS: [&str; 5] = [
     LOCK_WALLETS,
+    LOCK_BUDGETS,
     POLICY_AND_SPEND,
     INSERT_TRANSACTION,
     POST_WRITES,

@@ -69,6 +69,8 @@ pub(super) async fn post(
             now: cmd.now,
             expires_at: None,
             hold_id: None,
+            level: None,
+            approval_deadline: None,
         },
     )
     .await?;

@@ -2,6 +2,7 @@
 //! with its audit row in the same database transaction.
 
 mod agents;
+pub(crate) mod budgets;
 mod notifications;
 mod owners;
 mod policies;

@@ -1,13 +1,14 @@
 //! Wallet policies: read, and replace with a version bump and an audit of old and new rules.
 
 use async_trait::async_trait;
+use chrono::NaiveDate;
 use chrono::Utc;
 use sea_orm::{
     ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Statement, TransactionTrait,
 };
-use waiaas_domain::policy::{Policy, PolicyRules};
+use waiaas_domain::policy::{BudgetOwner, Budgets, LevelUsage, Policy, PolicyRules};
 use waiaas_domain::ports::PolicyRepository;
-use waiaas_domain::{AuditContext, NewAuditEntry, OwnerId, RepoError, WalletId};
+use waiaas_domain::{AssetCode, AuditContext, NewAuditEntry, OwnerId, RepoError, WalletId};
 
 use crate::audit;
 use crate::convert;
@@ -49,6 +50,37 @@ impl PolicyRepository for Postgres {
     ) -> Result<Policy, RepoError> {
         self.run(Work::Write, move || self.put_once(wallet_id, rules, ctx))
             .await
+    }
+
+    async fn budget(&self, of: BudgetOwner) -> Result<Budgets, RepoError> {
+        self.run(Work::Read, move || super::budgets::read(&self.db, of))
+            .await
+    }
+
+    async fn level_spend(
+        &self,
+        of: BudgetOwner,
+        asset: &AssetCode,
+        today: NaiveDate,
+    ) -> Result<LevelUsage, RepoError> {
+        self.run(Work::Read, move || {
+            super::budgets::spend(&self.db, of, asset, today)
+        })
+        .await
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn put_budget(
+        &self,
+        of: BudgetOwner,
+        owner_id: OwnerId,
+        budgets: &Budgets,
+        ctx: &AuditContext,
+    ) -> Result<Budgets, RepoError> {
+        self.run(Work::Write, move || {
+            super::budgets::put(&self.db, of, owner_id, budgets, ctx)
+        })
+        .await
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod approval;
 mod bad_input;
+mod budgets;
 mod concurrency;
 mod fence;
 mod holds;

@@ -119,6 +119,27 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
         .create_hold(&world.agent(), hold(30), &world.agent_ctx())
         .await
         .unwrap();
+    let budget: waiaas_domain::policy::Budgets = [(
+        waiaas_domain::AssetCode::parse("USD").unwrap(),
+        waiaas_domain::BudgetLimits {
+            daily_limit: Some(waiaas_domain::Money::new(10_000).unwrap()),
+            ..Default::default()
+        },
+    )]
+    .into();
+    services
+        .set_agent_budget(
+            &world.owner(),
+            world.agent_id,
+            budget.clone(),
+            &world.owner_ctx(),
+        )
+        .await
+        .unwrap();
+    services
+        .set_owner_budget(&world.owner(), budget, &world.owner_ctx())
+        .await
+        .unwrap();
     let spend_sql =
         format!("SELECT amount::text AS v FROM wallet_daily_spend WHERE wallet_id = '{a}'");
     let spent: i64 = rows(&db, &spend_sql).await[0].parse().unwrap();
@@ -146,7 +167,7 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
     // The newest migrations go down and up again (one step, then two: back through the
     // hardening migration), and the data is what it was: the platform's account still apart
     // from the destination `deposits`, the owner's decision restored from the audit trail.
-    for steps in 1..=3 {
+    for steps in 1..=4 {
         Migrator::down(&db.db, Some(steps))
             .await
             .unwrap_or_else(|e| panic!("down {steps} steps: {e}"));
@@ -158,9 +179,24 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
             before,
             "after {steps} steps down and up"
         );
+        // Budgets (the newest migration) cannot outlive their tables.
+        assert_eq!(
+            rows(
+                &db,
+                "SELECT ((SELECT count(*) FROM agent_budgets) + (SELECT count(*) FROM owner_budgets))::text AS v"
+            )
+            .await,
+            vec!["0".to_owned()]
+        );
+        // Two steps down reach the holds, three the key expiry.
+        let (spend, holds) = if steps >= 2 {
+            (spent - 30, "0")
+        } else {
+            (spent, "3")
+        };
         assert_eq!(
             rows(&db, &spend_sql).await,
-            vec![(spent - 30).to_string()],
+            vec![spend.to_string()],
             "the open hold's amount went back to the day's spend"
         );
         assert_eq!(
@@ -169,10 +205,9 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
                 "SELECT count(*)::text AS v FROM transactions WHERE kind = 'hold'"
             )
             .await,
-            vec!["0".to_owned()]
+            vec![holds.to_owned()]
         );
-        // Two steps down reach the key expiry.
-        let revoked = if steps >= 2 { "true" } else { "false" };
+        let revoked = if steps >= 3 { "true" } else { "false" };
         assert_eq!(
             rows(
                 &db,
