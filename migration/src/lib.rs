@@ -15,6 +15,7 @@ mod m20261202_000006_hardening;
 mod m20261203_000007_key_expiry;
 mod m20261203_000008_holds;
 mod m20261203_000009_budgets;
+mod m20261203_000010_mandates;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_key_expiry::Migration),
             Box::new(m20261203_000008_holds::Migration),
             Box::new(m20261203_000009_budgets::Migration),
+            Box::new(m20261203_000010_mandates::Migration),
         ]
     }
 }
@@ -71,6 +73,8 @@ pub fn fingerprint() -> String {
         m20261203_000008_holds::DOWN,
         m20261203_000009_budgets::UP,
         m20261203_000009_budgets::DOWN,
+        m20261203_000010_mandates::UP,
+        m20261203_000010_mandates::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()

@@ -13,6 +13,7 @@ mod holds;
 mod idempotency;
 mod isolation;
 mod keys;
+mod mandates;
 mod redis_outage;
 mod search;
 mod serve_binary;

@@ -71,6 +71,7 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
             "'{}'::jsonb".into(),
             "NULL".into(),
             "NULL".into(),
+            "NULL".into(),
         ],
         // POST_WRITES
         vec![

@@ -474,6 +474,7 @@ async fn a_posting_whose_caller_goes_away_during_the_commit_still_writes_its_bal
         memo: None,
         metadata: serde_json::json!({}),
         idempotency: None,
+        mandate_id: None,
         now: chrono::Utc::now(),
         audit: AuditContext::system(),
     };

@@ -221,6 +221,9 @@ pub enum PostingError {
         /// What was asked: `captured` or `voided`.
         action: &'static str,
     },
+    /// The spend names a mandate that does not cover it.
+    #[error(transparent)]
+    Mandate(#[from] crate::model::MandateRefusal),
     /// A hold's lifetime is out of bounds.
     #[error("expires_in_s must be between 1 and 604800 (7 days)")]
     HoldLifetime,

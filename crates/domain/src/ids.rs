@@ -121,6 +121,11 @@ id_type!(
     NotificationId,
     "notification"
 );
+id_type!(
+    /// Identifies a mandate: an owner's pre-approval of an agent's spending.
+    MandateId,
+    "mandate"
+);
 
 #[cfg(test)]
 mod tests {

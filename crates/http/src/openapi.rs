@@ -9,7 +9,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use waiaas_domain::text::INVISIBLE_BMP_CLASS;
 
-use crate::routes::{agents, budgets, health, holds, notifications, owners, transactions, wallets};
+use crate::routes::{
+    agents, budgets, health, holds, mandates, notifications, owners, transactions, wallets,
+};
 use crate::sse;
 
 /// The API's description: every route of [`crate::routes::api`].
@@ -55,6 +57,10 @@ use crate::sse;
         transactions::get_transaction,
         transactions::list_transactions,
         transactions::owner_transactions,
+        mandates::create_mandate,
+        mandates::list_mandates,
+        mandates::get_mandate,
+        mandates::revoke_mandate,
         holds::create_hold,
         holds::list_holds,
         holds::get_hold,
@@ -72,6 +78,7 @@ use crate::sse;
         (name = "wallets", description = "Wallets, balances, summaries, policies and live events"),
         (name = "transactions", description = "Deposits, transfers, payments, sweeps and approvals"),
         (name = "budgets", description = "Budgets of agents and owners over all their wallets, per asset"),
+        (name = "mandates", description = "Mandates: an owner's pre-approval of an agent's spending from one wallet"),
         (name = "holds", description = "Holds: reserve an amount now, capture at most that much later, or void it"),
         (name = "activity", description = "The audit trail and notifications"),
     )

@@ -210,6 +210,7 @@ impl TryFrom<transactions::Model> for Transaction {
             },
             level: m.decision_level.as_deref().and_then(Level::from_db),
             approval_deadline: m.approval_deadline,
+            mandate_id: m.mandate_id.map(waiaas_domain::MandateId::from_uuid),
             decision: m.decision.as_deref().and_then(OwnerDecision::from_db),
             hold: HoldFacts {
                 expires_at: m.expires_at,

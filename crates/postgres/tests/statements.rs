@@ -75,6 +75,7 @@ async fn a_transfer_issues_exactly_the_statements_the_pgbench_baseline_runs() {
         memo: None,
         metadata: serde_json::json!({}),
         idempotency: None,
+        mandate_id: None,
         now: chrono::Utc::now(),
         audit: AuditContext::system(),
     };

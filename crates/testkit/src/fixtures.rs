@@ -222,6 +222,7 @@ impl World {
             memo: None,
             metadata: None,
             idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
+            mandate_id: None,
         }
     }
 }

@@ -343,6 +343,7 @@ impl Run {
                     memo: None,
                     metadata: None,
                     idempotency_key: Some(op.key.clone()),
+                    mandate_id: None,
                 };
                 app.services.transfer(&self.agent(), req, &audit).await
             }
@@ -356,6 +357,7 @@ impl Run {
                         memo: None,
                         metadata: None,
                         idempotency_key: Some(op.key.clone()),
+                        mandate_id: None,
                     },
                     expires_in_s: match op.hold {
                         HoldPart::Lifetime(s) => Some(s),

@@ -76,6 +76,7 @@ pub async fn random_transfer(
         memo: None,
         metadata: None,
         idempotency_key: Some(uuid::Uuid::new_v4().to_string()),
+        mandate_id: None,
     };
     services
         .transfer(&holder.principal(), req, &holder.audit())

@@ -144,6 +144,40 @@ impl PolicyRepository for CachedPolicies {
         self.inner.budget(of).await
     }
 
+    async fn create_mandate(
+        &self,
+        mandate: &waiaas_domain::Mandate,
+        audit: &AuditContext,
+    ) -> Result<(), RepoError> {
+        self.inner.create_mandate(mandate, audit).await
+    }
+
+    // Mandates are never cached: every use reads one under its lock.
+    async fn mandate(
+        &self,
+        id: waiaas_domain::MandateId,
+    ) -> Result<Option<waiaas_domain::Mandate>, RepoError> {
+        self.inner.mandate(id).await
+    }
+
+    async fn mandates(
+        &self,
+        wallet_id: WalletId,
+        limit: u32,
+    ) -> Result<Vec<waiaas_domain::Mandate>, RepoError> {
+        self.inner.mandates(wallet_id, limit).await
+    }
+
+    async fn revoke_mandate(
+        &self,
+        id: waiaas_domain::MandateId,
+        owner_id: OwnerId,
+        audit: &AuditContext,
+    ) -> Result<Option<waiaas_domain::Mandate>, RepoError> {
+        let (inner, audit) = (self.inner.clone(), audit.clone());
+        detached(async move { inner.revoke_mandate(id, owner_id, &audit).await }).await
+    }
+
     async fn level_spend(
         &self,
         of: BudgetOwner,

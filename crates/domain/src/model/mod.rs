@@ -2,6 +2,7 @@
 
 mod audit;
 mod credentials;
+mod mandate;
 mod transaction;
 
 pub use audit::{Actor, AuditContext, AuditEntry, AuditQuery, NewAuditEntry};
@@ -9,6 +10,7 @@ pub use credentials::{
     API_KEY_PREFIX, ApiKey, NewApiKey, NewSession, SESSION_TOKEN_PREFIX, Secret, Session,
     SessionLookup, TokenHash,
 };
+pub use mandate::{Mandate, MandateRefusal, MandateStatus};
 pub use transaction::{
     Budget, HoldFacts, InvalidFilter, LedgerEntry, LevelBudget, MAX_METADATA_FILTERS,
     OwnerDecision, Transaction, TransactionKind, TransactionPage, TransactionStatus, TxCursor,

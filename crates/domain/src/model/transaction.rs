@@ -213,6 +213,9 @@ pub struct Transaction {
     /// The owner's answer, when it waited for approval and was decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<OwnerDecision>,
+    /// The mandate that pre-approved it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mandate_id: Option<crate::ids::MandateId>,
     /// When it stops waiting for the owner's approval (its wallet's `approval_timeout_s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_deadline: Option<DateTime<Utc>>,

@@ -75,6 +75,8 @@ pub struct SpendCommand {
     pub metadata: serde_json::Value,
     /// The retry key, if the client sent one.
     pub idempotency: Option<Idempotency>,
+    /// The mandate that pre-approves it, if named.
+    pub mandate_id: Option<crate::ids::MandateId>,
     /// The time of the request: today's spend and the rolling hour are measured from it.
     pub now: DateTime<Utc>,
     /// Who and where, for the audit row.

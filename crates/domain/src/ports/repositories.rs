@@ -9,11 +9,11 @@ use super::commands::{
     SweepCommand, VoidCommand,
 };
 use crate::errors::{AgentError, ApprovalError, CreateWalletError, PostingError, RepoError};
-use crate::ids::{AgentId, NotificationId, OwnerId, TransactionId, WalletId};
+use crate::ids::{AgentId, MandateId, NotificationId, OwnerId, TransactionId, WalletId};
 use crate::model::{
-    Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, NewApiKey, NewSession, Owner,
-    PageRequest, Session, SpendSummary, TokenHash, Transaction, TransactionPage, TxCursor,
-    TxFilter, Wallet, WalletBalance, WalletOwnership,
+    Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, Mandate, NewApiKey,
+    NewSession, Owner, PageRequest, Session, SpendSummary, TokenHash, Transaction, TransactionPage,
+    TxCursor, TxFilter, Wallet, WalletBalance, WalletOwnership,
 };
 use crate::notifications::{Notification, NotificationPage};
 use crate::policy::{BudgetOwner, Budgets, Policy, PolicyRules};
@@ -220,6 +220,41 @@ pub trait PolicyRepository: Send + Sync {
     /// # Errors
     /// `RepoError` when storage fails.
     async fn budget(&self, of: BudgetOwner) -> Result<Budgets, RepoError>;
+
+    /// Stores a new mandate and audits it.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn create_mandate(
+        &self,
+        mandate: &Mandate,
+        audit: &AuditContext,
+    ) -> Result<(), RepoError>;
+
+    /// A mandate, from PostgreSQL.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn mandate(&self, id: MandateId) -> Result<Option<Mandate>, RepoError>;
+
+    /// A wallet's mandates, newest first, at most `limit`.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn mandates(&self, wallet_id: WalletId, limit: u32) -> Result<Vec<Mandate>, RepoError>;
+
+    /// Revokes a mandate of the owner (under its row lock, so no spend uses it after the
+    /// commit) and audits it; a revoked one is returned as it is. `None` when it is not the
+    /// owner's.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn revoke_mandate(
+        &self,
+        id: MandateId,
+        owner_id: OwnerId,
+        audit: &AuditContext,
+    ) -> Result<Option<Mandate>, RepoError>;
 
     /// What every wallet below a level spent in one asset today and this month (the days of
     /// this month up to `today`). Read from PostgreSQL.

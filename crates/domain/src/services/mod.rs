@@ -4,6 +4,7 @@
 pub mod auth;
 mod budgets;
 mod holds;
+mod mandates;
 mod owners;
 mod payments;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use crate::ports::{
 
 pub use budgets::MAX_BUDGET_ASSETS;
 pub use holds::{CaptureRequest, DEFAULT_HOLD_LIFETIME, HoldRequest, MAX_HOLD_LIFETIME};
+pub use mandates::{MAX_MANDATE_LIFETIME_DAYS, MAX_MANDATE_USES, MandateRequest};
 pub use payments::{DepositRequest, SweepRequest, TransferRequest};
 
 /// The ports the services run on.

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::Services;
 use crate::errors::{AccessError, ApprovalError, PostingError};
-use crate::ids::{TransactionId, WalletId};
+use crate::ids::{MandateId, TransactionId, WalletId};
 use crate::model::{AuditContext, Principal, Transaction, TransactionPage, TxCursor, TxFilter};
 use crate::money::Money;
 use crate::ports::{
@@ -47,6 +47,9 @@ pub struct TransferRequest {
     pub metadata: Option<serde_json::Value>,
     /// The retry key.
     pub idempotency_key: Option<String>,
+    /// A mandate of the paying wallet that pre-approves it: no approval is asked for if it
+    /// covers the spend (hard limits still apply); a 422 if it does not.
+    pub mandate_id: Option<MandateId>,
 }
 
 /// An owner's sweep: the whole balance of one of its wallets moved to another of its wallets
@@ -74,6 +77,9 @@ struct Fingerprint<'a> {
     /// they always were.
     #[serde(skip_serializing_if = "Option::is_none")]
     lifetime_s: Option<i64>,
+    /// The mandate named, if any (absent otherwise, for the same reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mandate: Option<MandateId>,
 }
 
 pub(super) fn parse_memo(memo: Option<&str>) -> Result<Option<Memo>, PostingError> {
@@ -152,6 +158,7 @@ impl Services {
                 memo: memo.as_ref().map(Memo::as_str),
                 metadata: &metadata,
                 lifetime_s: None,
+                mandate: None,
             },
         )?;
         self.visible_wallet(principal, req.wallet_id)
@@ -242,6 +249,7 @@ impl Services {
                 memo: memo.as_ref().map(Memo::as_str),
                 metadata: &metadata,
                 lifetime_s,
+                mandate: req.mandate_id,
             },
         )?;
 
@@ -278,6 +286,7 @@ impl Services {
             memo,
             metadata,
             idempotency,
+            mandate_id: req.mandate_id,
             now: self.ports.clock.now(),
             audit: audit.clone(),
         })
@@ -318,6 +327,7 @@ impl Services {
                 memo: None,
                 metadata: &serde_json::Value::Null,
                 lifetime_s: None,
+                mandate: None,
             },
         );
         let from = self

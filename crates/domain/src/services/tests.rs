@@ -118,6 +118,7 @@ impl World {
             memo: None,
             metadata: None,
             idempotency_key: Some("k-1".into()),
+            mandate_id: None,
         }
     }
 }
@@ -359,6 +360,7 @@ fn completed(usd: WalletId, usd2: WalletId, agent: AgentId, cmd: &SpendCommand) 
             hold: Default::default(),
             level: None,
             approval_deadline: None,
+            mandate_id: None,
             created_at: cmd.now,
             updated_at: cmd.now,
         },

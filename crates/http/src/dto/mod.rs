@@ -5,12 +5,14 @@
 mod accounts;
 mod activity;
 mod budgets;
+mod mandates;
 mod transactions;
 mod wallets;
 
 pub(crate) use accounts::*;
 pub(crate) use activity::*;
 pub(crate) use budgets::*;
+pub(crate) use mandates::*;
 pub(crate) use transactions::*;
 pub(crate) use wallets::*;
 

@@ -53,6 +53,10 @@ pub(crate) struct TransferBody {
     /// A JSON object of at most 4 KiB.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// A mandate of the paying wallet that pre-approves it: it completes without waiting
+    /// for approval if the mandate covers it (hard limits still apply); `422 mandate_*`
+    /// if it does not.
+    pub mandate_id: Option<Uuid>,
 }
 
 /// `POST /v1/wallets/{id}/holds`: what `POST /v1/wallets/{id}/transfers` takes, and the
@@ -73,6 +77,8 @@ pub(crate) struct HoldBody {
     /// A JSON object of at most 4 KiB (the capture carries it too).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// A mandate of the wallet that pre-approves the hold (see transfers).
+    pub mandate_id: Option<Uuid>,
     /// Seconds until the hold expires uncaptured: 1 to 604800 (7 days); 3600 when absent.
     #[schema(minimum = 1, maximum = 604_800)]
     #[serde(default, deserialize_with = "super::whole::opt_i64")]
@@ -278,6 +284,8 @@ pub(crate) struct TransactionDto {
     /// The owner's answer when it waited for approval and was decided: `approved` or
     /// `rejected`; `null` otherwise.
     pub decision: Option<String>,
+    /// The mandate that pre-approved it; `null` otherwise.
+    pub mandate_id: Option<Uuid>,
     /// A capture: the hold it spends; `null` otherwise.
     pub hold_id: Option<Uuid>,
     /// A hold: when it expires uncaptured; `null` otherwise.
@@ -309,6 +317,7 @@ impl From<Transaction> for TransactionDto {
             reason: t.reason,
             budget: t.budget.into(),
             decision: t.decision.map(|d| d.as_str().to_owned()),
+            mandate_id: t.mandate_id.map(Into::into),
             hold_id: t.hold.hold_id.map(Into::into),
             expires_at: t.hold.expires_at,
             captured: t.hold.captured.map(Money::minor_units),

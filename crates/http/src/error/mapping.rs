@@ -7,6 +7,7 @@ use waiaas_domain::errors::{
     AccessError, AgentError, ApprovalError, AuthError, CreateWalletError, PostingError, RepoError,
     SetPolicyError,
 };
+use waiaas_domain::model::MandateRefusal;
 
 use super::ApiError;
 
@@ -108,6 +109,8 @@ impl From<PostingError> for ApiError {
                     .with("held", held.minor_units())
                     .with("asked", asked.minor_units())
             }
+            PostingError::Mandate(MandateRefusal::NotFound) => Self::not_found(message),
+            PostingError::Mandate(r) => Self::unprocessable(r.code(), message),
             PostingError::HoldLifetime => Self::bad_request("invalid_expiry", message),
             PostingError::Unknown(e) => Self::unexpected(e),
         }

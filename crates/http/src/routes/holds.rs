@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use uuid::Uuid;
 use waiaas_domain::services::{CaptureRequest, HoldRequest, TransferRequest};
-use waiaas_domain::{TransactionId, TransactionStatus, TxCursor, WalletId};
+use waiaas_domain::{MandateId, TransactionId, TransactionStatus, TxCursor, WalletId};
 
 use super::transactions::spend_response;
 use crate::SharedState;
@@ -56,6 +56,7 @@ pub(crate) async fn create_hold(
             memo: body.memo,
             metadata: body.metadata,
             idempotency_key: idempotency_key(&headers)?,
+            mandate_id: body.mandate_id.map(MandateId::from_uuid),
         },
         expires_in_s: body.expires_in_s,
     };

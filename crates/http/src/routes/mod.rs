@@ -4,6 +4,7 @@ pub(crate) mod agents;
 pub(crate) mod budgets;
 pub(crate) mod health;
 pub(crate) mod holds;
+pub(crate) mod mandates;
 pub(crate) mod notifications;
 pub(crate) mod owners;
 pub(crate) mod transactions;
@@ -65,6 +66,14 @@ pub(crate) fn api() -> Router<SharedState> {
         .route(
             "/v1/wallets/{id}/holds",
             post(holds::create_hold).get(holds::list_holds),
+        )
+        .route(
+            "/v1/wallets/{id}/mandates",
+            post(mandates::create_mandate).get(mandates::list_mandates),
+        )
+        .route(
+            "/v1/mandates/{id}",
+            get(mandates::get_mandate).delete(mandates::revoke_mandate),
         )
         .route("/v1/holds/{id}", get(holds::get_hold))
         .route("/v1/holds/{id}/capture", post(holds::capture_hold))

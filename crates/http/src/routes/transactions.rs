@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 use waiaas_domain::services::{DepositRequest, SweepRequest, TransferRequest};
-use waiaas_domain::{Transaction, TransactionId, TransactionStatus, WalletId};
+use waiaas_domain::{MandateId, Transaction, TransactionId, TransactionStatus, WalletId};
 
 use crate::SharedState;
 use crate::auth::Caller;
@@ -94,6 +94,7 @@ pub(crate) async fn transfer(
         memo: body.memo,
         metadata: body.metadata,
         idempotency_key: idempotency_key(&headers)?,
+        mandate_id: body.mandate_id.map(MandateId::from_uuid),
     };
     let outcome = state
         .services

@@ -219,6 +219,7 @@ fn spend(from: WalletId, to: WalletId, amount: i64, status: TransactionStatus) -
         hold: Default::default(),
         level: None,
         approval_deadline: None,
+        mandate_id: None,
         created_at: now(),
         updated_at: now(),
     }

@@ -39,6 +39,7 @@ pub struct Model {
     pub budget: Option<Json>,
     pub decision_level: Option<String>,
     pub approval_deadline: Option<DateTimeUtc>,
+    pub mandate_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -173,6 +173,7 @@ pub(super) async fn capture(
             hold_id: Some(*hold.id.as_uuid()),
             level: None,
             approval_deadline: None,
+            mandate_id: None,
         },
     )
     .await?;

@@ -345,6 +345,8 @@ pub(super) struct NewTransaction<'a> {
     pub level: Option<Level>,
     /// When it stops waiting for approval.
     pub approval_deadline: Option<DateTime<Utc>>,
+    /// The mandate that pre-approved it.
+    pub mandate_id: Option<Uuid>,
 }
 
 /// Inserts the transaction; `None` when its idempotency key was already used.
@@ -386,6 +388,7 @@ pub(super) async fn insert_transaction(
         serde_json::to_value(t.budget)?.into(),
         t.level.map(|l| l.as_str().to_owned()).into(),
         t.approval_deadline.into(),
+        t.mandate_id.into(),
     ];
     let row = txn
         .query_one_raw(stmt(sql::INSERT_TRANSACTION, values))

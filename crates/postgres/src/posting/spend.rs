@@ -3,8 +3,10 @@
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use sea_orm::{DatabaseConnection, TransactionTrait};
-use waiaas_domain::model::{Actor, NewAuditEntry, TransactionKind, TransactionStatus};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, TransactionTrait};
+use waiaas_domain::model::{
+    Actor, MandateRefusal, NewAuditEntry, TransactionKind, TransactionStatus,
+};
 use waiaas_domain::notifications::NotificationKind;
 use waiaas_domain::policy::{SpendRequest, evaluate_levels};
 use waiaas_domain::ports::{PostingOutcome, SpendCommand};
@@ -77,6 +79,42 @@ pub(super) async fn post(
         _ => None,
     };
 
+    // A mandate is locked after the wallets and before the budgets, and read as this
+    // statement sees it: a use committed while this request waited for the wallet counts.
+    let mandate = match cmd.mandate_id {
+        None => None,
+        Some(id) => {
+            let refused = match txn
+                .query_one_raw(shared::stmt(
+                    crate::repo::mandates::LOCK_MANDATE,
+                    vec![(*id.as_uuid()).into()],
+                ))
+                .await
+                .doing("locking the mandate")?
+            {
+                None => Some(MandateRefusal::NotFound),
+                Some(row) => {
+                    let m = crate::repo::mandates::decode(&row)?;
+                    if *m.wallet_id.as_uuid() == from_id {
+                        m.covers(cmd.amount, &cmd.to, cmd.now).err()
+                    } else {
+                        Some(MandateRefusal::NotFound)
+                    }
+                }
+            };
+            if let Some(refusal) = refused {
+                // A first attempt with this key may have committed (and used the mandate)
+                // while this one waited for the locks: its answer is that attempt's.
+                if let Some(key) = cmd.idempotency.as_ref()
+                    && shared::key_used(&txn, agent, key).await?
+                {
+                    return shared::answer_replay(txn, agent, Some(key), &locked).await;
+                }
+                return Err(PostingError::Mandate(refusal));
+            }
+            Some(id)
+        }
+    };
     let limits = shared::limits(&txn, from, cmd.now).await?;
     let decision = evaluate_levels(
         &limits.rules,
@@ -86,7 +124,8 @@ pub(super) async fn post(
         &SpendRequest {
             amount: cmd.amount,
             counterparty: &cmd.to,
-            approved: false,
+            // A mandate that covers it pre-approves it; hard limits still apply.
+            approved: mandate.is_some(),
         },
     );
     if let (Decision::Allow { .. }, Some(to)) = (&decision, to) {
@@ -143,6 +182,7 @@ pub(super) async fn post(
             hold_id: None,
             level,
             approval_deadline,
+            mandate_id: mandate.map(|m| *m.as_uuid()),
         },
     )
     .await?;
@@ -152,6 +192,23 @@ pub(super) async fn post(
         return shared::answer_replay(txn, agent, cmd.idempotency.as_ref(), &locked).await;
     };
 
+    if let Some(id) = mandate
+        && matches!(
+            status,
+            TransactionStatus::Completed | TransactionStatus::Held
+        )
+    {
+        txn.execute_raw(shared::stmt(
+            crate::repo::mandates::USE_MANDATE,
+            vec![
+                (*id.as_uuid()).into(),
+                cmd.amount.minor_units().into(),
+                cmd.now.into(),
+            ],
+        ))
+        .await
+        .doing("using the mandate")?;
+    }
     let mut balances = Vec::new();
     let mut notified = released.notified;
     let owner = waiaas_domain::OwnerId::from_uuid(from.owner_id);

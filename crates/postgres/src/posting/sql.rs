@@ -55,12 +55,12 @@ WHERE from_wallet_id = $1 AND posted_at > $2 AND kind IN ('transfer', 'payment')
 /// Inserts the transaction; with an idempotency key already used by the same principal, it
 /// inserts nothing and returns no row. `$1`…`$28` in column order (`$23`…`$25`: a hold's
 /// expiry and time held, a capture's hold; `$26` the whole budget as JSON, `$27` the level
-/// that denied, `$28` the approval deadline).
+/// that denied, `$28` the approval deadline, `$29` the mandate that pre-approved it).
 pub const INSERT_TRANSACTION: &str = "INSERT INTO transactions (id, kind, status, asset, amount, from_wallet_id, to_wallet_id, destination, memo, metadata, \
 owner_id, initiator_type, initiator_id, idempotency_key, request_hash, decision_rule, reason, \
 budget_daily_remaining, budget_hourly_remaining, created_at, updated_at, posted_at, expires_at, held_at, hold_id, \
-budget, decision_level, approval_deadline) \
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) \
+budget, decision_level, approval_deadline, mandate_id) \
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29) \
 ON CONFLICT (initiator_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
 RETURNING *";
 

@@ -71,6 +71,7 @@ pub(super) async fn post(
             hold_id: None,
             level: None,
             approval_deadline: None,
+            mandate_id: None,
         },
     )
     .await?;

@@ -8,7 +8,9 @@ use sea_orm::{
 };
 use waiaas_domain::policy::{BudgetOwner, Budgets, LevelUsage, Policy, PolicyRules};
 use waiaas_domain::ports::PolicyRepository;
-use waiaas_domain::{AssetCode, AuditContext, NewAuditEntry, OwnerId, RepoError, WalletId};
+use waiaas_domain::{
+    AssetCode, AuditContext, Mandate, MandateId, NewAuditEntry, OwnerId, RepoError, WalletId,
+};
 
 use crate::audit;
 use crate::convert;
@@ -55,6 +57,37 @@ impl PolicyRepository for Postgres {
     async fn budget(&self, of: BudgetOwner) -> Result<Budgets, RepoError> {
         self.run(Work::Read, move || super::budgets::read(&self.db, of))
             .await
+    }
+
+    async fn create_mandate(&self, mandate: &Mandate, ctx: &AuditContext) -> Result<(), RepoError> {
+        self.run(Work::Write, move || {
+            super::mandates::create(&self.db, mandate, ctx)
+        })
+        .await
+    }
+
+    async fn mandate(&self, id: MandateId) -> Result<Option<Mandate>, RepoError> {
+        self.run(Work::Read, move || super::mandates::get(&self.db, id))
+            .await
+    }
+
+    async fn mandates(&self, wallet_id: WalletId, limit: u32) -> Result<Vec<Mandate>, RepoError> {
+        self.run(Work::Read, move || {
+            super::mandates::list(&self.db, wallet_id, limit)
+        })
+        .await
+    }
+
+    async fn revoke_mandate(
+        &self,
+        id: MandateId,
+        owner_id: OwnerId,
+        ctx: &AuditContext,
+    ) -> Result<Option<Mandate>, RepoError> {
+        self.run(Work::Write, move || {
+            super::mandates::revoke(&self.db, id, owner_id, ctx)
+        })
+        .await
     }
 
     async fn level_spend(

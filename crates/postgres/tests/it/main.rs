@@ -8,6 +8,7 @@ mod concurrency;
 mod fence;
 mod holds;
 mod idempotency;
+mod mandates;
 mod migrations;
 mod reads;
 mod reconcile;

@@ -140,6 +140,22 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
         .set_owner_budget(&world.owner(), budget, &world.owner_ctx())
         .await
         .unwrap();
+    services
+        .create_mandate(
+            &world.owner(),
+            waiaas_domain::services::MandateRequest {
+                wallet_id: a,
+                max_amount: 5,
+                total_amount: None,
+                max_uses: None,
+                to_wallet_id: None,
+                destination: None,
+                expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+            },
+            &world.owner_ctx(),
+        )
+        .await
+        .unwrap();
     let spend_sql =
         format!("SELECT amount::text AS v FROM wallet_daily_spend WHERE wallet_id = '{a}'");
     let spent: i64 = rows(&db, &spend_sql).await[0].parse().unwrap();
@@ -167,7 +183,7 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
     // The newest migrations go down and up again (one step, then two: back through the
     // hardening migration), and the data is what it was: the platform's account still apart
     // from the destination `deposits`, the owner's decision restored from the audit trail.
-    for steps in 1..=4 {
+    for steps in 1..=5 {
         Migrator::down(&db.db, Some(steps))
             .await
             .unwrap_or_else(|e| panic!("down {steps} steps: {e}"));
@@ -179,17 +195,22 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
             before,
             "after {steps} steps down and up"
         );
-        // Budgets (the newest migration) cannot outlive their tables.
+        // Mandates (the newest migration) and budgets (the one before) cannot outlive their
+        // tables; three steps down reach the holds, four the key expiry.
+        assert_eq!(
+            rows(&db, "SELECT count(*)::text AS v FROM mandates").await,
+            vec!["0".to_owned()]
+        );
+        let budgets = if steps >= 2 { "0" } else { "2" };
         assert_eq!(
             rows(
                 &db,
                 "SELECT ((SELECT count(*) FROM agent_budgets) + (SELECT count(*) FROM owner_budgets))::text AS v"
             )
             .await,
-            vec!["0".to_owned()]
+            vec![budgets.to_owned()]
         );
-        // Two steps down reach the holds, three the key expiry.
-        let (spend, holds) = if steps >= 2 {
+        let (spend, holds) = if steps >= 3 {
             (spent - 30, "0")
         } else {
             (spent, "3")
@@ -207,7 +228,7 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
             .await,
             vec![holds.to_owned()]
         );
-        let revoked = if steps >= 3 { "true" } else { "false" };
+        let revoked = if steps >= 4 { "true" } else { "false" };
         assert_eq!(
             rows(
                 &db,
