@@ -39,8 +39,8 @@ async fn budgets_at_three_levels_are_set_read_and_enforced_over_http() {
         ),
         (
             json!({"XYZ": {"daily_limit": 1}}),
-            StatusCode::BAD_REQUEST,
-            "invalid_budget",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_asset",
         ),
         (
             json!({"USD": {"weekly_limit": 1}}),

@@ -131,6 +131,13 @@ async fn an_agent_holds_captures_and_voids_and_every_mistake_is_a_4xx() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     let r = capture(&app, &agent_key, &id, Some(json!({ "amount": 1.5 })), "c-0").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    // A body is an object or nothing: serde alone would read `[]` as an empty struct.
+    let r = capture(&app, &agent_key, &id, Some(json!([])), "c-0").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let r = app
+        .post(&format!("/v1/agents/{agent}/keys"), &owner, json!([]))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
     let r = capture(&app, &owner, &id, None, "c-0").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
     let r = app

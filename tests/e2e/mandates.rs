@@ -44,37 +44,37 @@ async fn an_owner_pre_approves_purchases_and_the_agent_spends_within_them() {
     for (body, status, code) in [
         (
             json!({"max_amount": 0, "expires_at": later(60)}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_mandate",
         ),
         (
             json!({"max_amount": 5, "expires_at": later(-60)}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_mandate",
         ),
         (
             json!({"max_amount": 5, "expires_at": later(400 * 86_400)}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_mandate",
         ),
         (
             json!({"max_amount": 5, "max_uses": 0, "expires_at": later(60)}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_mandate",
         ),
         (
             json!({"max_amount": 5, "to_wallet_id": b, "destination": "x", "expires_at": later(60)}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_mandate",
         ),
         (
             json!({"max_amount": 5, "to_wallet_id": a, "expires_at": later(60)}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_mandate",
         ),
         (
             json!({"max_amount": 5, "destination": "bad dest", "expires_at": later(60)}),
-            StatusCode::BAD_REQUEST,
+            StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_mandate",
         ),
         (

@@ -108,6 +108,9 @@ pub enum AccessError {
     /// A transaction filter is out of bounds.
     #[error(transparent)]
     Filter(#[from] crate::model::InvalidFilter),
+    /// A well-formed asset code the platform does not support.
+    #[error("unknown asset `{0}`")]
+    UnknownAsset(AssetCode),
     /// Storage failed.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),

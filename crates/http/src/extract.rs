@@ -131,3 +131,21 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
         })
         .transpose()
 }
+
+/// A body that must be a JSON object: serde would also build a struct from an array
+/// (`[]` for a struct of optional fields), which no client means.
+#[derive(Debug)]
+pub(crate) struct Object<T>(pub T);
+
+impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(D::Error::custom("the body must be a JSON object"));
+        }
+        serde_json::from_str(raw.get())
+            .map(Object)
+            .map_err(D::Error::custom)
+    }
+}

@@ -279,6 +279,19 @@ fn merge_param(doc: &mut Value, path: &str, method: &str, name: &str, patch: &Va
     }
 }
 
+/// Every status a transaction (a hold included) can have.
+const STATUSES: [&str; 9] = [
+    "pending_approval",
+    "completed",
+    "rejected",
+    "denied",
+    "failed",
+    "held",
+    "captured",
+    "voided",
+    "expired",
+];
+
 /// A hyphenated UUID.
 const UUID: &str = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
 /// Any case of `wallet:`, reserved for wallets.
@@ -320,7 +333,7 @@ fn constrain_inputs(doc: &mut Value) {
         &format!("{schemas}/CreateWallet/properties/asset"),
         &json!({"pattern": "^[A-Z][A-Z0-9]{1,11}$"}),
     );
-    for schema in ["DepositBody", "TransferBody"] {
+    for schema in ["DepositBody", "TransferBody", "HoldBody"] {
         merge(
             doc,
             &format!("{schemas}/{schema}/properties/amount"),
@@ -328,11 +341,13 @@ fn constrain_inputs(doc: &mut Value) {
         );
         merge(doc, &format!("{schemas}/{schema}/properties/memo"), &memo);
     }
-    merge(
-        doc,
-        &format!("{schemas}/TransferBody/properties/destination"),
-        &destination,
-    );
+    for schema in ["TransferBody", "HoldBody", "MandateBody"] {
+        merge(
+            doc,
+            &format!("{schemas}/{schema}/properties/destination"),
+            &destination,
+        );
+    }
     // Exactly one of the two targets.
     let target = |given: &str, absent: &str| {
         json!({
@@ -340,12 +355,44 @@ fn constrain_inputs(doc: &mut Value) {
             "properties": {given: {"type": "string"}, absent: {"type": "null"}},
         })
     };
+    for schema in ["TransferBody", "HoldBody"] {
+        merge(
+            doc,
+            &format!("{schemas}/{schema}"),
+            &json!({"oneOf": [target("to_wallet_id", "destination"), target("destination", "to_wallet_id")]}),
+        );
+    }
+    for field in ["max_amount", "total_amount"] {
+        merge(
+            doc,
+            &format!("{schemas}/MandateBody/properties/{field}"),
+            &positive,
+        );
+    }
     merge(
         doc,
-        &format!("{schemas}/TransferBody"),
-        &json!({"oneOf": [target("to_wallet_id", "destination"), target("destination", "to_wallet_id")]}),
+        &format!("{schemas}/CaptureBody/properties/amount"),
+        &positive,
     );
-    for field in ["max_per_transaction", "daily_limit", "approval_above"] {
+    for field in ["max_per_transaction", "daily_limit", "monthly_limit"] {
+        merge(
+            doc,
+            &format!("{schemas}/BudgetLimitsDto/properties/{field}"),
+            &non_negative,
+        );
+    }
+    // A budget's keys are asset codes.
+    merge(
+        doc,
+        &format!("{schemas}/BudgetsDto"),
+        &json!({"propertyNames": {"pattern": "^[A-Z][A-Z0-9]{1,11}$"}, "maxProperties": waiaas_domain::services::MAX_BUDGET_ASSETS}),
+    );
+    for field in [
+        "max_per_transaction",
+        "daily_limit",
+        "approval_above",
+        "monthly_limit",
+    ] {
         merge(
             doc,
             &format!("{schemas}/PolicyBody/properties/{field}"),
@@ -370,28 +417,33 @@ fn constrain_inputs(doc: &mut Value) {
         "/v1/wallets/{id}/deposits",
         "/v1/wallets/{id}/transfers",
         "/v1/wallets/{id}/sweep",
+        "/v1/wallets/{id}/holds",
+        "/v1/holds/{id}/capture",
     ] {
         merge_param(doc, path, "post", "Idempotency-Key", &key);
     }
     let tx_cursor = json!({"pattern": format!("^-?[0-9]{{1,18}}_{UUID}$")});
     for path in ["/v1/wallets/{id}/transactions", "/v1/transactions"] {
-        merge_param(
-            doc,
-            path,
-            "get",
-            "status",
-            &json!({"enum": ["pending_approval", "completed", "rejected", "denied", "failed"]}),
-        );
+        merge_param(doc, path, "get", "status", &json!({"enum": STATUSES}));
         merge_param(
             doc,
             path,
             "get",
             "kind",
-            &json!({"enum": ["deposit", "transfer", "payment", "sweep"]}),
+            &json!({"enum": ["deposit", "transfer", "payment", "sweep", "hold"]}),
         );
     }
+    merge_param(
+        doc,
+        "/v1/wallets/{id}/holds",
+        "get",
+        "status",
+        &json!({"enum": STATUSES}),
+    );
+    merge_param(doc, "/v1/wallets/{id}/mandates", "get", "limit", &count);
     for (path, cursor) in [
         ("/v1/wallets/{id}/transactions", tx_cursor.clone()),
+        ("/v1/wallets/{id}/holds", tx_cursor.clone()),
         ("/v1/transactions", tx_cursor),
         ("/v1/notifications", json!({"pattern": format!("^{UUID}$")})),
     ] {

@@ -33,6 +33,8 @@ pub(super) struct Env {
     pub agent: AgentId,
     pub agent_key: String,
     pub wallets: Vec<WalletId>,
+    /// One mandate per wallet (same order): any payee, 20 per use, many uses.
+    pub mandates: Vec<waiaas_domain::MandateId>,
 }
 
 impl Env {
@@ -65,7 +67,32 @@ impl Env {
             .create_agent_key(world.owner_id, world.agent_id, &world.owner_ctx())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        // Budgets at the agent's and the owner's level that never bind: every posting locks
+        // and reads them, under every fault.
+        let loose: waiaas_domain::policy::Budgets = [(
+            waiaas_domain::AssetCode::parse("USD")?,
+            waiaas_domain::BudgetLimits {
+                max_per_transaction: waiaas_domain::Money::new(1_000_000).ok(),
+                daily_limit: waiaas_domain::Money::new(1_000_000_000_000).ok(),
+                monthly_limit: waiaas_domain::Money::new(1_000_000_000_000).ok(),
+            },
+        )]
+        .into();
+        a.services
+            .set_agent_budget(
+                &world.owner(),
+                world.agent_id,
+                loose.clone(),
+                &world.owner_ctx(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        a.services
+            .set_owner_budget(&world.owner(), loose, &world.owner_ctx())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut ids = Vec::new();
+        let mut mandates = Vec::new();
         for _ in 0..wallets {
             let w = world.wallet("USD", initial).await.id;
             world
@@ -79,6 +106,24 @@ impl Env {
                     },
                 )
                 .await;
+            let m = a
+                .services
+                .create_mandate(
+                    &world.owner(),
+                    waiaas_domain::services::MandateRequest {
+                        wallet_id: w,
+                        max_amount: 20,
+                        total_amount: None,
+                        max_uses: Some(10_000),
+                        to_wallet_id: None,
+                        destination: None,
+                        expires_at: chrono::Utc::now() + chrono::Duration::hours(2),
+                    },
+                    &world.owner_ctx(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            mandates.push(m.id);
             ids.push(w);
         }
         Ok(Self {
@@ -94,6 +139,7 @@ impl Env {
             agent: world.agent_id,
             agent_key: key.expose().to_owned(),
             wallets: ids,
+            mandates,
         })
     }
 

@@ -146,6 +146,8 @@ pub(super) struct Op {
     pub amount: i64,
     /// A hold's lifetime, or the hold a capture spends.
     pub hold: HoldPart,
+    /// The mandate a payment names.
+    pub mandate: Option<waiaas_domain::MandateId>,
     pub outcome: Outcome,
 }
 
@@ -343,7 +345,7 @@ impl Run {
                     memo: None,
                     metadata: None,
                     idempotency_key: Some(op.key.clone()),
-                    mandate_id: None,
+                    mandate_id: op.mandate,
                 };
                 app.services.transfer(&self.agent(), req, &audit).await
             }
@@ -548,6 +550,7 @@ impl Run {
                 destination: destination.map(str::to_owned),
                 amount,
                 hold: HoldPart::None,
+                mandate: None,
                 outcome: Outcome::Unresolved,
             };
             match rng.below(20) {
@@ -562,7 +565,14 @@ impl Run {
                     self.post(&mut rng, blocked, instance).await;
                 }
                 4 | 5 => {
-                    let paid = op(Kind::Payment, None, Some("merchant-7"), amount);
+                    // Every other payment names the wallet's mandate.
+                    let at = self.env.wallets.iter().position(|x| *x == w);
+                    let paid = Op {
+                        mandate: at
+                            .filter(|_| rng.below(2) == 0)
+                            .map(|i| self.env.mandates[i]),
+                        ..op(Kind::Payment, None, Some("merchant-7"), amount)
+                    };
                     self.post(&mut rng, paid, instance).await;
                 }
                 6 | 7 => {

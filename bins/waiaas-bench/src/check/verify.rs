@@ -109,8 +109,9 @@ fn same_or_later(status: waiaas_domain::TransactionStatus, stored: &str) -> bool
                 .any(|s| s.as_str() == stored)
 }
 
-/// Holds ended more than once (an audit row per end: capture, void, expiry), and holds the
-/// sweepers left open well past their expiry.
+/// Holds ended more than once (an audit row per end: capture, void, expiry), holds the
+/// sweepers left open well past their expiry, and mandates whose count of uses disagrees
+/// with the transactions that used them.
 pub(super) async fn holds(run: &Run) -> anyhow::Result<Vec<String>> {
     let rows = run
         .env
@@ -121,7 +122,10 @@ pub(super) async fn holds(run: &Run) -> anyhow::Result<Vec<String>> {
              WHERE action IN ('hold.capture', 'hold.void', 'hold.expire') \
              GROUP BY resource_id HAVING count(*) > 1 \
              UNION ALL SELECT id::text || ' still held ' || (now() - expires_at)::text || ' after its expiry' \
-             FROM transactions WHERE status = 'held' AND expires_at < now() - interval '10 seconds'",
+             FROM transactions WHERE status = 'held' AND expires_at < now() - interval '10 seconds' \
+             UNION ALL SELECT 'mandate ' || m.id::text || ' counts ' || (m.max_uses - m.uses_left) || ' uses, the ledger ' || count(t.id) \
+             FROM mandates m LEFT JOIN transactions t ON t.mandate_id = m.id AND t.status NOT IN ('denied', 'failed') \
+             GROUP BY m.id HAVING m.max_uses - m.uses_left <> count(t.id)",
         ))
         .await?;
     rows.iter()

@@ -147,9 +147,7 @@ impl Services {
         }
         for asset in budgets.keys() {
             if self.ports.wallets.asset(asset).await?.is_none() {
-                return Err(AccessError::Invalid(
-                    "a budget names an asset the platform does not support",
-                ));
+                return Err(AccessError::UnknownAsset(asset.clone()));
             }
         }
         Ok(())

@@ -29,6 +29,15 @@ pub(crate) struct MandateBody {
     pub expires_at: DateTime<Utc>,
 }
 
+/// `GET /v1/wallets/{id}/mandates` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct MandateQuery {
+    /// At most this many mandates, newest first (clamped to 1–200; default 50).
+    pub limit: Option<u32>,
+}
+
 /// A mandate as it stands.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct MandateDto {

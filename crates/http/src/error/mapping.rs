@@ -33,6 +33,7 @@ impl From<AccessError> for ApiError {
             AccessError::Forbidden(why) => Self::forbidden(why),
             AccessError::Invalid(why) => Self::bad_request("invalid_query", why),
             AccessError::Filter(why) => Self::bad_request("invalid_query", why.to_string()),
+            e @ AccessError::UnknownAsset(_) => Self::unprocessable("unknown_asset", e.to_string()),
             AccessError::Unknown(e) => Self::unexpected(e),
         }
     }

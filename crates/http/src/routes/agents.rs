@@ -9,7 +9,7 @@ use crate::SharedState;
 use crate::auth::Caller;
 use crate::dto::{AgentDto, CreateAgent, CreateKey, ErrorBody, Items, KeyCreated, UpdateAgent};
 use crate::error::ApiError;
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Object, Path};
 
 /// Registers an agent.
 #[utoipa::path(post, path = "/v1/agents", tag = "agents",
@@ -155,13 +155,13 @@ pub(crate) async fn create_key(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-    body: Option<Json<Option<CreateKey>>>,
+    body: Option<Json<Option<Object<CreateKey>>>>,
 ) -> Result<(StatusCode, axum::Json<KeyCreated>), ApiError> {
     let owner_id = caller.owner("issue API keys")?;
     // No body, a JSON `null` and `{}` all ask for a key that never expires.
     let lifetime = body
         .and_then(|Json(b)| b)
-        .and_then(|b| b.expires_in_s)
+        .and_then(|Object(b)| b.expires_in_s)
         // Zero and below are refused by the service as zero.
         .map(|s| std::time::Duration::from_secs(u64::try_from(s).unwrap_or(0)));
     let agent_id = AgentId::from_uuid(id);

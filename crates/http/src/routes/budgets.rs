@@ -49,7 +49,8 @@ pub(crate) async fn get_agent_budget(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The budget now", body = BudgetsDto),
-        (status = 400, description = "Malformed body; `invalid_budget`: a malformed or unsupported asset, a negative limit, more than 100 assets", body = ErrorBody),
+        (status = 400, description = "Malformed body; `invalid_budget`: a malformed asset code, a negative limit, more than 100 assets", body = ErrorBody),
+        (status = 422, description = "`unknown_asset`: an asset the platform does not support", body = ErrorBody),
         (status = 403, description = "Agents cannot set budgets", body = ErrorBody),
         (status = 404, description = "Missing, deleted or another tenant's agent", body = ErrorBody),
     ))]
@@ -96,6 +97,7 @@ pub(crate) async fn get_owner_budget(
     responses(
         (status = 200, description = "The budget now", body = BudgetsDto),
         (status = 400, description = "Malformed body; `invalid_budget`", body = ErrorBody),
+        (status = 422, description = "`unknown_asset`", body = ErrorBody),
         (status = 403, description = "Agents cannot set budgets", body = ErrorBody),
     ))]
 pub(crate) async fn put_owner_budget(

@@ -14,7 +14,7 @@ use crate::dto::{
     CaptureBody, ErrorBody, HoldBody, HoldDto, HoldPageDto, HoldQuery, STATUSES, TransactionDto,
 };
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query, idempotency_key};
+use crate::extract::{Json, Object, Path, Query, idempotency_key};
 
 /// Reserves an amount of a wallet the calling agent holds, for a payment (`destination`) or
 /// transfer (`to_wallet_id`) whose final amount is not known yet: a capture later moves at
@@ -95,9 +95,9 @@ pub(crate) async fn capture_hold(
     caller: Caller,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
-    body: Option<Json<Option<CaptureBody>>>,
+    body: Option<Json<Option<Object<CaptureBody>>>>,
 ) -> Result<(StatusCode, axum::Json<TransactionDto>), ApiError> {
-    let amount = body.and_then(|Json(b)| b).and_then(|b| b.amount);
+    let amount = body.and_then(|Json(b)| b).and_then(|Object(b)| b.amount);
     let req = CaptureRequest {
         hold_id: TransactionId::from_uuid(id),
         amount,

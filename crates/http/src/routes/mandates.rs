@@ -8,14 +8,15 @@ use waiaas_domain::{AccessError, MandateId, WalletId};
 
 use crate::SharedState;
 use crate::auth::Caller;
-use crate::dto::{ErrorBody, Items, MandateBody, MandateDto, PageQuery};
+use crate::dto::{ErrorBody, Items, MandateBody, MandateDto, MandateQuery};
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
 
-/// A mandate's own input errors are `invalid_mandate`.
+/// A mandate's terms out of bounds are a `422 invalid_mandate`: well-formed JSON the service
+/// will not issue (an expiry in the past, no amount, another asset's payee…).
 fn mandate_error(e: AccessError) -> ApiError {
     match e {
-        AccessError::Invalid(why) => ApiError::bad_request("invalid_mandate", why),
+        AccessError::Invalid(why) => ApiError::unprocessable("invalid_mandate", why),
         other => other.into(),
     }
 }
@@ -30,7 +31,8 @@ fn mandate_error(e: AccessError) -> ApiError {
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The mandate", body = MandateDto),
-        (status = 400, description = "Malformed body; `invalid_mandate`: amounts, uses, payee or expiry out of bounds", body = ErrorBody),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 422, description = "`invalid_mandate`: amounts, uses, payee or expiry out of bounds", body = ErrorBody),
         (status = 403, description = "Agents cannot issue mandates", body = ErrorBody),
         (status = 404, description = "The wallet (or payee wallet) is missing or another tenant's", body = ErrorBody),
     ))]
@@ -60,7 +62,7 @@ pub(crate) async fn create_mandate(
 
 /// A wallet's mandates, newest first (the owner or the agent holding the wallet).
 #[utoipa::path(get, path = "/v1/wallets/{id}/mandates", tag = "mandates",
-    params(("id" = Uuid, Path, description = "The wallet"), PageQuery),
+    params(("id" = Uuid, Path, description = "The wallet"), MandateQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The mandates (at most `limit`, default 50, up to 200)", body = Items<MandateDto>),
@@ -71,14 +73,8 @@ pub(crate) async fn list_mandates(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<Uuid>,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<MandateQuery>,
 ) -> Result<axum::Json<Items<MandateDto>>, ApiError> {
-    if q.cursor.is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_query",
-            "mandates are listed in one page: `limit` only",
-        ));
-    }
     let now = chrono::Utc::now();
     let list = state
         .services

@@ -11,7 +11,7 @@ use sea_orm::{ConnectionTrait as _, DbBackend, Statement};
 use waiaas_domain::model::{TransactionKind, TransactionStatus};
 use waiaas_domain::ports::{TransactionRepository as _, WalletRepository as _};
 use waiaas_domain::services::{HoldRequest, TransferRequest};
-use waiaas_domain::{Money, PolicyRules, PostingError, TransactionId, WalletId};
+use waiaas_domain::{Level, Money, PolicyRules, PostingError, TransactionId, WalletId};
 use waiaas_testkit::{Fixture, TestDb, World, services};
 
 fn money(v: i64) -> Money {
@@ -353,6 +353,9 @@ async fn holds_captures_voids_and_payments_at_once_keep_every_limit_and_the_ledg
 enum Op {
     Hold(i64),
     Pay(i64),
+    /// A payment from the agent's other wallet (no policy of its own): it counts under the
+    /// agent's and the owner's budgets only.
+    PayOther(i64),
     /// Capture of the n-th open hold (modulo their number), of this much.
     Capture(usize, i64),
     Void(usize),
@@ -365,38 +368,57 @@ fn op() -> impl proptest::strategy::Strategy<Value = Op> {
     prop_oneof![
         3 => (1_i64..400).prop_map(Op::Hold),
         2 => (1_i64..400).prop_map(Op::Pay),
+        1 => (1_i64..200).prop_map(Op::PayOther),
         3 => (0_usize..8, 1_i64..320).prop_map(|(i, a)| Op::Capture(i, a)),
         1 => (0_usize..8).prop_map(Op::Void),
         1 => Just(Op::ExpireAll),
     ]
 }
 
-/// The wallet as the rules say it must be.
+/// The wallets as the rules say they must be: the first with a policy, the second without,
+/// both under the agent's daily budget and the owner's monthly one.
 #[derive(Debug, Default)]
 struct Model {
     balance: i64,
     spent: i64,
     open: Vec<(TransactionId, i64)>,
+    /// What the other wallet spent.
+    spent_other: i64,
 }
 
 impl Model {
     const LIMIT: i64 = 600;
     const MAX: i64 = 300;
+    const AGENT_DAILY: i64 = 700;
+    const OWNER_MONTHLY: i64 = 650;
 
     fn held(&self) -> i64 {
         self.open.iter().map(|(_, a)| a).sum()
     }
 
-    /// The status a hold or payment of `amount` must get.
-    fn decide(&self, amount: i64, hold: bool) -> TransactionStatus {
-        if amount > Self::MAX || self.spent + amount > Self::LIMIT {
-            TransactionStatus::Denied
-        } else if amount > self.balance - self.held() {
-            TransactionStatus::Failed
-        } else if hold {
-            TransactionStatus::Held
+    /// The status (and the denying level) a hold or payment of `amount` from the first
+    /// wallet (`other`: from the second) must get.
+    fn decide(&self, amount: i64, hold: bool, other: bool) -> (TransactionStatus, Option<Level>) {
+        let total = self.spent + self.spent_other + amount;
+        let denied = if !other && (amount > Self::MAX || self.spent + amount > Self::LIMIT) {
+            Some(Level::Wallet)
+        } else if total > Self::AGENT_DAILY {
+            Some(Level::Agent)
+        } else if total > Self::OWNER_MONTHLY {
+            Some(Level::Owner)
         } else {
-            TransactionStatus::Completed
+            None
+        };
+        let available = if other {
+            1_000 - self.spent_other
+        } else {
+            self.balance - self.held()
+        };
+        match denied {
+            Some(level) => (TransactionStatus::Denied, Some(level)),
+            None if amount > available => (TransactionStatus::Failed, None),
+            None if hold => (TransactionStatus::Held, None),
+            None => (TransactionStatus::Completed, None),
         }
     }
 }
@@ -417,6 +439,33 @@ async fn run_sequence(ops: Vec<Op>) {
             },
         )
         .await;
+    let b = world.wallet("USD", 1_000).await.id;
+    let usd = |limits| -> waiaas_domain::policy::Budgets {
+        [(waiaas_domain::AssetCode::parse("USD").unwrap(), limits)].into()
+    };
+    services
+        .set_agent_budget(
+            &world.owner(),
+            world.agent_id,
+            usd(waiaas_domain::BudgetLimits {
+                daily_limit: Some(money(Model::AGENT_DAILY)),
+                ..Default::default()
+            }),
+            &world.owner_ctx(),
+        )
+        .await
+        .unwrap();
+    services
+        .set_owner_budget(
+            &world.owner(),
+            usd(waiaas_domain::BudgetLimits {
+                monthly_limit: Some(money(Model::OWNER_MONTHLY)),
+                ..Default::default()
+            }),
+            &world.owner_ctx(),
+        )
+        .await
+        .unwrap();
     let mut m = Model {
         balance: 1_000,
         ..Model::default()
@@ -432,8 +481,9 @@ async fn run_sequence(ops: Vec<Op>) {
                     .create_hold(&world.agent(), req, &world.agent_ctx())
                     .await
                     .unwrap();
-                let expected = m.decide(amount, true);
+                let (expected, level) = m.decide(amount, true, false);
                 assert_eq!(out.transaction.status, expected, "step {step}: {op:?}");
+                assert_eq!(out.transaction.level, level, "step {step}: {op:?}");
                 if expected == TransactionStatus::Held {
                     m.open.push((out.transaction.id, amount));
                     m.spent += amount;
@@ -444,11 +494,24 @@ async fn run_sequence(ops: Vec<Op>) {
                     .transfer(&world.agent(), payment(a, amount), &world.agent_ctx())
                     .await
                     .unwrap();
-                let expected = m.decide(amount, false);
+                let (expected, level) = m.decide(amount, false, false);
                 assert_eq!(out.transaction.status, expected, "step {step}: {op:?}");
+                assert_eq!(out.transaction.level, level, "step {step}: {op:?}");
                 if expected == TransactionStatus::Completed {
                     m.balance -= amount;
                     m.spent += amount;
+                }
+            }
+            Op::PayOther(amount) => {
+                let out = services
+                    .transfer(&world.agent(), payment(b, amount), &world.agent_ctx())
+                    .await
+                    .unwrap();
+                let (expected, level) = m.decide(amount, false, true);
+                assert_eq!(out.transaction.status, expected, "step {step}: {op:?}");
+                assert_eq!(out.transaction.level, level, "step {step}: {op:?}");
+                if expected == TransactionStatus::Completed {
+                    m.spent_other += amount;
                 }
             }
             Op::Capture(_, _) | Op::Void(_) if m.open.is_empty() => {}
@@ -493,7 +556,15 @@ async fn run_sequence(ops: Vec<Op>) {
         );
         let spent = spent_today(&db, a).await;
         assert_eq!(spent, m.spent, "step {step}: {op:?}");
-        assert!(spent <= Model::LIMIT && m.held() <= m.balance);
+        assert_eq!(
+            spent_today(&db, b).await,
+            m.spent_other,
+            "step {step}: {op:?}"
+        );
+        // Spent and held never exceed any level's limit, nor `held` the balance.
+        let total = spent + m.spent_other;
+        assert!(spent <= Model::LIMIT && total <= Model::AGENT_DAILY.min(Model::OWNER_MONTHLY));
+        assert!(m.held() <= m.balance);
     }
     assert_reconciled(&db).await;
 }
@@ -501,9 +572,11 @@ async fn run_sequence(ops: Vec<Op>) {
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
 
-    /// No sequence of holds, captures, voids, expiries and payments lets what was spent and
-    /// held exceed the daily limit, or `held` exceed the balance; the database agrees with
-    /// the model after every step.
+    /// No sequence of holds, captures, voids, expiries and payments (from two wallets of one
+    /// agent) lets what was spent and held exceed a limit at any level (the wallet's daily
+    /// limit and maximum, the agent's daily budget, the owner's monthly budget), or `held`
+    /// exceed the balance; the database agrees with the model after every step, down to the
+    /// level a denial names.
     #[test]
     fn random_sequences_of_holds_and_payments_agree_with_the_model(
         ops in proptest::collection::vec(op(), 1..30)
