@@ -273,6 +273,22 @@ async fn an_agent_holds_captures_and_voids_and_every_mistake_is_a_4xx() {
         ok.body
     );
     assert_eq!(balance(&app, &agent_key, &a).await, (880, 60, 820));
+    // The approval is audited as a decision, the placement as a hold.
+    let trail = app
+        .get(
+            &format!("/v1/audit-logs?resource_id={}", p.str("id")),
+            &owner,
+        )
+        .await;
+    let actions: Vec<&str> = trail.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{:?}", trail.body))
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in ["transaction.approve", "hold.place"] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
     let c = capture(&app, &agent_key, &p.str("id"), None, "c-3").await;
     assert_eq!(
         (c.status, c.str("kind")),

@@ -102,9 +102,10 @@ pub(super) async fn decide(
         };
         (settle(&txn, cmd, s).await?, Vec::new(), None)
     };
-    if balances.is_empty() {
-        // Nothing moved, so no posting wrote the audit row: write it here.
-        audit::record(&txn, &cmd.audit, audit_entry(&settled, &[]), cmd.now)
+    if settled.status != TransactionStatus::Completed {
+        // No money moved, so no posting wrote the decision's audit row: write it here (with
+        // the balances a release of expired holds or a placed hold changed).
+        audit::record(&txn, &cmd.audit, audit_entry(&settled, &balances), cmd.now)
             .await
             .doing("auditing the decision")?;
     }
@@ -190,12 +191,23 @@ async fn approve(
     } else {
         None
     };
+    // What the release of expired holds changed is committed with the decision, and
+    // written through like any other change.
+    let released_balances = if released.holds.is_empty() {
+        Vec::new()
+    } else {
+        vec![from.snapshot()?]
+    };
     if let Some(reason) = refused {
         let s = Settlement {
             reason: Some(reason.to_owned()),
             ..Settlement::new(TransactionStatus::Failed)
         };
-        return Ok((settle(txn, cmd, s).await?, Vec::new(), None));
+        return Ok((
+            settle(txn, cmd, s).await?,
+            released_balances,
+            released.notified,
+        ));
     }
     let counterparty = pending
         .counterparty()
@@ -252,12 +264,7 @@ async fn approve(
         return Ok((settled, vec![balance], Some((owner, v))));
     }
     if status != TransactionStatus::Completed {
-        let balances = if released.holds.is_empty() {
-            Vec::new()
-        } else {
-            vec![from.snapshot()?]
-        };
-        return Ok((settled, balances, released.notified));
+        return Ok((settled, released_balances, released.notified));
     }
     let amount = pending.amount.minor_units();
     let entries = match (to_id, &pending.destination) {

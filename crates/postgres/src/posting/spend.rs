@@ -51,7 +51,9 @@ pub(super) async fn post(
         return Err(PostingError::AgentNotActive);
     }
     // Holds past their expiry are released before anything is decided: what they reserved
-    // is available again, whether or not the sweeper got to them yet.
+    // is available again, whether or not the sweeper got to them yet. A replay found after
+    // this point rolls the release back: it answers with the wallets as they were locked.
+    let as_locked = locked.clone();
     let released = if locked[from_at].expired_held {
         shared::release_expired(&txn, &mut locked[from_at], cmd.now, &cmd.audit).await?
     } else {
@@ -108,7 +110,7 @@ pub(super) async fn post(
                 if let Some(key) = cmd.idempotency.as_ref()
                     && shared::key_used(&txn, agent, key).await?
                 {
-                    return shared::answer_replay(txn, agent, Some(key), &locked).await;
+                    return shared::answer_replay(txn, agent, Some(key), &as_locked).await;
                 }
                 return Err(PostingError::Mandate(refusal));
             }
@@ -189,7 +191,7 @@ pub(super) async fn post(
     let Some(transaction) = inserted else {
         // A concurrent request with the same key committed first (its row was not visible
         // when the locks were taken): nothing of this attempt is kept.
-        return shared::answer_replay(txn, agent, cmd.idempotency.as_ref(), &locked).await;
+        return shared::answer_replay(txn, agent, cmd.idempotency.as_ref(), &as_locked).await;
     };
 
     if let Some(id) = mandate

@@ -646,3 +646,73 @@ async fn a_capture_retried_while_the_first_attempt_waits_for_the_lock_replays_it
     assert_eq!(balance(&db, a).await, (900, 0));
     assert_reconciled(&db).await;
 }
+
+/// A retry that waited for the lock behind its first attempt, and met a hold that expired
+/// meanwhile, releases it in its own transaction before it finds the first attempt's row and
+/// rolls back. Its answer must be the wallet as committed, not as its rolled-back release
+/// left it: a balance at a version PostgreSQL never had would be written through to caches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replay_that_released_an_expired_hold_reports_the_committed_balance() {
+    use sea_orm::TransactionTrait as _;
+    let db = TestDb::with_pool(8).await;
+    let pg = db.postgres();
+    let services = services(&pg);
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 1_000).await.id;
+    let b = world.wallet("USD", 0).await.id;
+    services
+        .create_hold(
+            &world.agent(),
+            HoldRequest {
+                spend: World::transfer_request(a, b, 100),
+                expires_in_s: Some(1),
+            },
+            &world.agent_ctx(),
+        )
+        .await
+        .unwrap();
+
+    let blocker = db.db.begin().await.unwrap();
+    blocker
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM wallets WHERE id = $1 FOR UPDATE",
+            [(*a.as_uuid()).into()],
+        ))
+        .await
+        .unwrap();
+    let req = TransferRequest {
+        idempotency_key: Some("pay-once".to_owned()),
+        ..World::transfer_request(a, b, 10)
+    };
+    let attempt = || {
+        let (world, req) = (world.clone(), req.clone());
+        tokio::spawn(async move {
+            world
+                .services
+                .transfer(&world.agent(), req, &world.agent_ctx())
+                .await
+        })
+    };
+    // The first attempt asks before the hold expires, the retry after; both wait.
+    let first = attempt();
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    let retry = attempt();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    blocker.rollback().await.unwrap();
+    let first = first.await.unwrap().unwrap();
+    let retry = retry.await.unwrap().unwrap();
+    assert!(!first.replayed && retry.replayed);
+    let committed = pg.balance(a).await.unwrap().unwrap();
+    let told = retry
+        .balances
+        .iter()
+        .find(|x| x.wallet_id == a)
+        .expect("the replay reports the paying wallet");
+    assert_eq!(told, &committed, "the replay reports what PostgreSQL holds");
+    assert_eq!(
+        committed.held.minor_units(),
+        100,
+        "only the sweeper or a posting releases it"
+    );
+}
