@@ -113,7 +113,12 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
         for (n, v) in values.iter().enumerate().rev() {
             text = text.replace(&format!("${}", n + 1), v);
         }
-        let end = if i == 2 { " \\gset tx_\n" } else { ";\n" };
+        // INSERT_TRANSACTION returns the row: its id is `:tx_id` in POST_WRITES.
+        let insert = sql::TRANSFER_STATEMENTS
+            .iter()
+            .position(|s| *s == sql::INSERT_TRANSACTION)
+            .unwrap_or(usize::MAX);
+        let end = if i == insert { " \\gset tx_\n" } else { ";\n" };
         script.push_str(&text);
         script.push_str(end);
     }
