@@ -156,8 +156,9 @@ const READING: &str = "
   on the same two CPUs. A baseline written in C (`pgbench`, `redis-benchmark`) leaves more of
   them to the server than the service's async Rust stack (tokio, sqlx/SeaORM, fred) does, so
   a ratio measures the client stack's cost per round trip as much as the server work.
-- **Transfers.** The service issues exactly the baseline's statements (four, between `BEGIN`
-  and `COMMIT`), then writes the new balances through to Redis before answering (one
+- **Transfers.** The service issues exactly the baseline's statements (five, between `BEGIN`
+  and `COMMIT`: the wallets' locks, the budget rows' locks — no row when no budget is set —,
+  policy and spend, the transaction, the writes), then writes the new balances through to Redis before answering (one
   pipelined round trip) and publishes the wallets' events through a background sender.
   Profiles show the gap is per-round-trip client overhead (task wake-ups between worker
   threads, statement encoding and row decoding, about 0.6 ms of CPU per transfer in the
@@ -181,8 +182,9 @@ const READING: &str = "
   indexed query before the posting) and reads row and index pages that no longer fit
   PostgreSQL's shared buffers (128 MB by default here); the ratio between the largest and
   the smallest size has been between 1.3 and 1.7 from run to run. No statement of a posting reads history: the
-  daily limit reads one `wallet_daily_spend` row, the hourly rule (when set) counts through
-  a partial index bounded by the rule.
+  daily limit reads one `wallet_daily_spend` row and the monthly limit at most 31, the
+  hourly rule (when set) counts through partial indexes bounded by the rule, and a budget
+  above the wallet (when set) sums the daily rows of the wallets below it.
 - **Redis down.** The breaker opens after three failed calls (each at most the 100 ms
   timeout); then reads go to PostgreSQL at the speed of the plain database path, and a
   transfer whose write-through fails marks the cache epoch stale in one statement instead
