@@ -40,6 +40,9 @@ pub async fn bootstrap(settings: &Settings, name: &str) -> anyhow::Result<()> {
     // Creating an owner needs no cache; keep the command independent of Redis.
     settings.redis.enabled = false;
     let app = crate::wiring::build(&settings).await?;
+    // A one-off command runs no background work: the expiry sweeper belongs to the serving
+    // instances (this process writes nothing through to Redis).
+    app.background.stop();
     let (owner, key) = app
         .services
         .create_owner(name, &waiaas_domain::AuditContext::system())
