@@ -82,9 +82,7 @@ impl Services {
             spend,
         };
         let outcome = self.ports.transactions.post_hold(&cmd).await?;
-        if !outcome.replayed {
-            self.publish(&outcome.transaction).await;
-        }
+        self.announce(&outcome).await;
         Ok(outcome)
     }
 
@@ -132,9 +130,7 @@ impl Services {
             audit: audit.clone(),
         };
         let outcome = self.ports.transactions.capture_hold(&cmd).await?;
-        if !outcome.replayed {
-            self.publish(&outcome.transaction).await;
-        }
+        self.announce(&outcome).await;
         Ok(outcome)
     }
 
@@ -159,9 +155,7 @@ impl Services {
             audit: audit.clone(),
         };
         let mut outcome = self.ports.transactions.void_hold(&cmd).await?;
-        if !outcome.replayed {
-            self.publish(&outcome.transaction).await;
-        }
+        self.announce(&outcome).await;
         outcome.transaction.status = outcome.transaction.status_at(cmd.now);
         Ok(outcome)
     }

@@ -128,6 +128,13 @@ impl Services {
         }
     }
 
+    /// Publishes what a posting wrote; a replay wrote nothing new and publishes nothing.
+    async fn announce(&self, outcome: &crate::ports::PostingOutcome) {
+        if !outcome.replayed {
+            self.publish(&outcome.transaction).await;
+        }
+    }
+
     /// Publishes a posted transaction to the wallets it touched. Best effort: the commit has
     /// happened, and a live feed that misses an event is not a lost write.
     async fn publish(&self, tx: &Transaction) {

@@ -176,9 +176,7 @@ impl Services {
             audit: audit.clone(),
         };
         let outcome = self.ports.transactions.post_deposit(&cmd).await?;
-        if !outcome.replayed {
-            self.publish(&outcome.transaction).await;
-        }
+        self.announce(&outcome).await;
         Ok(outcome)
     }
 
@@ -203,9 +201,7 @@ impl Services {
             .spend_command(principal, req, "spend", None, audit)
             .await?;
         let outcome = self.ports.transactions.post_spend(&cmd).await?;
-        if !outcome.replayed {
-            self.publish(&outcome.transaction).await;
-        }
+        self.announce(&outcome).await;
         Ok(outcome)
     }
 
@@ -354,9 +350,7 @@ impl Services {
             audit: audit.clone(),
         };
         let outcome = self.ports.transactions.post_sweep(&cmd).await?;
-        if !outcome.replayed {
-            self.publish(&outcome.transaction).await;
-        }
+        self.announce(&outcome).await;
         Ok(outcome)
     }
 
@@ -388,9 +382,7 @@ impl Services {
             audit: audit.clone(),
         };
         let outcome = self.ports.transactions.decide(&cmd).await?;
-        if !outcome.replayed {
-            self.publish(&outcome.transaction).await;
-        }
+        self.announce(&outcome).await;
         Ok(outcome)
     }
 
