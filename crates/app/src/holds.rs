@@ -19,21 +19,16 @@ pub fn spawn_sweeper(services: Services, settings: &HoldSettings) -> tokio::task
         loop {
             tick.tick().await;
             loop {
-                match services.expire_due(batch).await {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        tracing::info!(
-                            ended = n,
-                            "Expired holds released, expired approvals ended"
-                        );
-                        if n < usize::try_from(batch).unwrap_or(usize::MAX) {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Ending expired holds and approvals failed; the next run tries again");
-                        break;
-                    }
+                let (n, failed) = services.expire_due(batch).await;
+                if n > 0 {
+                    tracing::info!(ended = n, "Expired holds released, expired approvals ended");
+                }
+                if let Some(e) = failed {
+                    tracing::warn!(error = %e, ended = n, "Ending expired holds and approvals failed; the next run tries again");
+                    break;
+                }
+                if n < usize::try_from(batch).unwrap_or(usize::MAX) {
+                    break;
                 }
             }
         }

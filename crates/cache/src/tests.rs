@@ -408,16 +408,22 @@ impl waiaas_domain::ports::TransactionRepository for SlowPostings {
         &self,
         _: chrono::DateTime<chrono::Utc>,
         _: u32,
-    ) -> Result<Vec<waiaas_domain::ports::PostingOutcome>, waiaas_domain::RepoError> {
-        unreachable!("only transfers are posted here")
+    ) -> waiaas_domain::ports::Ended {
+        // One release committed, then the next wallet stayed locked.
+        waiaas_domain::ports::Ended {
+            outcomes: vec![self.outcome.clone()],
+            failed: Some(waiaas_domain::RepoError(
+                anyhow::anyhow!("locked").context(waiaas_domain::Fault::WalletBusy),
+            )),
+        }
     }
 
     async fn expire_approvals(
         &self,
         _: chrono::DateTime<chrono::Utc>,
         _: u32,
-    ) -> Result<Vec<waiaas_domain::ports::PostingOutcome>, waiaas_domain::RepoError> {
-        unreachable!("only transfers are posted here")
+    ) -> waiaas_domain::ports::Ended {
+        unreachable!("only transfers and hold expiries are posted here")
     }
 
     async fn get(
@@ -508,6 +514,64 @@ async fn a_posting_whose_caller_goes_away_during_the_commit_still_writes_its_bal
         writes.load(Ordering::SeqCst) == 2
     })
     .await;
+}
+
+/// An expiry sweep that committed one release and then met a locked wallet still writes
+/// the committed release through: a sweep's failure must not leave a committed change with
+/// an older cache entry that instances keep serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sweep_that_stopped_early_writes_through_what_it_committed() {
+    use waiaas_domain::ports::{PostingOutcome, TransactionRepository as _};
+
+    let writes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut store = store_that_misses();
+    store.checkpoint();
+    let w = writes.clone();
+    store.expect_write().returning(move |key, _, _| {
+        w.lock().unwrap().push(key.to_owned());
+        Ok(WriteOutcome::Stored)
+    });
+    store.expect_server_id().returning(|| Ok(None));
+    let cache = cache(store, fence(true), bus(true));
+    let (wallet, owner) = (WalletId::new(), OwnerId::new());
+    let now = chrono::Utc::now();
+    let hold: waiaas_domain::Transaction = serde_json::from_value(serde_json::json!({
+        "id": waiaas_domain::TransactionId::new(), "kind": "hold", "status": "expired",
+        "asset": "USD", "amount": 5, "from_wallet_id": wallet, "to_wallet_id": null,
+        "destination": "shop", "memo": null, "metadata": {},
+        "initiated_by": {"type": "agent", "id": AgentId::new()},
+        "idempotency_key": null, "rule": null, "reason": null,
+        "budget": {"daily_remaining": null, "hourly_remaining": null},
+        "created_at": now, "updated_at": now,
+    }))
+    .unwrap();
+    let inner = Arc::new(SlowPostings {
+        entered: tokio::sync::Notify::new(),
+        release: tokio::sync::Notify::new(),
+        outcome: PostingOutcome {
+            transaction: hold,
+            replayed: false,
+            balances: vec![balance(wallet)],
+            notified: Some((owner, 7)),
+        },
+    });
+    let cached = crate::cached::CachedTransactions::new(inner, cache.clone());
+    let ended = cached.expire_holds(now, 10).await;
+    assert_eq!(ended.outcomes.len(), 1, "the committed release is reported");
+    assert!(ended.failed.is_some(), "and so is the failure after it");
+    let written = writes.lock().unwrap().clone();
+    assert!(
+        written
+            .iter()
+            .any(|k| k == &format!("wallet:balance:wallet:{wallet}")),
+        "the released balance was written through: {written:?}"
+    );
+    assert!(
+        written
+            .iter()
+            .any(|k| k == &format!("notifications:unread:owner:{owner}")),
+        "the owner's unread count was tombstoned: {written:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use waiaas_domain::ports::{
-    CaptureCommand, DecideCommand, DepositCommand, HoldCommand, PostingOutcome, SpendCommand,
-    SweepCommand, TransactionRepository, VoidCommand,
+    CaptureCommand, DecideCommand, DepositCommand, Ended, HoldCommand, PostingOutcome,
+    SpendCommand, SweepCommand, TransactionRepository, VoidCommand,
 };
 use waiaas_domain::{
     ApprovalError, OwnerId, PageRequest, PostingError, RepoError, Transaction, TransactionId,
@@ -57,18 +57,29 @@ async fn reflect(cache: &Cache, outcome: &PostingOutcome, day: NaiveDate) -> Res
     cache.apply(changes).await
 }
 
-/// Reflects every outcome of a sweep.
-async fn reflect_all(
-    cache: &Cache,
-    outcomes: &[PostingOutcome],
-    day: NaiveDate,
-) -> Result<(), RepoError> {
-    for out in outcomes {
-        reflect(cache, out, day)
-            .await
-            .map_err(unfenced::<RepoError>)?;
+/// Reflects every committed outcome of a sweep, also when the sweep stopped early: what it
+/// committed is in PostgreSQL either way. A reflection that could be neither written nor
+/// fenced becomes the sweep's failure (the next run cannot repair it, so it is reported).
+async fn reflect_ended(cache: &Cache, mut ended: Ended, day: NaiveDate) -> Ended {
+    for out in &ended.outcomes {
+        if let Err(e) = reflect(cache, out, day).await {
+            ended.failed = Some(unfenced::<RepoError>(e));
+            break;
+        }
     }
-    Ok(())
+    ended
+}
+
+/// Runs a sweep on a task of its own, like every write: what it commits is reflected even
+/// when its caller goes away.
+async fn sweep(work: impl std::future::Future<Output = Ended> + Send + 'static) -> Ended {
+    match detached(async move { Ok::<_, RepoError>(work.await) }).await {
+        Ok(ended) => ended,
+        Err(e) => Ended {
+            outcomes: Vec::new(),
+            failed: Some(e),
+        },
+    }
 }
 
 /// Posts through the inner repository and reflects the outcome in the cache, detached from
@@ -125,30 +136,20 @@ impl TransactionRepository for CachedTransactions {
         post!(self, void_hold, cmd, PostingError)
     }
 
-    async fn expire_holds(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<PostingOutcome>, RepoError> {
+    async fn expire_holds(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Ended {
         let (inner, cache) = (self.inner.clone(), self.cache.clone());
-        detached(async move {
-            let outs = inner.expire_holds(now, limit).await?;
-            reflect_all(&cache, &outs, now.date_naive()).await?;
-            Ok(outs)
+        sweep(async move {
+            let ended = inner.expire_holds(now, limit).await;
+            reflect_ended(&cache, ended, now.date_naive()).await
         })
         .await
     }
 
-    async fn expire_approvals(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<PostingOutcome>, RepoError> {
+    async fn expire_approvals(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Ended {
         let (inner, cache) = (self.inner.clone(), self.cache.clone());
-        detached(async move {
-            let outs = inner.expire_approvals(now, limit).await?;
-            reflect_all(&cache, &outs, now.date_naive()).await?;
-            Ok(outs)
+        sweep(async move {
+            let ended = inner.expire_approvals(now, limit).await;
+            reflect_ended(&cache, ended, now.date_naive()).await
         })
         .await
     }

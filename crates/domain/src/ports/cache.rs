@@ -119,7 +119,10 @@ pub trait CacheStore: Send + Sync {
 
     /// Writes through a committed change (a value or a tombstone) when there is no stored
     /// entry or `N.version > S.version`; the stored epoch becomes `max(N.epoch, S.epoch)`.
-    /// A write that lands ends the key's fill token.
+    /// A value lands as a value only over a stored value: with no entry, or over a
+    /// tombstone, it lands as a tombstone of its version (the write may be a late one whose
+    /// newer successor was evicted meanwhile; a tombstone is never served, and the next
+    /// fill replaces it). A write that lands ends the key's fill token.
     ///
     /// # Errors
     /// `Timeout` or `Unavailable` when the store cannot answer.

@@ -176,3 +176,14 @@ pub struct PostingOutcome {
     /// posting held or denied the transaction.
     pub notified: Option<(OwnerId, i64)>,
 }
+
+/// What one run of an expiry sweep ended, each end in a PostgreSQL transaction of its own,
+/// and the failure that kept it from ending the rest. The ends in `outcomes` are committed
+/// whatever `failed` says: a caller must reflect and publish every one of them.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// What each committed end wrote, in commit order.
+    pub outcomes: Vec<PostingOutcome>,
+    /// The first failure, if any (finding what is due, or ending one of them).
+    pub failed: Option<crate::RepoError>,
+}

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 
 use super::commands::{
-    CaptureCommand, DecideCommand, DepositCommand, HoldCommand, PostingOutcome, SpendCommand,
-    SweepCommand, VoidCommand,
+    CaptureCommand, DecideCommand, DepositCommand, Ended, HoldCommand, PostingOutcome,
+    SpendCommand, SweepCommand, VoidCommand,
 };
 use crate::errors::{AgentError, ApprovalError, CreateWalletError, PostingError, RepoError};
 use crate::ids::{AgentId, MandateId, NotificationId, OwnerId, TransactionId, WalletId};
@@ -351,27 +351,16 @@ pub trait TransactionRepository: Send + Sync {
 
     /// Releases up to `limit` holds whose expiry is at or before `now`, each in its own
     /// PostgreSQL transaction under its wallet's lock, so instances running this at once
-    /// never release one twice. Returns what each release wrote.
-    ///
-    /// # Errors
-    /// `RepoError` when storage fails (releases committed before stay committed).
-    async fn expire_holds(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<PostingOutcome>, RepoError>;
+    /// never release one twice. Returns what each committed release wrote, also when a
+    /// later one failed (a wallet locked past the lock timeout is skipped and reported; any
+    /// other failure ends the run).
+    async fn expire_holds(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Ended;
 
     /// Expires up to `limit` transactions that waited for approval past their deadline
     /// (their wallet's `approval_timeout_s`), each in its own PostgreSQL transaction under
-    /// its wallet's lock: `expired`, the owner notified, nothing moved.
-    ///
-    /// # Errors
-    /// `RepoError` when storage fails (expiries committed before stay committed).
-    async fn expire_approvals(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<PostingOutcome>, RepoError>;
+    /// its wallet's lock: `expired`, the owner notified, nothing moved. Returns what each
+    /// committed expiry wrote, also when a later one failed, as [`Self::expire_holds`] does.
+    async fn expire_approvals(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Ended;
 
     /// Reads a transaction.
     ///

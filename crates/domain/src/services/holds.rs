@@ -203,18 +203,17 @@ impl Services {
     /// Releases up to `limit` holds past their expiry, and expires up to `limit`
     /// transactions that waited for approval past their deadline: each in its own PostgreSQL
     /// transaction under its wallet's lock, so every instance may run this at once and none
-    /// ends one twice. Publishes what it ended; returns how many it ended.
-    ///
-    /// # Errors
-    /// Storage failed (what was committed before stays committed).
-    pub async fn expire_due(&self, limit: u32) -> Result<usize, crate::errors::RepoError> {
+    /// ends one twice. Publishes everything it ended, also when a failure kept it from
+    /// ending the rest; returns how many it ended and that failure.
+    pub async fn expire_due(&self, limit: u32) -> (usize, Option<crate::errors::RepoError>) {
         let now = self.ports.clock.now();
-        let mut outcomes = self.ports.transactions.expire_holds(now, limit).await?;
-        outcomes.extend(self.ports.transactions.expire_approvals(now, limit).await?);
-        for outcome in &outcomes {
+        let holds = self.ports.transactions.expire_holds(now, limit).await;
+        let approvals = self.ports.transactions.expire_approvals(now, limit).await;
+        let ended = holds.outcomes.len() + approvals.outcomes.len();
+        for outcome in holds.outcomes.iter().chain(&approvals.outcomes) {
             self.publish(&outcome.transaction).await;
         }
-        Ok(outcomes.len())
+        (ended, holds.failed.or(approvals.failed))
     }
 
     /// A page request of at most `limit` items after the cursor.

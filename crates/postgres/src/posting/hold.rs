@@ -11,7 +11,7 @@ use sea_orm::{
 use uuid::Uuid;
 use waiaas_domain::model::{Actor, Budget, NewAuditEntry, TransactionKind, TransactionStatus};
 use waiaas_domain::notifications::NotificationKind;
-use waiaas_domain::ports::{CaptureCommand, PostingOutcome, VoidCommand};
+use waiaas_domain::ports::{CaptureCommand, Ended, PostingOutcome, VoidCommand};
 use waiaas_domain::{
     AuditContext, OwnerId, PostingError, Principal, RepoError, Transaction, TransactionId,
 };
@@ -21,6 +21,7 @@ use super::sql;
 use crate::convert;
 use crate::entity::transactions;
 use crate::error::{DbContext as _, RepoContext as _, commit};
+use crate::{Postgres, Work};
 
 /// Reads a hold: unlocked (to learn its wallets), or locked (after them).
 async fn read_hold(
@@ -333,140 +334,209 @@ async fn due(
         .repo(what)
 }
 
-/// Releases the expired holds of up to `limit` of them, one wallet per PostgreSQL
+/// Records a sweep's failure to end one item; returns whether the sweep goes on. An item
+/// whose wallet stays locked past the lock timeout is skipped (the next run tries it
+/// again); any other failure ends the run. Each item is its own PostgreSQL transaction,
+/// retried by [`Postgres::run`] on its own, so a retry never repeats or loses what an
+/// earlier item committed, and every item committed before a failure is returned with it:
+/// its cache entries must still be written through and its events published.
+fn goes_on(ended: &mut Ended, e: RepoError) -> bool {
+    let busy = waiaas_domain::Fault::of(&e.0) == Some(waiaas_domain::Fault::WalletBusy);
+    ended.failed.get_or_insert(e);
+    busy
+}
+
+/// Releases the expired holds of up to `limit` wallets, one wallet per PostgreSQL
 /// transaction. A wallet another instance is releasing is waited for, then found with
 /// nothing left to release: no hold is released twice.
-pub(super) async fn expire(
-    db: &DatabaseConnection,
-    now: DateTime<Utc>,
-    limit: u32,
-) -> Result<Vec<PostingOutcome>, RepoError> {
-    let rows = due(
-        db,
-        sql::EXPIRED_HOLD_WALLETS,
-        now,
-        limit,
-        "finding expired holds",
-    )
-    .await?;
-    let mut outcomes = Vec::new();
-    let ctx = AuditContext::system();
-    for row in rows {
-        let wallet: Uuid = row
-            .try_get("", "from_wallet_id")
-            .repo("decoding a wallet id")?;
-        let txn = db.begin().await.repo("beginning a release")?;
-        let mut locked = shared::lock_wallets(&txn, &[wallet], Uuid::nil(), None, now)
-            .await
-            .map_err(RepoError)?
-            .wallets;
-        let Some(w) = locked.first_mut() else {
-            continue;
-        };
-        let released = shared::release_expired(&txn, w, now, &ctx)
-            .await
-            .map_err(RepoError)?;
-        let balance = w.snapshot().map_err(RepoError)?;
-        commit(txn, "committing a release")
-            .await
-            .map_err(RepoError)?;
-        let count = released.holds.len();
-        for (i, hold) in released.holds.into_iter().enumerate() {
-            // The last one carries the wallet's balance and the owner's newest version.
-            let last = i + 1 == count;
-            outcomes.push(PostingOutcome {
-                transaction: hold,
-                replayed: false,
-                balances: if last {
-                    vec![balance.clone()]
-                } else {
-                    Vec::new()
-                },
-                notified: if last { released.notified } else { None },
-            });
+pub(super) async fn expire(pg: &Postgres, now: DateTime<Utc>, limit: u32) -> Ended {
+    let mut ended = Ended::default();
+    let find = || async {
+        let rows = due(
+            &pg.db,
+            sql::EXPIRED_HOLD_WALLETS,
+            now,
+            limit,
+            "finding expired holds",
+        )
+        .await?;
+        rows.iter()
+            .map(|row| row.try_get::<Uuid>("", "from_wallet_id"))
+            .collect::<Result<Vec<_>, _>>()
+            .repo("decoding a wallet id")
+    };
+    let wallets = match pg.run(Work::Read, find).await {
+        Ok(wallets) => wallets,
+        Err(e) => {
+            ended.failed = Some(e);
+            return ended;
         }
+    };
+    for wallet in wallets {
+        match pg
+            .run(Work::Write, || release_wallet(&pg.db, wallet, now))
+            .await
+        {
+            Ok(outcomes) => ended.outcomes.extend(outcomes),
+            Err(e) => {
+                if !goes_on(&mut ended, e) {
+                    break;
+                }
+            }
+        }
+    }
+    ended
+}
+
+/// Releases every expired hold of `wallet`, in one PostgreSQL transaction.
+async fn release_wallet(
+    db: &DatabaseConnection,
+    wallet: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<PostingOutcome>, RepoError> {
+    let ctx = AuditContext::system();
+    let txn = db.begin().await.repo("beginning a release")?;
+    let mut locked = shared::lock_wallets(&txn, &[wallet], Uuid::nil(), None, now)
+        .await
+        .map_err(RepoError)?
+        .wallets;
+    let Some(w) = locked.first_mut() else {
+        return Ok(Vec::new());
+    };
+    let released = shared::release_expired(&txn, w, now, &ctx)
+        .await
+        .map_err(RepoError)?;
+    let balance = w.snapshot().map_err(RepoError)?;
+    commit(txn, "committing a release")
+        .await
+        .map_err(RepoError)?;
+    let count = released.holds.len();
+    let mut outcomes = Vec::with_capacity(count);
+    for (i, hold) in released.holds.into_iter().enumerate() {
+        // The last one carries the wallet's balance and the owner's newest version.
+        let last = i + 1 == count;
+        outcomes.push(PostingOutcome {
+            transaction: hold,
+            replayed: false,
+            balances: if last {
+                vec![balance.clone()]
+            } else {
+                Vec::new()
+            },
+            notified: if last { released.notified } else { None },
+        });
     }
     Ok(outcomes)
 }
 
 /// Expires up to `limit` transactions that waited for approval past their deadline, one per
 /// PostgreSQL transaction: its paying wallet locked first, then its row, as everywhere.
-pub(super) async fn expire_approvals(
+pub(super) async fn expire_approvals(pg: &Postgres, now: DateTime<Utc>, limit: u32) -> Ended {
+    let mut ended = Ended::default();
+    let find = || async {
+        let rows = due(
+            &pg.db,
+            sql::EXPIRED_APPROVALS,
+            now,
+            limit,
+            "finding expired approvals",
+        )
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get::<Uuid>("", "id")?,
+                    row.try_get::<Uuid>("", "from_wallet_id")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sea_orm::DbErr>>()
+            .repo("decoding an expired approval")
+    };
+    let due = match pg.run(Work::Read, find).await {
+        Ok(due) => due,
+        Err(e) => {
+            ended.failed = Some(e);
+            return ended;
+        }
+    };
+    for (id, wallet) in due {
+        match pg
+            .run(Work::Write, || expire_approval(&pg.db, id, wallet, now))
+            .await
+        {
+            Ok(outcomes) => ended.outcomes.extend(outcomes),
+            Err(e) => {
+                if !goes_on(&mut ended, e) {
+                    break;
+                }
+            }
+        }
+    }
+    ended
+}
+
+/// Expires transaction `id` of `wallet`, if it still waits for approval.
+async fn expire_approval(
     db: &DatabaseConnection,
+    id: Uuid,
+    wallet: Uuid,
     now: DateTime<Utc>,
-    limit: u32,
 ) -> Result<Vec<PostingOutcome>, RepoError> {
-    let rows = due(
-        db,
-        sql::EXPIRED_APPROVALS,
-        now,
-        limit,
-        "finding expired approvals",
-    )
-    .await?;
     let ctx = AuditContext::system();
-    let mut outcomes = Vec::new();
-    for row in rows {
-        let id: Uuid = row.try_get("", "id").repo("decoding an id")?;
-        let wallet: Uuid = row
-            .try_get("", "from_wallet_id")
-            .repo("decoding a wallet id")?;
-        let txn = db.begin().await.repo("beginning an expiry")?;
-        let locked = shared::lock_wallets(&txn, &[wallet], Uuid::nil(), None, now)
-            .await
-            .map_err(RepoError)?
-            .wallets;
-        let Some(w) = locked.first() else {
-            continue;
-        };
-        txn.execute_raw(stmt(sql::LOCK_TRANSACTION, vec![id.into()]))
-            .await
-            .repo("locking the transaction")?;
-        let Some(row) = txn
-            .query_one_raw(stmt(sql::EXPIRE_APPROVAL, vec![id.into(), now.into()]))
-            .await
-            .repo("expiring the transaction")?
-        else {
-            // Decided (or expired by another instance) meanwhile.
-            continue;
-        };
-        let model = transactions::Model::from_query_result(&row, "").repo("decoding")?;
-        let expired = Transaction::try_from(model).map_err(RepoError)?;
-        let owner = OwnerId::from_uuid(w.owner_id);
-        crate::audit::record(
-            &txn,
-            &ctx,
-            NewAuditEntry {
-                owner_id: Some(owner),
-                action: "transaction.expire",
-                resource_type: "transaction",
-                resource_id: id.to_string(),
-                old_value: Some(serde_json::json!({ "status": "pending_approval" })),
-                new_value: Some(serde_json::json!({ "transaction": &expired })),
-            },
-            now,
-        )
+    let txn = db.begin().await.repo("beginning an expiry")?;
+    let locked = shared::lock_wallets(&txn, &[wallet], Uuid::nil(), None, now)
         .await
-        .repo("auditing the expiry")?;
-        let version = shared::notify(
-            &txn,
-            w.owner_id,
-            NotificationKind::ApprovalExpired,
-            wallet,
-            &expired,
-            now,
-        )
+        .map_err(RepoError)?
+        .wallets;
+    let Some(w) = locked.first() else {
+        return Ok(Vec::new());
+    };
+    txn.execute_raw(stmt(sql::LOCK_TRANSACTION, vec![id.into()]))
+        .await
+        .repo("locking the transaction")?;
+    let Some(row) = txn
+        .query_one_raw(stmt(sql::EXPIRE_APPROVAL, vec![id.into(), now.into()]))
+        .await
+        .repo("expiring the transaction")?
+    else {
+        // Decided (or expired by another instance) meanwhile.
+        return Ok(Vec::new());
+    };
+    let model = transactions::Model::from_query_result(&row, "").repo("decoding")?;
+    let expired = Transaction::try_from(model).map_err(RepoError)?;
+    let owner = OwnerId::from_uuid(w.owner_id);
+    crate::audit::record(
+        &txn,
+        &ctx,
+        NewAuditEntry {
+            owner_id: Some(owner),
+            action: "transaction.expire",
+            resource_type: "transaction",
+            resource_id: id.to_string(),
+            old_value: Some(serde_json::json!({ "status": "pending_approval" })),
+            new_value: Some(serde_json::json!({ "transaction": &expired })),
+        },
+        now,
+    )
+    .await
+    .repo("auditing the expiry")?;
+    let version = shared::notify(
+        &txn,
+        w.owner_id,
+        NotificationKind::ApprovalExpired,
+        wallet,
+        &expired,
+        now,
+    )
+    .await
+    .map_err(RepoError)?;
+    commit(txn, "committing an expiry")
         .await
         .map_err(RepoError)?;
-        commit(txn, "committing an expiry")
-            .await
-            .map_err(RepoError)?;
-        outcomes.push(PostingOutcome {
-            transaction: expired,
-            replayed: false,
-            balances: Vec::new(),
-            notified: Some((owner, version)),
-        });
-    }
-    Ok(outcomes)
+    Ok(vec![PostingOutcome {
+        transaction: expired,
+        replayed: false,
+        balances: Vec::new(),
+        notified: Some((owner, version)),
+    }])
 }

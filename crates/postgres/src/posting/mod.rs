@@ -15,8 +15,8 @@ mod sweep;
 
 use async_trait::async_trait;
 use waiaas_domain::ports::{
-    CaptureCommand, DecideCommand, DepositCommand, HoldCommand, PostingOutcome, SpendCommand,
-    SweepCommand, TransactionRepository, VoidCommand,
+    CaptureCommand, DecideCommand, DepositCommand, Ended, HoldCommand, PostingOutcome,
+    SpendCommand, SweepCommand, TransactionRepository, VoidCommand,
 };
 use waiaas_domain::{
     ApprovalError, OwnerId, PageRequest, PostingError, RepoError, Transaction, TransactionId,
@@ -68,22 +68,12 @@ impl TransactionRepository for Postgres {
         self.run(Work::Write, || hold::void(&self.db, cmd)).await
     }
 
-    async fn expire_holds(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<PostingOutcome>, RepoError> {
-        self.run(Work::Write, || hold::expire(&self.db, now, limit))
-            .await
+    async fn expire_holds(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Ended {
+        hold::expire(self, now, limit).await
     }
 
-    async fn expire_approvals(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-        limit: u32,
-    ) -> Result<Vec<PostingOutcome>, RepoError> {
-        self.run(Work::Write, || hold::expire_approvals(&self.db, now, limit))
-            .await
+    async fn expire_approvals(&self, now: chrono::DateTime<chrono::Utc>, limit: u32) -> Ended {
+        hold::expire_approvals(self, now, limit).await
     }
 
     async fn get(&self, id: TransactionId) -> Result<Option<Transaction>, RepoError> {

@@ -47,6 +47,14 @@ async fn audit_count(db: &TestDb, action: &str) -> i64 {
         .unwrap()
 }
 
+/// What a sweep that must not fail ended.
+fn ended(ended: waiaas_domain::ports::Ended) -> Vec<waiaas_domain::ports::PostingOutcome> {
+    if let Some(e) = ended.failed {
+        panic!("the sweep failed: {e:#}");
+    }
+    ended.outcomes
+}
+
 fn payment(from: WalletId, amount: i64) -> TransferRequest {
     TransferRequest {
         to_wallet_id: None,
@@ -184,7 +192,7 @@ async fn an_expired_hold_is_released_once_by_racing_sweepers_and_first_by_a_spen
     let sweepers: Vec<_> = (0..4)
         .map(|_| {
             let pg = pg.clone();
-            tokio::spawn(async move { pg.expire_holds(later, 100).await.unwrap() })
+            tokio::spawn(async move { ended(pg.expire_holds(later, 100).await) })
         })
         .collect();
     let mut released = 0;
@@ -192,7 +200,7 @@ async fn an_expired_hold_is_released_once_by_racing_sweepers_and_first_by_a_spen
         released += s.await.unwrap().len();
     }
     assert_eq!(released, 3, "every expired hold released exactly once");
-    assert_eq!(pg.expire_holds(later, 100).await.unwrap().len(), 0);
+    assert_eq!(ended(pg.expire_holds(later, 100).await).len(), 0);
     assert_eq!(balance(&db, a).await, (1_000, 0));
     assert_eq!(spent_today(&db, a).await, 0);
     assert_eq!(audit_count(&db, "hold.expire").await, 3);
@@ -227,7 +235,7 @@ async fn an_expired_hold_is_released_once_by_racing_sweepers_and_first_by_a_spen
     let spend = world.spend(a, b, 800).await.transaction;
     assert_eq!(spend.status, TransactionStatus::Completed);
     assert_eq!(balance(&db, a).await, (200, 0));
-    assert_eq!(pg.expire_holds(later, 100).await.unwrap().len(), 0);
+    assert_eq!(ended(pg.expire_holds(later, 100).await).len(), 0);
     assert_eq!(audit_count(&db, "hold.expire").await, 4);
     assert_reconciled(&db).await;
 }
@@ -540,10 +548,7 @@ async fn run_sequence(ops: Vec<Op>) {
                 m.spent -= held;
             }
             Op::ExpireAll => {
-                let released = pg
-                    .expire_holds(Utc::now() + Duration::days(8), 1_000)
-                    .await
-                    .unwrap();
+                let released = ended(pg.expire_holds(Utc::now() + Duration::days(8), 1_000).await);
                 assert_eq!(released.len(), m.open.len(), "step {step}");
                 m.spent -= m.held();
                 m.open.clear();
@@ -715,4 +720,73 @@ async fn a_replay_that_released_an_expired_hold_reports_the_committed_balance() 
         100,
         "only the sweeper or a posting releases it"
     );
+}
+
+/// A sweep that meets a wallet locked past the lock timeout skips it and still reports the
+/// releases it committed (in any order of the due wallets), so their balances are written
+/// through and their events published; the locked wallet's hold is released by a later run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sweep_that_meets_a_locked_wallet_reports_what_it_released_and_skips_it() {
+    use sea_orm::TransactionTrait as _;
+    let db = TestDb::with_pool(8).await;
+    let pg = db.postgres();
+    let services = services(&pg);
+    let world = Fixture::world(&services).await;
+    let (a, b, to) = (
+        world.wallet("USD", 1_000).await.id,
+        world.wallet("USD", 1_000).await.id,
+        world.wallet("USD", 0).await.id,
+    );
+    let held_a = world.hold(a, to, 100).await.transaction.id;
+    let held_b = world.hold(b, to, 200).await.transaction.id;
+    let later = Utc::now() + Duration::hours(2);
+
+    let blocker = db.db.begin().await.unwrap();
+    blocker
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM wallets WHERE id = $1 FOR UPDATE",
+            [(*b.as_uuid()).into()],
+        ))
+        .await
+        .unwrap();
+    let swept = pg.expire_holds(later, 100).await;
+    blocker.rollback().await.unwrap();
+    let failed = swept.failed.expect("the locked wallet is reported");
+    assert_eq!(
+        waiaas_domain::Fault::of(&failed.0),
+        Some(waiaas_domain::Fault::WalletBusy),
+        "{failed:#}"
+    );
+    let ids: Vec<_> = swept.outcomes.iter().map(|o| o.transaction.id).collect();
+    assert_eq!(
+        ids,
+        vec![held_a],
+        "the release committed before or after the failure"
+    );
+    let out = &swept.outcomes[0];
+    assert_eq!(out.transaction.status, TransactionStatus::Expired);
+    assert_eq!(
+        out.balances,
+        vec![pg.balance(a).await.unwrap().unwrap()],
+        "it carries the committed balance, to be written through"
+    );
+    assert!(
+        out.notified.is_some(),
+        "and the owner's notifications version"
+    );
+    assert_eq!(balance(&db, a).await, (1_000, 0));
+    assert_eq!(
+        balance(&db, b).await,
+        (1_000, 200),
+        "the locked wallet waits"
+    );
+
+    let next = ended(pg.expire_holds(later, 100).await);
+    assert_eq!(
+        next.iter().map(|o| o.transaction.id).collect::<Vec<_>>(),
+        vec![held_b]
+    );
+    assert_eq!(balance(&db, b).await, (1_000, 0));
+    assert_reconciled(&db).await;
 }

@@ -204,8 +204,7 @@ async fn versions_beyond_the_precision_of_a_double_are_compared_exactly() {
 async fn a_write_lands_only_above_the_stored_version_and_keeps_the_higher_epoch() {
     let (redis, _) = shared().await;
     assert_eq!(
-        redis
-            .write("test:entry:key:k", &entry(4, 1, Some(b"one")), TTL)
+        crate::support::fill(&redis, "test:entry:key:k", &entry(4, 1, Some(b"one")), TTL)
             .await
             .unwrap(),
         WriteOutcome::Stored

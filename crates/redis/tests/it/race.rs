@@ -159,7 +159,65 @@ async fn concurrent_readers_never_leave_an_older_version_behind_the_last_write()
     let cached = redis.get(key).await.unwrap().unwrap();
     assert_eq!(cached.version, last);
     // The last version's write-through, or a fill that read that same committed version
-    // before the write-through landed (both copy the same row): never an older one.
-    let value = String::from_utf8(cached.value.unwrap()).unwrap();
-    assert!(value.ends_with(&format!("v{last}")), "{value}");
+    // before the write-through landed (both copy the same row), or a tombstone of it (a
+    // write-through over a tombstone): never an older value.
+    if let Some(value) = cached.value {
+        let value = String::from_utf8(value).unwrap();
+        assert!(value.ends_with(&format!("v{last}")), "{value}");
+    }
+}
+
+/// A write-through that arrives late (its command timed out, or its task was slow) must not
+/// bring its version back after a newer one was written and then evicted: versions alone
+/// would let it land on the empty key, and every instance would serve it.
+#[tokio::test]
+async fn a_late_write_through_cannot_bring_an_old_value_back_after_the_newer_one_was_evicted() {
+    let (redis, cfg) = shared().await;
+    let key = "notifications:unread:owner:late";
+    crate::support::fill(&redis, key, &entry(1, 1, Some(b"v1")), TTL)
+        .await
+        .unwrap();
+    // Versions 2 and 3 commit; 3 is written through first, 2's write is still on its way…
+    redis
+        .write(key, &entry(1, 3, Some(b"v3")), TTL)
+        .await
+        .unwrap();
+    // …Redis evicts the key…
+    let plain = crate::support::Inspector::new(&cfg).await;
+    plain.del(&format!("{}{key}", cfg.key_prefix)).await;
+    // …and version 2's write-through arrives: it lands only as a tombstone, never served.
+    assert_eq!(
+        redis
+            .write(key, &entry(1, 2, Some(b"v2")), TTL)
+            .await
+            .unwrap(),
+        WriteOutcome::Stored
+    );
+    assert_eq!(redis.get(key).await.unwrap(), Some(entry(1, 2, None)));
+    let miss = redis.lookup(key, 1, false, "t", TTL).await.unwrap();
+    assert_eq!(miss.hit(1), None, "v2 came back");
+    // Nor over that tombstone: a replay writing version 3 through again finds it and leaves
+    // a tombstone too; the next reader's fill brings the current value.
+    redis
+        .write(key, &entry(1, 3, Some(b"v3")), TTL)
+        .await
+        .unwrap();
+    assert_eq!(redis.get(key).await.unwrap(), Some(entry(1, 3, None)));
+    let token = token(&redis, key, 1).await;
+    assert_eq!(
+        redis
+            .fill(key, &entry(1, 3, Some(b"v3")), TTL, &token)
+            .await
+            .unwrap(),
+        WriteOutcome::Stored
+    );
+    // Over a value, a newer write-through lands as a value, as always.
+    redis
+        .write(key, &entry(1, 4, Some(b"v4")), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        redis.get(key).await.unwrap(),
+        Some(entry(1, 4, Some(b"v4")))
+    );
 }
