@@ -16,6 +16,7 @@ mod m20261203_000007_key_expiry;
 mod m20261203_000008_holds;
 mod m20261203_000009_budgets;
 mod m20261203_000010_mandates;
+mod m20261203_000011_events;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_holds::Migration),
             Box::new(m20261203_000009_budgets::Migration),
             Box::new(m20261203_000010_mandates::Migration),
+            Box::new(m20261203_000011_events::Migration),
         ]
     }
 }
@@ -75,6 +77,10 @@ pub fn fingerprint() -> String {
         m20261203_000009_budgets::DOWN,
         m20261203_000010_mandates::UP,
         m20261203_000010_mandates::DOWN,
+        m20261203_000011_events::UP,
+        m20261203_000011_events::FUNCTION,
+        m20261203_000011_events::TRIGGERS,
+        m20261203_000011_events::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()

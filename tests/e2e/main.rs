@@ -8,6 +8,7 @@ mod budgets;
 mod cluster;
 mod consistency;
 mod database_faults;
+mod events;
 mod hardening;
 mod holds;
 mod idempotency;

@@ -27,6 +27,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Holds and their expiry.
     pub holds: HoldSettings,
+    /// The events relay.
+    pub events: EventSettings,
     /// Logs.
     pub telemetry: TelemetrySettings,
 }
@@ -47,6 +49,30 @@ impl Default for HoldSettings {
         Self {
             sweep_interval_ms: 1_000,
             sweep_batch: 100,
+        }
+    }
+}
+
+/// The events relay: every instance places committed events in the stream and reads them
+/// into its live streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// The longest time, in milliseconds, before an instance reads events that another
+    /// instance committed when the doorbell (Redis pub/sub) did not reach it.
+    pub poll_interval_ms: u64,
+    /// The most events placed or read in one statement.
+    pub batch: u32,
+    /// Events one live stream may fall behind before it resumes from PostgreSQL.
+    pub stream_buffer: usize,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval_ms: 1_000,
+            batch: 500,
+            stream_buffer: 4_096,
         }
     }
 }

@@ -9,7 +9,7 @@ use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret as _;
 use uuid::Uuid;
 use waiaas_cache::failover::{FailoverEventBus, FailoverLocks, FailoverRateLimiter};
-use waiaas_cache::{Cache, CacheConfig, LocalEventBus, LocalRateLimiter, Ttls};
+use waiaas_cache::{Cache, CacheConfig, LocalEventBus, LocalRateLimiter, Relay, RelayConfig, Ttls};
 use waiaas_domain::ports::{EventBus, LockManager, RateLimiter, SystemClock};
 use waiaas_domain::{Ports, ServiceSettings, Services};
 use waiaas_postgres::{AdvisoryLocks, Postgres};
@@ -49,9 +49,10 @@ pub struct Background(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
 
 impl Background {
     /// Starts the instance's background tasks.
-    fn start(services: &Services, settings: &Settings) -> Arc<Self> {
+    fn start(services: &Services, relay: &Arc<Relay>, settings: &Settings) -> Arc<Self> {
         let sweeper = crate::holds::spawn_sweeper(services.clone(), &settings.holds);
-        Arc::new(Self(std::sync::Mutex::new(vec![sweeper])))
+        let relay = tokio::spawn(relay.clone().run());
+        Arc::new(Self(std::sync::Mutex::new(vec![sweeper, relay])))
     }
 
     /// Stops every task.
@@ -151,6 +152,13 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
     let open_for = Duration::from_millis(settings.cache.breaker_open_ms);
     let timeout = Duration::from_millis(settings.redis.command_timeout_ms);
 
+    let relay_config = RelayConfig {
+        poll: Duration::from_millis(settings.events.poll_interval_ms.max(1)),
+        batch: settings.events.batch.max(1),
+        buffer: settings.events.stream_buffer.max(1),
+    };
+    let local_bus: Arc<dyn EventBus> = Arc::new(LocalEventBus::default());
+    let local_relay = Arc::new(Relay::new(pg.clone(), local_bus.clone(), relay_config));
     let base = Ports {
         owners: pg.clone(),
         agents: pg.clone(),
@@ -160,7 +168,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
         sessions: pg.clone(),
         audit: pg.clone(),
         notifications: pg.clone(),
-        events: Arc::new(LocalEventBus::default()),
+        feed: local_relay.clone(),
         clock: Arc::new(SystemClock),
     };
 
@@ -169,11 +177,11 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
     };
     if !settings.redis.enabled {
         tracing::info!("Redis disabled: running on PostgreSQL with in-process limits and events");
-        let events = base.events.clone();
+        let events = local_bus;
         let services = Services::new(base, service_settings);
         return Ok(App {
             settings: settings.clone(),
-            background: Background::start(&services, settings),
+            background: Background::start(&services, &local_relay, settings),
             services,
             db,
             redis: None,
@@ -211,9 +219,10 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
     let locks: Arc<dyn LockManager> = Arc::new(FailoverLocks::new(
         shared, pg_locks, failures, open_for, timeout,
     ));
+    let relay = Arc::new(Relay::new(pg.clone(), events.clone(), relay_config));
     let ports = waiaas_cache::cached::wrap(
         Ports {
-            events: events.clone(),
+            feed: relay.clone(),
             ..base
         },
         &cache,
@@ -221,7 +230,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
     let services = Services::new(ports, service_settings);
     Ok(App {
         settings: settings.clone(),
-        background: Background::start(&services, settings),
+        background: Background::start(&services, &relay, settings),
         services,
         db,
         redis: Some(redis),

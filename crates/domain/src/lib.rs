@@ -13,6 +13,7 @@
 //! Enable the `mocks` feature for `mockall` mocks of every port.
 
 pub mod errors;
+pub mod events;
 pub mod ids;
 pub mod model;
 pub mod money;
@@ -24,10 +25,11 @@ pub mod text;
 pub mod values;
 
 pub use errors::*;
+pub use events::Event;
 pub use ids::*;
 pub use model::*;
 pub use money::{Money, MoneyError};
 pub use policy::{BudgetLimits, Decision, Level, Policy, PolicyRules, Rule};
 pub use services::auth::CredentialKind;
-pub use services::{Ports, ServiceSettings, Services, WalletEvent, wallet_events_channel};
+pub use services::{Ports, ServiceSettings, Services};
 pub use values::*;

@@ -106,12 +106,6 @@ impl ApiError {
         .retry_in(RETRY_AFTER_SECS)
     }
 
-    /// 503: a dependency the request needs is unavailable (not a client error).
-    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
-            .retry_in(RETRY_AFTER_SECS)
-    }
-
     /// Adds `Retry-After` (and `retry_after` in the body).
     fn retry_in(mut self, secs: u64) -> Self {
         self = self.with("retry_after", secs);

@@ -1,22 +1,26 @@
-//! Server-sent events: a wallet's transactions as they are committed, relayed from the event
-//! bus. Delivery is best effort (the bus may drop messages while reconnecting); a client that
-//! needs every transaction reconciles with `GET /v1/wallets/{id}/transactions`.
+//! Server-sent events: a wallet's events from the transactional outbox, in order, each with
+//! its place in the stream as the SSE `id`. A client that reconnects with `Last-Event-ID`
+//! (browsers' `EventSource` does so by itself) receives every event of the wallet after that
+//! one — read from PostgreSQL — and then the live ones, with no gap and no duplicate. Without
+//! it the stream starts with the events placed after it opened.
 //!
 //! A stream lives only as long as the credential that opened it: the credential is checked
 //! again before every event and every few seconds, and the stream ends as soon as it is
 //! revoked, expires, or its agent is deleted. No event reaches a client after the
 //! revocation was acknowledged.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::{Stream, StreamExt};
-use uuid::Uuid;
-use waiaas_domain::{WalletEvent, WalletId, wallet_events_channel};
-
 use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use serde::Serialize;
+use uuid::Uuid;
+use waiaas_domain::{Event, WalletId};
 
 use crate::SharedState;
 use crate::auth::{Caller, bearer};
@@ -30,93 +34,198 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often an idle stream checks that its credential still works.
 const RECHECK: Duration = Duration::from_secs(2);
 
-/// Streams the wallet's transactions as `event: transaction` with a JSON `WalletEvent`
-/// (`{"wallet_id", "transaction"}`) as data and the transaction id as the event id.
+/// Stored events read per statement while a stream catches up.
+const PAGE: u32 = 200;
+
+/// The data of one SSE event.
+#[derive(Serialize)]
+struct EventData<'a> {
+    /// The event's place in the stream (also the SSE `id`).
+    id: i64,
+    /// `transaction.<status>` or `hold.<placed|captured|voided|expired|…>`.
+    #[serde(rename = "type")]
+    kind: &'a str,
+    created_at: chrono::DateTime<chrono::Utc>,
+    wallet_id: WalletId,
+    transaction: &'a waiaas_domain::Transaction,
+}
+
+/// Streams the wallet's events: `event: <type>` (`transaction.completed`,
+/// `transaction.pending_approval`, `hold.placed`, …), `id: <place>`, and as data
+/// `{"id", "type", "created_at", "wallet_id", "transaction"}`. Send `Last-Event-ID` to resume
+/// after an event.
 #[utoipa::path(get, path = "/v1/wallets/{id}/events", tag = "wallets",
-    params(("id" = Uuid, Path, description = "The wallet")),
+    params(
+        ("id" = Uuid, Path, description = "The wallet"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event (its `id`)"),
+    ),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "An event stream", content_type = "text/event-stream", body = String),
-        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 400, description = "Malformed id or Last-Event-ID", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 404, description = "Missing or another tenant's", body = ErrorBody),
-        (status = 503, description = "The event bus is unavailable", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn wallet_events(
     State(state): State<SharedState>,
     caller: Caller,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let credential = bearer(&headers)
         .ok_or_else(ApiError::unauthenticated)?
         .to_owned();
+    let resume = last_event_id(&headers)?;
     let wallet_id = WalletId::from_uuid(id);
     state
         .services
         .get_wallet(&caller.principal, wallet_id)
         .await?;
-    let messages = state
-        .services
-        .ports()
-        .events
-        .subscribe(&wallet_events_channel(wallet_id))
-        .await
-        .map_err(|e| {
-            tracing::warn!(%wallet_id, error = %e, "Event stream could not subscribe");
-            ApiError::unavailable("live events are unavailable; poll the transactions instead")
-        })?;
-    tracing::debug!(%wallet_id, "Event stream opened");
-    let events = while_authenticated(state, credential, messages)
-        .filter_map(move |payload| async move { to_event(wallet_id, &payload).map(Ok) });
+    let feed = state.services.ports().feed.clone();
+    // Subscribed first: every event placed from now on comes live; any placed before is in
+    // storage, below the head read next (or after the client's last event).
+    let live = feed.live();
+    let (last, caught_up) = match resume {
+        Some(last) => (last, false),
+        None => (feed.head().await?, true),
+    };
+    tracing::debug!(%wallet_id, last, "Event stream opened");
+    let stream = WalletStream {
+        state,
+        credential,
+        wallet: wallet_id,
+        last,
+        caught_up,
+        backlog: VecDeque::new(),
+        live,
+        ticks: interval(),
+    };
+    let events = futures::stream::unfold(stream, WalletStream::next).map(Ok);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
-/// Passes `messages` on while `credential` still authenticates: it is checked before each
-/// message and every [`RECHECK`], and the stream ends the first time it fails (revoked,
-/// expired, its agent deleted) or cannot be checked.
-fn while_authenticated(
-    state: SharedState,
-    credential: String,
-    messages: futures::stream::BoxStream<'static, Vec<u8>>,
-) -> impl Stream<Item = Vec<u8>> {
-    let mut ticks = tokio::time::interval(RECHECK);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    futures::stream::unfold(
-        (state, credential, messages, ticks),
-        |(state, credential, mut messages, mut ticks)| async move {
-            loop {
-                let next = tokio::select! {
-                    m = messages.next() => Some(m?),
-                    _ = ticks.tick() => None,
-                };
-                if let Err(e) = state.services.authenticate(&credential).await {
-                    tracing::debug!(error = %e, "Event stream ended: its credential no longer works");
-                    return None;
-                }
-                if let Some(message) = next {
-                    return Some((message, (state, credential, messages, ticks)));
-                }
-            }
-        },
-    )
+/// The `Last-Event-ID` header: an event's `id` (a non-negative integer), if sent.
+fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_last_event_id",
+            "Last-Event-ID must be the id of an event this stream sent (a non-negative integer)",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(Some(n)),
+        _ => Err(bad()),
+    }
 }
 
-/// The SSE event for one bus message; `None` for a message that is not this wallet's event.
-fn to_event(wallet_id: WalletId, payload: &[u8]) -> Option<Event> {
-    let Ok(event) = serde_json::from_slice::<WalletEvent>(payload) else {
-        tracing::debug!(%wallet_id, "Malformed wallet event skipped");
-        return None;
-    };
-    if event.wallet_id != wallet_id {
-        return None;
+fn interval() -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(RECHECK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks
+}
+
+/// One client's stream: catching up from storage, then live.
+struct WalletStream {
+    state: SharedState,
+    credential: String,
+    wallet: WalletId,
+    /// The id of the last event sent (or the place the stream started after).
+    last: i64,
+    /// Whether storage holds nothing after `last` that the live feed will not bring.
+    caught_up: bool,
+    backlog: VecDeque<Event>,
+    live: BoxStream<'static, Event>,
+    ticks: tokio::time::Interval,
+}
+
+/// Whether `credential` still authenticates (the stream ends when not).
+async fn authenticated(state: &SharedState, credential: &str) -> bool {
+    match state.services.authenticate(credential).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::debug!(error = %e, "Event stream ended: its credential no longer works");
+            false
+        }
     }
-    // Re-encoded so the data is one compact line whatever the publisher sent.
-    let data = serde_json::to_string(&event).ok()?;
+}
+
+impl WalletStream {
+    /// The next SSE event, or `None` when the stream ends.
+    async fn next(mut self) -> Option<(SseEvent, Self)> {
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                if event.id <= self.last {
+                    continue;
+                }
+                if !authenticated(&self.state, &self.credential).await {
+                    return None;
+                }
+                self.last = event.id;
+                let sse = to_sse(self.wallet, &event)?;
+                return Some((sse, self));
+            }
+            if !self.caught_up {
+                let feed = &self.state.services.ports().feed;
+                match feed.after(self.last, self.wallet, PAGE).await {
+                    Ok(page) => {
+                        self.caught_up = page.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
+                        self.backlog.extend(page);
+                    }
+                    Err(e) => {
+                        // The client resumes from its last event when it reconnects.
+                        tracing::warn!(wallet_id = %self.wallet, error = %e, "Event stream ended: stored events could not be read");
+                        return None;
+                    }
+                }
+                continue;
+            }
+            tokio::select! {
+                next = self.live.next() => match next {
+                    Some(event) => {
+                        if event.touches(self.wallet) {
+                            self.backlog.push_back(event);
+                        }
+                    }
+                    None => {
+                        // Fell behind the live feed: subscribe again, then catch up from
+                        // storage (what was missed is there).
+                        tracing::debug!(wallet_id = %self.wallet, "Event stream fell behind; resuming from storage");
+                        self.live = self.state.services.ports().feed.live();
+                        self.caught_up = false;
+                    }
+                },
+                _ = self.ticks.tick() => {
+                    if !authenticated(&self.state, &self.credential).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The SSE event for one outbox event.
+fn to_sse(wallet_id: WalletId, event: &Event) -> Option<SseEvent> {
+    let data = serde_json::to_string(&EventData {
+        id: event.id,
+        kind: &event.kind,
+        created_at: event.created_at,
+        wallet_id,
+        transaction: &event.transaction,
+    })
+    .ok()?;
     Some(
-        Event::default()
-            .event("transaction")
-            .id(event.transaction.id.to_string())
+        SseEvent::default()
+            .event(event.kind.clone())
+            .id(event.id.to_string())
             .data(data),
     )
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use waiaas_cache::LocalEventBus;
+use waiaas_cache::{LocalEventBus, Relay, RelayConfig};
 use waiaas_domain::ports::{PostingOutcome, SystemClock};
 use waiaas_domain::services::{CaptureRequest, DepositRequest, HoldRequest, TransferRequest};
 use waiaas_domain::{
@@ -11,11 +11,17 @@ use waiaas_domain::{
 };
 use waiaas_postgres::Postgres;
 
-/// The services over a PostgreSQL adapter, with an in-process event bus and the system clock
-/// (no cache: the PostgreSQL behaviour on its own).
+/// The services over a PostgreSQL adapter, with an events relay over an in-process event bus
+/// (not running: nothing is placed or fanned out unless a test drives it) and the system
+/// clock (no cache: the PostgreSQL behaviour on its own).
 #[must_use]
 pub fn services(pg: &Postgres) -> Services {
     let pg = Arc::new(pg.clone());
+    let relay = Arc::new(Relay::new(
+        pg.clone(),
+        Arc::new(LocalEventBus::default()),
+        RelayConfig::default(),
+    ));
     Services::new(
         Ports {
             owners: pg.clone(),
@@ -26,7 +32,7 @@ pub fn services(pg: &Postgres) -> Services {
             sessions: pg.clone(),
             audit: pg.clone(),
             notifications: pg,
-            events: Arc::new(LocalEventBus::default()),
+            feed: relay,
             clock: Arc::new(SystemClock),
         },
         ServiceSettings::default(),

@@ -133,3 +133,77 @@ impl Clock for SystemClock {
         Utc::now()
     }
 }
+
+/// The outbox as stored: events written by the changes' own transactions, placed in the
+/// stream by [`EventLog::sequence`].
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Places up to `limit` committed events that have no place yet after every placed one,
+    /// in one transaction serialised with every other call (so a reader that has seen place
+    /// `n` never later finds a new event below `n`); returns how many it placed.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails (nothing is placed then).
+    async fn sequence(&self, limit: u32) -> Result<u64, crate::RepoError>;
+
+    /// Placed events after place `after`, oldest first, at most `limit`; of `wallet` only
+    /// when given.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn after(
+        &self,
+        after: i64,
+        wallet: Option<crate::WalletId>,
+        limit: u32,
+    ) -> Result<Vec<crate::Event>, crate::RepoError>;
+
+    /// The last place given so far (0 when none).
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn head(&self) -> Result<i64, crate::RepoError>;
+
+    /// Deletes up to `limit` events created before `before`; returns how many.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn delete_before(
+        &self,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, crate::RepoError>;
+}
+
+/// This instance's view of the outbox: the live feed its streams listen to, and the stored
+/// events they resume from.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EventFeed: Send + Sync {
+    /// Changes with events were just committed here: place and fan them out now rather than
+    /// at the next poll. Never blocks, never fails.
+    fn committed(&self);
+
+    /// The events this instance reads from now on, in place order, each once. Every event
+    /// placed after this call comes on it (an event placed before is in storage). The stream
+    /// ends when its reader falls too far behind; the reader then resumes from storage.
+    fn live(&self) -> BoxStream<'static, crate::Event>;
+
+    /// The last place given so far (0 when none).
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn head(&self) -> Result<i64, crate::RepoError>;
+
+    /// Stored events of `wallet` after place `after`, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn after(
+        &self,
+        after: i64,
+        wallet: crate::WalletId,
+        limit: u32,
+    ) -> Result<Vec<crate::Event>, crate::RepoError>;
+}

@@ -82,7 +82,7 @@ impl Services {
             spend,
         };
         let outcome = self.ports.transactions.post_hold(&cmd).await?;
-        self.announce(&outcome).await;
+        self.announce(&outcome);
         Ok(outcome)
     }
 
@@ -130,7 +130,7 @@ impl Services {
             audit: audit.clone(),
         };
         let outcome = self.ports.transactions.capture_hold(&cmd).await?;
-        self.announce(&outcome).await;
+        self.announce(&outcome);
         Ok(outcome)
     }
 
@@ -155,7 +155,7 @@ impl Services {
             audit: audit.clone(),
         };
         let mut outcome = self.ports.transactions.void_hold(&cmd).await?;
-        self.announce(&outcome).await;
+        self.announce(&outcome);
         outcome.transaction.status = outcome.transaction.status_at(cmd.now);
         Ok(outcome)
     }
@@ -204,14 +204,15 @@ impl Services {
     /// transactions that waited for approval past their deadline: each in its own PostgreSQL
     /// transaction under its wallet's lock, so every instance may run this at once and none
     /// ends one twice. Publishes everything it ended, also when a failure kept it from
-    /// ending the rest; returns how many it ended and that failure.
+    /// ending the rest (their events were committed with them); returns how many it ended
+    /// and that failure.
     pub async fn expire_due(&self, limit: u32) -> (usize, Option<crate::errors::RepoError>) {
         let now = self.ports.clock.now();
         let holds = self.ports.transactions.expire_holds(now, limit).await;
         let approvals = self.ports.transactions.expire_approvals(now, limit).await;
         let ended = holds.outcomes.len() + approvals.outcomes.len();
-        for outcome in holds.outcomes.iter().chain(&approvals.outcomes) {
-            self.publish(&outcome.transaction).await;
+        if ended > 0 {
+            self.ports.feed.committed();
         }
         (ended, holds.failed.or(approvals.failed))
     }

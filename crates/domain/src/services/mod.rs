@@ -14,13 +14,11 @@ mod wallets;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::errors::AccessError;
 use crate::ids::WalletId;
-use crate::model::{Principal, Transaction, WalletOwnership};
+use crate::model::{Principal, WalletOwnership};
 use crate::ports::{
-    AgentRepository, AuditLog, Clock, EventBus, NotificationRepository, OwnerRepository,
+    AgentRepository, AuditLog, Clock, EventFeed, NotificationRepository, OwnerRepository,
     PolicyRepository, SessionRepository, TransactionRepository, WalletRepository,
 };
 
@@ -48,8 +46,8 @@ pub struct Ports {
     pub audit: Arc<dyn AuditLog>,
     /// Notifications.
     pub notifications: Arc<dyn NotificationRepository>,
-    /// Live events.
-    pub events: Arc<dyn EventBus>,
+    /// The outbox's live feed and stored events.
+    pub feed: Arc<dyn EventFeed>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -80,21 +78,6 @@ impl Default for ServiceSettings {
 pub struct Services {
     ports: Ports,
     settings: ServiceSettings,
-}
-
-/// A wallet's transaction, published on the event bus after its commit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WalletEvent {
-    /// The wallet the event is for.
-    pub wallet_id: WalletId,
-    /// The transaction as stored.
-    pub transaction: Transaction,
-}
-
-/// The event-bus channel of a wallet's live events.
-#[must_use]
-pub fn wallet_events_channel(wallet_id: WalletId) -> String {
-    format!("wallet:events:wallet:{wallet_id}")
 }
 
 /// The most items one page may hold.
@@ -128,32 +111,11 @@ impl Services {
         }
     }
 
-    /// Publishes what a posting wrote; a replay wrote nothing new and publishes nothing.
-    async fn announce(&self, outcome: &crate::ports::PostingOutcome) {
+    /// Wakes the relay for what a posting wrote (its events were committed with it); a
+    /// replay wrote nothing new.
+    fn announce(&self, outcome: &crate::ports::PostingOutcome) {
         if !outcome.replayed {
-            self.publish(&outcome.transaction).await;
-        }
-    }
-
-    /// Publishes a posted transaction to the wallets it touched. Best effort: the commit has
-    /// happened, and a live feed that misses an event is not a lost write.
-    async fn publish(&self, tx: &Transaction) {
-        for wallet_id in tx.wallets() {
-            let event = WalletEvent {
-                wallet_id,
-                transaction: tx.clone(),
-            };
-            let Ok(payload) = serde_json::to_vec(&event) else {
-                continue;
-            };
-            if let Err(e) = self
-                .ports
-                .events
-                .publish(&wallet_events_channel(wallet_id), payload)
-                .await
-            {
-                tracing::debug!(%wallet_id, error = %e, "Wallet event not published");
-            }
+            self.ports.feed.committed();
         }
     }
 }

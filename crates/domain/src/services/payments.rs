@@ -176,7 +176,7 @@ impl Services {
             audit: audit.clone(),
         };
         let outcome = self.ports.transactions.post_deposit(&cmd).await?;
-        self.announce(&outcome).await;
+        self.announce(&outcome);
         Ok(outcome)
     }
 
@@ -201,7 +201,7 @@ impl Services {
             .spend_command(principal, req, "spend", None, audit)
             .await?;
         let outcome = self.ports.transactions.post_spend(&cmd).await?;
-        self.announce(&outcome).await;
+        self.announce(&outcome);
         Ok(outcome)
     }
 
@@ -350,7 +350,7 @@ impl Services {
             audit: audit.clone(),
         };
         let outcome = self.ports.transactions.post_sweep(&cmd).await?;
-        self.announce(&outcome).await;
+        self.announce(&outcome);
         Ok(outcome)
     }
 
@@ -382,7 +382,7 @@ impl Services {
             audit: audit.clone(),
         };
         let outcome = self.ports.transactions.decide(&cmd).await?;
-        self.announce(&outcome).await;
+        self.announce(&outcome);
         Ok(outcome)
     }
 

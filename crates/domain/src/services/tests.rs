@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use mockall::predicate::eq;
 
 use super::*;
 use crate::errors::{AccessError, CreateWalletError, PostingError, SetPolicyError};
@@ -27,7 +26,7 @@ struct Mocks {
     sessions: MockSessionRepository,
     audit: MockAuditLog,
     notifications: MockNotificationRepository,
-    events: MockEventBus,
+    feed: MockEventFeed,
 }
 
 impl Mocks {
@@ -46,7 +45,7 @@ impl Mocks {
                 sessions: Arc::new(self.sessions),
                 audit: Arc::new(self.audit),
                 notifications: Arc::new(self.notifications),
-                events: Arc::new(self.events),
+                feed: Arc::new(self.feed),
                 clock: Arc::new(clock),
             },
             ServiceSettings::default(),
@@ -371,7 +370,7 @@ fn completed(usd: WalletId, usd2: WalletId, agent: AgentId, cmd: &SpendCommand) 
 }
 
 #[tokio::test]
-async fn a_valid_transfer_is_posted_once_and_published_to_both_wallets() {
+async fn a_valid_transfer_is_posted_once_and_wakes_the_relay() {
     let w = World::new();
     let (agent, usd, usd2) = (w.agent, w.usd, w.usd2);
     let mut transactions = MockTransactionRepository::new();
@@ -385,24 +384,13 @@ async fn a_valid_transfer_is_posted_once_and_published_to_both_wallets() {
                 && c.idempotency.is_some()
         })
         .returning(move |c| Ok(completed(usd, usd2, agent, c)));
-    let mut events = MockEventBus::new();
-    events
-        .expect_publish()
-        .with(eq(wallet_events_channel(usd)), mockall::predicate::always())
-        .times(1)
-        .returning(|_, _| Ok(()));
-    events
-        .expect_publish()
-        .with(
-            eq(wallet_events_channel(usd2)),
-            mockall::predicate::always(),
-        )
-        .times(1)
-        .returning(|_, _| Ok(()));
+    // The relay is woken once: the events were committed with the posting.
+    let mut feed = MockEventFeed::new();
+    feed.expect_committed().times(1).return_const(());
     let s = Mocks {
         wallets: w.wallets(),
         transactions,
-        events,
+        feed,
         ..Default::default()
     }
     .services();

@@ -78,7 +78,7 @@ struct Mocks {
     sessions: MockSessionRepository,
     audit: MockAuditLog,
     notifications: MockNotificationRepository,
-    events: MockEventBus,
+    feed: MockEventFeed,
     limiter: MockRateLimiter,
     readiness: Readiness,
     /// How long the readiness probe takes to answer.
@@ -87,8 +87,8 @@ struct Mocks {
 }
 
 impl Mocks {
-    /// Mocks where the three API keys authenticate, the world's wallets have owners, events
-    /// publish, and no rate limit applies.
+    /// Mocks where the three API keys authenticate, the world's wallets have owners, the relay
+    /// can be woken, and no rate limit applies.
     fn new(w: &World) -> Self {
         let mut sessions = MockSessionRepository::new();
         let keys = [
@@ -125,8 +125,8 @@ impl Mocks {
                 asset: AssetCode::parse("USD").unwrap(),
             }))
         });
-        let mut events = MockEventBus::new();
-        events.expect_publish().returning(|_, _| Ok(()));
+        let mut feed = MockEventFeed::new();
+        feed.expect_committed().return_const(());
         Self {
             owners: MockOwnerRepository::new(),
             agents: MockAgentRepository::new(),
@@ -136,7 +136,7 @@ impl Mocks {
             sessions,
             audit: MockAuditLog::new(),
             notifications: MockNotificationRepository::new(),
-            events,
+            feed,
             limiter: MockRateLimiter::new(),
             readiness: Readiness {
                 database: ComponentStatus::Up,
@@ -166,7 +166,7 @@ impl Mocks {
                 sessions: Arc::new(self.sessions),
                 audit: Arc::new(self.audit),
                 notifications: Arc::new(self.notifications),
-                events: Arc::new(self.events),
+                feed: Arc::new(self.feed),
                 clock: Arc::new(clock),
             },
             ServiceSettings::default(),

@@ -4,7 +4,7 @@ use axum::http::{StatusCode, header};
 use futures::StreamExt;
 use serde_json::json;
 use waiaas_domain::errors::ApprovalError;
-use waiaas_domain::{TransactionStatus, WalletEvent};
+use waiaas_domain::{Event, TransactionStatus};
 
 use super::*;
 
@@ -162,18 +162,23 @@ async fn the_openapi_document_lists_every_route_and_nothing_else() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
-#[tokio::test]
-async fn the_event_stream_relays_the_wallets_transactions() {
-    let w = World::new();
-    let tx = spend(w.wallet, w.wallet2, 10, TransactionStatus::Completed);
-    let uri = format!("/v1/wallets/{}/events", w.wallet);
-    let channel = waiaas_domain::wallet_events_channel(w.wallet);
-    let mut m = Mocks::new(&w);
-    let payload = serde_json::to_vec(&WalletEvent {
-        wallet_id: w.wallet,
+/// An outbox event of `tx` at place `id`.
+fn event(id: i64, tx: &waiaas_domain::Transaction) -> Event {
+    Event {
+        id,
+        kind: format!("transaction.{}", tx.status.as_str()),
+        created_at: now(),
         transaction: tx.clone(),
-    })
-    .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_resumes_after_the_last_event_in_order_without_duplicates() {
+    let w = World::new();
+    let mine = spend(w.wallet, w.wallet2, 10, TransactionStatus::Completed);
+    let theirs = spend(w.wallet2, w.foreign, 10, TransactionStatus::Completed);
+    let uri = format!("/v1/wallets/{}/events", w.wallet);
+    let mut m = Mocks::new(&w);
     let wallet = w.wallet;
     let agent = w.agent;
     let owner = w.owner;
@@ -190,20 +195,56 @@ async fn the_event_stream_relays_the_wallets_transactions() {
             created_at: now(),
         }))
     });
-    m.events
-        .expect_subscribe()
-        .withf(move |c| c == channel)
-        .returning(move |_| {
-            let messages = vec![payload.clone(), b"junk".to_vec()];
-            Ok(futures::stream::iter(messages).boxed())
-        });
-    let (status, headers, body) = send(m.app(), request("GET", &uri, Some(AGENT_KEY), None)).await;
+    // Live: one already sent from storage (7), another wallet's (9), a new one (8 < 9 is
+    // fine: places only increase per stream), then the feed ends (the stream fell behind).
+    let live = vec![event(7, &mine), event(9, &theirs), event(8, &mine)];
+    m.feed
+        .expect_live()
+        .times(1)
+        .returning(move || futures::stream::iter(live.clone()).boxed());
+    m.feed
+        .expect_live()
+        .returning(|| futures::stream::pending().boxed());
+    // Storage after 5: 6 and 7. After resubscribing, storage fails: the stream ends (the
+    // client reconnects with its last id).
+    let stored = vec![event(6, &mine), event(7, &mine)];
+    m.feed
+        .expect_after()
+        .withf(move |after, w, _| *after == 5 && *w == wallet)
+        .times(1)
+        .returning(move |_, _, _| Ok(stored.clone()));
+    m.feed
+        .expect_after()
+        .withf(|after, _, _| *after == 8)
+        .returning(|_, _, _| Err(waiaas_domain::RepoError(anyhow::anyhow!("down"))));
+    let mut req = request("GET", &uri, Some(AGENT_KEY), None);
+    req.headers_mut()
+        .insert("last-event-id", header::HeaderValue::from_static("5"));
+    let (status, headers, body) = send(m.app(), req).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
     let text = body.as_str().unwrap();
-    assert!(text.starts_with("event: transaction\n"), "{text}");
-    assert!(text.contains(&format!("id: {}\n", tx.id)), "{text}");
-    assert_eq!(text.matches("data: ").count(), 1, "junk is skipped: {text}");
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert_eq!(ids, ["6", "7", "8"], "{text}");
+    assert!(text.starts_with("event: transaction.completed\n"), "{text}");
+    assert_eq!(text.matches("data: ").count(), 3, "{text}");
+    let first: serde_json::Value =
+        serde_json::from_str(text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
+    assert_eq!(first["id"], 6);
+    assert_eq!(first["type"], "transaction.completed");
+    assert_eq!(first["wallet_id"], wallet.to_string());
+    assert_eq!(first["transaction"]["id"], mine.id.to_string());
+
+    // A Last-Event-ID that is not an event's id is the client's mistake.
+    let mut bad = request("GET", &uri, Some(AGENT_KEY), None);
+    bad.headers_mut()
+        .insert("last-event-id", header::HeaderValue::from_static("abc"));
+    let (status, _, body) = send(Mocks::new(&w).app(), bad).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(code(&body), "invalid_last_event_id");
 }
 
 #[tokio::test]

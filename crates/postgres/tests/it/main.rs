@@ -5,6 +5,7 @@ mod approval;
 mod bad_input;
 mod budgets;
 mod concurrency;
+mod events;
 mod fence;
 mod holds;
 mod idempotency;

@@ -183,7 +183,12 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
     // The newest migrations go down and up again (one step, then two: back through the
     // hardening migration), and the data is what it was: the platform's account still apart
     // from the destination `deposits`, the owner's decision restored from the audit trail.
-    for steps in 1..=5 {
+    assert_ne!(
+        rows(&db, "SELECT count(*)::text AS v FROM events").await,
+        vec!["0".to_owned()],
+        "every change wrote its event"
+    );
+    for steps in 1..=6 {
         Migrator::down(&db.db, Some(steps))
             .await
             .unwrap_or_else(|e| panic!("down {steps} steps: {e}"));
@@ -195,13 +200,19 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
             before,
             "after {steps} steps down and up"
         );
-        // Mandates (the newest migration) and budgets (the one before) cannot outlive their
-        // tables; three steps down reach the holds, four the key expiry.
+        // The outbox (the newest migration), mandates and budgets (the ones before) cannot
+        // outlive their tables; four steps down reach the holds, five the key expiry.
+        assert_eq!(
+            rows(&db, "SELECT count(*)::text AS v FROM events").await,
+            vec!["0".to_owned()],
+            "the events went with their table"
+        );
+        let mandates = if steps >= 2 { "0" } else { "1" };
         assert_eq!(
             rows(&db, "SELECT count(*)::text AS v FROM mandates").await,
-            vec!["0".to_owned()]
+            vec![mandates.to_owned()]
         );
-        let budgets = if steps >= 2 { "0" } else { "2" };
+        let budgets = if steps >= 3 { "0" } else { "2" };
         assert_eq!(
             rows(
                 &db,
@@ -210,7 +221,7 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
             .await,
             vec![budgets.to_owned()]
         );
-        let (spend, holds) = if steps >= 3 {
+        let (spend, holds) = if steps >= 4 {
             (spent - 30, "0")
         } else {
             (spent, "3")
@@ -228,7 +239,7 @@ async fn every_migration_goes_down_and_up_again_with_data_in_the_database() {
             .await,
             vec![holds.to_owned()]
         );
-        let revoked = if steps >= 4 { "true" } else { "false" };
+        let revoked = if steps >= 5 { "true" } else { "false" };
         assert_eq!(
             rows(
                 &db,

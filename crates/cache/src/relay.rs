@@ -1,0 +1,186 @@
+//! The events relay of one instance. PostgreSQL holds every event (the changes' own
+//! transactions wrote them); the relay places committed events in the stream and reads what
+//! was placed, in order, into this instance's live feed. Redis carries only a doorbell: a
+//! relay that placed events rings it so every instance reads them at once; with Redis down
+//! each instance still reads them from PostgreSQL at the next poll, so a live stream is late,
+//! never missing an event.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use tokio::sync::{Notify, broadcast};
+use waiaas_domain::ports::{EventBus, EventFeed, EventLog};
+use waiaas_domain::{Event, RepoError, WalletId};
+
+/// The event-bus channel of the doorbell: a relay placed events.
+pub const DOORBELL_CHANNEL: &str = "events:placed";
+
+/// How the relay runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayConfig {
+    /// The longest time between two reads of PostgreSQL without a doorbell or a local commit.
+    pub poll: Duration,
+    /// The most events placed or read in one statement.
+    pub batch: u32,
+    /// Events a live stream may fall behind before it is ended (it resumes from storage).
+    pub buffer: usize,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(1),
+            batch: 500,
+            buffer: 4096,
+        }
+    }
+}
+
+/// One instance's relay: the [`EventFeed`] its services and streams use.
+pub struct Relay {
+    log: Arc<dyn EventLog>,
+    bus: Arc<dyn EventBus>,
+    config: RelayConfig,
+    kick: Notify,
+    /// Sending happens under this lock, so a subscriber taken under it misses nothing later.
+    live: Mutex<broadcast::Sender<Event>>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Relay {
+    /// A relay over the stored outbox and the event bus; [`Relay::run`] drives it.
+    #[must_use]
+    pub fn new(log: Arc<dyn EventLog>, bus: Arc<dyn EventBus>, config: RelayConfig) -> Self {
+        let (tx, _) = broadcast::channel(config.buffer.max(1));
+        Self {
+            log,
+            bus,
+            config,
+            kick: Notify::new(),
+            live: Mutex::new(tx),
+        }
+    }
+
+    fn sender(&self) -> std::sync::MutexGuard<'_, broadcast::Sender<Event>> {
+        self.live
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Places what was committed and reads what was placed, until stopped (abort the task).
+    pub async fn run(self: Arc<Self>) {
+        let mut cursor = loop {
+            match self.log.head().await {
+                Ok(head) => break head,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Events relay cannot read where the outbox stands; trying again");
+                    tokio::time::sleep(self.config.poll).await;
+                }
+            }
+        };
+        let mut doorbell: Option<BoxStream<'static, Vec<u8>>> = None;
+        loop {
+            if doorbell.is_none() {
+                doorbell = self.bus.subscribe(DOORBELL_CHANNEL).await.ok();
+            }
+            let rang = async {
+                match doorbell.as_mut() {
+                    Some(d) => d.next().await.is_some(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.kick.notified() => {}
+                open = rang => if !open { doorbell = None },
+                () = tokio::time::sleep(self.config.poll) => {}
+            }
+            if self.place().await
+                && let Err(e) = self.bus.publish(DOORBELL_CHANNEL, Vec::new()).await
+            {
+                tracing::debug!(error = %e, "Events doorbell not rung; other instances poll");
+            }
+            cursor = self.read(cursor).await;
+        }
+    }
+
+    /// Places every committed event that has no place yet; whether it placed any.
+    async fn place(&self) -> bool {
+        let mut placed = false;
+        loop {
+            match self.log.sequence(self.config.batch).await {
+                Ok(n) => {
+                    placed |= n > 0;
+                    if n < u64::from(self.config.batch) {
+                        return placed;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Placing events failed; the next run tries again");
+                    return placed;
+                }
+            }
+        }
+    }
+
+    /// Reads what was placed after `cursor` into the live feed; the new cursor.
+    async fn read(&self, mut cursor: i64) -> i64 {
+        loop {
+            let events = match self.log.after(cursor, None, self.config.batch).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Reading events failed; the next run tries again");
+                    return cursor;
+                }
+            };
+            let full = events.len() >= usize::try_from(self.config.batch).unwrap_or(usize::MAX);
+            let tx = self.sender();
+            for event in events {
+                cursor = event.id;
+                // No receiver is not an error: nobody listens on this instance.
+                let _ = tx.send(event);
+            }
+            drop(tx);
+            if !full {
+                return cursor;
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl EventFeed for Relay {
+    fn committed(&self) {
+        self.kick.notify_one();
+    }
+
+    fn live(&self) -> BoxStream<'static, Event> {
+        let rx = self.sender().subscribe();
+        tokio_stream::wrappers::BroadcastStream::new(rx)
+            .take_while(|r| std::future::ready(r.is_ok()))
+            .filter_map(|r| std::future::ready(r.ok()))
+            .boxed()
+    }
+
+    async fn head(&self) -> Result<i64, RepoError> {
+        self.log.head().await
+    }
+
+    async fn after(
+        &self,
+        after: i64,
+        wallet: WalletId,
+        limit: u32,
+    ) -> Result<Vec<Event>, RepoError> {
+        self.log.after(after, Some(wallet), limit).await
+    }
+}

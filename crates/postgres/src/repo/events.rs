@@ -1,0 +1,139 @@
+//! The outbox as stored. Triggers write an `events` row with every change of a transaction,
+//! in that change's PostgreSQL transaction; `sequence` places committed events in the stream,
+//! serialised on the `event_sequencer` row so that places become visible in increasing order.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait};
+use waiaas_domain::ports::EventLog;
+use waiaas_domain::{Event, RepoError, Transaction, WalletId};
+
+use crate::entity::transactions;
+use crate::error::RepoContext as _;
+use crate::{Postgres, Work};
+
+/// Serialises placers: one batch at a time, each committed before the next one starts, so a
+/// batch's places are above every place committed before it.
+const LOCK: &str = "UPDATE event_sequencer SET ran_at = clock_timestamp() WHERE id = 1";
+
+/// Places the oldest unplaced events (in the order they were written: a transaction's own
+/// events keep their order) after every place given so far. Runs after `LOCK`, in a new
+/// statement, so its snapshot sees every event committed before the lock was granted.
+const PLACE: &str = "WITH n AS (SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT $1), \
+s AS (SELECT id, nextval('event_seq') AS seq FROM (SELECT id FROM n ORDER BY id) o) \
+UPDATE events e SET seq = s.seq FROM s WHERE e.id = s.id";
+
+/// Placed events after a place: the event's columns, then the transaction as the change left it
+/// (the row the trigger stored, read back as a `transactions` row).
+const AFTER: &str = "SELECT e.seq AS event_seq, e.type AS event_type, e.created_at AS event_at, t.* \
+FROM events e, LATERAL jsonb_populate_record(NULL::transactions, e.payload) t \
+WHERE e.seq > $1 ORDER BY e.seq LIMIT $2";
+
+/// The same, of one wallet (as payer or payee).
+const AFTER_FOR_WALLET: &str = "SELECT e.seq AS event_seq, e.type AS event_type, e.created_at AS event_at, t.* \
+FROM events e, LATERAL jsonb_populate_record(NULL::transactions, e.payload) t \
+WHERE e.seq > $1 AND (e.from_wallet_id = $3 OR e.to_wallet_id = $3) ORDER BY e.seq LIMIT $2";
+
+const HEAD: &str = "SELECT COALESCE(max(seq), 0) AS head FROM events";
+
+const DELETE_BEFORE: &str = "DELETE FROM events WHERE id IN \
+(SELECT id FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+
+fn decode(row: &sea_orm::QueryResult) -> Result<Event, RepoError> {
+    let id: i64 = row.try_get("", "event_seq").repo("decoding an event")?;
+    let kind: String = row.try_get("", "event_type").repo("decoding an event")?;
+    let created_at: DateTime<Utc> = row.try_get("", "event_at").repo("decoding an event")?;
+    let model = transactions::Model::from_query_result(row, "").repo("decoding an event")?;
+    let transaction = Transaction::try_from(model).map_err(RepoError)?;
+    Ok(Event {
+        id,
+        kind,
+        created_at,
+        transaction,
+    })
+}
+
+#[async_trait]
+impl EventLog for Postgres {
+    async fn sequence(&self, limit: u32) -> Result<u64, RepoError> {
+        self.run(Work::Read, || async {
+            let txn = self.db.begin().await.repo("beginning to place events")?;
+            txn.execute_unprepared(LOCK)
+                .await
+                .repo("locking the event sequencer")?;
+            let placed = txn
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    PLACE,
+                    [i64::from(limit).into()],
+                ))
+                .await
+                .repo("placing events")?
+                .rows_affected();
+            txn.commit().await.repo("committing placed events")?;
+            Ok(placed)
+        })
+        .await
+    }
+
+    async fn after(
+        &self,
+        after: i64,
+        wallet: Option<WalletId>,
+        limit: u32,
+    ) -> Result<Vec<Event>, RepoError> {
+        let stmt = match wallet {
+            None => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                AFTER,
+                [after.into(), i64::from(limit).into()],
+            ),
+            Some(w) => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                AFTER_FOR_WALLET,
+                [after.into(), i64::from(limit).into(), (*w.as_uuid()).into()],
+            ),
+        };
+        self.run(Work::Read, || async {
+            self.db
+                .query_all_raw(stmt.clone())
+                .await
+                .repo("reading events")?
+                .iter()
+                .map(decode)
+                .collect()
+        })
+        .await
+    }
+
+    async fn head(&self) -> Result<i64, RepoError> {
+        self.run(Work::Read, || async {
+            let row = self
+                .db
+                .query_one_raw(Statement::from_string(DbBackend::Postgres, HEAD))
+                .await
+                .repo("reading the events' head")?;
+            match row {
+                Some(r) => r.try_get("", "head").repo("decoding the events' head"),
+                None => Ok(0),
+            }
+        })
+        .await
+    }
+
+    async fn delete_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, RepoError> {
+        self.run(Work::Read, || async {
+            Ok(self
+                .db
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    DELETE_BEFORE,
+                    [before.into(), i64::from(limit).into()],
+                ))
+                .await
+                .repo("deleting old events")?
+                .rows_affected())
+        })
+        .await
+    }
+}
