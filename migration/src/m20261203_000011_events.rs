@@ -27,8 +27,9 @@ CREATE INDEX events_from_idx ON events (from_wallet_id, seq) WHERE seq IS NOT NU
 CREATE INDEX events_to_idx ON events (to_wallet_id, seq) WHERE seq IS NOT NULL;
 CREATE INDEX events_created_idx ON events (created_at);
 CREATE TABLE event_sequencer (
-    id     SMALLINT PRIMARY KEY CHECK (id = 1),
-    ran_at TIMESTAMPTZ
+    id             SMALLINT PRIMARY KEY CHECK (id = 1),
+    ran_at         TIMESTAMPTZ,
+    pruned_through BIGINT NOT NULL DEFAULT 0
 );
 INSERT INTO event_sequencer (id) VALUES (1)
 ";

@@ -152,3 +152,85 @@ async fn events_committed_by_an_instance_that_died_before_relaying_them_still_ar
     assert_eq!(tx_ids(&got), posted);
     assert!(got.iter().all(|e| e["wallet_id"] == y.as_str()));
 }
+
+/// Retention deletes old events in batches on the one instance that holds its lock, and a
+/// client asking to resume below what it deleted is told so (`410 events_expired`) instead
+/// of silently missing events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_events_are_deleted_under_the_jobs_lock_and_resuming_below_them_is_a_410() {
+    use sea_orm::ConnectionTrait as _;
+    use waiaas_domain::ports::EventLog as _;
+
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let (_, owner) = app.owner("Acme").await;
+    let (agent, key) = app.agent(&owner, "buyer").await;
+    let a = app.wallet(&owner, &agent, "USD", 1_000).await;
+    let b = app.wallet(&owner, &agent, "USD", 0).await;
+    let mut stream = Stream::open(&app, &a, &key, None).await;
+    for i in 0..4 {
+        app.transfer(&key, &a, &b, 1, &format!("r-{i}")).await;
+    }
+    let events = stream.take(4, Duration::from_secs(10)).await;
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    // Everything up to the second transfer's event is 40 days old.
+    db.db
+        .execute_unprepared(&format!(
+            "UPDATE events SET created_at = now() - interval '40 days' WHERE seq <= {}",
+            ids[1]
+        ))
+        .await
+        .unwrap();
+    let pg = db.postgres();
+    let locks = app.app.locks.clone();
+
+    // Another instance runs the job: this one deletes nothing.
+    let held = locks
+        .acquire(waiaas_app::retention::LOCK, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("the lock is free");
+    let skipped = waiaas_app::retention::run_once(&pg, locks.as_ref(), 30, 1)
+        .await
+        .unwrap();
+    assert_eq!(skipped, None);
+    locks.release(&held).await.unwrap();
+
+    let old = db
+        .postgres()
+        .after(0, None, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.id <= ids[1])
+        .count();
+    let deleted = waiaas_app::retention::run_once(&pg, locks.as_ref(), 30, 1)
+        .await
+        .unwrap();
+    assert_eq!(deleted, Some(u64::try_from(old).unwrap()), "batch by batch");
+    let bounds = pg.bounds().await.unwrap();
+    assert_eq!(bounds.pruned_through, ids[1]);
+    let left = pg.after(0, None, 10_000).await.unwrap();
+    assert!(left.iter().all(|e| e.id > ids[1]), "only the old ones went");
+    assert_eq!(left.len(), 2);
+
+    let resume = |last: i64| {
+        app.client
+            .get(format!("{}/v1/wallets/{a}/events", app.base))
+            .bearer_auth(&key)
+            .header("Last-Event-ID", last.to_string())
+            .send()
+    };
+    let gone = resume(ids[0]).await.unwrap();
+    assert_eq!(gone.status(), StatusCode::GONE);
+    let body: Value = gone.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "events_expired");
+    let mut fine = Stream::open(&app, &a, &key, Some(ids[1])).await;
+    let rest = fine.take(2, Duration::from_secs(10)).await;
+    assert_eq!(
+        rest.iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        ids[2..]
+    );
+}

@@ -172,8 +172,8 @@ async fn main() -> ExitCode {
                         r.leftovers
                     );
                     println!(
-                        "revoked credentials tried {} (accepted {}), one version with two values {}",
-                        r.revocation_checks, r.revoked_accepted, r.mismatches
+                        "revoked credentials tried {} (accepted {}), one version with two values {}, events {} (checked against a follower and every live feed)",
+                        r.revocation_checks, r.revoked_accepted, r.mismatches, r.events
                     );
                     println!(
                         "failed requests {}, stale reads {}, reads that went back {}, invariant violations {}",

@@ -8,6 +8,7 @@ pub mod database;
 pub mod health;
 pub mod holds;
 pub mod metrics;
+pub mod retention;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

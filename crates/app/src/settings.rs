@@ -65,6 +65,11 @@ pub struct EventSettings {
     pub batch: u32,
     /// Events one live stream may fall behind before it resumes from PostgreSQL.
     pub stream_buffer: usize,
+    /// Events older than this many days are deleted (0 keeps them for ever).
+    pub retention_days: u32,
+    /// Seconds between two runs of the retention job (one instance at a time runs it, under
+    /// the lock `job:name:events-retention`).
+    pub retention_interval_s: u64,
 }
 
 impl Default for EventSettings {
@@ -73,6 +78,8 @@ impl Default for EventSettings {
             poll_interval_ms: 1_000,
             batch: 500,
             stream_buffer: 4_096,
+            retention_days: 30,
+            retention_interval_s: 3_600,
         }
     }
 }

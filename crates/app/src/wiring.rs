@@ -49,10 +49,18 @@ pub struct Background(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
 
 impl Background {
     /// Starts the instance's background tasks.
-    fn start(services: &Services, relay: &Arc<Relay>, settings: &Settings) -> Arc<Self> {
-        let sweeper = crate::holds::spawn_sweeper(services.clone(), &settings.holds);
-        let relay = tokio::spawn(relay.clone().run());
-        Arc::new(Self(std::sync::Mutex::new(vec![sweeper, relay])))
+    fn start(
+        services: &Services,
+        relay: &Arc<Relay>,
+        jobs: (Arc<Postgres>, Arc<dyn LockManager>),
+        settings: &Settings,
+    ) -> Arc<Self> {
+        let mut tasks = vec![
+            crate::holds::spawn_sweeper(services.clone(), &settings.holds),
+            tokio::spawn(relay.clone().run()),
+        ];
+        tasks.extend(crate::retention::spawn(jobs.0, jobs.1, &settings.events));
+        Arc::new(Self(std::sync::Mutex::new(tasks)))
     }
 
     /// Stops every task.
@@ -181,7 +189,12 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
         let services = Services::new(base, service_settings);
         return Ok(App {
             settings: settings.clone(),
-            background: Background::start(&services, &local_relay, settings),
+            background: Background::start(
+                &services,
+                &local_relay,
+                (pg.clone(), pg_locks.clone()),
+                settings,
+            ),
             services,
             db,
             redis: None,
@@ -230,7 +243,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
     let services = Services::new(ports, service_settings);
     Ok(App {
         settings: settings.clone(),
-        background: Background::start(&services, &relay, settings),
+        background: Background::start(&services, &relay, (pg.clone(), locks.clone()), settings),
         services,
         db,
         redis: Some(redis),

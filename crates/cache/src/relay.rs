@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use tokio::sync::{Notify, broadcast};
-use waiaas_domain::ports::{EventBus, EventFeed, EventLog};
+use waiaas_domain::ports::{EventBounds, EventBus, EventFeed, EventLog};
 use waiaas_domain::{Event, RepoError, WalletId};
 
 /// The event-bus channel of the doorbell: a relay placed events.
@@ -80,8 +80,8 @@ impl Relay {
     /// Places what was committed and reads what was placed, until stopped (abort the task).
     pub async fn run(self: Arc<Self>) {
         let mut cursor = loop {
-            match self.log.head().await {
-                Ok(head) => break head,
+            match self.log.bounds().await {
+                Ok(bounds) => break bounds.head,
                 Err(e) => {
                     tracing::warn!(error = %e, "Events relay cannot read where the outbox stands; trying again");
                     tokio::time::sleep(self.config.poll).await;
@@ -171,8 +171,8 @@ impl EventFeed for Relay {
             .boxed()
     }
 
-    async fn head(&self) -> Result<i64, RepoError> {
-        self.log.head().await
+    async fn bounds(&self) -> Result<EventBounds, RepoError> {
+        self.log.bounds().await
     }
 
     async fn after(

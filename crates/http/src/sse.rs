@@ -14,7 +14,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -65,6 +65,7 @@ struct EventData<'a> {
         (status = 400, description = "Malformed id or Last-Event-ID", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 404, description = "Missing or another tenant's", body = ErrorBody),
+        (status = 410, description = "Events after Last-Event-ID were deleted by retention", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody),
     ))]
 pub(crate) async fn wallet_events(
@@ -86,9 +87,20 @@ pub(crate) async fn wallet_events(
     // Subscribed first: every event placed from now on comes live; any placed before is in
     // storage, below the head read next (or after the client's last event).
     let live = feed.live();
+    let bounds = feed.bounds().await?;
     let (last, caught_up) = match resume {
+        Some(last) if last < bounds.pruned_through => {
+            return Err(ApiError::new(
+                StatusCode::GONE,
+                "events_expired",
+                format!(
+                    "events up to {} were deleted by retention, so some after {last} may be missing; list the wallet's transactions to catch up, then reconnect without Last-Event-ID",
+                    bounds.pruned_through
+                ),
+            ));
+        }
         Some(last) => (last, false),
-        None => (feed.head().await?, true),
+        None => (bounds.head, true),
     };
     tracing::debug!(%wallet_id, last, "Event stream opened");
     let stream = WalletStream {

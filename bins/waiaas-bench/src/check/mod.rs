@@ -16,6 +16,7 @@
 //! reconciled.
 
 mod env;
+mod events;
 mod faults;
 mod ops;
 mod verify;
@@ -101,7 +102,10 @@ pub struct CheckReport {
     pub failed_write_throughs: u64,
     /// Fences raised.
     pub fences: u64,
-    /// Ledger invariants violated (reconcile, totals, acknowledged writes).
+    /// Events placed in the outbox (each checked against its transaction, the follower and
+    /// the live feeds).
+    pub events: u64,
+    /// Ledger invariants violated (reconcile, totals, acknowledged writes, events).
     pub invariant_violations: u64,
     /// Human-readable details of any violation.
     pub details: Vec<String>,
@@ -155,6 +159,7 @@ pub async fn run(opts: CheckOptions) -> anyhow::Result<CheckReport> {
         let run = run.clone();
         tasks.push(tokio::spawn(async move { run.revoker(4_242).await }));
     }
+    let watch = events::start(&run);
 
     // The faults, one after the other, spread over the run; at least each once.
     let started = Instant::now();
@@ -208,6 +213,8 @@ pub async fn run(opts: CheckOptions) -> anyhow::Result<CheckReport> {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     violations.extend(verify::holds(&run).await?);
+    let (event_violations, event_count) = events::verify(&run, watch).await?;
+    violations.extend(event_violations);
     let s = &run.stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
     let mut report = CheckReport {
@@ -234,6 +241,7 @@ pub async fn run(opts: CheckOptions) -> anyhow::Result<CheckReport> {
         revoked_accepted: history.revoked_but_accepted as u64,
         revocation_checks: history.revocation_checks as u64,
         invariant_violations: violations.len() as u64,
+        events: event_count,
         ..CheckReport::default()
     };
     for i in 0..2 {

@@ -134,6 +134,15 @@ impl Clock for SystemClock {
     }
 }
 
+/// Where the stored stream of events stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventBounds {
+    /// The last place given so far (0 when none).
+    pub head: i64,
+    /// Events up to this place may have been deleted by retention (0 when none was).
+    pub pruned_through: i64,
+}
+
 /// The outbox as stored: events written by the changes' own transactions, placed in the
 /// stream by [`EventLog::sequence`].
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
@@ -159,13 +168,14 @@ pub trait EventLog: Send + Sync {
         limit: u32,
     ) -> Result<Vec<crate::Event>, crate::RepoError>;
 
-    /// The last place given so far (0 when none).
+    /// Where the stored stream stands.
     ///
     /// # Errors
     /// `RepoError` when storage fails.
-    async fn head(&self) -> Result<i64, crate::RepoError>;
+    async fn bounds(&self) -> Result<EventBounds, crate::RepoError>;
 
-    /// Deletes up to `limit` events created before `before`; returns how many.
+    /// Deletes up to `limit` placed events created before `before`, lowest places first, and
+    /// records the highest place deleted; returns how many.
     ///
     /// # Errors
     /// `RepoError` when storage fails.
@@ -190,11 +200,11 @@ pub trait EventFeed: Send + Sync {
     /// ends when its reader falls too far behind; the reader then resumes from storage.
     fn live(&self) -> BoxStream<'static, crate::Event>;
 
-    /// The last place given so far (0 when none).
+    /// Where the stored stream stands.
     ///
     /// # Errors
     /// `RepoError` when storage fails.
-    async fn head(&self) -> Result<i64, crate::RepoError>;
+    async fn bounds(&self) -> Result<EventBounds, crate::RepoError>;
 
     /// Stored events of `wallet` after place `after`, oldest first, at most `limit`.
     ///

@@ -4,6 +4,7 @@ use axum::http::{StatusCode, header};
 use futures::StreamExt;
 use serde_json::json;
 use waiaas_domain::errors::ApprovalError;
+use waiaas_domain::ports::EventBounds;
 use waiaas_domain::{Event, TransactionStatus};
 
 use super::*;
@@ -162,6 +163,21 @@ async fn the_openapi_document_lists_every_route_and_nothing_else() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// A wallet as the repository returns it.
+fn wallet_of(id: WalletId, agent_id: AgentId, owner_id: OwnerId) -> waiaas_domain::Wallet {
+    waiaas_domain::Wallet {
+        id,
+        agent_id,
+        owner_id,
+        asset: AssetCode::parse("USD").unwrap(),
+        name: None,
+        balance: Money::ZERO,
+        held: Money::ZERO,
+        version: 1,
+        created_at: now(),
+    }
+}
+
 /// An outbox event of `tx` at place `id`.
 fn event(id: i64, tx: &waiaas_domain::Transaction) -> Event {
     Event {
@@ -182,19 +198,9 @@ async fn the_event_stream_resumes_after_the_last_event_in_order_without_duplicat
     let wallet = w.wallet;
     let agent = w.agent;
     let owner = w.owner;
-    m.wallets.expect_get().returning(move |_| {
-        Ok(Some(waiaas_domain::Wallet {
-            id: wallet,
-            agent_id: agent,
-            owner_id: owner,
-            asset: AssetCode::parse("USD").unwrap(),
-            name: None,
-            balance: Money::ZERO,
-            held: Money::ZERO,
-            version: 1,
-            created_at: now(),
-        }))
-    });
+    m.wallets
+        .expect_get()
+        .returning(move |_| Ok(Some(wallet_of(wallet, agent, owner))));
     // Live: one already sent from storage (7), another wallet's (9), a new one (8 < 9 is
     // fine: places only increase per stream), then the feed ends (the stream fell behind).
     let live = vec![event(7, &mine), event(9, &theirs), event(8, &mine)];
@@ -207,6 +213,12 @@ async fn the_event_stream_resumes_after_the_last_event_in_order_without_duplicat
         .returning(|| futures::stream::pending().boxed());
     // Storage after 5: 6 and 7. After resubscribing, storage fails: the stream ends (the
     // client reconnects with its last id).
+    m.feed.expect_bounds().returning(|| {
+        Ok(EventBounds {
+            head: 9,
+            pruned_through: 3,
+        })
+    });
     let stored = vec![event(6, &mine), event(7, &mine)];
     m.feed
         .expect_after()
@@ -237,6 +249,27 @@ async fn the_event_stream_resumes_after_the_last_event_in_order_without_duplicat
     assert_eq!(first["type"], "transaction.completed");
     assert_eq!(first["wallet_id"], wallet.to_string());
     assert_eq!(first["transaction"]["id"], mine.id.to_string());
+
+    // Resuming below what retention deleted: some events may be gone, and the client is told.
+    let mut m = Mocks::new(&w);
+    m.wallets
+        .expect_get()
+        .returning(move |_| Ok(Some(wallet_of(wallet, agent, owner))));
+    m.feed
+        .expect_live()
+        .returning(|| futures::stream::pending().boxed());
+    m.feed.expect_bounds().returning(|| {
+        Ok(EventBounds {
+            head: 900,
+            pruned_through: 300,
+        })
+    });
+    let mut old = request("GET", &uri, Some(AGENT_KEY), None);
+    old.headers_mut()
+        .insert("last-event-id", header::HeaderValue::from_static("299"));
+    let (status, _, body) = send(m.app(), old).await;
+    assert_eq!(status, StatusCode::GONE);
+    assert_eq!(code(&body), "events_expired");
 
     // A Last-Event-ID that is not an event's id is the client's mistake.
     let mut bad = request("GET", &uri, Some(AGENT_KEY), None);

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait};
-use waiaas_domain::ports::EventLog;
+use waiaas_domain::ports::{EventBounds, EventLog};
 use waiaas_domain::{Event, RepoError, Transaction, WalletId};
 
 use crate::entity::transactions;
@@ -34,10 +34,16 @@ const AFTER_FOR_WALLET: &str = "SELECT e.seq AS event_seq, e.type AS event_type,
 FROM events e, LATERAL jsonb_populate_record(NULL::transactions, e.payload) t \
 WHERE e.seq > $1 AND (e.from_wallet_id = $3 OR e.to_wallet_id = $3) ORDER BY e.seq LIMIT $2";
 
-const HEAD: &str = "SELECT COALESCE(max(seq), 0) AS head FROM events";
+const BOUNDS: &str = "SELECT (SELECT COALESCE(max(seq), 0) FROM events) AS head, \
+pruned_through FROM event_sequencer WHERE id = 1";
 
-const DELETE_BEFORE: &str = "DELETE FROM events WHERE id IN \
-(SELECT id FROM events WHERE created_at < $1 ORDER BY created_at LIMIT $2)";
+/// Deletes old placed events, lowest places first, and records the highest place deleted (a
+/// stream asked to resume below it is told that events may be missing).
+const DELETE_BEFORE: &str = "WITH d AS (DELETE FROM events WHERE id IN \
+(SELECT id FROM events WHERE created_at < $1 AND seq IS NOT NULL ORDER BY seq LIMIT $2) RETURNING seq), \
+u AS (UPDATE event_sequencer SET pruned_through = GREATEST(pruned_through, (SELECT max(seq) FROM d)) \
+WHERE id = 1 AND EXISTS (SELECT 1 FROM d)) \
+SELECT count(*) AS n FROM d";
 
 fn decode(row: &sea_orm::QueryResult) -> Result<Event, RepoError> {
     let id: i64 = row.try_get("", "event_seq").repo("decoding an event")?;
@@ -106,16 +112,21 @@ impl EventLog for Postgres {
         .await
     }
 
-    async fn head(&self) -> Result<i64, RepoError> {
+    async fn bounds(&self) -> Result<EventBounds, RepoError> {
         self.run(Work::Read, || async {
             let row = self
                 .db
-                .query_one_raw(Statement::from_string(DbBackend::Postgres, HEAD))
+                .query_one_raw(Statement::from_string(DbBackend::Postgres, BOUNDS))
                 .await
-                .repo("reading the events' head")?;
+                .repo("reading where the events stand")?;
             match row {
-                Some(r) => r.try_get("", "head").repo("decoding the events' head"),
-                None => Ok(0),
+                Some(r) => Ok(EventBounds {
+                    head: r.try_get("", "head").repo("decoding the events' head")?,
+                    pruned_through: r
+                        .try_get("", "pruned_through")
+                        .repo("decoding the events' retention")?,
+                }),
+                None => Ok(EventBounds::default()),
             }
         })
         .await
@@ -123,16 +134,20 @@ impl EventLog for Postgres {
 
     async fn delete_before(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, RepoError> {
         self.run(Work::Read, || async {
-            Ok(self
+            let row = self
                 .db
-                .execute_raw(Statement::from_sql_and_values(
+                .query_one_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
                     DELETE_BEFORE,
                     [before.into(), i64::from(limit).into()],
                 ))
                 .await
-                .repo("deleting old events")?
-                .rows_affected())
+                .repo("deleting old events")?;
+            let n: i64 = match row {
+                Some(r) => r.try_get("", "n").repo("decoding deleted events")?,
+                None => 0,
+            };
+            Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }

@@ -34,7 +34,7 @@ async fn every_change_of_a_transaction_writes_one_event_and_a_replay_none() {
     let world = Fixture::world(&services).await;
     let a = world.wallet("USD", 1_000).await.id;
     let b = world.wallet("USD", 0).await.id;
-    let start = pg.head().await.unwrap();
+    let start = pg.bounds().await.unwrap().head;
 
     let paid = world.spend(a, b, 10).await.transaction;
     let keyed = TransferRequest {
@@ -118,7 +118,7 @@ async fn events_placed_while_postings_commit_are_read_once_in_order() {
         wallets.push(world.wallet("USD", 100_000).await.id);
     }
     while pg.sequence(1_000).await.unwrap() > 0 {}
-    let start = pg.head().await.unwrap();
+    let start = pg.bounds().await.unwrap().head;
 
     let done = Arc::new(AtomicBool::new(false));
     let placers: Vec<_> = (0..2)
