@@ -17,6 +17,7 @@ mod m20261203_000008_holds;
 mod m20261203_000009_budgets;
 mod m20261203_000010_mandates;
 mod m20261203_000011_events;
+mod m20261203_000012_webhooks;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_budgets::Migration),
             Box::new(m20261203_000010_mandates::Migration),
             Box::new(m20261203_000011_events::Migration),
+            Box::new(m20261203_000012_webhooks::Migration),
         ]
     }
 }
@@ -81,6 +83,8 @@ pub fn fingerprint() -> String {
         m20261203_000011_events::FUNCTION,
         m20261203_000011_events::TRIGGERS,
         m20261203_000011_events::DOWN,
+        m20261203_000012_webhooks::UP,
+        m20261203_000012_webhooks::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()

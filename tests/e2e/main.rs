@@ -19,3 +19,4 @@ mod redis_outage;
 mod search;
 mod serve_binary;
 mod walkthrough;
+mod webhooks;

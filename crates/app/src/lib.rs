@@ -12,6 +12,7 @@ pub mod retention;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;
+pub mod webhooks;
 pub mod wiring;
 
 pub use settings::Settings;

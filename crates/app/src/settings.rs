@@ -29,6 +29,8 @@ pub struct Settings {
     pub holds: HoldSettings,
     /// The events relay.
     pub events: EventSettings,
+    /// Webhook deliveries.
+    pub webhooks: WebhookSettings,
     /// Logs.
     pub telemetry: TelemetrySettings,
 }
@@ -80,6 +82,43 @@ impl Default for EventSettings {
             stream_buffer: 4_096,
             retention_days: 30,
             retention_interval_s: 3_600,
+        }
+    }
+}
+
+/// Webhooks: every instance runs delivery workers; a delivery is claimed by one of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Let endpoints use `http://` and private, loopback or link-local addresses (for tests
+    /// and closed networks; off by default against server-side request forgery).
+    pub allow_private_networks: bool,
+    /// Milliseconds between two looks for due deliveries.
+    pub poll_interval_ms: u64,
+    /// The most deliveries claimed at once by one instance.
+    pub batch: u32,
+    /// The most requests one instance has in flight.
+    pub concurrency: usize,
+    /// How long a receiver has to answer, in milliseconds (a 2xx within it is success).
+    pub timeout_ms: u64,
+    /// The first retry's delay in milliseconds; it doubles per attempt (at most an hour),
+    /// with ±20 % jitter.
+    pub retry_base_ms: u64,
+    /// After this many seconds of failed attempts a delivery is given up and the owner
+    /// notified.
+    pub give_up_after_s: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            poll_interval_ms: 500,
+            batch: 50,
+            concurrency: 16,
+            timeout_ms: 10_000,
+            retry_base_ms: 5_000,
+            give_up_after_s: 86_400,
         }
     }
 }

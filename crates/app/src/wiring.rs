@@ -43,6 +43,13 @@ pub struct App {
     pub background: Arc<Background>,
 }
 
+/// What the background jobs run on.
+struct Jobs {
+    events: Arc<dyn waiaas_domain::ports::EventLog>,
+    locks: Arc<dyn LockManager>,
+    deliveries: Arc<dyn waiaas_domain::ports::DeliveryQueue>,
+}
+
 /// Background tasks of an instance: aborted on shutdown, or when dropped.
 #[derive(Debug, Default)]
 pub struct Background(std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
@@ -52,15 +59,21 @@ impl Background {
     fn start(
         services: &Services,
         relay: &Arc<Relay>,
-        jobs: (Arc<Postgres>, Arc<dyn LockManager>),
+        jobs: Jobs,
         settings: &Settings,
-    ) -> Arc<Self> {
+    ) -> anyhow::Result<Arc<Self>> {
         let mut tasks = vec![
             crate::holds::spawn_sweeper(services.clone(), &settings.holds),
             tokio::spawn(relay.clone().run()),
+            crate::webhooks::spawn(jobs.deliveries, &settings.webhooks)
+                .context("starting the webhook workers")?,
         ];
-        tasks.extend(crate::retention::spawn(jobs.0, jobs.1, &settings.events));
-        Arc::new(Self(std::sync::Mutex::new(tasks)))
+        tasks.extend(crate::retention::spawn(
+            jobs.events,
+            jobs.locks,
+            &settings.events,
+        ));
+        Ok(Arc::new(Self(std::sync::Mutex::new(tasks))))
     }
 
     /// Stops every task.
@@ -177,11 +190,13 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
         audit: pg.clone(),
         notifications: pg.clone(),
         feed: local_relay.clone(),
+        webhooks: pg.clone(),
         clock: Arc::new(SystemClock),
     };
 
     let service_settings = ServiceSettings {
         session_ttl: Duration::from_secs(settings.auth.session_ttl_s),
+        webhook_private_networks: settings.webhooks.allow_private_networks,
     };
     if !settings.redis.enabled {
         tracing::info!("Redis disabled: running on PostgreSQL with in-process limits and events");
@@ -192,9 +207,13 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
             background: Background::start(
                 &services,
                 &local_relay,
-                (pg.clone(), pg_locks.clone()),
+                Jobs {
+                    events: pg.clone(),
+                    locks: pg_locks.clone(),
+                    deliveries: pg.clone(),
+                },
                 settings,
-            ),
+            )?,
             services,
             db,
             redis: None,
@@ -243,7 +262,19 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
     let services = Services::new(ports, service_settings);
     Ok(App {
         settings: settings.clone(),
-        background: Background::start(&services, &relay, (pg.clone(), locks.clone()), settings),
+        background: Background::start(
+            &services,
+            &relay,
+            Jobs {
+                events: pg.clone(),
+                locks: locks.clone(),
+                deliveries: Arc::new(waiaas_cache::cached::CachedDeliveries::new(
+                    pg.clone(),
+                    cache.clone(),
+                )),
+            },
+            settings,
+        )?,
         services,
         db,
         redis: Some(redis),

@@ -126,6 +126,16 @@ id_type!(
     MandateId,
     "mandate"
 );
+id_type!(
+    /// Identifies a webhook endpoint.
+    WebhookId,
+    "webhook"
+);
+id_type!(
+    /// Identifies one delivery of one event to one webhook endpoint.
+    DeliveryId,
+    "delivery"
+);
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@ pub mod ports;
 pub mod services;
 pub mod text;
 pub mod values;
+pub mod webhooks;
 
 pub use errors::*;
 pub use events::Event;

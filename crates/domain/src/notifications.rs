@@ -24,6 +24,8 @@ pub enum NotificationKind {
     HoldExpired,
     /// A transaction waited for approval longer than its wallet's `approval_timeout_s`.
     ApprovalExpired,
+    /// A webhook endpoint did not accept an event for 24 hours: its delivery failed.
+    WebhookFailed,
 }
 
 impl NotificationKind {
@@ -38,6 +40,7 @@ impl NotificationKind {
             Self::HoldVoided => "hold_voided",
             Self::HoldExpired => "hold_expired",
             Self::ApprovalExpired => "approval_expired",
+            Self::WebhookFailed => "webhook_failed",
         }
     }
 
@@ -52,6 +55,7 @@ impl NotificationKind {
             "hold_voided" => Some(Self::HoldVoided),
             "hold_expired" => Some(Self::HoldExpired),
             "approval_expired" => Some(Self::ApprovalExpired),
+            "webhook_failed" => Some(Self::WebhookFailed),
             _ => None,
         }
     }

@@ -11,6 +11,7 @@ use waiaas_domain::text::INVISIBLE_BMP_CLASS;
 
 use crate::routes::{
     agents, budgets, health, holds, mandates, notifications, owners, transactions, wallets,
+    webhooks,
 };
 use crate::sse;
 
@@ -69,6 +70,14 @@ use crate::sse;
         notifications::audit_logs,
         notifications::list_notifications,
         notifications::mark_read,
+        webhooks::create_webhook,
+        webhooks::list_webhooks,
+        webhooks::get_webhook,
+        webhooks::update_webhook,
+        webhooks::delete_webhook,
+        webhooks::rotate_secret,
+        webhooks::list_deliveries,
+        webhooks::retry_delivery,
     ),
     modifiers(&Security),
     tags(
@@ -81,6 +90,7 @@ use crate::sse;
         (name = "mandates", description = "Mandates: an owner's pre-approval of an agent's spending from one wallet"),
         (name = "holds", description = "Holds: reserve an amount now, capture at most that much later, or void it"),
         (name = "activity", description = "The audit trail and notifications"),
+        (name = "webhooks", description = "Webhook endpoints for the owner's events, signed; their deliveries"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -441,6 +451,7 @@ fn constrain_inputs(doc: &mut Value) {
         &json!({"enum": STATUSES}),
     );
     merge_param(doc, "/v1/wallets/{id}/mandates", "get", "limit", &count);
+    merge_param(doc, "/v1/webhooks/{id}/deliveries", "get", "limit", &count);
     for (path, cursor) in [
         ("/v1/wallets/{id}/transactions", tx_cursor.clone()),
         ("/v1/wallets/{id}/holds", tx_cursor.clone()),

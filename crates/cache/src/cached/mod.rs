@@ -2,6 +2,7 @@
 //! committed write updates or tombstones its entries before it is acknowledged.
 
 mod credentials;
+mod deliveries;
 mod ledger;
 mod wallets;
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use waiaas_domain::Ports;
 
 pub use credentials::{CachedAgents, CachedNotifications, CachedSessions};
+pub use deliveries::CachedDeliveries;
 pub use ledger::CachedTransactions;
 pub use wallets::{CachedPolicies, CachedWallets};
 

@@ -436,3 +436,160 @@ pub trait NotificationRepository: Send + Sync {
         audit: &AuditContext,
     ) -> Result<Option<(Notification, crate::notifications::UnreadCount)>, RepoError>;
 }
+
+/// What changes in a webhook endpoint (`None` leaves a field as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookPatch {
+    /// A new URL.
+    pub url: Option<String>,
+    /// New event types.
+    pub events: Option<Vec<String>>,
+    /// A new description (`Some(None)` removes it).
+    pub description: Option<Option<String>>,
+    /// Enabled or not.
+    pub enabled: Option<bool>,
+}
+
+/// Owners' webhook endpoints and their deliveries, stored in PostgreSQL.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait WebhookRepository: Send + Sync {
+    /// Stores a new endpoint with its signing secret, with its audit row; `false` (nothing
+    /// stored) when the owner already has `max` endpoints.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn create_webhook(
+        &self,
+        webhook: &crate::webhooks::Webhook,
+        secret: &str,
+        max: u32,
+        audit: &AuditContext,
+    ) -> Result<bool, RepoError>;
+
+    /// The owner's endpoints, newest first.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn list_webhooks(
+        &self,
+        owner_id: OwnerId,
+    ) -> Result<Vec<crate::webhooks::Webhook>, RepoError>;
+
+    /// One of the owner's endpoints.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn get_webhook(
+        &self,
+        owner_id: OwnerId,
+        id: crate::ids::WebhookId,
+    ) -> Result<Option<crate::webhooks::Webhook>, RepoError>;
+
+    /// Changes one of the owner's endpoints (a new `secret` when given), with its audit row;
+    /// `None` when it is not the owner's.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn update_webhook(
+        &self,
+        owner_id: OwnerId,
+        id: crate::ids::WebhookId,
+        patch: &WebhookPatch,
+        secret: Option<String>,
+        audit: &AuditContext,
+    ) -> Result<Option<crate::webhooks::Webhook>, RepoError>;
+
+    /// Deletes one of the owner's endpoints and its deliveries, with its audit row; `false`
+    /// when it is not the owner's.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn delete_webhook(
+        &self,
+        owner_id: OwnerId,
+        id: crate::ids::WebhookId,
+        audit: &AuditContext,
+    ) -> Result<bool, RepoError>;
+
+    /// An endpoint's deliveries, newest event first, before the event `before` if given.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn deliveries(
+        &self,
+        owner_id: OwnerId,
+        id: crate::ids::WebhookId,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<crate::webhooks::Delivery>, RepoError>;
+
+    /// Makes a delivery due now again (a failed one pending again, with its attempts counted
+    /// afresh); `None` when it is not the owner's endpoint's, or already delivered.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn retry_delivery(
+        &self,
+        owner_id: OwnerId,
+        id: crate::ids::WebhookId,
+        delivery: crate::ids::DeliveryId,
+        audit: &AuditContext,
+    ) -> Result<Option<crate::webhooks::Delivery>, RepoError>;
+}
+
+/// A delivery a worker claimed: everything it needs to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    /// The delivery.
+    pub delivery: crate::webhooks::Delivery,
+    /// Where to send it.
+    pub url: String,
+    /// The endpoint's signing secret.
+    pub secret: String,
+    /// Whose endpoint it is.
+    pub owner_id: OwnerId,
+    /// The event (`None` when retention deleted it meanwhile).
+    pub event: Option<crate::Event>,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The answer's status code, if one came.
+    pub status_code: Option<u16>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// Delivered (a 2xx).
+    pub delivered: bool,
+    /// When to try again (pending), or `None` to give up (failed, and the owner notified).
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The queue the delivery workers of every instance share.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Claims up to `limit` due deliveries for `lease` (no other worker takes them
+    /// meanwhile; one whose worker died is due again when the lease ends). Only the oldest
+    /// pending delivery of an endpoint and a wallet is ever due, so they go out in order.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn claim(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<DueDelivery>, RepoError>;
+
+    /// Records an attempt of a claimed delivery; when it gives up, notifies the owner and
+    /// returns the owner with the new version of its notifications.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn finish(
+        &self,
+        delivery: &DueDelivery,
+        attempt: &Attempt,
+    ) -> Result<Option<(OwnerId, i64)>, RepoError>;
+}

@@ -10,6 +10,7 @@ mod payments;
 #[cfg(test)]
 mod tests;
 mod wallets;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +21,14 @@ use crate::model::{Principal, WalletOwnership};
 use crate::ports::{
     AgentRepository, AuditLog, Clock, EventFeed, NotificationRepository, OwnerRepository,
     PolicyRepository, SessionRepository, TransactionRepository, WalletRepository,
+    WebhookRepository,
 };
 
 pub use budgets::MAX_BUDGET_ASSETS;
 pub use holds::{CaptureRequest, DEFAULT_HOLD_LIFETIME, HoldRequest, MAX_HOLD_LIFETIME};
 pub use mandates::{MAX_MANDATE_LIFETIME_DAYS, MAX_MANDATE_USES, MandateRequest};
 pub use payments::{DepositRequest, SweepRequest, TransferRequest};
+pub use webhooks::{MAX_WEBHOOKS, WebhookRequest};
 
 /// The ports the services run on.
 #[derive(Clone)]
@@ -48,6 +51,8 @@ pub struct Ports {
     pub notifications: Arc<dyn NotificationRepository>,
     /// The outbox's live feed and stored events.
     pub feed: Arc<dyn EventFeed>,
+    /// Webhook endpoints and their deliveries.
+    pub webhooks: Arc<dyn WebhookRepository>,
     /// The time.
     pub clock: Arc<dyn Clock>,
 }
@@ -63,12 +68,15 @@ impl std::fmt::Debug for Ports {
 pub struct ServiceSettings {
     /// How long a session token lives.
     pub session_ttl: Duration,
+    /// Whether webhook URLs may point at private networks (and use `http://`).
+    pub webhook_private_networks: bool,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
         Self {
             session_ttl: Duration::from_secs(3600),
+            webhook_private_networks: false,
         }
     }
 }

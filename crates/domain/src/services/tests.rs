@@ -27,6 +27,7 @@ struct Mocks {
     audit: MockAuditLog,
     notifications: MockNotificationRepository,
     feed: MockEventFeed,
+    webhooks: MockWebhookRepository,
 }
 
 impl Mocks {
@@ -46,6 +47,7 @@ impl Mocks {
                 audit: Arc::new(self.audit),
                 notifications: Arc::new(self.notifications),
                 feed: Arc::new(self.feed),
+                webhooks: Arc::new(self.webhooks),
                 clock: Arc::new(clock),
             },
             ServiceSettings::default(),

@@ -8,6 +8,7 @@ mod budgets;
 mod mandates;
 mod transactions;
 mod wallets;
+mod webhooks;
 
 pub(crate) use accounts::*;
 pub(crate) use activity::*;
@@ -15,6 +16,7 @@ pub(crate) use budgets::*;
 pub(crate) use mandates::*;
 pub(crate) use transactions::*;
 pub(crate) use wallets::*;
+pub(crate) use webhooks::*;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;

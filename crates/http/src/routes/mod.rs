@@ -9,6 +9,7 @@ pub(crate) mod notifications;
 pub(crate) mod owners;
 pub(crate) mod transactions;
 pub(crate) mod wallets;
+pub(crate) mod webhooks;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -82,6 +83,28 @@ pub(crate) fn api() -> Router<SharedState> {
         .route("/v1/transactions/{id}", get(transactions::get_transaction))
         .route("/v1/transactions/{id}/approve", post(transactions::approve))
         .route("/v1/transactions/{id}/reject", post(transactions::reject))
+        .route(
+            "/v1/webhooks",
+            post(webhooks::create_webhook).get(webhooks::list_webhooks),
+        )
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get_webhook)
+                .patch(webhooks::update_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/v1/webhooks/{id}/rotate-secret",
+            post(webhooks::rotate_secret),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
+        .route(
+            "/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+            post(webhooks::retry_delivery),
+        )
         .route("/v1/audit-logs", get(notifications::audit_logs))
         .route("/v1/notifications", get(notifications::list_notifications))
         .route(

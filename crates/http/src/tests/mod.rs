@@ -79,6 +79,7 @@ struct Mocks {
     audit: MockAuditLog,
     notifications: MockNotificationRepository,
     feed: MockEventFeed,
+    webhooks: MockWebhookRepository,
     limiter: MockRateLimiter,
     readiness: Readiness,
     /// How long the readiness probe takes to answer.
@@ -137,6 +138,7 @@ impl Mocks {
             audit: MockAuditLog::new(),
             notifications: MockNotificationRepository::new(),
             feed,
+            webhooks: MockWebhookRepository::new(),
             limiter: MockRateLimiter::new(),
             readiness: Readiness {
                 database: ComponentStatus::Up,
@@ -167,6 +169,7 @@ impl Mocks {
                 audit: Arc::new(self.audit),
                 notifications: Arc::new(self.notifications),
                 feed: Arc::new(self.feed),
+                webhooks: Arc::new(self.webhooks),
                 clock: Arc::new(clock),
             },
             ServiceSettings::default(),

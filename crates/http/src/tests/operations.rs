@@ -123,6 +123,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit-logs"),
     ("get", "/v1/notifications"),
     ("post", "/v1/notifications/{id}/read"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{id}"),
+    ("patch", "/v1/webhooks/{id}"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("post", "/v1/webhooks/{id}/rotate-secret"),
+    ("get", "/v1/webhooks/{id}/deliveries"),
+    ("post", "/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
 ];
 
 #[tokio::test]

@@ -592,6 +592,12 @@ pub(super) async fn notify(
             "A hold of {} {} on wallet {wallet} expired uncaptured: its amount is released",
             tx.amount, tx.asset
         ),
+        NotificationKind::WebhookFailed => format!(
+            "An event about a {} of {} {} from wallet {wallet} could not be delivered to a webhook",
+            tx.kind.as_str(),
+            tx.amount,
+            tx.asset
+        ),
         NotificationKind::ApprovalExpired => format!(
             "A {} of {} {} from wallet {wallet} waited too long for your approval and expired; nothing moved",
             tx.kind.as_str(),

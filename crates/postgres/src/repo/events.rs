@@ -17,11 +17,21 @@ use crate::{Postgres, Work};
 const LOCK: &str = "UPDATE event_sequencer SET ran_at = clock_timestamp() WHERE id = 1";
 
 /// Places the oldest unplaced events (in the order they were written: a transaction's own
-/// events keep their order) after every place given so far. Runs after `LOCK`, in a new
-/// statement, so its snapshot sees every event committed before the lock was granted.
+/// events keep their order) after every place given so far, and makes one delivery per
+/// enabled webhook endpoint of the event's owner that wants its type — in the same statement,
+/// so each (endpoint, event) gets exactly one. Runs after `LOCK`, in a new statement, so its
+/// snapshot sees every event committed before the lock was granted.
 const PLACE: &str = "WITH n AS (SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT $1), \
-s AS (SELECT id, nextval('event_seq') AS seq FROM (SELECT id FROM n ORDER BY id) o) \
-UPDATE events e SET seq = s.seq FROM s WHERE e.id = s.id";
+s AS (SELECT id, nextval('event_seq') AS seq FROM (SELECT id FROM n ORDER BY id) o), \
+p AS (UPDATE events e SET seq = s.seq FROM s WHERE e.id = s.id \
+RETURNING e.seq, e.type, e.owner_id, e.from_wallet_id, e.to_wallet_id, e.transaction_id), \
+d AS (INSERT INTO webhook_deliveries (id, webhook_id, event_seq, event_type, wallet_id, \
+transaction_id, next_attempt_at, created_at) \
+SELECT gen_random_uuid(), w.id, p.seq, p.type, COALESCE(p.from_wallet_id, p.to_wallet_id), \
+p.transaction_id, clock_timestamp(), clock_timestamp() FROM p JOIN webhooks w \
+ON w.owner_id = p.owner_id AND w.enabled AND (w.events @> ARRAY['*'] OR p.type = ANY (w.events)) \
+RETURNING 1) \
+SELECT (SELECT count(*) FROM p) AS placed, (SELECT count(*) FROM d) AS deliveries";
 
 /// Placed events after a place: the event's columns, then the transaction as the change left it
 /// (the row the trigger stored, read back as a `transactions` row).
@@ -67,15 +77,19 @@ impl EventLog for Postgres {
             txn.execute_unprepared(LOCK)
                 .await
                 .repo("locking the event sequencer")?;
-            let placed = txn
-                .execute_raw(Statement::from_sql_and_values(
+            let row = txn
+                .query_one_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,
                     PLACE,
                     [i64::from(limit).into()],
                 ))
                 .await
-                .repo("placing events")?
-                .rows_affected();
+                .repo("placing events")?;
+            let placed: i64 = match row {
+                Some(r) => r.try_get("", "placed").repo("decoding placed events")?,
+                None => 0,
+            };
+            let placed = u64::try_from(placed).unwrap_or(0);
             txn.commit().await.repo("committing placed events")?;
             Ok(placed)
         })

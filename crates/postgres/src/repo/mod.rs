@@ -11,3 +11,4 @@ mod policies;
 mod sessions;
 pub mod transactions;
 mod wallets;
+mod webhooks;
