@@ -172,7 +172,7 @@ async fn main() -> ExitCode {
                         r.leftovers
                     );
                     println!(
-                        "revoked credentials tried {} (accepted {}), one version with two values {}, events {} (checked against a follower and every live feed)",
+                        "revoked credentials tried {} (accepted {}), one version with two values {}, events {} (checked against a follower, every live feed and a webhook receiver)",
                         r.revocation_checks, r.revoked_accepted, r.mismatches, r.events
                     );
                     println!(

@@ -96,6 +96,8 @@ pub struct Cache {
     pub(crate) flights: Flights,
     pub(crate) fence_lock: tokio::sync::Mutex<Option<Instant>>,
     pub(crate) tripped: Arc<Notify>,
+    /// Whether this instance holds a block on every lease (it cannot reach Redis).
+    pub(crate) blocked: std::sync::atomic::AtomicBool,
     /// Counters.
     pub stats: CacheStats,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -140,6 +142,7 @@ impl Cache {
             flights: Flights::default(),
             fence_lock: tokio::sync::Mutex::new(None),
             tripped: Arc::new(Notify::new()),
+            blocked: std::sync::atomic::AtomicBool::new(false),
             stats: CacheStats::default(),
             tasks: std::sync::Mutex::new(Vec::new()),
         }
@@ -215,7 +218,6 @@ impl Cache {
         let mut last_trips = 0_u64;
         let mut last_server: Option<String> = None;
         let mut recover = false;
-        let mut blocking = false;
         loop {
             let Some(cache) = me.upgrade() else { return };
             let tick = cache.cfg.lease / 4;
@@ -244,13 +246,15 @@ impl Cache {
                 }
                 // This instance cannot keep Redis current: while it cannot, no instance
                 // may serve from Redis (its writes would leave their entries behind).
-                blocking = cache.block(blocking).await;
+                cache.block().await;
             } else {
-                if blocking {
+                if cache
+                    .blocked
+                    .swap(false, std::sync::atomic::Ordering::SeqCst)
+                {
                     if let Err(e) = cache.fence_port.unblock_leases(cache.cfg.instance).await {
                         tracing::debug!(error = %e, "Cache leases not unblocked: the block expires");
                     }
-                    blocking = false;
                     recover = true;
                 }
                 // Whatever Redis holds now may predate writes it missed: a new epoch. Tried
@@ -271,23 +275,25 @@ impl Cache {
         }
     }
 
-    /// Blocks every instance's lease while this one cannot reach Redis; returns whether the
-    /// block holds. The first time, it waits (holding the fence, so this instance's reads
-    /// wait too) until every lease granted before has ended: from then on no instance
-    /// serves from Redis, and no read anywhere can be older than one here. Later calls
-    /// extend the block.
-    async fn block(&self, already: bool) -> bool {
+    /// Blocks every instance's lease while this one cannot reach Redis. The first time, it
+    /// waits (holding the fence, so this instance's reads wait too) until every lease granted
+    /// before has ended: from then on no instance serves from Redis, and no read anywhere can
+    /// be older than one here. Later calls extend the block.
+    async fn block(&self) {
         let ttl = self.cfg.lease * 3;
-        if already {
-            return match self.fence_port.block_leases(self.cfg.instance, ttl).await {
-                Ok(_) => true,
-                Err(e) => {
-                    tracing::debug!(error = %e, "Cache leases not blocked");
-                    false
-                }
-            };
+        if self.blocked.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Err(e) = self.fence_port.block_leases(self.cfg.instance, ttl).await {
+                tracing::debug!(error = %e, "Cache leases not blocked");
+                self.blocked
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+            return;
         }
         let _fence = self.fence_lock.lock().await;
+        if self.blocked.load(std::sync::atomic::Ordering::SeqCst) {
+            // Another caller blocked while this one waited for the fence.
+            return;
+        }
         match self.fence_port.block_leases(self.cfg.instance, ttl).await {
             Ok(epoch) => {
                 self.lease.saw_epoch(epoch);
@@ -296,17 +302,32 @@ impl Cache {
                     Err(_) => self.cfg.lease,
                 };
                 tokio::time::sleep(wait).await;
+                self.blocked
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
                 tracing::warn!(
                     epoch,
                     "Cache leases blocked: this instance cannot reach Redis"
                 );
-                true
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Cache leases not blocked");
-                false
             }
         }
+    }
+
+    /// Called by a read that returns a value from PostgreSQL it could not fill into Redis
+    /// (its lookup got no answer): another instance may still serve an older entry of that
+    /// key from Redis (a write whose write-through has not landed yet), and this read must
+    /// not return something newer than what a later read elsewhere could return. So, before
+    /// it returns, this instance gives up its lease and blocks every lease, waiting until the
+    /// ones granted before have ended (once: later reads find the block in place). The lease
+    /// keeper lifts the block, and starts a new epoch, when Redis answers again.
+    pub(crate) async fn hold_back_unfilled(&self) {
+        if self.blocked.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        self.lease.revoke();
+        self.block().await;
     }
 
     /// Renews the lease; when the epoch was marked stale, stops serving cached reads before

@@ -150,9 +150,15 @@ impl Cache {
                             return Err(e);
                         }
                     };
-                    let (outcome, value) = self
+                    let loaded_some = loaded.is_some();
+                    let (outcome, value, reached) = self
                         .fill(kind, &key, (epoch, stamp), token.as_deref(), loaded)
                         .await;
+                    if loaded_some && !reached {
+                        // Redis did not answer the lookup, so nothing here can make it hold
+                        // this version: hold back until no instance serves from it.
+                        self.hold_back_unfilled().await;
+                    }
                     guard.finish(outcome);
                     return Ok(value);
                 }
@@ -191,7 +197,8 @@ impl Cache {
     /// Fills Redis with a value just read from PostgreSQL (stamped with `stamp`, the lease's
     /// epoch or, without a lease, the newest epoch seen) and says whether the value is proven
     /// current (only under a lease); a fill that loses to a newer entry of the lease's epoch
-    /// returns that entry.
+    /// returns that entry. The third value says whether Redis answered the fill (false
+    /// without a token from the miss, or when the fill failed).
     async fn fill<T: Versioned>(
         &self,
         kind: Kind,
@@ -199,17 +206,17 @@ impl Cache {
         (epoch, stamp): (Option<i64>, i64),
         token: Option<&str>,
         loaded: Option<T>,
-    ) -> (Outcome, Option<T>) {
+    ) -> (Outcome, Option<T>, bool) {
         let unconfirmed = |value: Option<Loaded>| Outcome {
             value: Ok(value),
             confirmed: false,
             epoch,
         };
         let Some(v) = loaded else {
-            return (unconfirmed(None), None);
+            return (unconfirmed(None), None, true);
         };
         let Ok(bytes) = serde_json::to_vec(&v) else {
-            return (unconfirmed(None), Some(v));
+            return (unconfirmed(None), Some(v), true);
         };
         let l = Loaded {
             bytes: Arc::new(bytes),
@@ -217,12 +224,12 @@ impl Cache {
         };
         // Without a token from the miss, nothing is filled.
         let Some(token) = token else {
-            return (unconfirmed(Some(l)), Some(v));
+            return (unconfirmed(Some(l)), Some(v), false);
         };
         let mut ttl = self.cfg.ttls.for_kind(kind);
         if let Some(cap) = v.ttl_cap() {
             if cap.is_zero() {
-                return (unconfirmed(Some(l)), Some(v));
+                return (unconfirmed(Some(l)), Some(v), true);
             }
             ttl = ttl.min(cap);
         }
@@ -232,9 +239,10 @@ impl Cache {
             value: Some(l.bytes.to_vec()),
         };
         let filled = self.guard.fill(key, &entry, ttl, token).await;
+        let reached = filled.is_ok();
         let Some(epoch) = epoch else {
             // Filled (or not) for others; without a lease nothing here is proven.
-            return (unconfirmed(Some(l)), Some(v));
+            return (unconfirmed(Some(l)), Some(v), reached);
         };
         let confirmed = |value: Loaded| Outcome {
             value: Ok(Some(value)),
@@ -245,7 +253,7 @@ impl Cache {
             Ok(WriteOutcome::Stored) => {
                 metrics::counter!("waiaas_cache_fills_total", "kind" => kind.name(), "outcome" => "stored").increment(1);
                 CacheStats::add(&self.stats.fills_stored, 1);
-                (confirmed(l), Some(v))
+                (confirmed(l), Some(v), true)
             }
             Ok(WriteOutcome::Rejected { current }) => {
                 metrics::counter!("waiaas_cache_fills_total", "kind" => kind.name(), "outcome" => "rejected").increment(1);
@@ -262,13 +270,14 @@ impl Cache {
                                 version,
                             }),
                             Some(newer),
+                            true,
                         ),
-                        None => (unconfirmed(Some(l)), Some(v)),
+                        None => (unconfirmed(Some(l)), Some(v), true),
                     },
-                    _ => (unconfirmed(Some(l)), Some(v)),
+                    _ => (unconfirmed(Some(l)), Some(v), true),
                 }
             }
-            Err(_) => (unconfirmed(Some(l)), Some(v)),
+            Err(_) => (unconfirmed(Some(l)), Some(v), false),
         }
     }
 

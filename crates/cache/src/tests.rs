@@ -188,11 +188,20 @@ async fn an_open_breaker_stops_calling_the_store_and_reads_still_work() {
     store.expect_fill().never();
     store.expect_server_id().returning(|| Ok(None));
     store.expect_ping().returning(|| Err(CacheError::Timeout));
-    let cache = cache(store, fence(true), bus(true));
+    // A read that returns what it could not fill gives up the lease and blocks every lease
+    // before it returns (another instance may still serve an older entry from Redis); once.
+    let blocks = Arc::new(AtomicUsize::new(0));
+    let mut fence = fence(true);
+    let b = blocks.clone();
+    fence.expect_block_leases().returning(move |_, _| {
+        b.fetch_add(1, Ordering::SeqCst);
+        Ok(1)
+    });
+    let cache = cache(store, fence, bus(true));
     // A lease is needed for L2 reads to be tried at all.
     grant(&cache, 1);
     let id = WalletId::new();
-    for _ in 0..10 {
+    for i in 0..10 {
         let v = cache
             .read(Kind::Balance, &id.to_string(), || async {
                 Ok(Some(balance(id)))
@@ -200,6 +209,12 @@ async fn an_open_breaker_stops_calling_the_store_and_reads_still_work() {
             .await
             .unwrap();
         assert_eq!(v, Some(balance(id)), "reads fall through to PostgreSQL");
+        assert_eq!(
+            blocks.load(Ordering::SeqCst),
+            1,
+            "read {i}: leases blocked once, before the first read returned"
+        );
+        assert_eq!(cache.lease_epoch(), None, "the lease was given up");
     }
     assert_eq!(cache.breaker().state(), crate::breaker::BreakerState::Open);
 }

@@ -1,9 +1,11 @@
 //! Events under the faults. A follower reads the outbox after its cursor all along, as a
-//! resuming client does, and each instance's live feed is listened to while the instance
-//! lives. After the run: every transaction change has exactly one event and every event a
-//! place; the follower read every placed event exactly once, in order (no event was placed
-//! below one already read, whatever failed); and every live feed delivered, while its
-//! instance lived, exactly the events between the first and the last it delivered.
+//! resuming client does, each instance's live feed is listened to while the instance lives,
+//! and a webhook receiver (which refuses one request in ten) gets the owner's events. After
+//! the run: every transaction change has exactly one event and every event a place; the
+//! follower read every placed event exactly once, in order (no event was placed below one
+//! already read, whatever failed); every live feed delivered, while its instance lived,
+//! exactly the events between the first and the last it delivered; and the receiver accepted
+//! every event placed after its endpoint was registered, each wallet's in order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -24,10 +26,105 @@ pub(super) struct Watch {
     head: Arc<AtomicI64>,
     follower: Seen<Vec<i64>>,
     live: Vec<Seen<Vec<Vec<i64>>>>,
+    receiver: Receiver,
 }
 
-/// Starts the follower and one live listener per instance slot.
-pub(super) fn start(run: &Arc<Run>) -> Watch {
+/// The webhook receiver: every request it accepted (event id, wallet), in arrival order.
+#[derive(Clone)]
+struct Receiver {
+    accepted: Arc<std::sync::Mutex<Vec<(i64, String)>>>,
+    requests: Arc<std::sync::atomic::AtomicU64>,
+    /// Events placed up to here were placed before the endpoint existed.
+    from: i64,
+}
+
+impl Receiver {
+    /// Starts a receiver on loopback and registers it as a webhook of the owner, before any
+    /// load: every event placed from then on must reach it.
+    async fn start(run: &Run) -> anyhow::Result<Self> {
+        let accepted = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (a, n) = (accepted.clone(), requests.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let (accepted, requests) = (a.clone(), n.clone());
+                async move {
+                    // One in ten refused: the retries are part of what is checked.
+                    if requests.fetch_add(1, Ordering::SeqCst) % 10 == 3 {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+                        return axum::http::StatusCode::BAD_REQUEST;
+                    };
+                    let id = v["id"].as_i64().unwrap_or(-1);
+                    let wallet = v["data"]["wallet_id"].as_str().unwrap_or("").to_owned();
+                    accepted
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((id, wallet));
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        let app = run.env.instance(1);
+        app.services
+            .create_webhook(
+                &waiaas_domain::Principal::Owner {
+                    owner_id: run.env.owner,
+                },
+                waiaas_domain::services::WebhookRequest {
+                    url: format!("http://{addr}/hook"),
+                    events: vec!["*".to_owned()],
+                    description: Some("the consistency checker".to_owned()),
+                },
+                &waiaas_domain::AuditContext::system(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("registering the checker's webhook: {e}"))?;
+        // Once nothing is left unplaced, every later placement sees the endpoint.
+        for _ in 0..100 {
+            if run
+                .env
+                .scalar("SELECT count(*)::bigint AS n FROM events WHERE seq IS NULL")
+                .await?
+                == 0
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let from = run
+            .env
+            .scalar("SELECT COALESCE(max(seq), 0)::bigint AS n FROM events")
+            .await?;
+        Ok(Self {
+            accepted,
+            requests,
+            from,
+        })
+    }
+
+    fn accepted(&self) -> Vec<(i64, String)> {
+        self.accepted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Registers the webhook receiver, then starts the follower and one live listener per
+/// instance slot. Call before any load.
+///
+/// # Errors
+/// When the receiver cannot be started or registered.
+pub(super) async fn start(run: &Arc<Run>) -> anyhow::Result<Watch> {
+    let receiver = Receiver::start(run).await?;
     let finish = Arc::new(AtomicBool::new(false));
     let head = Arc::new(AtomicI64::new(i64::MAX));
     let follower = {
@@ -40,12 +137,13 @@ pub(super) fn start(run: &Arc<Run>) -> Watch {
             tokio::spawn(async move { listen(&run, slot, &finish, &head).await })
         })
         .collect();
-    Watch {
+    Ok(Watch {
         finish,
         head,
         follower,
         live,
-    }
+        receiver,
+    })
 }
 
 /// Reads the outbox after its cursor until told to finish and it has read up to the head.
@@ -224,5 +322,53 @@ pub(super) async fn verify(run: &Run, watch: Watch) -> anyhow::Result<(Vec<Strin
     if delivered == 0 && !placed.is_empty() {
         violations.push("no live feed delivered any event".to_owned());
     }
+    violations.extend(check_receiver(&watch.receiver, &placed).await);
     Ok((violations, u64::try_from(placed.len()).unwrap_or(u64::MAX)))
+}
+
+/// Waits (up to a minute: retries back off) until the receiver accepted every event placed
+/// after it was registered, then checks that each wallet's arrived in order.
+async fn check_receiver(receiver: &Receiver, placed: &[i64]) -> Vec<String> {
+    let expected: std::collections::BTreeSet<i64> = placed
+        .iter()
+        .copied()
+        .filter(|&s| s > receiver.from)
+        .collect();
+    let mut missing = expected.len();
+    for _ in 0..600 {
+        let got: std::collections::HashSet<i64> =
+            receiver.accepted().iter().map(|(id, _)| *id).collect();
+        missing = expected.iter().filter(|id| !got.contains(id)).count();
+        if missing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut violations = Vec::new();
+    if missing > 0 {
+        violations.push(format!(
+            "the webhook receiver never accepted {missing} of {} events",
+            expected.len()
+        ));
+    }
+    // Each wallet's events in order: first arrivals only (a repeat is at-least-once).
+    let mut last: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for (id, wallet) in receiver.accepted() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let prev = last.insert(wallet.clone(), id);
+        if prev.is_some_and(|p| p > id) {
+            violations.push(format!(
+                "the webhook receiver got event {id} of wallet {wallet} after {}",
+                prev.unwrap_or_default()
+            ));
+        }
+    }
+    let requests = receiver.requests.load(Ordering::SeqCst);
+    if requests == 0 && !expected.is_empty() {
+        violations.push("the webhook receiver got no request".to_owned());
+    }
+    violations
 }

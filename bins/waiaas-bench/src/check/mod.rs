@@ -144,6 +144,7 @@ pub async fn run(opts: CheckOptions) -> anyhow::Result<CheckReport> {
         revoked: std::sync::Mutex::new(Vec::new()),
         patience: Duration::from_secs(20),
     });
+    let watch = events::start(&run).await?;
     let mut tasks = Vec::new();
     for t in 0..opts.writers {
         let run = run.clone();
@@ -159,7 +160,6 @@ pub async fn run(opts: CheckOptions) -> anyhow::Result<CheckReport> {
         let run = run.clone();
         tasks.push(tokio::spawn(async move { run.revoker(4_242).await }));
     }
-    let watch = events::start(&run);
 
     // The faults, one after the other, spread over the run; at least each once.
     let started = Instant::now();
