@@ -334,23 +334,45 @@ async fn due(
         .repo(what)
 }
 
-/// Records a sweep's failure to end one item; returns whether the sweep goes on. An item
-/// whose wallet stays locked past the lock timeout is skipped (the next run tries it
-/// again); any other failure ends the run. Each item is its own PostgreSQL transaction,
-/// retried by [`Postgres::run`] on its own, so a retry never repeats or loses what an
-/// earlier item committed, and every item committed before a failure is returned with it:
-/// its cache entries must still be written through and its events published.
-fn goes_on(ended: &mut Ended, e: RepoError) -> bool {
-    let busy = waiaas_domain::Fault::of(&e.0) == Some(waiaas_domain::Fault::WalletBusy);
-    ended.failed.get_or_insert(e);
-    busy
+/// Runs a sweep over what `found` says is due: each item ended by `end` in a PostgreSQL
+/// transaction of its own, retried by [`Postgres::run`] on its own, so a retry never repeats
+/// or loses what an earlier item committed. An item whose wallet stays locked past the lock
+/// timeout is skipped (the next run tries it again); any other failure ends the run. Every
+/// item committed before a failure is returned with it: its cache entries must still be
+/// written through and its events published.
+async fn sweep<I, F, Fut>(pg: &Postgres, found: Result<Vec<I>, RepoError>, end: F) -> Ended
+where
+    I: Copy,
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = Result<Vec<PostingOutcome>, RepoError>>,
+{
+    let mut ended = Ended::default();
+    let items = match found {
+        Ok(items) => items,
+        Err(e) => {
+            ended.failed = Some(e);
+            return ended;
+        }
+    };
+    for item in items {
+        match pg.run(Work::Write, || end(item)).await {
+            Ok(outcomes) => ended.outcomes.extend(outcomes),
+            Err(e) => {
+                let busy = waiaas_domain::Fault::of(&e.0) == Some(waiaas_domain::Fault::WalletBusy);
+                ended.failed.get_or_insert(e);
+                if !busy {
+                    break;
+                }
+            }
+        }
+    }
+    ended
 }
 
 /// Releases the expired holds of up to `limit` wallets, one wallet per PostgreSQL
 /// transaction. A wallet another instance is releasing is waited for, then found with
 /// nothing left to release: no hold is released twice.
 pub(super) async fn expire(pg: &Postgres, now: DateTime<Utc>, limit: u32) -> Ended {
-    let mut ended = Ended::default();
     let find = || async {
         let rows = due(
             &pg.db,
@@ -365,27 +387,8 @@ pub(super) async fn expire(pg: &Postgres, now: DateTime<Utc>, limit: u32) -> End
             .collect::<Result<Vec<_>, _>>()
             .repo("decoding a wallet id")
     };
-    let wallets = match pg.run(Work::Read, find).await {
-        Ok(wallets) => wallets,
-        Err(e) => {
-            ended.failed = Some(e);
-            return ended;
-        }
-    };
-    for wallet in wallets {
-        match pg
-            .run(Work::Write, || release_wallet(&pg.db, wallet, now))
-            .await
-        {
-            Ok(outcomes) => ended.outcomes.extend(outcomes),
-            Err(e) => {
-                if !goes_on(&mut ended, e) {
-                    break;
-                }
-            }
-        }
-    }
-    ended
+    let found = pg.run(Work::Read, find).await;
+    sweep(pg, found, |wallet| release_wallet(&pg.db, wallet, now)).await
 }
 
 /// Releases every expired hold of `wallet`, in one PostgreSQL transaction.
@@ -432,7 +435,6 @@ async fn release_wallet(
 /// Expires up to `limit` transactions that waited for approval past their deadline, one per
 /// PostgreSQL transaction: its paying wallet locked first, then its row, as everywhere.
 pub(super) async fn expire_approvals(pg: &Postgres, now: DateTime<Utc>, limit: u32) -> Ended {
-    let mut ended = Ended::default();
     let find = || async {
         let rows = due(
             &pg.db,
@@ -452,27 +454,11 @@ pub(super) async fn expire_approvals(pg: &Postgres, now: DateTime<Utc>, limit: u
             .collect::<Result<Vec<_>, sea_orm::DbErr>>()
             .repo("decoding an expired approval")
     };
-    let due = match pg.run(Work::Read, find).await {
-        Ok(due) => due,
-        Err(e) => {
-            ended.failed = Some(e);
-            return ended;
-        }
-    };
-    for (id, wallet) in due {
-        match pg
-            .run(Work::Write, || expire_approval(&pg.db, id, wallet, now))
-            .await
-        {
-            Ok(outcomes) => ended.outcomes.extend(outcomes),
-            Err(e) => {
-                if !goes_on(&mut ended, e) {
-                    break;
-                }
-            }
-        }
-    }
-    ended
+    let found = pg.run(Work::Read, find).await;
+    sweep(pg, found, |(id, wallet)| {
+        expire_approval(&pg.db, id, wallet, now)
+    })
+    .await
 }
 
 /// Expires transaction `id` of `wallet`, if it still waits for approval.
