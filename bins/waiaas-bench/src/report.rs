@@ -159,16 +159,16 @@ const READING: &str = "
 - **Transfers.** The service issues exactly the baseline's statements (five, between `BEGIN`
   and `COMMIT`: the wallets' locks, the budget rows' locks — no row when no budget is set —,
   policy and spend, the transaction, the writes), then writes the new balances through to Redis before answering (one
-  pipelined round trip) and publishes the wallets' events through a background sender.
+  pipelined round trip) and wakes the events relay. Both sides pay the outbox: the trigger
+  on `transactions` writes one `events` row inside the transaction's `INSERT`; the service's
+  relay also places those events in the stream, in batches, on a connection of its own.
   Profiles show the gap is per-round-trip client overhead (task wake-ups between worker
   threads, statement encoding and row decoding, about 0.6 ms of CPU per transfer in the
   service's process against 0.2 ms in pgbench's) and the Redis write-through, not SQL: at
   one client, where the CPUs are not the limit, the service comes closest to pgbench.
   Changes that helped, in order: writing ledger,
   spend, audit row and balances in one statement, not pinging a pooled connection on every
-  checkout, publishing events off the request path, and sending queued events together
-  (one round trip per message made the sender fall behind at 64 clients, time out and trip
-  the event bus's breaker).
+  checkout, and (before the outbox replaced it) publishing events off the request path.
 - **L2 reads.** A hit is a lease check, one `HMGET` through fred (commands from concurrent
   tasks are pipelined on one connection), and decoding a small JSON value; the baseline is a
   bare `GET` from a C client with 16 connections. The two alternate three times and the

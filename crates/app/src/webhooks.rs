@@ -227,6 +227,33 @@ pub fn spawn(
 mod tests {
     use super::*;
 
+    /// A name that resolves only to private addresses is refused at connection time (the
+    /// check a DNS change after the endpoint was registered cannot get around), unless
+    /// private networks are allowed.
+    #[tokio::test]
+    async fn names_that_resolve_to_private_addresses_are_not_connected_to() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let app = axum::Router::new().route("/", axum::routing::post(|| async { "ok" }));
+            let _ = axum::serve(listener, app).await;
+        });
+        let url = format!("http://localhost:{port}/");
+        let strict = client(&WebhookSettings::default()).unwrap();
+        let refused = strict.post(&url).send().await.unwrap_err();
+        assert!(
+            describe(&refused).contains("no public address"),
+            "{}",
+            describe(&refused)
+        );
+        let open = client(&WebhookSettings {
+            allow_private_networks: true,
+            ..WebhookSettings::default()
+        })
+        .unwrap();
+        assert!(open.post(&url).send().await.unwrap().status().is_success());
+    }
+
     #[test]
     fn backoff_doubles_with_jitter_and_stops_at_an_hour() {
         let base = Duration::from_secs(5);
