@@ -43,6 +43,7 @@ CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at)
 CREATE INDEX webhook_deliveries_queue_idx ON webhook_deliveries (webhook_id, wallet_id, event_seq)
     WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_list_idx ON webhook_deliveries (webhook_id, event_seq DESC);
+CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_seq);
 ALTER TABLE notifications DROP CONSTRAINT notifications_kind_check;
 ALTER TABLE notifications ADD CONSTRAINT notifications_kind_check CHECK (kind IN (
     'approval_requested', 'transfer_denied', 'hold_placed', 'hold_captured', 'hold_voided',

@@ -167,11 +167,26 @@ async fn old_events_are_deleted_under_the_jobs_lock_and_resuming_below_them_is_a
     let (agent, key) = app.agent(&owner, "buyer").await;
     let a = app.wallet(&owner, &agent, "USD", 1_000).await;
     let b = app.wallet(&owner, &agent, "USD", 0).await;
+    // An endpoint, so that the events have deliveries (marked delivered below).
+    let hook = app
+        .post(
+            "/v1/webhooks",
+            &owner,
+            serde_json::json!({ "url": "https://hooks.example.com/w", "events": ["*"] }),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED);
     let mut stream = Stream::open(&app, &a, &key, None).await;
     for i in 0..4 {
         app.transfer(&key, &a, &b, 1, &format!("r-{i}")).await;
     }
     let events = stream.take(4, Duration::from_secs(10)).await;
+    db.db
+        .execute_unprepared(
+            "UPDATE webhook_deliveries SET status = 'delivered', finished_at = now()",
+        )
+        .await
+        .unwrap();
     let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     // Everything up to the second transfer's event is 40 days old.
     db.db
@@ -213,6 +228,22 @@ async fn old_events_are_deleted_under_the_jobs_lock_and_resuming_below_them_is_a
     let left = pg.after(0, None, 10_000).await.unwrap();
     assert!(left.iter().all(|e| e.id > ids[1]), "only the old ones went");
     assert_eq!(left.len(), 2);
+    let deliveries = db
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT event_seq FROM webhook_deliveries ORDER BY event_seq",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<i64>("", "event_seq").unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(
+        deliveries,
+        ids[2..],
+        "finished deliveries went with their events"
+    );
 
     let resume = |last: i64| {
         app.client

@@ -174,8 +174,9 @@ pub trait EventLog: Send + Sync {
     /// `RepoError` when storage fails.
     async fn bounds(&self) -> Result<EventBounds, crate::RepoError>;
 
-    /// Deletes up to `limit` placed events created before `before`, lowest places first, and
-    /// records the highest place deleted; returns how many.
+    /// Deletes up to `limit` placed events created before `before`, lowest places first, with
+    /// their finished webhook deliveries, and records the highest place deleted; returns how
+    /// many events.
     ///
     /// # Errors
     /// `RepoError` when storage fails.

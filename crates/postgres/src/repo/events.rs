@@ -47,10 +47,12 @@ WHERE e.seq > $1 AND (e.from_wallet_id = $3 OR e.to_wallet_id = $3) ORDER BY e.s
 const BOUNDS: &str = "SELECT (SELECT COALESCE(max(seq), 0) FROM events) AS head, \
 pruned_through FROM event_sequencer WHERE id = 1";
 
-/// Deletes old placed events, lowest places first, and records the highest place deleted (a
-/// stream asked to resume below it is told that events may be missing).
+/// Deletes old placed events, lowest places first, with their finished webhook deliveries
+/// (a pending one stays: its worker reports that the event is gone), and records the highest
+/// place deleted (a stream asked to resume below it is told that events may be missing).
 const DELETE_BEFORE: &str = "WITH d AS (DELETE FROM events WHERE id IN \
 (SELECT id FROM events WHERE created_at < $1 AND seq IS NOT NULL ORDER BY seq LIMIT $2) RETURNING seq), \
+w AS (DELETE FROM webhook_deliveries WHERE event_seq IN (SELECT seq FROM d) AND status <> 'pending'), \
 u AS (UPDATE event_sequencer SET pruned_through = GREATEST(pruned_through, (SELECT max(seq) FROM d)) \
 WHERE id = 1 AND EXISTS (SELECT 1 FROM d)) \
 SELECT count(*) AS n FROM d";
