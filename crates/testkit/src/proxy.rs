@@ -13,10 +13,14 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+/// What an armed proxy waits for: `then`, on a connection that sent `first` before (any
+/// connection when there is no `first`).
+type Armed = (Option<Vec<u8>>, Vec<u8>);
+
 #[derive(Debug, Default)]
 struct State {
-    /// When armed, the pattern that makes the next connection sending it break.
-    cut_after: Mutex<Option<Vec<u8>>>,
+    /// When armed, what makes the next connection sending it break.
+    cut_after: Mutex<Option<Armed>>,
     cuts: AtomicU64,
     /// While true, connections are refused.
     down: std::sync::atomic::AtomicBool,
@@ -24,16 +28,27 @@ struct State {
     relays: Mutex<Vec<JoinHandle<()>>>,
 }
 
+fn contains(chunk: &[u8], p: &[u8]) -> bool {
+    chunk.windows(p.len()).any(|w| w == p)
+}
+
 impl State {
-    /// Disarms and returns true when `chunk` holds the armed pattern.
-    fn take_if_matches(&self, chunk: &[u8]) -> bool {
+    /// Disarms and returns true when `chunk` holds the armed pattern (on a connection that
+    /// sent the armed first pattern, if any; `seen_first` is that connection's memory).
+    fn take_if_matches(&self, chunk: &[u8], seen_first: &mut bool) -> bool {
         let mut armed = self
             .cut_after
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let hit = armed
-            .as_ref()
-            .is_some_and(|p| chunk.windows(p.len()).any(|w| w == p.as_slice()));
+        let Some((first, then)) = armed.as_ref() else {
+            return false;
+        };
+        if let Some(first) = first
+            && contains(chunk, first)
+        {
+            *seen_first = true;
+        }
+        let hit = (first.is_none() || *seen_first) && contains(chunk, then);
         if hit {
             *armed = None;
             self.cuts.fetch_add(1, Ordering::SeqCst);
@@ -102,7 +117,19 @@ impl TcpProxy {
             .state
             .cut_after
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(pattern.to_vec());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((None, pattern.to_vec()));
+    }
+
+    /// As [`Self::cut_after`], but only on a connection that sent `first` before `then`: the
+    /// `COMMIT` of one chosen transaction (sent `first`, say its idempotency key), not that of
+    /// background work on another pooled connection.
+    pub fn cut_after_both(&self, first: &[u8], then: &[u8]) {
+        *self
+            .state
+            .cut_after
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Some(first.to_vec()), then.to_vec()));
     }
 
     /// How many connections were cut.
@@ -142,12 +169,13 @@ async fn relay(client: TcpStream, server: TcpStream, state: Arc<State>) {
         let _ = client_write.shutdown().await;
     });
     let mut buf = vec![0_u8; 64 * 1024];
+    let mut seen_first = false;
     loop {
         let n = match client_read.read(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if state.take_if_matches(&buf[..n]) {
+        if state.take_if_matches(&buf[..n], &mut seen_first) {
             // No answer may reach the client any more; the message still reaches the server.
             answers.abort();
             let _ = server_write.write_all(&buf[..n]).await;
