@@ -384,6 +384,26 @@ fn constrain_inputs(doc: &mut Value) {
         &format!("{schemas}/CaptureBody/properties/amount"),
         &positive,
     );
+    // Webhook endpoints: the event types are an enumeration (or `*`), the URL an https one.
+    let mut types = vec!["*"];
+    types.extend_from_slice(waiaas_domain::webhooks::EVENT_TYPES);
+    for schema in ["WebhookBody", "WebhookPatchBody"] {
+        merge(
+            doc,
+            &format!("{schemas}/{schema}/properties/events/items"),
+            &json!({"enum": types}),
+        );
+        merge(
+            doc,
+            &format!("{schemas}/{schema}/properties/url"),
+            &json!({"pattern": "^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[^\\s]*)?$"}),
+        );
+        merge(
+            doc,
+            &format!("{schemas}/{schema}/properties/description"),
+            &memo,
+        );
+    }
     for field in ["max_per_transaction", "daily_limit", "monthly_limit"] {
         merge(
             doc,
@@ -452,6 +472,13 @@ fn constrain_inputs(doc: &mut Value) {
     );
     merge_param(doc, "/v1/wallets/{id}/mandates", "get", "limit", &count);
     merge_param(doc, "/v1/webhooks/{id}/deliveries", "get", "limit", &count);
+    merge_param(
+        doc,
+        "/v1/wallets/{id}/events",
+        "get",
+        "Last-Event-ID",
+        &json!({"type": "string", "pattern": "^[0-9]{1,18}$"}),
+    );
     for (path, cursor) in [
         ("/v1/wallets/{id}/transactions", tx_cursor.clone()),
         ("/v1/wallets/{id}/holds", tx_cursor.clone()),

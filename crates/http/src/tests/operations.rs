@@ -280,12 +280,16 @@ async fn the_event_stream_resumes_after_the_last_event_in_order_without_duplicat
     assert_eq!(code(&body), "events_expired");
 
     // A Last-Event-ID that is not an event's id is the client's mistake.
-    let mut bad = request("GET", &uri, Some(AGENT_KEY), None);
-    bad.headers_mut()
-        .insert("last-event-id", header::HeaderValue::from_static("abc"));
-    let (status, _, body) = send(Mocks::new(&w).app(), bad).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(code(&body), "invalid_last_event_id");
+    for value in ["abc", "", " 5", "-1", "null", "1234567890123456789"] {
+        let mut bad = request("GET", &uri, Some(AGENT_KEY), None);
+        bad.headers_mut().insert(
+            "last-event-id",
+            header::HeaderValue::from_str(value).unwrap(),
+        );
+        let (status, _, body) = send(Mocks::new(&w).app(), bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{value:?}");
+        assert_eq!(code(&body), "invalid_last_event_id");
+    }
 }
 
 #[tokio::test]
