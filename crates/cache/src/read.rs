@@ -239,7 +239,23 @@ impl Cache {
             value: Some(l.bytes.to_vec()),
         };
         let filled = self.guard.fill(key, &entry, ttl, token).await;
-        let reached = filled.is_ok();
+        let mut reached = filled.is_ok();
+        // Readers of one miss share its token: when another reader's fill of an older version
+        // landed first, this fill is refused and Redis holds that older version while this
+        // read returns a newer one, which a later read elsewhere must not go back from. A
+        // tombstone of this version (set-if-newer, as a write-through) ends the older entry.
+        if let Ok(WriteOutcome::Rejected {
+            current: Some(older),
+        }) = &filled
+            && older.version < l.version
+        {
+            let tombstone = CacheEntry {
+                epoch: stamp,
+                version: l.version,
+                value: None,
+            };
+            reached = self.guard.write(key, &tombstone, ttl).await.is_ok();
+        }
         let Some(epoch) = epoch else {
             // Filled (or not) for others; without a lease nothing here is proven.
             return (unconfirmed(Some(l)), Some(v), reached);

@@ -639,3 +639,63 @@ async fn an_instance_that_cannot_reach_redis_blocks_every_lease_until_it_can() {
     .await;
     cache.shutdown().await;
 }
+
+/// Readers of one miss share its token. When another reader's fill of an older version
+/// landed first, this reader's fill of the newer version it read is refused, and Redis holds
+/// the older one: before returning the newer version, the reader ends that entry with a
+/// tombstone of its version, so that no later read elsewhere can go back to the older one.
+#[tokio::test]
+async fn a_reader_whose_newer_fill_lost_to_an_older_one_ends_the_older_entry() {
+    use waiaas_domain::ports::CacheEntry;
+    let id = WalletId::new();
+    let older = CacheEntry {
+        epoch: 1,
+        version: 2,
+        value: Some(
+            serde_json::to_vec(&WalletBalance {
+                version: 2,
+                ..balance(id)
+            })
+            .unwrap(),
+        ),
+    };
+    let mut store = MockCacheStore::new();
+    store.expect_lookup().returning(|_, _, _, _, _| {
+        Ok(Lookup {
+            entry: None,
+            fill_token: Some("shared".into()),
+        })
+    });
+    let current = older.clone();
+    store.expect_fill().returning(move |_, _, _, _| {
+        Ok(WriteOutcome::Rejected {
+            current: Some(current.clone()),
+        })
+    });
+    let written = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let w = written.clone();
+    store.expect_write().returning(move |key, entry, _| {
+        w.lock().unwrap().push((key.to_owned(), entry.clone()));
+        Ok(WriteOutcome::Stored)
+    });
+    store.expect_ping().returning(|| Ok(()));
+    store.expect_server_id().returning(|| Ok(None));
+    let cache = cache(store, fence(true), bus(true));
+    grant(&cache, 1);
+    let read = cache
+        .read(Kind::Balance, &id.to_string(), || async {
+            Ok(Some(balance(id)))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        Some(balance(id)),
+        "it returns what it read (version 3)"
+    );
+    let written = written.lock().unwrap().clone();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let (key, entry) = &written[0];
+    assert_eq!(key, &Kind::Balance.key(id.to_string()));
+    assert_eq!((entry.version, entry.value.is_none()), (3, true));
+}
