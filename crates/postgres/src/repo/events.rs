@@ -44,6 +44,11 @@ const AFTER_FOR_WALLET: &str = "SELECT e.seq AS event_seq, e.type AS event_type,
 FROM events e, LATERAL jsonb_populate_record(NULL::transactions, e.payload) t \
 WHERE e.seq > $1 AND (e.from_wallet_id = $3 OR e.to_wallet_id = $3) ORDER BY e.seq LIMIT $2";
 
+/// Placed events by their places (a webhook worker's claimed deliveries).
+pub(crate) const BY_PLACE: &str = "SELECT e.seq AS event_seq, e.type AS event_type, e.created_at AS event_at, t.* \
+FROM events e, LATERAL jsonb_populate_record(NULL::transactions, e.payload) t \
+WHERE e.seq = ANY($1)";
+
 const BOUNDS: &str = "SELECT (SELECT COALESCE(max(seq), 0) FROM events) AS head, \
 pruned_through FROM event_sequencer WHERE id = 1";
 
@@ -57,7 +62,8 @@ u AS (UPDATE event_sequencer SET pruned_through = GREATEST(pruned_through, (SELE
 WHERE id = 1 AND EXISTS (SELECT 1 FROM d)) \
 SELECT count(*) AS n FROM d";
 
-fn decode(row: &sea_orm::QueryResult) -> Result<Event, RepoError> {
+/// An event as `AFTER` and `BY_PLACE` read it.
+pub(crate) fn decode(row: &sea_orm::QueryResult) -> Result<Event, RepoError> {
     let id: i64 = row.try_get("", "event_seq").repo("decoding an event")?;
     let kind: String = row.try_get("", "event_type").repo("decoding an event")?;
     let created_at: DateTime<Utc> = row.try_get("", "event_at").repo("decoding an event")?;

@@ -3,7 +3,7 @@
 
 mod agents;
 pub(crate) mod budgets;
-mod events;
+pub(crate) mod events;
 pub(crate) mod mandates;
 mod notifications;
 mod owners;

@@ -5,19 +5,15 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sea_orm::{
-    ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement, TransactionTrait, Value,
-};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, TransactionTrait, Value};
 use uuid::Uuid;
 use waiaas_domain::notifications::NotificationKind;
 use waiaas_domain::ports::{Attempt, DeliveryQueue, DueDelivery, WebhookPatch, WebhookRepository};
 use waiaas_domain::webhooks::{Delivery, DeliveryStatus, Webhook};
 use waiaas_domain::{
-    AuditContext, DeliveryId, NewAuditEntry, OwnerId, RepoError, Transaction, TransactionId,
-    WalletId, WebhookId,
+    AuditContext, DeliveryId, NewAuditEntry, OwnerId, RepoError, TransactionId, WalletId, WebhookId,
 };
 
-use crate::entity::transactions;
 use crate::error::RepoContext as _;
 use crate::{Postgres, Work};
 
@@ -393,50 +389,26 @@ ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED) \
 UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => $2), \
 attempts = d.attempts + 1 FROM due WHERE d.id = due.id RETURNING d.id";
 
-/// A claimed delivery with its endpoint and its event (read back as the transaction row).
+/// Claimed deliveries with their endpoints.
 const CLAIMED: &str = "SELECT d.id, d.webhook_id, d.event_seq, d.event_type, d.wallet_id, \
 d.transaction_id, d.status, d.attempts, d.last_status_code, d.last_error, d.next_attempt_at, \
 d.created_at, d.finished_at, w.url AS webhook_url, w.secret AS webhook_secret, \
-w.owner_id AS webhook_owner, e.created_at AS event_at, (e.payload IS NOT NULL) AS has_event, \
-t.id AS tx_id, t.kind, t.status AS tx_status, t.asset, t.amount, t.from_wallet_id, t.to_wallet_id, \
-t.destination, t.memo, t.metadata, t.owner_id, t.initiator_type, t.initiator_id, \
-t.idempotency_key, t.request_hash, t.decision_rule, t.reason, t.budget_daily_remaining, \
-t.budget_hourly_remaining, t.created_at AS tx_created_at, t.updated_at, t.posted_at, t.decision, \
-t.decided_at, t.expires_at, t.held_at, t.captured, t.hold_id, t.budget, t.decision_level, \
-t.approval_deadline, t.mandate_id \
+w.owner_id AS webhook_owner \
 FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
-LEFT JOIN events e ON e.seq = d.event_seq \
-LEFT JOIN LATERAL jsonb_populate_record(NULL::transactions, e.payload) t ON true \
 WHERE d.id = ANY($1) ORDER BY d.event_seq";
 
-fn due(row: &QueryResult) -> Result<DueDelivery, RepoError> {
+/// A claimed delivery, with its event (`None` when retention deleted it).
+fn due(
+    row: &QueryResult,
+    events: &std::collections::HashMap<i64, waiaas_domain::Event>,
+) -> Result<DueDelivery, RepoError> {
     let get = |what| move |e| RepoError(anyhow::Error::new(e).context(what));
     let delivery = delivery(row)?;
-    let has_event: bool = row.try_get("", "has_event").map_err(get("event"))?;
-    let event = if has_event {
-        // The transaction's columns, renamed where they clash with the delivery's.
-        let model = transactions::Model {
-            id: row.try_get("", "tx_id").map_err(get("tx id"))?,
-            status: row.try_get("", "tx_status").map_err(get("tx status"))?,
-            created_at: row
-                .try_get("", "tx_created_at")
-                .map_err(get("tx created"))?,
-            ..transactions::Model::from_query_result(row, "").map_err(get("tx"))?
-        };
-        Some(waiaas_domain::Event {
-            id: delivery.event_id,
-            kind: delivery.event_type.clone(),
-            created_at: row.try_get("", "event_at").map_err(get("event time"))?,
-            transaction: Transaction::try_from(model).map_err(RepoError)?,
-        })
-    } else {
-        None
-    };
     Ok(DueDelivery {
         url: row.try_get("", "webhook_url").map_err(get("url"))?,
         secret: row.try_get("", "webhook_secret").map_err(get("secret"))?,
         owner_id: OwnerId::from_uuid(row.try_get("", "webhook_owner").map_err(get("owner"))?),
-        event,
+        event: events.get(&delivery.event_id).cloned(),
         delivery,
     })
 }
@@ -470,13 +442,31 @@ impl DeliveryQueue for Postgres {
             Some(Box::new(ids.into_iter().map(Into::into).collect())),
         );
         self.run(Work::Read, || async {
-            self.db
+            let rows = self
+                .db
                 .query_all_raw(stmt(CLAIMED, vec![ids.clone()]))
                 .await
-                .repo("reading claimed deliveries")?
+                .repo("reading claimed deliveries")?;
+            let places: Vec<Value> = rows
                 .iter()
-                .map(due)
-                .collect()
+                .map(|r| r.try_get::<i64>("", "event_seq").map(Into::into))
+                .collect::<Result<_, _>>()
+                .repo("decoding an event id")?;
+            let events = self
+                .db
+                .query_all_raw(stmt(
+                    super::events::BY_PLACE,
+                    vec![Value::Array(
+                        sea_orm::sea_query::ArrayType::BigInt,
+                        Some(Box::new(places)),
+                    )],
+                ))
+                .await
+                .repo("reading the claimed deliveries' events")?
+                .iter()
+                .map(|r| super::events::decode(r).map(|e| (e.id, e)))
+                .collect::<Result<std::collections::HashMap<_, _>, _>>()?;
+            rows.iter().map(|r| due(r, &events)).collect()
         })
         .await
     }
