@@ -18,6 +18,7 @@ mod m20261203_000009_budgets;
 mod m20261203_000010_mandates;
 mod m20261203_000011_events;
 mod m20261203_000012_webhooks;
+mod m20261203_000013_record_events;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_mandates::Migration),
             Box::new(m20261203_000011_events::Migration),
             Box::new(m20261203_000012_webhooks::Migration),
+            Box::new(m20261203_000013_record_events::Migration),
         ]
     }
 }
@@ -85,12 +87,20 @@ pub fn fingerprint() -> String {
         m20261203_000011_events::DOWN,
         m20261203_000012_webhooks::UP,
         m20261203_000012_webhooks::DOWN,
+        m20261203_000013_record_events::UP,
+        m20261203_000013_record_events::TRIGGERS,
+        m20261203_000013_record_events::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()
         .join(",")
         .bytes()
         .chain(parts.iter().flat_map(|p| p.bytes()))
+        .chain(
+            m20261203_000013_record_events::FUNCTIONS
+                .iter()
+                .flat_map(|p| p.bytes()),
+        )
     {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }

@@ -65,16 +65,21 @@ pub fn client(settings: &WebhookSettings) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// The body of a delivery: `{"id", "type", "created_at", "data": {"wallet_id", "transaction"}}`.
+/// The body of a delivery: `{"id", "type", "created_at", "data": {"wallet_id", <subject>}}`,
+/// the subject being `transaction` (holds included), `agent`, `api_key`, `session`, `policy`,
+/// `budget` or `mandate`, as the change left it.
 fn body(d: &DueDelivery, event: &waiaas_domain::Event) -> Vec<u8> {
+    let mut data = serde_json::Map::new();
+    data.insert(
+        "wallet_id".to_owned(),
+        serde_json::to_value(d.delivery.wallet_id).unwrap_or_default(),
+    );
+    data.insert(event.subject_name().to_owned(), event.record());
     serde_json::to_vec(&serde_json::json!({
         "id": event.id,
         "type": event.kind,
         "created_at": event.created_at,
-        "data": {
-            "wallet_id": d.delivery.wallet_id,
-            "transaction": event.transaction,
-        },
+        "data": data,
     }))
     .unwrap_or_default()
 }

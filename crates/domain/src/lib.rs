@@ -26,7 +26,7 @@ pub mod values;
 pub mod webhooks;
 
 pub use errors::*;
-pub use events::Event;
+pub use events::{Event, Subject};
 pub use ids::*;
 pub use model::*;
 pub use money::{Money, MoneyError};

@@ -70,10 +70,11 @@ pub struct Notification {
     pub owner_id: OwnerId,
     /// About what.
     pub kind: NotificationKind,
-    /// The wallet concerned.
-    pub wallet_id: WalletId,
-    /// The transaction concerned.
-    pub transaction_id: TransactionId,
+    /// The wallet concerned, if one is (a webhook that failed to deliver an agent's event
+    /// concerns none).
+    pub wallet_id: Option<WalletId>,
+    /// The transaction concerned, if one is.
+    pub transaction_id: Option<TransactionId>,
     /// A sentence for the owner.
     pub message: String,
     /// When it was written.

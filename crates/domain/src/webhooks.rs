@@ -115,10 +115,11 @@ pub struct Delivery {
     pub event_id: i64,
     /// The event's type.
     pub event_type: String,
-    /// The wallet whose events go out in order.
-    pub wallet_id: WalletId,
-    /// The transaction the event is about.
-    pub transaction_id: TransactionId,
+    /// The wallet whose events go out in order (events about no wallet, such as an agent's,
+    /// go out in order among themselves).
+    pub wallet_id: Option<WalletId>,
+    /// The transaction the event is about, if it is about one.
+    pub transaction_id: Option<TransactionId>,
     /// Where it stands.
     pub status: DeliveryStatus,
     /// Attempts made.

@@ -18,7 +18,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
-use serde::Serialize;
 use uuid::Uuid;
 use waiaas_domain::{Event, WalletId};
 
@@ -45,26 +44,31 @@ pub(crate) struct StreamEvent {
     event: String,
     /// The event's id (its place in the stream): send it back as `Last-Event-ID`.
     id: String,
-    /// `{"id", "type", "created_at", "wallet_id", "transaction"}` as one line of JSON.
+    /// `{"id", "type", "created_at", "wallet_id", <subject>}` as one line of JSON, the subject
+    /// being `transaction` (holds included), `policy` or `mandate`.
     data: String,
 }
 
-/// The data of one SSE event.
-#[derive(Serialize)]
-struct EventData<'a> {
-    /// The event's place in the stream (also the SSE `id`).
-    id: i64,
-    /// `transaction.<status>` or `hold.<placed|captured|voided|expired|…>`.
-    #[serde(rename = "type")]
-    kind: &'a str,
-    created_at: chrono::DateTime<chrono::Utc>,
-    wallet_id: WalletId,
-    transaction: &'a waiaas_domain::Transaction,
+/// The data of one event, as streams send it:
+/// `{"id", "type", "created_at", "wallet_id", <subject>}` where the subject is `transaction`
+/// (holds included), `policy` or `mandate`.
+pub(crate) fn event_data(wallet_id: WalletId, event: &Event) -> serde_json::Value {
+    let mut data = serde_json::Map::new();
+    data.insert("id".to_owned(), event.id.into());
+    data.insert("type".to_owned(), event.kind.clone().into());
+    data.insert(
+        "created_at".to_owned(),
+        serde_json::to_value(event.created_at).unwrap_or_default(),
+    );
+    data.insert("wallet_id".to_owned(), wallet_id.to_string().into());
+    data.insert(event.subject_name().to_owned(), event.record());
+    serde_json::Value::Object(data)
 }
 
 /// Streams the wallet's events: `event: <type>` (`transaction.completed`,
-/// `transaction.pending_approval`, `hold.placed`, …), `id: <place>`, and as data
-/// `{"id", "type", "created_at", "wallet_id", "transaction"}`. Send `Last-Event-ID` to resume
+/// `transaction.pending_approval`, `hold.placed`, `policy.updated`, `mandate.created`, …),
+/// `id: <place>`, and as data `{"id", "type", "created_at", "wallet_id", <subject>}` where
+/// the subject is `transaction`, `policy` or `mandate`. Send `Last-Event-ID` to resume
 /// after an event.
 #[utoipa::path(get, path = "/v1/wallets/{id}/events", tag = "wallets",
     params(
@@ -241,14 +245,7 @@ impl WalletStream {
 
 /// The SSE event for one outbox event.
 fn to_sse(wallet_id: WalletId, event: &Event) -> Option<SseEvent> {
-    let data = serde_json::to_string(&EventData {
-        id: event.id,
-        kind: &event.kind,
-        created_at: event.created_at,
-        wallet_id,
-        transaction: &event.transaction,
-    })
-    .ok()?;
+    let data = serde_json::to_string(&event_data(wallet_id, event)).ok()?;
     Some(
         SseEvent::default()
             .event(event.kind.clone())

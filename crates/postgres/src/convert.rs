@@ -255,8 +255,8 @@ impl TryFrom<notifications::Model> for Notification {
             owner_id: OwnerId::from_uuid(m.owner_id),
             kind: NotificationKind::from_db(&m.kind)
                 .ok_or_else(|| anyhow!("unknown notification `{}`", m.kind))?,
-            wallet_id: WalletId::from_uuid(m.wallet_id),
-            transaction_id: TransactionId::from_uuid(m.transaction_id),
+            wallet_id: m.wallet_id.map(WalletId::from_uuid),
+            transaction_id: m.transaction_id.map(TransactionId::from_uuid),
             message: m.message,
             created_at: m.created_at,
             read_at: m.read_at,

@@ -1,11 +1,12 @@
 //! Events under the faults. A follower reads the outbox after its cursor all along, as a
 //! resuming client does, each instance's live feed is listened to while the instance lives,
 //! and a webhook receiver (which refuses one request in ten) gets the owner's events. After
-//! the run: every transaction change has exactly one event and every event a place; the
-//! follower read every placed event exactly once, in order (no event was placed below one
-//! already read, whatever failed); every live feed delivered, while its instance lived,
-//! exactly the events between the first and the last it delivered; and the receiver accepted
-//! every event placed after its endpoint was registered, each wallet's in order.
+//! the run: every transaction change, policy change and session revocation has exactly one
+//! event and every event a place; the follower read every placed event exactly once, in order
+//! (no event was placed below one already read, whatever failed); every live feed delivered,
+//! while its instance lived, exactly the events between the first and the last it delivered;
+//! and the receiver accepted every event placed after its endpoint was registered, each
+//! wallet's in order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -256,7 +257,21 @@ pub(super) async fn verify(run: &Run, watch: Watch) -> anyhow::Result<(Vec<Strin
         (
             "changes with two events",
             "SELECT count(*)::bigint AS n FROM \
-             (SELECT 1 FROM events GROUP BY transaction_id, type HAVING count(*) > 1) d",
+             (SELECT 1 FROM events WHERE transaction_id IS NOT NULL \
+             GROUP BY transaction_id, type HAVING count(*) > 1) d",
+        ),
+        (
+            "policies whose changes do not have one event each",
+            "SELECT count(*)::bigint AS n FROM wallet_policies p LEFT JOIN \
+             (SELECT from_wallet_id AS w, count(*) AS n FROM events WHERE subject = 'policy' \
+             GROUP BY 1) e ON e.w = p.wallet_id WHERE COALESCE(e.n, 0) <> p.version",
+        ),
+        (
+            "sessions whose revocation does not have one event",
+            "SELECT count(*)::bigint AS n FROM sessions s LEFT JOIN \
+             (SELECT payload->>'id' AS id, count(*) AS n FROM events WHERE subject = 'session' \
+             GROUP BY 1) e ON e.id = s.id::text \
+             WHERE COALESCE(e.n, 0) <> CASE WHEN s.revoked_at IS NULL THEN 0 ELSE 1 END",
         ),
         (
             "transactions whose last event is not their status",

@@ -91,11 +91,15 @@ impl Services {
         audit: &AuditContext,
     ) -> Result<bool, RepoError> {
         let hash = Secret::from_client(token).hash();
-        Ok(self
+        let revoked = self
             .ports
             .sessions
             .revoke_session(&hash, audit)
             .await?
-            .is_some())
+            .is_some();
+        if revoked {
+            self.ports.feed.committed();
+        }
+        Ok(revoked)
     }
 }

@@ -47,11 +47,13 @@ impl Services {
         };
         self.get_agent(principal, agent_id).await?;
         self.check_budget_assets(&budgets).await?;
-        Ok(self
+        let set = self
             .ports
             .policies
             .put_budget(BudgetOwner::Agent(agent_id), *owner_id, &budgets, audit)
-            .await?)
+            .await?;
+        self.ports.feed.committed();
+        Ok(set)
     }
 
     /// The calling owner's budget over all its wallets.
@@ -83,11 +85,13 @@ impl Services {
             return Err(AccessError::Forbidden("only an owner sets its budget"));
         };
         self.check_budget_assets(&budgets).await?;
-        Ok(self
+        let set = self
             .ports
             .policies
             .put_budget(BudgetOwner::Owner(*owner_id), *owner_id, &budgets, audit)
-            .await?)
+            .await?;
+        self.ports.feed.committed();
+        Ok(set)
     }
 
     /// What is left of every budget a wallet's spends are decided under: its policy's daily

@@ -109,6 +109,7 @@ impl Services {
             updated_at: now,
         };
         self.ports.policies.create_mandate(&mandate, audit).await?;
+        self.ports.feed.committed();
         Ok(mandate)
     }
 
@@ -165,10 +166,13 @@ impl Services {
                 "only the wallet's owner revokes mandates",
             ));
         };
-        self.ports
+        let revoked = self
+            .ports
             .policies
             .revoke_mandate(id, *owner_id, audit)
             .await?
-            .ok_or(AccessError::NotFound)
+            .ok_or(AccessError::NotFound)?;
+        self.ports.feed.committed();
+        Ok(revoked)
     }
 }

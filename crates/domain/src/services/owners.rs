@@ -33,6 +33,7 @@ impl Services {
         };
         let (key, secret) = NewApiKey::generate(Principal::Owner { owner_id: owner.id });
         self.ports.owners.create(&owner, &key, audit).await?;
+        self.ports.feed.committed();
         tracing::info!(owner_id = %owner.id, "Owner created");
         Ok((owner, secret))
     }
@@ -57,6 +58,7 @@ impl Services {
             created_at: self.ports.clock.now(),
         };
         self.ports.agents.create(&agent, audit).await?;
+        self.ports.feed.committed();
         Ok(agent)
     }
 
@@ -115,10 +117,13 @@ impl Services {
                 .await?
                 .ok_or(AgentError::NotFound(id));
         }
-        self.ports
+        let agent = self
+            .ports
             .agents
             .set_status(id, owner_id, status, audit)
-            .await
+            .await?;
+        self.ports.feed.committed();
+        Ok(agent)
     }
 
     /// Deletes an agent: its keys and sessions stop working at once. Its wallets and their
@@ -134,6 +139,7 @@ impl Services {
         audit: &AuditContext,
     ) -> Result<(), AgentError> {
         let sessions = self.ports.agents.revoke(id, owner_id, audit).await?;
+        self.ports.feed.committed();
         tracing::info!(revoked_sessions = sessions.len(), "Agent deleted");
         Ok(())
     }
@@ -181,6 +187,7 @@ impl Services {
         let (mut key, secret) = NewApiKey::generate(Principal::Agent { agent_id, owner_id });
         key.expires_at = expires_at;
         self.ports.agents.add_key(&key, audit).await?;
+        self.ports.feed.committed();
         Ok((key.id, secret, expires_at))
     }
 

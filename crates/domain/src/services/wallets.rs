@@ -169,6 +169,7 @@ impl Services {
         }
         rules.validate()?;
         let policy = self.ports.policies.put(id, &rules, audit).await?;
+        self.ports.feed.committed();
         tracing::info!(version = policy.version, "Policy set");
         Ok(policy)
     }

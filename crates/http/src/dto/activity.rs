@@ -94,10 +94,11 @@ pub(crate) struct NotificationDto {
     /// `approval_requested` or `transfer_denied`.
     #[schema(example = "approval_requested")]
     pub kind: String,
-    /// The wallet concerned.
-    pub wallet_id: Uuid,
-    /// The transaction concerned.
-    pub transaction_id: Uuid,
+    /// The wallet concerned; `null` when none is (a webhook that failed to deliver an
+    /// agent's event).
+    pub wallet_id: Option<Uuid>,
+    /// The transaction concerned; `null` when none is.
+    pub transaction_id: Option<Uuid>,
     /// A sentence for the owner.
     pub message: String,
     /// When it was written.
@@ -111,8 +112,8 @@ impl From<Notification> for NotificationDto {
         Self {
             id: n.id.into(),
             kind: n.kind.as_str().to_owned(),
-            wallet_id: n.wallet_id.into(),
-            transaction_id: n.transaction_id.into(),
+            wallet_id: n.wallet_id.map(Into::into),
+            transaction_id: n.transaction_id.map(Into::into),
             message: n.message,
             created_at: n.created_at,
             read_at: n.read_at,

@@ -88,8 +88,11 @@ pub(crate) struct DeliveryDto {
     /// The event's id (also sent as `WAIaaS-Event-Id`).
     pub event_id: i64,
     pub event_type: String,
-    pub wallet_id: Uuid,
-    pub transaction_id: Uuid,
+    /// The wallet the event concerns; `null` for an agent's, a key's, a session's or a
+    /// budget's event.
+    pub wallet_id: Option<Uuid>,
+    /// The transaction the event is about; `null` for other events.
+    pub transaction_id: Option<Uuid>,
     /// `pending`, `delivered` or `failed`.
     pub status: String,
     pub attempts: u32,
@@ -107,8 +110,8 @@ impl From<Delivery> for DeliveryDto {
             id: *d.id.as_uuid(),
             event_id: d.event_id,
             event_type: d.event_type,
-            wallet_id: *d.wallet_id.as_uuid(),
-            transaction_id: *d.transaction_id.as_uuid(),
+            wallet_id: d.wallet_id.map(|w| *w.as_uuid()),
+            transaction_id: d.transaction_id.map(|t| *t.as_uuid()),
             status: d.status.as_str().to_owned(),
             attempts: d.attempts,
             last_status_code: d.last_status_code,

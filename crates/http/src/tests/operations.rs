@@ -192,7 +192,8 @@ fn event(id: i64, tx: &waiaas_domain::Transaction) -> Event {
         id,
         kind: format!("transaction.{}", tx.status.as_str()),
         created_at: now(),
-        transaction: tx.clone(),
+        owner_id: waiaas_domain::OwnerId::new(),
+        subject: waiaas_domain::Subject::Transaction(Box::new(tx.clone())),
     }
 }
 

@@ -132,6 +132,25 @@ pub(crate) async fn put(
     )
     .await
     .repo("auditing the budget change")?;
+    // Its event, in the same commit: one per change of the whole budget.
+    let agent = match of {
+        BudgetOwner::Agent(a) => Some(a.to_string()),
+        BudgetOwner::Owner(_) => None,
+    };
+    let payload = serde_json::json!({
+        "level": resource_type,
+        "owner_id": owner,
+        "agent_id": agent,
+        "limits": new,
+        "updated_at": now,
+    });
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT insert_event('budget.updated', 'budget', $1, NULL, $2, $3)",
+        [(*owner.as_uuid()).into(), payload.into(), now.into()],
+    ))
+    .await
+    .repo("recording the budget's event")?;
     commit(txn, "committing the budget change")
         .await
         .map_err(RepoError)?;

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait};
 use waiaas_domain::ports::{EventBounds, EventLog};
-use waiaas_domain::{Event, RepoError, Transaction, WalletId};
+use waiaas_domain::{Event, OwnerId, RepoError, Subject, Transaction, WalletId};
 
 use crate::entity::transactions;
 use crate::error::RepoContext as _;
@@ -33,20 +33,22 @@ ON w.owner_id = p.owner_id AND w.enabled AND (w.events @> ARRAY['*'] OR p.type =
 RETURNING 1) \
 SELECT (SELECT count(*) FROM p) AS placed, (SELECT count(*) FROM d) AS deliveries";
 
-/// Placed events after a place: the event's columns, then the transaction as the change left it
-/// (the row the trigger stored, read back as a `transactions` row).
-const AFTER: &str = "SELECT e.seq AS event_seq, e.type AS event_type, e.created_at AS event_at, t.* \
-FROM events e, LATERAL jsonb_populate_record(NULL::transactions, e.payload) t \
+/// Placed events after a place: the event's columns, then, for an event about a transaction,
+/// the transaction as the change left it (the row the trigger stored, read back as a
+/// `transactions` row; all `NULL` for an event about another record, whose payload is read
+/// as it is).
+const AFTER: &str = "SELECT e.seq AS event_seq, e.type AS event_type, e.created_at AS event_at, e.owner_id AS event_owner, e.subject AS event_subject, e.from_wallet_id AS event_wallet, CASE WHEN e.subject = 'transaction' THEN NULL ELSE e.payload END AS event_record, t.* \
+FROM events e, LATERAL jsonb_populate_record(NULL::transactions, CASE WHEN e.subject = 'transaction' THEN e.payload END) t \
 WHERE e.seq > $1 ORDER BY e.seq LIMIT $2";
 
 /// The same, of one wallet (as payer or payee).
-const AFTER_FOR_WALLET: &str = "SELECT e.seq AS event_seq, e.type AS event_type, e.created_at AS event_at, t.* \
-FROM events e, LATERAL jsonb_populate_record(NULL::transactions, e.payload) t \
+const AFTER_FOR_WALLET: &str = "SELECT e.seq AS event_seq, e.type AS event_type, e.created_at AS event_at, e.owner_id AS event_owner, e.subject AS event_subject, e.from_wallet_id AS event_wallet, CASE WHEN e.subject = 'transaction' THEN NULL ELSE e.payload END AS event_record, t.* \
+FROM events e, LATERAL jsonb_populate_record(NULL::transactions, CASE WHEN e.subject = 'transaction' THEN e.payload END) t \
 WHERE e.seq > $1 AND (e.from_wallet_id = $3 OR e.to_wallet_id = $3) ORDER BY e.seq LIMIT $2";
 
 /// Placed events by their places (a webhook worker's claimed deliveries).
-pub(crate) const BY_PLACE: &str = "SELECT e.seq AS event_seq, e.type AS event_type, e.created_at AS event_at, t.* \
-FROM events e, LATERAL jsonb_populate_record(NULL::transactions, e.payload) t \
+pub(crate) const BY_PLACE: &str = "SELECT e.seq AS event_seq, e.type AS event_type, e.created_at AS event_at, e.owner_id AS event_owner, e.subject AS event_subject, e.from_wallet_id AS event_wallet, CASE WHEN e.subject = 'transaction' THEN NULL ELSE e.payload END AS event_record, t.* \
+FROM events e, LATERAL jsonb_populate_record(NULL::transactions, CASE WHEN e.subject = 'transaction' THEN e.payload END) t \
 WHERE e.seq = ANY($1)";
 
 const BOUNDS: &str = "SELECT (SELECT COALESCE(max(seq), 0) FROM events) AS head, \
@@ -67,13 +69,28 @@ pub(crate) fn decode(row: &sea_orm::QueryResult) -> Result<Event, RepoError> {
     let id: i64 = row.try_get("", "event_seq").repo("decoding an event")?;
     let kind: String = row.try_get("", "event_type").repo("decoding an event")?;
     let created_at: DateTime<Utc> = row.try_get("", "event_at").repo("decoding an event")?;
-    let model = transactions::Model::from_query_result(row, "").repo("decoding an event")?;
-    let transaction = Transaction::try_from(model).map_err(RepoError)?;
+    let owner: uuid::Uuid = row.try_get("", "event_owner").repo("decoding an event")?;
+    let name: String = row.try_get("", "event_subject").repo("decoding an event")?;
+    let subject = if name == "transaction" {
+        let model = transactions::Model::from_query_result(row, "").repo("decoding an event")?;
+        Subject::Transaction(Box::new(Transaction::try_from(model).map_err(RepoError)?))
+    } else {
+        let wallet: Option<uuid::Uuid> =
+            row.try_get("", "event_wallet").repo("decoding an event")?;
+        Subject::Record {
+            name,
+            wallet_id: wallet.map(WalletId::from_uuid),
+            data: row
+                .try_get::<serde_json::Value>("", "event_record")
+                .repo("decoding an event")?,
+        }
+    };
     Ok(Event {
         id,
         kind,
         created_at,
-        transaction,
+        owner_id: OwnerId::from_uuid(owner),
+        subject,
     })
 }
 

@@ -60,11 +60,14 @@ fn delivery(row: &QueryResult) -> Result<Delivery, RepoError> {
         webhook_id: WebhookId::from_uuid(row.try_get("", "webhook_id").map_err(get("webhook"))?),
         event_id: row.try_get("", "event_seq").map_err(get("event"))?,
         event_type: row.try_get("", "event_type").map_err(get("event type"))?,
-        wallet_id: WalletId::from_uuid(row.try_get("", "wallet_id").map_err(get("wallet"))?),
-        transaction_id: TransactionId::from_uuid(
-            row.try_get("", "transaction_id")
-                .map_err(get("transaction"))?,
-        ),
+        wallet_id: row
+            .try_get::<Option<Uuid>>("", "wallet_id")
+            .map_err(get("wallet"))?
+            .map(WalletId::from_uuid),
+        transaction_id: row
+            .try_get::<Option<Uuid>>("", "transaction_id")
+            .map_err(get("transaction"))?
+            .map(TransactionId::from_uuid),
         status: DeliveryStatus::from_db(&status)
             .ok_or_else(|| RepoError(anyhow::anyhow!("unknown delivery status {status}")))?,
         attempts: u32::try_from(attempts).unwrap_or(0),
@@ -384,7 +387,8 @@ const CLAIM: &str = "WITH due AS (SELECT d.id FROM webhook_deliveries d \
 WHERE d.status = 'pending' AND d.next_attempt_at <= now() \
 AND (d.claimed_until IS NULL OR d.claimed_until < now()) \
 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o WHERE o.status = 'pending' \
-AND o.webhook_id = d.webhook_id AND o.wallet_id = d.wallet_id AND o.event_seq < d.event_seq) \
+AND o.webhook_id = d.webhook_id AND o.wallet_id IS NOT DISTINCT FROM d.wallet_id \
+AND o.event_seq < d.event_seq) \
 ORDER BY d.next_attempt_at LIMIT $1 FOR UPDATE OF d SKIP LOCKED) \
 UPDATE webhook_deliveries d SET claimed_until = now() + make_interval(secs => $2), \
 attempts = d.attempts + 1 FROM due WHERE d.id = due.id RETURNING d.id";
@@ -510,8 +514,8 @@ impl DeliveryQueue for Postgres {
                             Uuid::now_v7().into(),
                             (*d.owner_id.as_uuid()).into(),
                             NotificationKind::WebhookFailed.as_str().into(),
-                            (*d.delivery.wallet_id.as_uuid()).into(),
-                            (*d.delivery.transaction_id.as_uuid()).into(),
+                            d.delivery.wallet_id.map(|w| *w.as_uuid()).into(),
+                            d.delivery.transaction_id.map(|t| *t.as_uuid()).into(),
                             format!(
                                 "Event {} ({}) could not be delivered to {} for 24 hours; retry it from the webhook's deliveries",
                                 d.delivery.event_id, d.delivery.event_type, d.url

@@ -1,5 +1,6 @@
-//! The transactional outbox against a real PostgreSQL: every change of a transaction writes
-//! exactly one event in its own commit (a replay writes none), and placing them in the stream
+//! The transactional outbox against a real PostgreSQL: every change of a transaction (and of
+//! an agent, a key, a session, a policy, a budget or a mandate) writes exactly one event in
+//! its own commit (a replay writes none), and placing them in the stream
 //! while postings and other placers run at once gives every event exactly one place, read by
 //! a reader polling all along exactly once and in order.
 
@@ -21,7 +22,7 @@ async fn drain(pg: &waiaas_postgres::Postgres, after: i64) -> Vec<Event> {
 fn kinds(events: &[Event], tx: TransactionId) -> Vec<String> {
     events
         .iter()
-        .filter(|e| e.transaction.id == tx)
+        .filter(|e| e.transaction().is_some_and(|t| t.id == tx))
         .map(|e| e.kind.clone())
         .collect()
 }
@@ -89,19 +90,164 @@ async fn every_change_of_a_transaction_writes_one_event_and_a_replay_none() {
     // The event carries the transaction as that change left it.
     let placed = events
         .iter()
-        .find(|e| e.transaction.id == hold.id && e.kind == "hold.placed")
+        .find(|e| e.transaction().is_some_and(|t| t.id == hold.id) && e.kind == "hold.placed")
         .unwrap();
-    assert_eq!(placed.transaction.status.as_str(), "held");
-    assert_eq!(placed.transaction.amount, hold.amount);
+    assert_eq!(placed.transaction().unwrap().status.as_str(), "held");
+    assert_eq!(placed.transaction().unwrap().amount, hold.amount);
     let ids: Vec<i64> = events.iter().map(|e| e.id).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     // Of one wallet: the payee sees the transfers it received.
     let of_b = pg.after(start, Some(b), 1_000).await.unwrap();
     assert!(of_b.iter().all(|e| e.touches(b)));
-    assert!(of_b.iter().any(|e| e.transaction.id == paid.id));
+    assert!(
+        of_b.iter()
+            .any(|e| e.transaction().is_some_and(|t| t.id == paid.id))
+    );
     // Nothing is left to place, and placing again changes nothing.
     assert_eq!(pg.sequence(1_000).await.unwrap(), 0);
     assert_eq!(drain(&pg, start).await, events);
+}
+
+/// Agents, keys, sessions, policies, budgets and mandates write their events in their own
+/// commits, as transactions do: one per change, in order, each carrying the record as the
+/// change left it and never a credential's hash; a policy's and a mandate's events belong to
+/// their wallet's stream.
+#[tokio::test]
+async fn every_change_of_an_agent_key_session_policy_budget_and_mandate_writes_one_event() {
+    let db = TestDb::new().await;
+    let pg = db.postgres();
+    let services = services(&pg);
+    let start = drain(&pg, 0).await.last().map_or(0, |e| e.id);
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 1_000).await.id;
+    let owner_ctx = world.owner_ctx();
+    world
+        .set_rules(
+            a,
+            PolicyRules {
+                daily_limit: Some(waiaas_domain::Money::new(500).unwrap()),
+                ..PolicyRules::default()
+            },
+        )
+        .await;
+    let budget: waiaas_domain::policy::Budgets = [(
+        waiaas_domain::AssetCode::parse("USD").unwrap(),
+        waiaas_domain::BudgetLimits {
+            daily_limit: Some(waiaas_domain::Money::new(300).unwrap()),
+            ..Default::default()
+        },
+    )]
+    .into();
+    services
+        .set_agent_budget(&world.owner(), world.agent_id, budget, &owner_ctx)
+        .await
+        .unwrap();
+    let (key_id, key) = services
+        .create_agent_key(world.owner_id, world.agent_id, &owner_ctx)
+        .await
+        .unwrap();
+    let (session, token) = services
+        .create_session(&world.agent(), key.expose(), &world.agent_ctx())
+        .await
+        .unwrap();
+    assert!(
+        services
+            .revoke_session(token.expose(), &world.agent_ctx())
+            .await
+            .unwrap()
+    );
+    let mandate = services
+        .create_mandate(
+            &world.owner(),
+            waiaas_domain::services::MandateRequest {
+                wallet_id: a,
+                max_amount: 50,
+                total_amount: None,
+                max_uses: Some(2),
+                to_wallet_id: None,
+                destination: None,
+                expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+            },
+            &owner_ctx,
+        )
+        .await
+        .unwrap();
+    services
+        .revoke_mandate(&world.owner(), mandate.id, &owner_ctx)
+        .await
+        .unwrap();
+    for status in [
+        waiaas_domain::AgentStatus::Suspended,
+        waiaas_domain::AgentStatus::Active,
+    ] {
+        services
+            .set_agent_status(world.owner_id, world.agent_id, status, &owner_ctx)
+            .await
+            .unwrap();
+    }
+    services
+        .delete_agent(world.owner_id, world.agent_id, &owner_ctx)
+        .await
+        .unwrap();
+
+    let events: Vec<Event> = drain(&pg, start)
+        .await
+        .into_iter()
+        .filter(|e| e.transaction().is_none())
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "api_key.created", // the owner's first key
+            "agent.created",
+            "policy.updated",
+            "budget.updated",
+            "api_key.created",
+            "session.revoked",
+            "mandate.created",
+            "mandate.revoked",
+            "agent.suspended",
+            "agent.activated",
+            "agent.deleted",
+            "api_key.revoked", // deleting the agent revoked its key
+        ]
+    );
+    assert!(events.iter().all(|e| e.owner_id == world.owner_id));
+    let data = |kind: &str| {
+        events
+            .iter()
+            .filter(|e| e.kind == kind)
+            .map(|e| e.record())
+            .next_back()
+            .unwrap()
+    };
+    let revoked = data("api_key.revoked");
+    assert_eq!(revoked["id"], key_id.to_string());
+    assert!(revoked["revoked_at"].is_string(), "{revoked}");
+    assert_eq!(data("session.revoked")["id"], session.id.to_string());
+    for e in &events {
+        let text = e.record().to_string();
+        assert!(!text.contains("hash"), "{}: {text}", e.kind);
+        assert!(!text.contains(key.expose()), "{}: {text}", e.kind);
+    }
+    assert_eq!(data("policy.updated")["rules"]["daily_limit"], 500);
+    assert_eq!(data("budget.updated")["limits"]["USD"]["daily_limit"], 300);
+    assert_eq!(data("agent.suspended")["status"], "suspended");
+    assert_eq!(data("mandate.revoked")["id"], mandate.id.to_string());
+    // The wallet's stream has its policy and its mandate, and nothing about the agent.
+    let of_a: Vec<String> = pg
+        .after(start, Some(a), 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.transaction().is_none())
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        of_a,
+        ["policy.updated", "mandate.created", "mandate.revoked"]
+    );
 }
 
 /// Postings from four tasks while two placers run and a reader polls: every event gets one
@@ -143,13 +289,13 @@ async fn events_placed_while_postings_commit_are_read_once_in_order() {
                 for e in &page {
                     assert!(e.id > cursor, "{} after {cursor}", e.id);
                     cursor = e.id;
-                    seen.push(e.transaction.id);
+                    seen.extend(e.transaction().map(|t| t.id));
                 }
                 if finished && page.is_empty() {
                     // One last look after the placers stopped.
                     while pg.sequence(1_000).await.unwrap() > 0 {}
                     let rest = pg.after(cursor, None, 10_000).await.unwrap();
-                    seen.extend(rest.iter().map(|e| e.transaction.id));
+                    seen.extend(rest.iter().filter_map(|e| e.transaction().map(|t| t.id)));
                     return seen;
                 }
             }
