@@ -18,5 +18,6 @@ mod mandates;
 mod redis_outage;
 mod search;
 mod serve_binary;
+mod streams;
 mod walkthrough;
 mod webhooks;

@@ -47,6 +47,7 @@ pub fn router(app: &App) -> axum::Router {
         health: Arc::new(Health::new(app.db.clone(), app.redis.clone())),
         metrics: crate::metrics::renderer(),
         config: http_config(&app.settings),
+        streams: app.streams.clone(),
     })
 }
 
@@ -128,13 +129,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let router = router(&app);
     let grace = Duration::from_millis(settings.server.shutdown_grace_ms);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let streams = app.streams.clone();
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown_signal().await;
-        tracing::info!("Shutting down: finishing requests in flight");
+        tracing::info!(
+            streams = streams.open(),
+            "Shutting down: ending event streams, finishing requests in flight"
+        );
+        // Streams never finish by themselves: they end now, so the grace period is the
+        // requests' alone.
+        streams.close_all();
         let _ = tx.send(());
     });
     let mut server = std::pin::pin!(server.into_future());

@@ -67,6 +67,11 @@ pub struct EventSettings {
     pub batch: u32,
     /// Events one live stream may fall behind before it resumes from PostgreSQL.
     pub stream_buffer: usize,
+    /// Event streams (SSE and WebSocket) one principal may hold open on one instance;
+    /// beyond it a new one is refused with `429 too_many_streams`.
+    pub max_streams_per_principal: usize,
+    /// Event streams one instance holds open in all; beyond it `429 instance_streams_full`.
+    pub max_streams_per_instance: usize,
     /// Events older than this many days are deleted (0 keeps them for ever).
     pub retention_days: u32,
     /// Seconds between two runs of the retention job (one instance at a time runs it, under
@@ -80,6 +85,8 @@ impl Default for EventSettings {
             poll_interval_ms: 1_000,
             batch: 500,
             stream_buffer: 4_096,
+            max_streams_per_principal: 16,
+            max_streams_per_instance: 10_000,
             retention_days: 30,
             retention_interval_s: 3_600,
         }

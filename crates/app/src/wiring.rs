@@ -41,6 +41,8 @@ pub struct App {
     pub instance: Uuid,
     /// Background work (the hold expiry sweeper), stopped when the last clone goes.
     pub background: Arc<Background>,
+    /// The open event streams, bounded, ended at once on shutdown; agents' presence.
+    pub streams: waiaas_http::Streams,
 }
 
 /// What the background jobs run on.
@@ -194,6 +196,10 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
         clock: Arc::new(SystemClock),
     };
 
+    let stream_limits = waiaas_http::StreamLimits {
+        per_principal: settings.events.max_streams_per_principal.max(1),
+        per_instance: settings.events.max_streams_per_instance.max(1),
+    };
     let service_settings = ServiceSettings {
         session_ttl: Duration::from_secs(settings.auth.session_ttl_s),
         webhook_private_networks: settings.webhooks.allow_private_networks,
@@ -222,6 +228,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
             locks: pg_locks,
             events,
             instance,
+            streams: waiaas_http::Streams::new(stream_limits, None),
         });
     }
 
@@ -277,6 +284,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
         )?,
         services,
         db,
+        streams: waiaas_http::Streams::new(stream_limits, Some(Arc::new(redis.clone()))),
         redis: Some(redis),
         cache: Some(cache),
         rate_limiter,
@@ -289,6 +297,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
 impl App {
     /// Stops background work, gives up the cache lease and closes connections.
     pub async fn shutdown(&self) {
+        self.streams.close_all();
         self.background.stop();
         if let Some(cache) = &self.cache {
             cache.shutdown().await;

@@ -46,6 +46,23 @@ impl ApiError {
         self
     }
 
+    /// The stable code.
+    pub(crate) const fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The message shown to the client.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Adds `Retry-After` (whole seconds, rounded up, at least one).
+    pub(crate) fn retry_after(mut self, after: Duration) -> Self {
+        let secs = (after.as_secs() + u64::from(after.subsec_nanos() > 0)).max(1);
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// 400 with a code naming what was wrong.
     pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)

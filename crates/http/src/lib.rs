@@ -17,8 +17,10 @@ mod openapi;
 mod ratelimit;
 mod routes;
 mod sse;
+mod streams;
 #[cfg(test)]
 mod tests;
+mod ws;
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ use axum::extract::DefaultBodyLimit;
 use tower_http::catch_panic::CatchPanicLayer;
 use waiaas_domain::Services;
 use waiaas_domain::ports::{Rate, RateLimiter};
+
+pub use streams::{StreamLimits, Streams};
 
 /// How the HTTP layer behaves.
 #[derive(Clone)]
@@ -103,6 +107,9 @@ pub struct AppState {
     pub metrics: Arc<dyn Fn() -> String + Send + Sync>,
     /// The HTTP settings.
     pub config: HttpConfig,
+    /// The open event streams (bounded; ended at once by [`Streams::close_all`]) and the
+    /// presence of the agents holding them.
+    pub streams: Streams,
 }
 
 impl fmt::Debug for AppState {
@@ -110,6 +117,7 @@ impl fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("services", &self.services)
             .field("config", &self.config)
+            .field("streams", &self.streams)
             .finish_non_exhaustive()
     }
 }

@@ -13,7 +13,7 @@ use crate::routes::{
     agents, budgets, health, holds, mandates, notifications, owners, transactions, wallets,
     webhooks,
 };
-use crate::sse;
+use crate::{sse, ws};
 
 /// The API's description: every route of [`crate::routes::api`].
 #[derive(OpenApi)]
@@ -50,6 +50,7 @@ use crate::sse;
         wallets::get_policy,
         wallets::put_policy,
         sse::wallet_events,
+        ws::websocket,
         transactions::deposit,
         transactions::transfer,
         transactions::sweep,

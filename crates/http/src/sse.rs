@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -19,6 +20,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use uuid::Uuid;
+use waiaas_domain::ports::EventFeed;
 use waiaas_domain::{Event, WalletId};
 
 use crate::SharedState;
@@ -26,6 +28,7 @@ use crate::auth::{Caller, bearer};
 use crate::dto::ErrorBody;
 use crate::error::ApiError;
 use crate::extract::Path;
+use crate::streams::Ticket;
 
 /// How often an idle stream sends a comment, so proxies keep the connection open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -82,7 +85,8 @@ pub(crate) fn event_data(wallet_id: WalletId, event: &Event) -> serde_json::Valu
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 404, description = "Missing or another tenant's", body = ErrorBody),
         (status = 410, description = "Events after Last-Event-ID were deleted by retention", body = ErrorBody),
-        (status = 503, description = "The database is unavailable", body = ErrorBody),
+        (status = 429, description = "Too many streams open: `too_many_streams` (this principal's) or `instance_streams_full`", body = ErrorBody),
+        (status = 503, description = "The database is unavailable, or the instance is shutting down", body = ErrorBody),
     ))]
 pub(crate) async fn wallet_events(
     State(state): State<SharedState>,
@@ -99,35 +103,14 @@ pub(crate) async fn wallet_events(
         .services
         .get_wallet(&caller.principal, wallet_id)
         .await?;
-    let feed = state.services.ports().feed.clone();
-    // Subscribed first: every event placed from now on comes live; any placed before is in
-    // storage, below the head read next (or after the client's last event).
-    let live = feed.live();
-    let bounds = feed.bounds().await?;
-    let (last, caught_up) = match resume {
-        Some(last) if last < bounds.pruned_through => {
-            return Err(ApiError::new(
-                StatusCode::GONE,
-                "events_expired",
-                format!(
-                    "events up to {} were deleted by retention, so some after {last} may be missing; list the wallet's transactions to catch up, then reconnect without Last-Event-ID",
-                    bounds.pruned_through
-                ),
-            ));
-        }
-        Some(last) => (last, false),
-        None => (bounds.head, true),
-    };
-    tracing::debug!(%wallet_id, last, "Event stream opened");
+    let ticket = state.streams.admit(&caller.principal)?;
+    let subscription = Subscription::open(&state, wallet_id, resume).await?;
     let stream = WalletStream {
         state,
         credential,
-        wallet: wallet_id,
-        last,
-        caught_up,
-        backlog: VecDeque::new(),
-        live,
+        subscription,
         ticks: interval(),
+        ticket,
     };
     let events = futures::stream::unfold(stream, WalletStream::next).map(Ok);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
@@ -157,28 +140,130 @@ fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         .ok_or_else(bad)
 }
 
-fn interval() -> tokio::time::Interval {
+pub(crate) fn interval() -> tokio::time::Interval {
     let mut ticks = tokio::time::interval(RECHECK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks
 }
 
-/// One client's stream: catching up from storage, then live.
-struct WalletStream {
-    state: SharedState,
-    credential: String,
+/// One wallet's events for one client: those stored after its starting place (caught up from
+/// PostgreSQL page by page), then the live ones, each once and in order.
+pub(crate) struct Subscription {
+    feed: Arc<dyn EventFeed>,
     wallet: WalletId,
-    /// The id of the last event sent (or the place the stream started after).
+    /// The id of the last event given (or the place the subscription started after).
     last: i64,
     /// Whether storage holds nothing after `last` that the live feed will not bring.
     caught_up: bool,
     backlog: VecDeque<Event>,
     live: BoxStream<'static, Event>,
+}
+
+impl Subscription {
+    /// Starts after event `resume` (`None`: after the last event placed now). `410
+    /// events_expired` when retention deleted events after `resume`.
+    pub(crate) async fn open(
+        state: &SharedState,
+        wallet: WalletId,
+        resume: Option<i64>,
+    ) -> Result<Self, ApiError> {
+        let feed = state.services.ports().feed.clone();
+        // Subscribed first: every event placed from now on comes live; any placed before is
+        // in storage, below the head read next (or after the client's last event).
+        let live = feed.live();
+        let bounds = feed.bounds().await?;
+        let (last, caught_up) = match resume {
+            Some(last) if last < bounds.pruned_through => {
+                return Err(ApiError::new(
+                    StatusCode::GONE,
+                    "events_expired",
+                    format!(
+                        "events up to {} were deleted by retention, so some after {last} may be missing; list the wallet's transactions to catch up, then reconnect without Last-Event-ID",
+                        bounds.pruned_through
+                    ),
+                ));
+            }
+            Some(last) => (last, false),
+            None => (bounds.head, true),
+        };
+        tracing::debug!(wallet_id = %wallet, last, "Event subscription opened");
+        Ok(Self {
+            feed,
+            wallet,
+            last,
+            caught_up,
+            backlog: VecDeque::new(),
+            live,
+        })
+    }
+
+    /// Where the subscription stands: the id of the last event given, or the place it
+    /// started after.
+    pub(crate) const fn last(&self) -> i64 {
+        self.last
+    }
+
+    /// The wallet.
+    pub(crate) const fn wallet(&self) -> WalletId {
+        self.wallet
+    }
+
+    /// The next event; `None` when stored events could not be read (the client resumes from
+    /// its last event when it reconnects). Cancel-safe: dropped before it returns, it loses
+    /// nothing.
+    pub(crate) async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.backlog.pop_front() {
+                if event.id <= self.last {
+                    continue;
+                }
+                self.last = event.id;
+                return Some(event);
+            }
+            if !self.caught_up {
+                match self.feed.after(self.last, self.wallet, PAGE).await {
+                    Ok(page) => {
+                        self.caught_up = page.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
+                        self.backlog.extend(page);
+                    }
+                    Err(e) => {
+                        tracing::warn!(wallet_id = %self.wallet, error = %e, "Event subscription ended: stored events could not be read");
+                        return None;
+                    }
+                }
+                continue;
+            }
+            match self.live.next().await {
+                Some(event) => {
+                    if event.touches(self.wallet) {
+                        self.backlog.push_back(event);
+                    }
+                }
+                None => {
+                    // Fell behind the live feed: subscribe again, then catch up from storage
+                    // (what was missed is there).
+                    tracing::debug!(wallet_id = %self.wallet, "Event subscription fell behind; resuming from storage");
+                    self.live = self.feed.live();
+                    self.caught_up = false;
+                }
+            }
+        }
+    }
+}
+
+/// One client's SSE stream: its subscription, as long as its credential works and the
+/// instance runs.
+struct WalletStream {
+    state: SharedState,
+    credential: String,
+    subscription: Subscription,
     ticks: tokio::time::Interval,
+    /// Counts the stream while it lives; ends it when the instance shuts down.
+    ticket: Ticket,
 }
 
 /// Whether `credential` still authenticates (the stream ends when not).
-async fn authenticated(state: &SharedState, credential: &str) -> bool {
+pub(crate) async fn authenticated(state: &SharedState, credential: &str) -> bool {
     match state.services.authenticate(credential).await {
         Ok(_) => true,
         Err(e) => {
@@ -192,51 +277,28 @@ impl WalletStream {
     /// The next SSE event, or `None` when the stream ends.
     async fn next(mut self) -> Option<(SseEvent, Self)> {
         loop {
-            if let Some(event) = self.backlog.pop_front() {
-                if event.id <= self.last {
-                    continue;
-                }
-                if !authenticated(&self.state, &self.credential).await {
-                    return None;
-                }
-                self.last = event.id;
-                let sse = to_sse(self.wallet, &event)?;
-                return Some((sse, self));
-            }
-            if !self.caught_up {
-                let feed = &self.state.services.ports().feed;
-                match feed.after(self.last, self.wallet, PAGE).await {
-                    Ok(page) => {
-                        self.caught_up = page.len() < usize::try_from(PAGE).unwrap_or(usize::MAX);
-                        self.backlog.extend(page);
-                    }
-                    Err(e) => {
-                        // The client resumes from its last event when it reconnects.
-                        tracing::warn!(wallet_id = %self.wallet, error = %e, "Event stream ended: stored events could not be read");
-                        return None;
-                    }
-                }
-                continue;
+            if self.ticket.is_closed() {
+                return None;
             }
             tokio::select! {
-                next = self.live.next() => match next {
-                    Some(event) => {
-                        if event.touches(self.wallet) {
-                            self.backlog.push_back(event);
-                        }
+                event = self.subscription.next() => {
+                    let event = event?;
+                    // No event reaches a client after its credential's revocation was
+                    // acknowledged.
+                    if !authenticated(&self.state, &self.credential).await {
+                        return None;
                     }
-                    None => {
-                        // Fell behind the live feed: subscribe again, then catch up from
-                        // storage (what was missed is there).
-                        tracing::debug!(wallet_id = %self.wallet, "Event stream fell behind; resuming from storage");
-                        self.live = self.state.services.ports().feed.live();
-                        self.caught_up = false;
-                    }
-                },
+                    let sse = to_sse(self.subscription.wallet(), &event)?;
+                    return Some((sse, self));
+                }
                 _ = self.ticks.tick() => {
                     if !authenticated(&self.state, &self.credential).await {
                         return None;
                     }
+                }
+                () = self.ticket.closed() => {
+                    tracing::debug!(wallet_id = %self.subscription.wallet(), "Event stream ended: the instance is shutting down");
+                    return None;
                 }
             }
         }

@@ -50,6 +50,7 @@ mod client;
 mod config;
 mod error;
 mod lock;
+mod presence;
 mod rate_limit;
 mod script;
 

@@ -72,6 +72,8 @@ pub(crate) struct Scripts {
     pub(crate) gcra: LuaScript,
     pub(crate) lock_release: LuaScript,
     pub(crate) lock_extend: LuaScript,
+    pub(crate) presence: LuaScript,
+    pub(crate) presence_read: LuaScript,
 }
 
 impl Scripts {
@@ -95,6 +97,8 @@ impl Scripts {
             gcra: LuaScript::new("gcra", include_str!("lua/gcra.lua")),
             lock_release: LuaScript::new("lock_release", include_str!("lua/lock_release.lua")),
             lock_extend: LuaScript::new("lock_extend", include_str!("lua/lock_extend.lua")),
+            presence: LuaScript::new("presence", include_str!("lua/presence.lua")),
+            presence_read: LuaScript::new("presence_read", include_str!("lua/presence_read.lua")),
         }
     }
 }

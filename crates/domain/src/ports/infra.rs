@@ -218,3 +218,51 @@ pub trait EventFeed: Send + Sync {
         limit: u32,
     ) -> Result<Vec<crate::Event>, crate::RepoError>;
 }
+
+/// What is known of an agent's presence: `online` while it holds an event stream open
+/// somewhere, and when it was last seen so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentPresence {
+    /// Whether a stream of the agent is open on some instance (give or take the refresh
+    /// interval of a stream that was cut off without closing).
+    pub online: bool,
+    /// When a stream of the agent was last seen open, if ever (within the store's memory).
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// Presence of agents, kept beside the streams (in Redis: it is live state, not a record).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Presence: Send + Sync {
+    /// Stream `stream` of `agent` is open (again, every refresh), for at most `ttl` unless
+    /// refreshed. Best effort: a failure only makes presence unknown.
+    ///
+    /// # Errors
+    /// When the store does not answer.
+    async fn open(
+        &self,
+        agent: crate::AgentId,
+        stream: uuid::Uuid,
+        ttl: Duration,
+    ) -> Result<(), crate::RepoError>;
+
+    /// Stream `stream` of `agent` closed.
+    ///
+    /// # Errors
+    /// When the store does not answer.
+    async fn close(
+        &self,
+        agent: crate::AgentId,
+        stream: uuid::Uuid,
+    ) -> Result<(), crate::RepoError>;
+
+    /// The presence of each agent, in order.
+    ///
+    /// # Errors
+    /// When the store does not answer: presence is then unknown (shown as `null`, never
+    /// guessed).
+    async fn presence(
+        &self,
+        agents: &[crate::AgentId],
+    ) -> Result<Vec<AgentPresence>, crate::RepoError>;
+}

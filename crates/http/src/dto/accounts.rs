@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
+use waiaas_domain::ports::AgentPresence;
 use waiaas_domain::{Agent, AgentStatus, Owner};
 
 /// `POST /v1/owners`.
@@ -75,15 +76,23 @@ pub(crate) struct AgentDto {
     pub status: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Whether the agent holds an event stream (SSE or WebSocket) open; `null` when it
+    /// cannot be known (Redis unavailable), never a guess.
+    pub online: Option<bool>,
+    /// When the agent was last seen with a stream open; `null` when never (or unknown).
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
-impl From<Agent> for AgentDto {
-    fn from(a: Agent) -> Self {
+impl AgentDto {
+    /// The agent with its presence (`None`: unknown).
+    pub(crate) fn of(a: Agent, presence: Option<AgentPresence>) -> Self {
         Self {
             id: a.id.into(),
             name: a.name.into(),
             status: a.status.as_str().to_owned(),
             created_at: a.created_at,
+            online: presence.map(|p| p.online),
+            last_seen_at: presence.and_then(|p| p.last_seen_at),
         }
     }
 }

@@ -3,13 +3,29 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use uuid::Uuid;
-use waiaas_domain::{AgentId, Principal};
+use waiaas_domain::{Agent, AgentId, Principal};
 
 use crate::SharedState;
 use crate::auth::Caller;
 use crate::dto::{AgentDto, CreateAgent, CreateKey, ErrorBody, Items, KeyCreated, UpdateAgent};
 use crate::error::ApiError;
 use crate::extract::{Json, Object, Path};
+
+/// The agents as shown, each with its presence (`null` when it cannot be known).
+async fn with_presence(state: &SharedState, agents: Vec<Agent>) -> Vec<AgentDto> {
+    let ids: Vec<AgentId> = agents.iter().map(|a| a.id).collect();
+    let presence = state.streams.presence(&ids).await;
+    agents
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| AgentDto::of(a, presence.as_ref().and_then(|p| p.get(i).copied())))
+        .collect()
+}
+
+async fn one_with_presence(state: &SharedState, agent: Agent) -> AgentDto {
+    let presence = state.streams.presence(&[agent.id]).await;
+    AgentDto::of(agent, presence.and_then(|p| p.first().copied()))
+}
 
 /// Registers an agent.
 #[utoipa::path(post, path = "/v1/agents", tag = "agents",
@@ -31,7 +47,10 @@ pub(crate) async fn create_agent(
         .services
         .create_agent(owner_id, &body.name, &caller.audit)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(agent.into())))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(one_with_presence(&state, agent).await),
+    ))
 }
 
 /// The owner's agents (deleted ones excluded); an agent sees itself.
@@ -56,7 +75,9 @@ pub(crate) async fn list_agents(
             ]
         }
     };
-    Ok(axum::Json(Items::of(agents)))
+    Ok(axum::Json(Items {
+        items: with_presence(&state, agents).await,
+    }))
 }
 
 /// One agent, to its owner or to itself.
@@ -78,7 +99,7 @@ pub(crate) async fn get_agent(
         .services
         .get_agent(&caller.principal, AgentId::from_uuid(id))
         .await?;
-    Ok(axum::Json(agent.into()))
+    Ok(axum::Json(one_with_presence(&state, agent).await))
 }
 
 /// Suspends (`suspended`: may read, may not move money) or reactivates (`active`) an agent.
@@ -109,7 +130,7 @@ pub(crate) async fn update_agent(
             &caller.audit,
         )
         .await?;
-    Ok(axum::Json(agent.into()))
+    Ok(axum::Json(one_with_presence(&state, agent).await))
 }
 
 /// Deletes an agent: its keys and sessions stop working at once; its wallets and their

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 
 use crate::error::ApiError;
-use crate::{SharedState, sse};
+use crate::{SharedState, sse, ws};
 
 /// Every route of the API, without the layers (see [`crate::router`]).
 pub(crate) fn api() -> Router<SharedState> {
@@ -64,6 +64,7 @@ pub(crate) fn api() -> Router<SharedState> {
             get(transactions::list_transactions),
         )
         .route("/v1/wallets/{id}/events", get(sse::wallet_events))
+        .route("/v1/ws", get(ws::websocket))
         .route(
             "/v1/wallets/{id}/holds",
             post(holds::create_hold).get(holds::list_holds),

@@ -180,6 +180,7 @@ impl Mocks {
             health: Arc::new(FixedHealth(self.readiness, self.readiness_delay)),
             metrics: Arc::new(|| "# TYPE waiaas_up gauge\nwaiaas_up 1\n".to_owned()),
             config: self.config,
+            streams: crate::Streams::new(crate::StreamLimits::default(), None),
         })
     }
 }
