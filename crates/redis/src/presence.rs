@@ -1,4 +1,4 @@
-//! Presence of agents: one hash per agent (`presence:<agent>`) holding, per open stream, when
+//! Presence of agents: one hash per agent (`presence:streams:agent:<uuid>`) holding, per open stream, when
 //! it stops counting unless refreshed, and when a stream was last seen open. Written and read
 //! by Lua scripts on one key, with the server's clock, so instances' clocks do not matter.
 
@@ -18,7 +18,7 @@ const KEEP: Duration = Duration::from_secs(30 * 24 * 3_600);
 
 impl Redis {
     fn presence_key(&self, agent: AgentId) -> String {
-        self.key(&format!("presence:{agent}"))
+        self.key(&format!("presence:streams:agent:{agent}"))
     }
 
     async fn presence_change(

@@ -107,6 +107,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/wallets/{id}/sweep"),
     ("get", "/v1/wallets/{id}/transactions"),
     ("get", "/v1/wallets/{id}/events"),
+    ("get", "/v1/ws"),
     ("post", "/v1/wallets/{id}/mandates"),
     ("get", "/v1/wallets/{id}/mandates"),
     ("get", "/v1/mandates/{id}"),
