@@ -266,3 +266,218 @@ async fn bootstrap_prints_a_working_key_and_cache_commands_touch_only_this_prefi
         "another prefix's keys are untouched"
     );
 }
+
+/// `waiaas serve` on `db` at `port`, with webhooks allowed to reach loopback and retried
+/// quickly, and the shared Redis under its own prefix.
+fn serve_on(db_url: &str, port: u16, prefix: &str) -> tokio::process::Child {
+    tokio::process::Command::new(binary())
+        .arg("serve")
+        .env("WAIAAS__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("WAIAAS__DATABASE__URL", db_url)
+        .env("WAIAAS__DATABASE__MAX_CONNECTIONS", "4")
+        .env("WAIAAS__DATABASE__AUTO_MIGRATE", "false")
+        .env("WAIAAS__REDIS__URL", waiaas_testkit::test_redis_url())
+        .env("WAIAAS__REDIS__KEY_PREFIX", prefix)
+        .env("WAIAAS__AUTH__BOOTSTRAP_TOKEN", "boot")
+        .env("WAIAAS__RATE_LIMIT__ENABLED", "false")
+        .env("WAIAAS__SERVER__SHUTDOWN_GRACE_MS", "60000")
+        .env("WAIAAS__WEBHOOKS__ALLOW_PRIVATE_NETWORKS", "true")
+        .env("WAIAAS__WEBHOOKS__POLL_INTERVAL_MS", "100")
+        .env("WAIAAS__WEBHOOKS__RETRY_BASE_MS", "200")
+        .env("WAIAAS__WEBHOOKS__TIMEOUT_MS", "1000")
+        .env("WAIAAS_CONFIG_DIR", "/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("waiaas serve")
+}
+
+async fn until_ready(client: &reqwest::Client, base: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map_or(true, |r| r.status() != StatusCode::OK)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A real `waiaas serve` commits transfers whose webhook deliveries cannot go out yet (the
+/// receiver refuses them), and is killed with SIGKILL; a new process on the same database
+/// delivers every one of them once the receiver accepts. An open SSE stream does not hold up
+/// a SIGTERM: the process ends its streams and stops at once, well inside its grace period.
+#[tokio::test]
+async fn events_committed_before_a_sigkill_are_delivered_after_the_restart() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let db = waiaas_testkit::TestDb::new().await;
+    let prefix = waiaas_testkit::unique_prefix();
+    let accepting = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let receiver = {
+        let (accepting, received) = (accepting.clone(), received.clone());
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let (accepting, received) = (accepting.clone(), received.clone());
+                async move {
+                    if !accepting.load(Ordering::SeqCst) {
+                        return StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    received.lock().unwrap().push(v);
+                    StatusCode::OK
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let client = reqwest::Client::new();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = serve_on(&db.url, port, &prefix);
+    until_ready(&client, &base).await;
+    let post = |path: &str, token: &str, body: serde_json::Value, key: Option<String>| {
+        let mut req = client
+            .post(format!("{base}{path}"))
+            .bearer_auth(token.to_owned())
+            .json(&body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let path = path.to_owned();
+        async move {
+            let r = req.send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let owner = post(
+        "/v1/owners",
+        "boot",
+        serde_json::json!({"name": "killed"}),
+        None,
+    )
+    .await;
+    let owner_key = owner["api_key"].as_str().unwrap().to_owned();
+    let hook = post(
+        "/v1/webhooks",
+        &owner_key,
+        serde_json::json!({"url": hook, "events": ["transaction.completed"]}),
+        None,
+    )
+    .await;
+    assert!(hook["secret"].is_string());
+    let agent = post(
+        "/v1/agents",
+        &owner_key,
+        serde_json::json!({"name": "a"}),
+        None,
+    )
+    .await;
+    let agent_id = agent["id"].as_str().unwrap().to_owned();
+    let key = post(
+        &format!("/v1/agents/{agent_id}/keys"),
+        &owner_key,
+        serde_json::json!({}),
+        None,
+    )
+    .await;
+    let agent_key = key["api_key"].as_str().unwrap().to_owned();
+    let mut wallets = Vec::new();
+    for deposit in [1_000, 0] {
+        let w = post(
+            &format!("/v1/agents/{agent_id}/wallets"),
+            &owner_key,
+            serde_json::json!({"asset": "USD"}),
+            None,
+        )
+        .await;
+        let id = w["id"].as_str().unwrap().to_owned();
+        if deposit > 0 {
+            post(
+                &format!("/v1/wallets/{id}/deposits"),
+                &owner_key,
+                serde_json::json!({"amount": deposit}),
+                Some(uuid::Uuid::new_v4().to_string()),
+            )
+            .await;
+        }
+        wallets.push(id);
+    }
+    let mut transfers = Vec::new();
+    for i in 1..=5 {
+        let t = post(
+            &format!("/v1/wallets/{}/transfers", wallets[0]),
+            &agent_key,
+            serde_json::json!({"amount": i, "to_wallet_id": wallets[1]}),
+            Some(uuid::Uuid::new_v4().to_string()),
+        )
+        .await;
+        transfers.push(t["id"].as_str().unwrap().to_owned());
+    }
+    // Killed with its deliveries pending (refused so far, or not yet attempted).
+    first.start_kill().unwrap();
+    first.wait().await.unwrap();
+    assert!(received.lock().unwrap().is_empty());
+
+    accepting.store(true, Ordering::SeqCst);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut second = serve_on(&db.url, port, &prefix);
+    until_ready(&client, &base).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let delivered: std::collections::HashSet<String> = received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v["data"]["transaction"]["id"].as_str().map(str::to_owned))
+            .collect();
+        if transfers.iter().all(|t| delivered.contains(t)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after the restart only {delivered:?} of {transfers:?} arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // SIGTERM with a stream open: the stream ends and the process stops, although its grace
+    // period (60 s here) is longer than the wait below.
+    let stream = client
+        .get(format!("{base}/v1/wallets/{}/events", wallets[0]))
+        .bearer_auth(&agent_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let pid = second.id().expect("pid").to_string();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(15), second.wait())
+        .await
+        .expect("stopped without waiting for its open stream")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let rest = tokio::time::timeout(Duration::from_secs(5), stream.bytes())
+        .await
+        .expect("the stream ended");
+    drop(rest);
+}

@@ -38,6 +38,18 @@ pub const EVENT_TYPES: &[&str] = &[
     "hold.captured",
     "hold.voided",
     "hold.expired",
+    "agent.created",
+    "agent.updated",
+    "agent.suspended",
+    "agent.activated",
+    "agent.deleted",
+    "api_key.created",
+    "api_key.revoked",
+    "session.revoked",
+    "policy.updated",
+    "budget.updated",
+    "mandate.created",
+    "mandate.revoked",
 ];
 
 /// An owner's endpoint (its secret is shown once, when made or rotated).

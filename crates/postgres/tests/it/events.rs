@@ -213,6 +213,12 @@ async fn every_change_of_an_agent_key_session_policy_budget_and_mandate_writes_o
             "api_key.revoked", // deleting the agent revoked its key
         ]
     );
+    assert!(
+        kinds
+            .iter()
+            .all(|k| waiaas_domain::webhooks::EVENT_TYPES.contains(k)),
+        "a webhook can ask for each of them by name"
+    );
     assert!(events.iter().all(|e| e.owner_id == world.owner_id));
     let data = |kind: &str| {
         events
