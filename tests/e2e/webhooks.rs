@@ -468,3 +468,135 @@ async fn webhook_management_refuses_bad_input_agents_and_other_tenants() {
         ]
     );
 }
+
+/// Redis killed while deliveries are pending and going out: nothing is lost (deliveries and
+/// their order live in PostgreSQL; Redis only rings the relays' doorbell), two instances still
+/// deliver each event once, and events about other records than transactions (an agent
+/// created, a key revoked) arrive like the rest, about no wallet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_while_deliveries_go_out_loses_nothing() {
+    let db = TestDb::new().await;
+    let mut redis = waiaas_testkit::RedisServer::start()
+        .await
+        .expect("redis-server");
+    let on_private = |db: &TestDb| {
+        let mut settings = TestApp::settings(
+            db,
+            &Options {
+                redis_url: Some(redis.url()),
+                ..Options::default()
+            },
+        );
+        settings.webhooks.allow_private_networks = true;
+        settings.webhooks.poll_interval_ms = 50;
+        settings.webhooks.retry_base_ms = 100;
+        settings.events.poll_interval_ms = 200;
+        settings
+    };
+    let a = TestApp::spawn_with(on_private(&db)).await;
+    let b = TestApp::spawn_with(on_private(&db)).await;
+    let (receiver, url) = Receiver::start(0).await;
+    receiver.down.store(true, Ordering::SeqCst);
+    let (_, owner) = a.owner("Acme").await;
+    let hook = a
+        .post(
+            "/v1/webhooks",
+            &owner,
+            json!({ "url": url, "events": ["*"] }),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{:?}", hook.body);
+    let (agent, key) = a.agent(&owner, "buyer").await;
+    let x = a.wallet(&owner, &agent, "USD", 1_000).await;
+    let y = a.wallet(&owner, &agent, "USD", 0).await;
+    let mut posted = Vec::new();
+    for i in 0..10 {
+        let via = if i % 2 == 0 { &a } else { &b };
+        let t = via.transfer(&key, &x, &y, 1, &format!("r-{i}")).await;
+        assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.body);
+        posted.push(t.str("id"));
+    }
+    // Some attempts fail at the receiver; then Redis dies and the receiver comes back.
+    eventually("refused attempts", Duration::from_secs(30), async || {
+        (!receiver.seen.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    redis.kill();
+    receiver.down.store(false, Ordering::SeqCst);
+    for i in 10..15 {
+        let via = if i % 2 == 0 { &a } else { &b };
+        let t = via.transfer(&key, &x, &y, 1, &format!("r-{i}")).await;
+        assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.body);
+        posted.push(t.str("id"));
+    }
+    let deleted = b
+        .call(
+            Method::DELETE,
+            &format!("/v1/agents/{agent}"),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let bodies = |receiver: &Receiver| -> Vec<Value> {
+        receiver
+            .accepted()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).unwrap())
+            .collect()
+    };
+    let of_x = |all: &[Value]| -> Vec<String> {
+        all.iter()
+            .filter(|v| {
+                v["type"] == "transaction.completed"
+                    && v["data"]["transaction"]["kind"] == "transfer"
+            })
+            .map(|v| v["data"]["transaction"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = eventually(
+        "every event delivered",
+        Duration::from_secs(60),
+        async || {
+            let all = bodies(&receiver);
+            let deleted = all.iter().any(|v| v["type"] == "agent.deleted");
+            (of_x(&all).len() >= posted.len() && deleted).then_some(all)
+        },
+    )
+    .await;
+    assert_eq!(
+        of_x(&all),
+        posted,
+        "every transfer once, in order, with Redis dead"
+    );
+    let mut ids: Vec<i64> = all.iter().map(|v| v["id"].as_i64().unwrap()).collect();
+    ids.sort_unstable();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no event was delivered twice");
+    // Events about the agent and its key, about no wallet.
+    let agent_events: Vec<&Value> = all
+        .iter()
+        .filter(|v| v["data"]["agent"]["id"] == agent.as_str())
+        .collect();
+    let kinds: Vec<&str> = agent_events
+        .iter()
+        .map(|v| v["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["agent.created", "agent.deleted"]);
+    assert!(
+        agent_events
+            .iter()
+            .all(|v| v["data"]["wallet_id"].is_null())
+    );
+    let revoked = all
+        .iter()
+        .find(|v| v["type"] == "api_key.revoked")
+        .expect("the deleted agent's key was revoked");
+    assert_eq!(revoked["data"]["api_key"]["agent_id"], agent.as_str());
+    assert!(!revoked.to_string().contains("hash"));
+    redis.restart().await.expect("redis restarted");
+    a.stop().await;
+    b.stop().await;
+}
