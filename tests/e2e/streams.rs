@@ -295,19 +295,26 @@ async fn open_streams_are_bounded_per_principal_and_all_end_at_shutdown() {
     app.stop().await;
 }
 
+/// The agent's `online` and `last_seen_at`, as its read and the owner's listing show them
+/// (asked until both agree: presence may change between the two requests).
 async fn presence(app: &TestApp, owner_key: &str, agent: &str) -> (Value, Value) {
-    let one = app.get(&format!("/v1/agents/{agent}"), owner_key).await;
-    assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
-    let all = app.get("/v1/agents", owner_key).await;
-    let listed = all.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == agent)
-        .unwrap()
-        .clone();
-    assert_eq!(listed["online"], one.body["online"], "the listing agrees");
-    (one.body["online"].clone(), one.body["last_seen_at"].clone())
+    for _ in 0..50 {
+        let one = app.get(&format!("/v1/agents/{agent}"), owner_key).await;
+        assert_eq!(one.status, StatusCode::OK, "{:?}", one.body);
+        let all = app.get("/v1/agents", owner_key).await;
+        let listed = all.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == agent)
+            .unwrap()
+            .clone();
+        if listed["online"] == one.body["online"] {
+            return (one.body["online"].clone(), one.body["last_seen_at"].clone());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the agent's read and the listing never agreed on its presence");
 }
 
 #[tokio::test]

@@ -560,7 +560,7 @@ async fn redis_killed_while_deliveries_go_out_loses_nothing() {
         Duration::from_secs(60),
         async || {
             let all = bodies(&receiver);
-            let deleted = all.iter().any(|v| v["type"] == "agent.deleted");
+            let deleted = all.iter().any(|v| v["type"] == "api_key.revoked");
             (of_x(&all).len() >= posted.len() && deleted).then_some(all)
         },
     )

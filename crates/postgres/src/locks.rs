@@ -71,14 +71,22 @@ impl LockManager for AdvisoryLocks {
         let watched = deadline.clone();
         let held = self.held.clone();
         let (name, k) = (resource.to_owned(), key(resource));
+        // The pool closing (the instance shutting down) ends the lock at once: the pool would
+        // otherwise wait for this connection until the lease ran out.
+        let closing = self.db.get_postgres_connection_pool().close_event();
         tokio::spawn(async move {
             let mut rx = rx;
+            tokio::pin!(closing);
             loop {
                 let until = *watched
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 tokio::select! {
                     _ = &mut rx => break,
+                    () = &mut closing => {
+                        held.lock().await.remove(&name);
+                        break;
+                    }
                     () = tokio::time::sleep_until(until) => {
                         let now = tokio::time::Instant::now();
                         if *watched.lock().unwrap_or_else(std::sync::PoisonError::into_inner) <= now {

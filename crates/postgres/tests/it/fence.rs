@@ -236,3 +236,31 @@ async fn an_instance_cut_off_from_redis_blocks_every_lease_until_it_is_back() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A held advisory lock keeps a pooled connection; closing the pool (an instance shutting
+/// down, with a job's lease still held because its task was stopped mid-run) releases it at
+/// once instead of waiting out the lease.
+#[tokio::test]
+async fn closing_the_pool_ends_the_advisory_locks_it_holds() {
+    let db = TestDb::new().await;
+    let pool = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    let locks = AdvisoryLocks::new(pool.clone());
+    let lease = locks
+        .acquire("job:name:shutdown", Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert!(lease.is_some());
+    tokio::time::timeout(Duration::from_secs(60), pool.close())
+        .await
+        .expect("the pool closed without waiting for the lease's ten minutes")
+        .unwrap();
+    // Released in PostgreSQL too: another connection takes it.
+    let other = AdvisoryLocks::new(db.db.clone());
+    assert!(
+        other
+            .acquire("job:name:shutdown", Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
