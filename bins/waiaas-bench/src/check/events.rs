@@ -1,12 +1,12 @@
 //! Events under the faults. A follower reads the outbox after its cursor all along, as a
 //! resuming client does, each instance's live feed is listened to while the instance lives,
 //! and a webhook receiver (which refuses one request in ten) gets the owner's events. After
-//! the run: every transaction change, policy change and session revocation has exactly one
-//! event and every event a place; the follower read every placed event exactly once, in order
-//! (no event was placed below one already read, whatever failed); every live feed delivered,
-//! while its instance lived, exactly the events between the first and the last it delivered;
-//! and the receiver accepted every event placed after its endpoint was registered, each
-//! wallet's in order.
+//! the run: every transaction change, policy change, key issued or revoked and session
+//! revocation has exactly one event and every event a place; the follower read every placed
+//! event exactly once, in order (no event was placed below one already read, whatever
+//! failed); every live feed delivered, while its instance lived, exactly the events between
+//! the first and the last it delivered; and the receiver accepted every event placed after
+//! its endpoint was registered, each wallet's in order.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -265,6 +265,15 @@ pub(super) async fn verify(run: &Run, watch: Watch) -> anyhow::Result<(Vec<Strin
             "SELECT count(*)::bigint AS n FROM wallet_policies p LEFT JOIN \
              (SELECT from_wallet_id AS w, count(*) AS n FROM events WHERE subject = 'policy' \
              GROUP BY 1) e ON e.w = p.wallet_id WHERE COALESCE(e.n, 0) <> p.version",
+        ),
+        (
+            "API keys whose creation and revocation do not have one event each",
+            "SELECT count(*)::bigint AS n FROM api_keys k LEFT JOIN \
+             (SELECT payload->>'id' AS id, count(*) FILTER (WHERE type = 'api_key.created') AS c, \
+             count(*) FILTER (WHERE type = 'api_key.revoked') AS r FROM events \
+             WHERE subject = 'api_key' GROUP BY 1) e ON e.id = k.id::text \
+             WHERE COALESCE(e.c, 0) <> 1 \
+             OR COALESCE(e.r, 0) <> CASE WHEN k.revoked_at IS NULL THEN 0 ELSE 1 END",
         ),
         (
             "sessions whose revocation does not have one event",
