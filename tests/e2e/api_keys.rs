@@ -107,3 +107,86 @@ async fn an_expiring_key_and_its_sessions_stop_working_when_it_expires() {
     );
     app.stop().await;
 }
+
+/// API keys are cached like sessions: a balance read whose key and balance are in Redis needs
+/// no database (it answers with PostgreSQL cut off), and deleting the agent writes the keys'
+/// revocation through before it is acknowledged, so another instance refuses the key at once
+/// although it had it cached as valid; so does an expired key, cached or not.
+#[tokio::test]
+async fn a_cached_key_needs_no_database_and_its_revocation_is_immediate_on_every_instance() {
+    let db = TestDb::new().await;
+    let admin = waiaas_testkit::admin_url().await.unwrap();
+    let server = admin
+        .rsplit_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(host, _)| host.replace("localhost", "127.0.0.1"))
+        .unwrap();
+    let proxy = waiaas_testkit::TcpProxy::start(
+        tokio::net::lookup_host(&server)
+            .await
+            .unwrap()
+            .next()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let shared = Options {
+        key_prefix: Some(waiaas_testkit::unique_prefix()),
+        ..Options::default()
+    };
+    let url = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port(), db.name);
+    let behind_proxy = TestApp::spawn_with(TestApp::settings_for(&url, &shared)).await;
+    let direct = TestApp::spawn(&db, shared).await;
+    let (_, owner) = direct.owner("Acme").await;
+    let (agent, key) = direct.agent(&owner, "buyer").await;
+    let wallet = direct.wallet(&owner, &agent, "USD", 500).await;
+    let balance = format!("/v1/wallets/{wallet}/balance");
+    for app in [&behind_proxy, &direct] {
+        let r = app.get(&balance, &key).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+
+    // PostgreSQL out of reach of one instance: its cached read still answers.
+    proxy.set_down(true);
+    let r = behind_proxy.get(&balance, &key).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["balance"], 500);
+    proxy.set_down(false);
+
+    // Deleted on the other instance: refused here at once, though cached here as valid.
+    let deleted = direct
+        .call(
+            Method::DELETE,
+            &format!("/v1/agents/{agent}"),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let r = behind_proxy.get(&balance, &key).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+
+    // An expiring key, cached while valid, is refused once it expires.
+    let (other, _) = direct.agent(&owner, "seller").await;
+    let short = direct
+        .post(
+            &format!("/v1/agents/{other}/keys"),
+            &owner,
+            json!({ "expires_in_s": 2 }),
+        )
+        .await;
+    let short = short.str("api_key");
+    let mine = direct.wallet(&owner, &other, "USD", 0).await;
+    let r = behind_proxy
+        .get(&format!("/v1/wallets/{mine}/balance"), &short)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let r = behind_proxy
+        .get(&format!("/v1/wallets/{mine}/balance"), &short)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    behind_proxy.stop().await;
+    direct.stop().await;
+}

@@ -12,6 +12,8 @@ pub enum Kind {
     Policy,
     /// A session (`auth:session:token:<sha256>`), versioned by the session row.
     Session,
+    /// An API key (`auth:apikey:hash:<sha256>`): version 1 while live, 2 once revoked.
+    ApiKey,
     /// A wallet's spend summary (`finance:summary:wallet:<id>`), versioned by day and wallet.
     Summary,
     /// An owner's unread notification count (`notifications:unread:owner:<id>`).
@@ -24,10 +26,11 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, for reports.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Balance,
         Self::Policy,
         Self::Session,
+        Self::ApiKey,
         Self::Summary,
         Self::Unread,
         Self::Ownership,
@@ -41,6 +44,7 @@ impl Kind {
             Self::Balance => ("wallet", "balance", "wallet"),
             Self::Policy => ("wallet", "policy", "wallet"),
             Self::Session => ("auth", "session", "token"),
+            Self::ApiKey => ("auth", "apikey", "hash"),
             Self::Summary => ("finance", "summary", "wallet"),
             Self::Unread => ("notifications", "unread", "owner"),
             Self::Ownership => ("wallet", "ownership", "wallet"),
@@ -55,6 +59,7 @@ impl Kind {
             Self::Balance => "balance",
             Self::Policy => "policy",
             Self::Session => "session",
+            Self::ApiKey => "api_key",
             Self::Summary => "summary",
             Self::Unread => "unread",
             Self::Ownership => "ownership",

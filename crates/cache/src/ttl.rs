@@ -14,7 +14,7 @@ pub struct Ttls {
     pub balance: Duration,
     /// Policies.
     pub policy: Duration,
-    /// Sessions (capped by each session's expiry).
+    /// Sessions and API keys (capped by each one's expiry).
     pub session: Duration,
     /// Spend summaries.
     pub summary: Duration,
@@ -47,7 +47,7 @@ impl Ttls {
         match kind {
             Kind::Balance => self.balance,
             Kind::Policy => self.policy,
-            Kind::Session => self.session,
+            Kind::Session | Kind::ApiKey => self.session,
             Kind::Summary => self.summary,
             Kind::Unread => self.unread,
             Kind::Ownership | Kind::Asset => self.immutable,

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use waiaas_domain::notifications::UnreadCount;
 use waiaas_domain::values::Asset;
-use waiaas_domain::{Policy, Session, SpendSummary, WalletBalance, WalletOwnership};
+use waiaas_domain::{ApiKey, Policy, Session, SpendSummary, WalletBalance, WalletOwnership};
 
 /// A value the cache can hold.
 pub trait Versioned: Serialize + DeserializeOwned + Send + Sync + 'static {
@@ -45,6 +45,17 @@ impl Versioned for Session {
 
     fn ttl_cap(&self) -> Option<Duration> {
         (self.expires_at - Utc::now()).to_std().ok()
+    }
+}
+
+impl Versioned for ApiKey {
+    fn version(&self) -> i64 {
+        ApiKey::version(self)
+    }
+
+    fn ttl_cap(&self) -> Option<Duration> {
+        self.expires_at
+            .and_then(|at| (at - Utc::now()).to_std().ok())
     }
 }
 

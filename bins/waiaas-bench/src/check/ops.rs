@@ -756,16 +756,94 @@ impl Run {
         }
     }
 
+    /// Makes an agent with a key, uses the key through every instance (each may cache it as
+    /// valid), deletes the agent through one, and once that is acknowledged tries the key
+    /// through every instance: a deleted agent's key is refused at once everywhere.
+    async fn delete_an_agent(&self, rng: &mut Rng) {
+        let app = self
+            .env
+            .instance(usize::try_from(rng.below(2)).unwrap_or(0));
+        let ctx = AuditContext::system();
+        let made = app
+            .services
+            .create_agent(self.env.owner, "short-lived", &ctx)
+            .await;
+        let agent = match made {
+            Ok(a) => a,
+            Err(e) => {
+                if let Answer::Bug(b) = e.answer() {
+                    self.fail("creating an agent answered 500", b);
+                }
+                return;
+            }
+        };
+        let key = match app
+            .services
+            .create_agent_key(self.env.owner, agent.id, &ctx)
+            .await
+        {
+            Ok((_, secret)) => secret.expose().to_owned(),
+            Err(e) => {
+                if let Answer::Bug(b) = e.answer() {
+                    self.fail("issuing a key answered 500", b);
+                }
+                return;
+            }
+        };
+        for i in 0..3 {
+            self.login(&self.env.instance(i), &key).await;
+        }
+        // Not abandoned half-way: a retry after a failure that still committed finds the
+        // agent gone only once the first attempt (detached) has finished its cache step.
+        let deadline = Instant::now() + self.patience;
+        loop {
+            let app = self
+                .env
+                .instance(usize::try_from(rng.below(2)).unwrap_or(0));
+            match app
+                .services
+                .delete_agent(self.env.owner, agent.id, &ctx)
+                .await
+            {
+                Ok(()) | Err(AgentError::NotFound(_)) => break,
+                Err(e) => {
+                    let _ = self.retry_after("an agent deletion", &e.answer());
+                }
+            }
+            if Instant::now() > deadline {
+                self.fail("an agent deletion", "never acknowledged");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10 + rng.below(40))).await;
+        }
+        self.history.revoked(&key);
+        for i in 0..3 {
+            self.login(&self.env.instance(i), &key).await;
+        }
+        self.revoked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(key);
+    }
+
     /// Opens sessions, uses them, revokes them (sometimes abandoning the revocation
     /// half-way, then retrying it), and tries them again; every fourth round, lets an
-    /// expiring key and its session run out instead.
+    /// expiring key and its session run out instead, and every eighth deletes an agent whose
+    /// key every instance has seen.
     pub(super) async fn revoker(&self, seed: u64) {
         let mut rng = Rng::new(seed);
         while !self.stopped() {
             add(&self.stats.ops);
-            if rng.below(4) == 0 {
-                self.expire_a_key(&mut rng).await;
-                continue;
+            match rng.below(8) {
+                0 | 1 => {
+                    self.expire_a_key(&mut rng).await;
+                    continue;
+                }
+                2 => {
+                    self.delete_an_agent(&mut rng).await;
+                    continue;
+                }
+                _ => {}
             }
             let app = self
                 .env

@@ -1,5 +1,5 @@
-//! Sessions (cached, written through on revocation), agents (their deletion revokes
-//! sessions) and notifications (the unread count is cached).
+//! Sessions and API keys (cached, written through on revocation), agents (their deletion
+//! revokes keys and sessions) and notifications (the unread count is cached).
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use waiaas_domain::notifications::{Notification, NotificationPage, UnreadCount};
 use waiaas_domain::ports::{AgentRepository, NotificationRepository, SessionRepository};
 use waiaas_domain::{
     Agent, AgentError, AgentId, AgentStatus, ApiKey, AuditContext, NewApiKey, NewSession,
-    NotificationId, OwnerId, PageRequest, RepoError, Session, TokenHash,
+    NotificationId, OwnerId, PageRequest, RepoError, Revoked, RevokedKey, Session, TokenHash,
 };
 
 use super::{detached, unfenced};
@@ -62,10 +62,20 @@ fn revoked(sessions: &[Session]) -> Vec<Change> {
         .collect()
 }
 
+fn revoked_keys(keys: &[RevokedKey]) -> Vec<Change> {
+    keys.iter()
+        .map(|k| Change::value(Kind::ApiKey, k.hash.as_str(), &k.key))
+        .collect()
+}
+
 #[async_trait]
 impl SessionRepository for CachedSessions {
     async fn find_api_key(&self, hash: &TokenHash) -> Result<Option<ApiKey>, RepoError> {
-        self.inner.find_api_key(hash).await
+        self.cache
+            .read(Kind::ApiKey, hash.as_str(), || {
+                self.inner.find_api_key(hash)
+            })
+            .await
     }
 
     async fn create_session(
@@ -136,15 +146,16 @@ impl AgentRepository for CachedAgents {
         id: AgentId,
         owner_id: OwnerId,
         audit: &AuditContext,
-    ) -> Result<Vec<Session>, AgentError> {
+    ) -> Result<Revoked, AgentError> {
         let (inner, cache, audit) = (self.inner.clone(), self.cache.clone(), audit.clone());
+        // Written through (or fenced) before the deletion is acknowledged: no instance
+        // serves a revoked key or session from Redis afterwards.
         detached(async move {
-            let sessions = inner.revoke(id, owner_id, &audit).await?;
-            cache
-                .apply(revoked(&sessions))
-                .await
-                .map_err(unfenced::<AgentError>)?;
-            Ok(sessions)
+            let out = inner.revoke(id, owner_id, &audit).await?;
+            let mut changes = revoked(&out.sessions);
+            changes.extend(revoked_keys(&out.keys));
+            cache.apply(changes).await.map_err(unfenced::<AgentError>)?;
+            Ok(out)
         })
         .await
     }

@@ -102,6 +102,34 @@ impl ApiKey {
     }
 }
 
+impl ApiKey {
+    /// The version a cached copy carries: 1 while the key is live, 2 once it is revoked (a
+    /// revoked key never changes again, and its expiry is part of every copy).
+    #[must_use]
+    pub const fn version(&self) -> i64 {
+        if self.revoked_at.is_some() { 2 } else { 1 }
+    }
+}
+
+/// An API key as it was revoked, with the hash it is looked up by (so caches can write the
+/// revocation through).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedKey {
+    /// The hash of its secret.
+    pub hash: TokenHash,
+    /// The key, revoked.
+    pub key: ApiKey,
+}
+
+/// What deleting an agent revoked, with the new versions caches need.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Its sessions.
+    pub sessions: Vec<Session>,
+    /// Its keys.
+    pub keys: Vec<RevokedKey>,
+}
+
 /// A key to store: the id, the principal and the hash of the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewApiKey {

@@ -7,8 +7,8 @@ mod transaction;
 
 pub use audit::{Actor, AuditContext, AuditEntry, AuditQuery, NewAuditEntry};
 pub use credentials::{
-    API_KEY_PREFIX, ApiKey, NewApiKey, NewSession, SESSION_TOKEN_PREFIX, Secret, Session,
-    SessionLookup, TokenHash,
+    API_KEY_PREFIX, ApiKey, NewApiKey, NewSession, Revoked, RevokedKey, SESSION_TOKEN_PREFIX,
+    Secret, Session, SessionLookup, TokenHash,
 };
 pub use mandate::{Mandate, MandateRefusal, MandateStatus};
 pub use transaction::{

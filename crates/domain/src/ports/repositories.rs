@@ -76,8 +76,8 @@ pub trait AgentRepository: Send + Sync {
     ) -> Result<Agent, AgentError>;
 
     /// Deletes an agent: marks it revoked and revokes all its keys and sessions in the same
-    /// transaction. Returns the sessions it revoked (with their new versions) so caches can
-    /// tombstone them.
+    /// transaction. Returns the sessions and keys it revoked (with their new versions) so
+    /// caches can write them through.
     ///
     /// # Errors
     /// `AgentError::NotFound` when the agent is not this owner's or already revoked.
@@ -86,7 +86,7 @@ pub trait AgentRepository: Send + Sync {
         id: AgentId,
         owner_id: OwnerId,
         audit: &AuditContext,
-    ) -> Result<Vec<Session>, AgentError>;
+    ) -> Result<crate::Revoked, AgentError>;
 
     /// Stores a new API key for an agent of this owner.
     ///

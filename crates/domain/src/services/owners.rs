@@ -138,9 +138,13 @@ impl Services {
         id: AgentId,
         audit: &AuditContext,
     ) -> Result<(), AgentError> {
-        let sessions = self.ports.agents.revoke(id, owner_id, audit).await?;
+        let revoked = self.ports.agents.revoke(id, owner_id, audit).await?;
         self.ports.feed.committed();
-        tracing::info!(revoked_sessions = sessions.len(), "Agent deleted");
+        tracing::info!(
+            revoked_sessions = revoked.sessions.len(),
+            revoked_keys = revoked.keys.len(),
+            "Agent deleted"
+        );
         Ok(())
     }
 

@@ -10,8 +10,8 @@ use sea_orm::{
 };
 use waiaas_domain::ports::AgentRepository;
 use waiaas_domain::{
-    Agent, AgentError, AgentId, AgentStatus, AuditContext, NewApiKey, NewAuditEntry, OwnerId,
-    Principal, RepoError, Session,
+    Agent, AgentError, AgentId, AgentStatus, ApiKey, AuditContext, NewApiKey, NewAuditEntry,
+    OwnerId, Principal, RepoError, Revoked, RevokedKey, Session, TokenHash,
 };
 
 use crate::audit;
@@ -71,7 +71,7 @@ impl AgentRepository for Postgres {
         id: AgentId,
         owner_id: OwnerId,
         ctx: &AuditContext,
-    ) -> Result<Vec<Session>, AgentError> {
+    ) -> Result<Revoked, AgentError> {
         self.run(Work::Write, move || self.agent_revoke(id, owner_id, ctx))
             .await
     }
@@ -185,7 +185,7 @@ impl Postgres {
         id: AgentId,
         owner_id: OwnerId,
         ctx: &AuditContext,
-    ) -> Result<Vec<Session>, AgentError> {
+    ) -> Result<Revoked, AgentError> {
         let txn = self.db.begin().await.doing("beginning agent deletion")?;
         let before = lock_live_agent(&txn, id, owner_id).await?;
         let now = Utc::now();
@@ -203,7 +203,7 @@ impl Postgres {
             .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
             .filter(api_keys::Column::AgentId.eq(before.id))
             .filter(api_keys::Column::RevokedAt.is_null())
-            .exec(&txn)
+            .exec_with_returning(&txn)
             .await
             .doing("revoking the agent's keys")?;
         let revoked = sessions::Entity::update_many()
@@ -228,7 +228,7 @@ impl Postgres {
                 old_value: Some(serde_json::json!({ "status": before.status })),
                 new_value: Some(serde_json::json!({
                     "status": AgentStatus::Revoked,
-                    "revoked_keys": keys.rows_affected,
+                    "revoked_keys": keys.len(),
                     "revoked_sessions": revoked.len(),
                 })),
             },
@@ -237,10 +237,21 @@ impl Postgres {
         .await
         .doing("auditing agent deletion")?;
         crate::error::commit(txn, "committing agent deletion").await?;
-        revoked
-            .into_iter()
-            .map(|m| Session::try_from(m).map_err(AgentError::Unknown))
-            .collect()
+        Ok(Revoked {
+            sessions: revoked
+                .into_iter()
+                .map(|m| Session::try_from(m).map_err(AgentError::Unknown))
+                .collect::<Result<_, _>>()?,
+            keys: keys
+                .into_iter()
+                .map(|m| {
+                    let hash = TokenHash::from_stored(m.key_hash.clone());
+                    ApiKey::try_from(m)
+                        .map(|key| RevokedKey { hash, key })
+                        .map_err(AgentError::Unknown)
+                })
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     async fn agent_add_key(&self, key: &NewApiKey, ctx: &AuditContext) -> Result<(), AgentError> {
