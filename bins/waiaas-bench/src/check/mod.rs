@@ -4,9 +4,10 @@
 //! off. Writers move money with idempotency keys and retry with the same key until they have
 //! a real answer, abandoning a quarter of their requests half-way (a client disconnecting, a
 //! request timing out); they also change policies and read notifications; a revoker opens,
-//! uses and revokes sessions, and lets agent keys issued with a one-second lifetime (and the
-//! sessions opened with them) expire; readers read balances, policies, summaries, unread
-//! counts and ended credentials through both instances.
+//! uses and revokes sessions, lets agent keys issued with a one-second lifetime (and the
+//! sessions opened with them) expire, and deletes agents whose keys every instance has used
+//! (and may have cached); readers read balances, policies, summaries, unread counts and ended
+//! credentials through both instances.
 //!
 //! Every operation is recorded, then checked: no read older than an acknowledged write, no
 //! read older than one that had finished before it started, every version always with the
