@@ -115,26 +115,11 @@ async fn an_expiring_key_and_its_sessions_stop_working_when_it_expires() {
 #[tokio::test]
 async fn a_cached_key_needs_no_database_and_its_revocation_is_immediate_on_every_instance() {
     let db = TestDb::new().await;
-    let admin = waiaas_testkit::admin_url().await.unwrap();
-    let server = admin
-        .rsplit_once('@')
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map(|(host, _)| host.replace("localhost", "127.0.0.1"))
-        .unwrap();
-    let proxy = waiaas_testkit::TcpProxy::start(
-        tokio::net::lookup_host(&server)
-            .await
-            .unwrap()
-            .next()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let (proxy, url) = waiaas_tests::proxied_database(&db).await;
     let shared = Options {
         key_prefix: Some(waiaas_testkit::unique_prefix()),
         ..Options::default()
     };
-    let url = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port(), db.name);
     let behind_proxy = TestApp::spawn_with(TestApp::settings_for(&url, &shared)).await;
     let direct = TestApp::spawn(&db, shared).await;
     let (_, owner) = direct.owner("Acme").await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait as _, Database, DbBackend, Statement, TransactionTrait as _};
-use waiaas_testkit::{PgServer, TcpProxy, TestDb};
+use waiaas_testkit::{PgServer, TestDb};
 use waiaas_tests::{Options, Reply, TestApp};
 
 fn no_redis() -> Options {
@@ -49,23 +49,7 @@ async fn scalar(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
 #[tokio::test]
 async fn a_commit_whose_connection_breaks_is_an_outcome_unknown_that_the_same_key_resolves() {
     let db = TestDb::new().await;
-    // The shared test server's address, from its URL (`postgres://user@host:port/db`).
-    let admin = waiaas_testkit::admin_url().await.unwrap();
-    let server = admin
-        .rsplit_once('@')
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map(|(host, _)| host.replace("localhost", "127.0.0.1"))
-        .unwrap();
-    let proxy = TcpProxy::start(
-        tokio::net::lookup_host(&server)
-            .await
-            .unwrap()
-            .next()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port(), db.name);
+    let (proxy, url) = waiaas_tests::proxied_database(&db).await;
     let app = TestApp::spawn_with(TestApp::settings_for(&url, &no_redis())).await;
     let (_, agent_key, a, b) = funded(&app).await;
 

@@ -286,3 +286,30 @@ impl TestApp {
         self.app.shutdown().await;
     }
 }
+
+/// A TCP proxy in front of the shared test PostgreSQL server, and the URL of `db` through it
+/// (to cut an instance off from PostgreSQL, or break its connections).
+///
+/// # Panics
+/// When the server's address cannot be found or the proxy cannot start.
+pub async fn proxied_database(db: &TestDb) -> (waiaas_testkit::TcpProxy, String) {
+    // The shared test server's address, from its URL (`postgres://user@host:port/db`).
+    let admin = waiaas_testkit::admin_url()
+        .await
+        .expect("test database server");
+    let server = admin
+        .rsplit_once('@')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(host, _)| host.replace("localhost", "127.0.0.1"))
+        .expect("host:port in the server's URL");
+    let address = tokio::net::lookup_host(&server)
+        .await
+        .expect("the server's address")
+        .next()
+        .expect("an address");
+    let proxy = waiaas_testkit::TcpProxy::start(address)
+        .await
+        .expect("proxy");
+    let url = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port(), db.name);
+    (proxy, url)
+}
