@@ -19,6 +19,7 @@ mod m20261203_000010_mandates;
 mod m20261203_000011_events;
 mod m20261203_000012_webhooks;
 mod m20261203_000013_record_events;
+mod m20261203_000014_key_sessions;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000011_events::Migration),
             Box::new(m20261203_000012_webhooks::Migration),
             Box::new(m20261203_000013_record_events::Migration),
+            Box::new(m20261203_000014_key_sessions::Migration),
         ]
     }
 }
@@ -90,6 +92,8 @@ pub fn fingerprint() -> String {
         m20261203_000013_record_events::UP,
         m20261203_000013_record_events::TRIGGERS,
         m20261203_000013_record_events::DOWN,
+        m20261203_000014_key_sessions::UP,
+        m20261203_000014_key_sessions::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()

@@ -175,3 +175,102 @@ async fn a_cached_key_needs_no_database_and_its_revocation_is_immediate_on_every
     behind_proxy.stop().await;
     direct.stop().await;
 }
+
+/// One agent key revoked on its own: the instance that had it cached refuses it at once, as
+/// it does the sessions opened with it; the agent's other key keeps working; the list shows
+/// each key's state; a repeat is a 204; another tenant's key, an unknown key and an agent
+/// asking are refused.
+#[tokio::test]
+async fn one_key_is_revoked_with_its_sessions_and_the_others_keep_working() {
+    let db = TestDb::new().await;
+    let shared = Options {
+        key_prefix: Some(waiaas_testkit::unique_prefix()),
+        ..Options::default()
+    };
+    let a = TestApp::spawn(&db, shared.clone()).await;
+    let b = TestApp::spawn(&db, shared).await;
+    let (_, owner) = a.owner("Acme").await;
+    let (agent, leaked) = a.agent(&owner, "buyer").await;
+    let keys = format!("/v1/agents/{agent}/keys");
+    let spare = a.post(&keys, &owner, json!({})).await;
+    assert_eq!(spare.status, StatusCode::CREATED);
+    let (spare_id, spare) = (spare.str("id"), spare.str("api_key"));
+    let wallet = a.wallet(&owner, &agent, "USD", 100).await;
+    let balance = format!("/v1/wallets/{wallet}/balance");
+    let session = a
+        .post("/v1/sessions", &leaked, json!({}))
+        .await
+        .str("token");
+    for credential in [&leaked, &session, &spare] {
+        let r = a.get(&balance, credential).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    }
+    let listed = a.get(&keys, &owner).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let items = listed.body["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 2);
+    assert!(
+        items
+            .iter()
+            .all(|k| k["status"] == "active" && k.get("api_key").is_none())
+    );
+    let leaked_id = items
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .find(|id| *id != spare_id)
+        .unwrap();
+
+    // Refused: an agent, another tenant, an unknown key.
+    let path = format!("{keys}/{leaked_id}");
+    let r = a
+        .call(Method::DELETE, &path, Some(&spare), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let (_, stranger) = a.owner("Other").await;
+    let r = a
+        .call(Method::DELETE, &path, Some(&stranger), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = a
+        .call(
+            Method::DELETE,
+            &format!("{keys}/{}", uuid::Uuid::new_v4()),
+            Some(&owner),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.code(), "not_found");
+
+    // Revoked through the other instance: refused here at once, with its session.
+    let r = b
+        .call(Method::DELETE, &path, Some(&owner), None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    for credential in [&leaked, &session] {
+        let r = a.get(&balance, credential).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    }
+    let r = a.get(&balance, &spare).await;
+    assert_eq!(r.status, StatusCode::OK, "the other key still works");
+    let again = a
+        .call(Method::DELETE, &path, Some(&owner), None, None)
+        .await;
+    assert_eq!(again.status, StatusCode::NO_CONTENT);
+    let listed = a.get(&keys, &owner).await;
+    let revoked = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == leaked_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(revoked["status"], "revoked");
+    assert!(revoked["revoked_at"].is_string());
+    // A new session cannot be opened with it either.
+    let r = a.post("/v1/sessions", &leaked, json!({})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    a.stop().await;
+    b.stop().await;
+}

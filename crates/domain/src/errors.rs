@@ -88,6 +88,9 @@ pub enum AgentError {
     /// The agent does not exist, was deleted, or belongs to another owner.
     #[error("agent {0} not found")]
     NotFound(AgentId),
+    /// The API key does not exist or is not the agent's.
+    #[error("API key {0} not found")]
+    KeyNotFound(crate::ids::ApiKeyId),
     /// Storage failed.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),

@@ -38,6 +38,8 @@ use crate::{sse, ws};
         agents::update_agent,
         agents::delete_agent,
         agents::create_key,
+        agents::list_keys,
+        agents::revoke_key,
         budgets::get_agent_budget,
         budgets::put_agent_budget,
         budgets::get_owner_budget,

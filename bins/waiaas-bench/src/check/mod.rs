@@ -5,8 +5,8 @@
 //! a real answer, abandoning a quarter of their requests half-way (a client disconnecting, a
 //! request timing out); they also change policies and read notifications; a revoker opens,
 //! uses and revokes sessions, lets agent keys issued with a one-second lifetime (and the
-//! sessions opened with them) expire, and deletes agents whose keys every instance has used
-//! (and may have cached); readers read balances, policies, summaries, unread counts and ended
+//! sessions opened with them) expire, and deletes agents (or revokes single keys) whose keys
+//! and sessions every instance has used (and may have cached); readers read balances, policies, summaries, unread counts and ended
 //! credentials through both instances.
 //!
 //! Every operation is recorded, then checked: no read older than an acknowledged write, no

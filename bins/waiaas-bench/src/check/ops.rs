@@ -756,9 +756,10 @@ impl Run {
         }
     }
 
-    /// Makes an agent with a key, uses the key through every instance (each may cache it as
-    /// valid), deletes the agent through one, and once that is acknowledged tries the key
-    /// through every instance: a deleted agent's key is refused at once everywhere.
+    /// Makes an agent with a key and a session opened with it, uses both through every
+    /// instance (each may cache them as valid), then deletes the agent or revokes just the key
+    /// through one, and once that is acknowledged tries both through every instance: they are
+    /// refused at once everywhere.
     async fn delete_an_agent(&self, rng: &mut Rng) {
         let app = self
             .env
@@ -777,12 +778,12 @@ impl Run {
                 return;
             }
         };
-        let key = match app
+        let (key_id, key) = match app
             .services
             .create_agent_key(self.env.owner, agent.id, &ctx)
             .await
         {
-            Ok((_, secret)) => secret.expose().to_owned(),
+            Ok((id, secret)) => (id, secret.expose().to_owned()),
             Err(e) => {
                 if let Answer::Bug(b) = e.answer() {
                     self.fail("issuing a key answered 500", b);
@@ -790,46 +791,66 @@ impl Run {
                 return;
             }
         };
-        for i in 0..3 {
-            self.login(&self.env.instance(i), &key).await;
+        let principal = Principal::Agent {
+            agent_id: agent.id,
+            owner_id: self.env.owner,
+        };
+        let mut credentials = vec![key.clone()];
+        if let Ok((_, t)) = app.services.create_session(&principal, &key, &ctx).await {
+            credentials.push(t.expose().to_owned());
+        }
+        for credential in &credentials {
+            for i in 0..3 {
+                self.login(&self.env.instance(i), credential).await;
+            }
         }
         // Not abandoned half-way: a retry after a failure that still committed finds the
-        // agent gone only once the first attempt (detached) has finished its cache step.
+        // agent gone (or the key revoked) only once the first attempt (detached) has
+        // finished its cache step.
+        let whole_agent = rng.below(2) == 0;
         let deadline = Instant::now() + self.patience;
         loop {
             let app = self
                 .env
                 .instance(usize::try_from(rng.below(2)).unwrap_or(0));
-            match app
-                .services
-                .delete_agent(self.env.owner, agent.id, &ctx)
-                .await
-            {
+            let done = if whole_agent {
+                app.services
+                    .delete_agent(self.env.owner, agent.id, &ctx)
+                    .await
+            } else {
+                app.services
+                    .revoke_agent_key(self.env.owner, agent.id, key_id, &ctx)
+                    .await
+                    .map(|_| ())
+            };
+            match done {
                 Ok(()) | Err(AgentError::NotFound(_)) => break,
                 Err(e) => {
-                    let _ = self.retry_after("an agent deletion", &e.answer());
+                    let _ = self.retry_after("a key revocation", &e.answer());
                 }
             }
             if Instant::now() > deadline {
-                self.fail("an agent deletion", "never acknowledged");
+                self.fail("a key revocation", "never acknowledged");
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10 + rng.below(40))).await;
         }
-        self.history.revoked(&key);
-        for i in 0..3 {
-            self.login(&self.env.instance(i), &key).await;
+        for credential in credentials {
+            self.history.revoked(&credential);
+            for i in 0..3 {
+                self.login(&self.env.instance(i), &credential).await;
+            }
+            self.revoked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(credential);
         }
-        self.revoked
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(key);
     }
 
     /// Opens sessions, uses them, revokes them (sometimes abandoning the revocation
     /// half-way, then retrying it), and tries them again; every fourth round, lets an
-    /// expiring key and its session run out instead, and every eighth deletes an agent whose
-    /// key every instance has seen.
+    /// expiring key and its session run out instead, and every eighth deletes an agent (or
+    /// revokes one key) whose key and session every instance has seen.
     pub(super) async fn revoker(&self, seed: u64) {
         let mut rng = Rng::new(seed);
         while !self.stopped() {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use waiaas_domain::notifications::{Notification, NotificationPage, UnreadCount};
 use waiaas_domain::ports::{AgentRepository, NotificationRepository, SessionRepository};
 use waiaas_domain::{
-    Agent, AgentError, AgentId, AgentStatus, ApiKey, AuditContext, NewApiKey, NewSession,
+    Agent, AgentError, AgentId, AgentStatus, ApiKey, ApiKeyId, AuditContext, NewApiKey, NewSession,
     NotificationId, OwnerId, PageRequest, RepoError, Revoked, RevokedKey, Session, TokenHash,
 };
 
@@ -162,6 +162,30 @@ impl AgentRepository for CachedAgents {
 
     async fn add_key(&self, key: &NewApiKey, audit: &AuditContext) -> Result<(), AgentError> {
         self.inner.add_key(key, audit).await
+    }
+
+    async fn keys(&self, id: AgentId, owner_id: OwnerId) -> Result<Vec<ApiKey>, AgentError> {
+        self.inner.keys(id, owner_id).await
+    }
+
+    async fn revoke_key(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        key: ApiKeyId,
+        audit: &AuditContext,
+    ) -> Result<Revoked, AgentError> {
+        let (inner, cache, audit) = (self.inner.clone(), self.cache.clone(), audit.clone());
+        // As a deletion: written through (or fenced) before it is acknowledged; a repeated
+        // revocation writes the key through again.
+        detached(async move {
+            let out = inner.revoke_key(id, owner_id, key, &audit).await?;
+            let mut changes = revoked(&out.sessions);
+            changes.extend(revoked_keys(&out.keys));
+            cache.apply(changes).await.map_err(unfenced::<AgentError>)?;
+            Ok(out)
+        })
+        .await
     }
 }
 

@@ -93,6 +93,27 @@ pub trait AgentRepository: Send + Sync {
     /// # Errors
     /// `AgentError::NotFound` when the agent is not this owner's or is revoked.
     async fn add_key(&self, key: &NewApiKey, audit: &AuditContext) -> Result<(), AgentError>;
+
+    /// The API keys of an agent of this owner, revoked ones included, oldest first.
+    ///
+    /// # Errors
+    /// `AgentError::NotFound` when the agent is not this owner's or was deleted.
+    async fn keys(&self, id: AgentId, owner_id: OwnerId) -> Result<Vec<ApiKey>, AgentError>;
+
+    /// Revokes one API key of an agent of this owner, and the sessions opened with it, in one
+    /// transaction. A key revoked before is returned as it stands (with the sessions opened
+    /// with it), so a repeated revocation can write it through again.
+    ///
+    /// # Errors
+    /// `AgentError::NotFound` when the agent is not this owner's or was deleted;
+    /// `AgentError::KeyNotFound` when the key is not the agent's.
+    async fn revoke_key(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        key: crate::ApiKeyId,
+        audit: &AuditContext,
+    ) -> Result<crate::Revoked, AgentError>;
 }
 
 /// API keys and sessions.

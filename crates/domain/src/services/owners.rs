@@ -5,8 +5,8 @@ use crate::errors::{AccessError, AgentError, RepoError};
 use crate::ids::NotificationId;
 use crate::ids::{AgentId, ApiKeyId, OwnerId};
 use crate::model::{
-    Agent, AgentStatus, AuditContext, AuditEntry, AuditQuery, NewApiKey, Owner, PageRequest,
-    Principal, Secret,
+    Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, NewApiKey, Owner,
+    PageRequest, Principal, Secret,
 };
 use crate::notifications::{Notification, NotificationPage, UnreadCount};
 use crate::values::Name;
@@ -162,6 +162,48 @@ impl Services {
             .create_expiring_agent_key(owner_id, agent_id, None, audit)
             .await?;
         Ok((id, secret))
+    }
+
+    /// The API keys of an agent of the owner, revoked and expired ones included, oldest
+    /// first (never their secrets).
+    ///
+    /// # Errors
+    /// `NotFound` when the agent is not the owner's or was deleted.
+    pub async fn agent_keys(
+        &self,
+        owner_id: OwnerId,
+        agent_id: AgentId,
+    ) -> Result<Vec<ApiKey>, AgentError> {
+        self.ports.agents.keys(agent_id, owner_id).await
+    }
+
+    /// Revokes one API key of an agent of the owner, and the sessions opened with it: once
+    /// this returns, no instance accepts either. Revoking a revoked key again succeeds.
+    ///
+    /// # Errors
+    /// `NotFound` when the agent is not the owner's or was deleted; `KeyNotFound` when the
+    /// key is not the agent's.
+    #[tracing::instrument(skip_all, fields(agent_id = %agent_id, key_id = %key_id))]
+    pub async fn revoke_agent_key(
+        &self,
+        owner_id: OwnerId,
+        agent_id: AgentId,
+        key_id: ApiKeyId,
+        audit: &AuditContext,
+    ) -> Result<ApiKey, AgentError> {
+        let revoked = self
+            .ports
+            .agents
+            .revoke_key(agent_id, owner_id, key_id, audit)
+            .await?;
+        self.ports.feed.committed();
+        tracing::info!(revoked_sessions = revoked.sessions.len(), "API key revoked");
+        revoked
+            .keys
+            .into_iter()
+            .next()
+            .map(|k| k.key)
+            .ok_or(AgentError::KeyNotFound(key_id))
     }
 
     /// Issues a new API key for an agent of the owner (shown once) that stops working after

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 use waiaas_domain::ports::AgentPresence;
-use waiaas_domain::{Agent, AgentStatus, Owner};
+use waiaas_domain::{Agent, AgentStatus, ApiKey, Owner};
 
 /// `POST /v1/owners`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -133,6 +133,42 @@ pub(crate) struct CreateKey {
     #[schema(minimum = 1, maximum = 315_360_000)]
     #[serde(default, deserialize_with = "super::whole::opt_i64")]
     pub expires_in_s: Option<i64>,
+}
+
+/// An API key as listed (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct KeyDto {
+    /// The key's id.
+    pub id: Uuid,
+    /// `active`, `expired` or `revoked`.
+    #[schema(example = "active")]
+    pub status: &'static str,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops (or stopped) working; `null`: never.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked; `null` while it is not.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl KeyDto {
+    /// The key as listed at `now`.
+    pub(crate) fn of(k: ApiKey, now: DateTime<Utc>) -> Self {
+        let status = if k.revoked_at.is_some() {
+            "revoked"
+        } else if k.is_valid_at(now) {
+            "active"
+        } else {
+            "expired"
+        };
+        Self {
+            id: k.id.into(),
+            status,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            revoked_at: k.revoked_at,
+        }
+    }
 }
 
 /// A new API key for an agent, shown once.

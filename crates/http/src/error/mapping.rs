@@ -43,7 +43,9 @@ impl From<AgentError> for ApiError {
     fn from(e: AgentError) -> Self {
         match e {
             AgentError::Invalid(v) => Self::bad_request("invalid_value", v.to_string()),
-            e @ AgentError::NotFound(_) => Self::not_found(e.to_string()),
+            e @ (AgentError::NotFound(_) | AgentError::KeyNotFound(_)) => {
+                Self::not_found(e.to_string())
+            }
             AgentError::Unknown(e) => Self::unexpected(e),
         }
     }

@@ -7,7 +7,9 @@ use waiaas_domain::{Agent, AgentId, Principal};
 
 use crate::SharedState;
 use crate::auth::Caller;
-use crate::dto::{AgentDto, CreateAgent, CreateKey, ErrorBody, Items, KeyCreated, UpdateAgent};
+use crate::dto::{
+    AgentDto, CreateAgent, CreateKey, ErrorBody, Items, KeyCreated, KeyDto, UpdateAgent,
+};
 use crate::error::ApiError;
 use crate::extract::{Json, Object, Path};
 
@@ -202,4 +204,67 @@ pub(crate) async fn create_key(
         expires_at,
     };
     Ok((StatusCode::CREATED, axum::Json(created)))
+}
+
+/// The agent's API keys, revoked and expired ones included, oldest first (never their
+/// secrets).
+#[utoipa::path(get, path = "/v1/agents/{id}/keys", tag = "agents",
+    params(("id" = Uuid, Path, description = "The agent")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The keys", body = Items<KeyDto>),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents cannot list keys", body = ErrorBody),
+        (status = 404, description = "Missing, deleted or another tenant's", body = ErrorBody),
+    ))]
+pub(crate) async fn list_keys(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Items<KeyDto>>, ApiError> {
+    let owner_id = caller.owner("list API keys")?;
+    let keys = state
+        .services
+        .agent_keys(owner_id, AgentId::from_uuid(id))
+        .await?;
+    let now = chrono::Utc::now();
+    Ok(axum::Json(Items {
+        items: keys.into_iter().map(|k| KeyDto::of(k, now)).collect(),
+    }))
+}
+
+/// Revokes one API key of the agent, and every session opened with it: once answered, no
+/// instance accepts either. The agent's other keys keep working. Revoking a revoked key again
+/// is a `204` too.
+#[utoipa::path(delete, path = "/v1/agents/{id}/keys/{key_id}", tag = "agents",
+    params(
+        ("id" = Uuid, Path, description = "The agent"),
+        ("key_id" = Uuid, Path, description = "The key"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents cannot revoke keys", body = ErrorBody),
+        (status = 404, description = "The agent or the key is missing, deleted or another tenant's", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub(crate) async fn revoke_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path((id, key_id)): Path<(Uuid, Uuid)>,
+) -> Result<StatusCode, ApiError> {
+    let owner_id = caller.owner("revoke API keys")?;
+    state
+        .services
+        .revoke_agent_key(
+            owner_id,
+            AgentId::from_uuid(id),
+            waiaas_domain::ApiKeyId::from_uuid(key_id),
+            &caller.audit,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

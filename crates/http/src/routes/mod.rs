@@ -38,7 +38,11 @@ pub(crate) fn api() -> Router<SharedState> {
                 .patch(agents::update_agent)
                 .delete(agents::delete_agent),
         )
-        .route("/v1/agents/{id}/keys", post(agents::create_key))
+        .route(
+            "/v1/agents/{id}/keys",
+            post(agents::create_key).get(agents::list_keys),
+        )
+        .route("/v1/agents/{id}/keys/{key_id}", delete(agents::revoke_key))
         .route(
             "/v1/agents/{id}/budget",
             get(budgets::get_agent_budget).put(budgets::put_agent_budget),

@@ -91,6 +91,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/agents/{id}"),
     ("delete", "/v1/agents/{id}"),
     ("post", "/v1/agents/{id}/keys"),
+    ("get", "/v1/agents/{id}/keys"),
+    ("delete", "/v1/agents/{id}/keys/{key_id}"),
     ("get", "/v1/agents/{id}/budget"),
     ("put", "/v1/agents/{id}/budget"),
     ("get", "/v1/owners/me/budget"),

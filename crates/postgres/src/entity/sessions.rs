@@ -16,6 +16,7 @@ pub struct Model {
     pub revoked_at: Option<DateTimeUtc>,
     pub version: i64,
     pub created_at: DateTimeUtc,
+    pub api_key_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

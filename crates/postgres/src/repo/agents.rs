@@ -1,4 +1,5 @@
-//! Agents: creation, status changes, deletion with its keys and sessions, new keys.
+//! Agents: creation, status changes, deletion with its keys and sessions, new keys, and one
+//! key's revocation with the sessions opened with it.
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -10,8 +11,8 @@ use sea_orm::{
 };
 use waiaas_domain::ports::AgentRepository;
 use waiaas_domain::{
-    Agent, AgentError, AgentId, AgentStatus, ApiKey, AuditContext, NewApiKey, NewAuditEntry,
-    OwnerId, Principal, RepoError, Revoked, RevokedKey, Session, TokenHash,
+    Agent, AgentError, AgentId, AgentStatus, ApiKey, ApiKeyId, AuditContext, NewApiKey,
+    NewAuditEntry, OwnerId, Principal, RepoError, Revoked, RevokedKey, Session, TokenHash,
 };
 
 use crate::audit;
@@ -74,6 +75,25 @@ impl AgentRepository for Postgres {
     ) -> Result<Revoked, AgentError> {
         self.run(Work::Write, move || self.agent_revoke(id, owner_id, ctx))
             .await
+    }
+
+    async fn keys(&self, id: AgentId, owner_id: OwnerId) -> Result<Vec<ApiKey>, AgentError> {
+        self.run(Work::Read, move || self.agent_keys(id, owner_id))
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(agent_id = %id, key_id = %key))]
+    async fn revoke_key(
+        &self,
+        id: AgentId,
+        owner_id: OwnerId,
+        key: ApiKeyId,
+        ctx: &AuditContext,
+    ) -> Result<Revoked, AgentError> {
+        self.run(Work::Write, move || {
+            self.agent_revoke_key(id, owner_id, key, ctx)
+        })
+        .await
     }
 
     #[tracing::instrument(skip_all, fields(key_id = %key.id))]
@@ -251,6 +271,100 @@ impl Postgres {
                         .map_err(AgentError::Unknown)
                 })
                 .collect::<Result<_, _>>()?,
+        })
+    }
+
+    async fn agent_keys(&self, id: AgentId, owner: OwnerId) -> Result<Vec<ApiKey>, AgentError> {
+        agents::Entity::find_by_id(*id.as_uuid())
+            .one(&self.db)
+            .await
+            .doing("reading the agent")?
+            .filter(|a| a.owner_id == *owner.as_uuid() && a.status != AgentStatus::Revoked.as_str())
+            .ok_or(AgentError::NotFound(id))?;
+        api_keys::Entity::find()
+            .filter(api_keys::Column::AgentId.eq(*id.as_uuid()))
+            .order_by_asc(api_keys::Column::CreatedAt)
+            .order_by_asc(api_keys::Column::Id)
+            .all(&self.db)
+            .await
+            .doing("reading the agent's keys")?
+            .into_iter()
+            .map(|m| ApiKey::try_from(m).map_err(AgentError::Unknown))
+            .collect()
+    }
+
+    async fn agent_revoke_key(
+        &self,
+        id: AgentId,
+        owner: OwnerId,
+        key: ApiKeyId,
+        ctx: &AuditContext,
+    ) -> Result<Revoked, AgentError> {
+        let txn = self.db.begin().await.doing("beginning key revocation")?;
+        lock_live_agent(&txn, id, owner).await?;
+        let now = Utc::now();
+        // The key's row lock waits for a session being opened with it (which share-locks the
+        // key) and makes a later one find it revoked.
+        let newly = api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
+            .filter(api_keys::Column::Id.eq(*key.as_uuid()))
+            .filter(api_keys::Column::AgentId.eq(*id.as_uuid()))
+            .filter(api_keys::Column::RevokedAt.is_null())
+            .exec_with_returning(&txn)
+            .await
+            .doing("revoking the key")?
+            .into_iter()
+            .next();
+        let model = match newly {
+            Some(m) => m,
+            None => api_keys::Entity::find_by_id(*key.as_uuid())
+                .filter(api_keys::Column::AgentId.eq(*id.as_uuid()))
+                .one(&txn)
+                .await
+                .doing("reading the key")?
+                .ok_or(AgentError::KeyNotFound(key))?,
+        };
+        let sessions = sessions::Entity::update_many()
+            .col_expr(sessions::Column::RevokedAt, Expr::value(now))
+            .col_expr(
+                sessions::Column::Version,
+                Expr::col(sessions::Column::Version).add(1),
+            )
+            .filter(sessions::Column::ApiKeyId.eq(*key.as_uuid()))
+            .filter(sessions::Column::RevokedAt.is_null())
+            .exec_with_returning(&txn)
+            .await
+            .doing("revoking the key's sessions")?;
+        audit::record(
+            &txn,
+            ctx,
+            NewAuditEntry {
+                owner_id: Some(owner),
+                action: "agent.key.revoke",
+                resource_type: "agent",
+                resource_id: id.to_string(),
+                old_value: None,
+                new_value: Some(serde_json::json!({
+                    "api_key_id": key,
+                    "revoked_at": model.revoked_at,
+                    "revoked_sessions": sessions.len(),
+                })),
+            },
+            now,
+        )
+        .await
+        .doing("auditing key revocation")?;
+        crate::error::commit(txn, "committing key revocation").await?;
+        let hash = TokenHash::from_stored(model.key_hash.clone());
+        Ok(Revoked {
+            sessions: sessions
+                .into_iter()
+                .map(|m| Session::try_from(m).map_err(AgentError::Unknown))
+                .collect::<Result<_, _>>()?,
+            keys: vec![RevokedKey {
+                hash,
+                key: ApiKey::try_from(model).map_err(AgentError::Unknown)?,
+            }],
         })
     }
 

@@ -19,7 +19,7 @@ use crate::error::RepoContext as _;
 use crate::{Postgres, Work};
 
 /// Share-locks a live API key: neither revoked nor expired. `$1`: the key's hash.
-const LOCK_KEY: &str = "SELECT agent_id, expires_at FROM api_keys WHERE key_hash = $1 \
+const LOCK_KEY: &str = "SELECT id, agent_id, expires_at FROM api_keys WHERE key_hash = $1 \
      AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) FOR SHARE";
 
 /// Share-locks an agent that was not deleted. `$1`: the agent.
@@ -94,6 +94,7 @@ impl Postgres {
         let Some(key) = key else {
             return Ok(None);
         };
+        let key_id: uuid::Uuid = key.try_get("", "id").repo("decoding the key")?;
         let key_agent: Option<uuid::Uuid> = key.try_get("", "agent_id").repo("decoding the key")?;
         let key_expiry: Option<chrono::DateTime<Utc>> =
             key.try_get("", "expires_at").repo("decoding the key")?;
@@ -127,6 +128,7 @@ impl Postgres {
             revoked_at: Set(None),
             version: Set(1),
             created_at: Set(now),
+            api_key_id: Set(Some(key_id)),
         })
         .exec_with_returning(&txn)
         .await
