@@ -274,3 +274,82 @@ async fn one_key_is_revoked_with_its_sessions_and_the_others_keep_working() {
     a.stop().await;
     b.stop().await;
 }
+
+/// An owner rotates its key: issues a second one, revokes the first (refused at once by an
+/// instance that had it cached, with the session opened with it), and cannot revoke its last
+/// working key.
+#[tokio::test]
+async fn an_owner_rotates_its_key_and_cannot_revoke_its_last_one() {
+    let db = TestDb::new().await;
+    let shared = Options {
+        key_prefix: Some(waiaas_testkit::unique_prefix()),
+        ..Options::default()
+    };
+    let a = TestApp::spawn(&db, shared.clone()).await;
+    let b = TestApp::spawn(&db, shared).await;
+    let (_, old) = a.owner("Acme").await;
+    let (_, agent_key) = a.agent(&old, "buyer").await;
+    let session = a.post("/v1/sessions", &old, json!({})).await.str("token");
+    for credential in [&old, &session] {
+        assert_eq!(b.get("/v1/agents", credential).await.status, StatusCode::OK);
+    }
+    let issued = a
+        .call(Method::POST, "/v1/owners/me/keys", Some(&old), None, None)
+        .await;
+    assert_eq!(issued.status, StatusCode::CREATED, "{:?}", issued.body);
+    let (new_id, new) = (issued.str("id"), issued.str("api_key"));
+    let listed = a.get("/v1/owners/me/keys", &new).await;
+    let items = listed.body["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 2, "{items:?}");
+    let old_id = items
+        .iter()
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .find(|id| *id != new_id)
+        .unwrap();
+
+    // Agents have no say; an unknown key is a 404.
+    let r = a.get("/v1/owners/me/keys", &agent_key).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/owners/me/keys/{}", uuid::Uuid::new_v4()),
+            Some(&new),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/owners/me/keys/{old_id}"),
+            Some(&new),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    for credential in [&old, &session] {
+        assert_eq!(
+            b.get("/v1/agents", credential).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(b.get("/v1/agents", &new).await.status, StatusCode::OK);
+    let r = b
+        .call(
+            Method::DELETE,
+            &format!("/v1/owners/me/keys/{new_id}"),
+            Some(&new),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    assert_eq!(r.code(), "last_key");
+    assert_eq!(b.get("/v1/agents", &new).await.status, StatusCode::OK);
+    a.stop().await;
+    b.stop().await;
+}

@@ -88,9 +88,12 @@ pub enum AgentError {
     /// The agent does not exist, was deleted, or belongs to another owner.
     #[error("agent {0} not found")]
     NotFound(AgentId),
-    /// The API key does not exist or is not the agent's.
+    /// The API key does not exist or is not the agent's (or the owner's).
     #[error("API key {0} not found")]
     KeyNotFound(crate::ids::ApiKeyId),
+    /// Revoking it would leave the owner without a working key.
+    #[error("an owner keeps at least one working API key: issue another one first")]
+    LastKey,
     /// Storage failed.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),

@@ -8,7 +8,8 @@ use waiaas_domain::notifications::{Notification, NotificationPage, UnreadCount};
 use waiaas_domain::ports::{AgentRepository, NotificationRepository, SessionRepository};
 use waiaas_domain::{
     Agent, AgentError, AgentId, AgentStatus, ApiKey, ApiKeyId, AuditContext, NewApiKey, NewSession,
-    NotificationId, OwnerId, PageRequest, RepoError, Revoked, RevokedKey, Session, TokenHash,
+    NotificationId, OwnerId, PageRequest, Principal, RepoError, Revoked, RevokedKey, Session,
+    TokenHash,
 };
 
 use super::{detached, unfenced};
@@ -164,14 +165,13 @@ impl AgentRepository for CachedAgents {
         self.inner.add_key(key, audit).await
     }
 
-    async fn keys(&self, id: AgentId, owner_id: OwnerId) -> Result<Vec<ApiKey>, AgentError> {
-        self.inner.keys(id, owner_id).await
+    async fn keys(&self, of: Principal) -> Result<Vec<ApiKey>, AgentError> {
+        self.inner.keys(of).await
     }
 
     async fn revoke_key(
         &self,
-        id: AgentId,
-        owner_id: OwnerId,
+        of: Principal,
         key: ApiKeyId,
         audit: &AuditContext,
     ) -> Result<Revoked, AgentError> {
@@ -179,7 +179,7 @@ impl AgentRepository for CachedAgents {
         // As a deletion: written through (or fenced) before it is acknowledged; a repeated
         // revocation writes the key through again.
         detached(async move {
-            let out = inner.revoke_key(id, owner_id, key, &audit).await?;
+            let out = inner.revoke_key(of, key, &audit).await?;
             let mut changes = revoked(&out.sessions);
             changes.extend(revoked_keys(&out.keys));
             cache.apply(changes).await.map_err(unfenced::<AgentError>)?;

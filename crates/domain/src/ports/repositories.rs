@@ -12,8 +12,8 @@ use crate::errors::{AgentError, ApprovalError, CreateWalletError, PostingError, 
 use crate::ids::{AgentId, MandateId, NotificationId, OwnerId, TransactionId, WalletId};
 use crate::model::{
     Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, Mandate, NewApiKey,
-    NewSession, Owner, PageRequest, Session, SpendSummary, TokenHash, Transaction, TransactionPage,
-    TxCursor, TxFilter, Wallet, WalletBalance, WalletOwnership,
+    NewSession, Owner, PageRequest, Principal, Session, SpendSummary, TokenHash, Transaction,
+    TransactionPage, TxCursor, TxFilter, Wallet, WalletBalance, WalletOwnership,
 };
 use crate::notifications::{Notification, NotificationPage};
 use crate::policy::{BudgetOwner, Budgets, Policy, PolicyRules};
@@ -88,29 +88,31 @@ pub trait AgentRepository: Send + Sync {
         audit: &AuditContext,
     ) -> Result<crate::Revoked, AgentError>;
 
-    /// Stores a new API key for an agent of this owner.
+    /// Stores a new API key for an agent of this owner, or for the owner itself (the key's
+    /// principal says whose).
     ///
     /// # Errors
     /// `AgentError::NotFound` when the agent is not this owner's or is revoked.
     async fn add_key(&self, key: &NewApiKey, audit: &AuditContext) -> Result<(), AgentError>;
 
-    /// The API keys of an agent of this owner, revoked ones included, oldest first.
+    /// The API keys of a principal (an agent of its owner, or the owner's own), revoked ones
+    /// included, oldest first.
     ///
     /// # Errors
     /// `AgentError::NotFound` when the agent is not this owner's or was deleted.
-    async fn keys(&self, id: AgentId, owner_id: OwnerId) -> Result<Vec<ApiKey>, AgentError>;
+    async fn keys(&self, of: Principal) -> Result<Vec<ApiKey>, AgentError>;
 
-    /// Revokes one API key of an agent of this owner, and the sessions opened with it, in one
-    /// transaction. A key revoked before is returned as it stands (with the sessions opened
-    /// with it), so a repeated revocation can write it through again.
+    /// Revokes one API key of a principal, and the sessions opened with it, in one
+    /// transaction. A key revoked before is returned as it stands, so a repeated revocation
+    /// can write it through again. An owner keeps at least one live key.
     ///
     /// # Errors
     /// `AgentError::NotFound` when the agent is not this owner's or was deleted;
-    /// `AgentError::KeyNotFound` when the key is not the agent's.
+    /// `AgentError::KeyNotFound` when the key is not the principal's; `AgentError::LastKey`
+    /// for an owner's last live key.
     async fn revoke_key(
         &self,
-        id: AgentId,
-        owner_id: OwnerId,
+        of: Principal,
         key: crate::ApiKeyId,
         audit: &AuditContext,
     ) -> Result<crate::Revoked, AgentError>;

@@ -174,7 +174,50 @@ impl Services {
         owner_id: OwnerId,
         agent_id: AgentId,
     ) -> Result<Vec<ApiKey>, AgentError> {
-        self.ports.agents.keys(agent_id, owner_id).await
+        self.ports
+            .agents
+            .keys(Principal::Agent { agent_id, owner_id })
+            .await
+    }
+
+    /// The owner's own API keys, revoked ones included, oldest first (never their secrets).
+    ///
+    /// # Errors
+    /// `Unknown` when storage fails.
+    pub async fn owner_keys(&self, owner_id: OwnerId) -> Result<Vec<ApiKey>, AgentError> {
+        self.ports.agents.keys(Principal::Owner { owner_id }).await
+    }
+
+    /// Issues another API key for the owner itself (shown once), to rotate the one in use:
+    /// issue, switch, then revoke the old one.
+    ///
+    /// # Errors
+    /// `Unknown` when storage fails.
+    pub async fn create_owner_key(
+        &self,
+        owner_id: OwnerId,
+        audit: &AuditContext,
+    ) -> Result<(ApiKeyId, Secret), AgentError> {
+        let (key, secret) = NewApiKey::generate(Principal::Owner { owner_id });
+        self.ports.agents.add_key(&key, audit).await?;
+        self.ports.feed.committed();
+        Ok((key.id, secret))
+    }
+
+    /// Revokes one of the owner's own API keys and the sessions opened with it (not its last
+    /// working key): once this returns, no instance accepts either.
+    ///
+    /// # Errors
+    /// `KeyNotFound` when the key is not the owner's; `LastKey` for its last working key.
+    #[tracing::instrument(skip_all, fields(key_id = %key_id))]
+    pub async fn revoke_owner_key(
+        &self,
+        owner_id: OwnerId,
+        key_id: ApiKeyId,
+        audit: &AuditContext,
+    ) -> Result<ApiKey, AgentError> {
+        self.revoke_key(Principal::Owner { owner_id }, key_id, audit)
+            .await
     }
 
     /// Revokes one API key of an agent of the owner, and the sessions opened with it: once
@@ -191,11 +234,17 @@ impl Services {
         key_id: ApiKeyId,
         audit: &AuditContext,
     ) -> Result<ApiKey, AgentError> {
-        let revoked = self
-            .ports
-            .agents
-            .revoke_key(agent_id, owner_id, key_id, audit)
-            .await?;
+        self.revoke_key(Principal::Agent { agent_id, owner_id }, key_id, audit)
+            .await
+    }
+
+    async fn revoke_key(
+        &self,
+        of: Principal,
+        key_id: ApiKeyId,
+        audit: &AuditContext,
+    ) -> Result<ApiKey, AgentError> {
+        let revoked = self.ports.agents.revoke_key(of, key_id, audit).await?;
         self.ports.feed.committed();
         tracing::info!(revoked_sessions = revoked.sessions.len(), "API key revoked");
         revoked

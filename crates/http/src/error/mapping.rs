@@ -46,6 +46,7 @@ impl From<AgentError> for ApiError {
             e @ (AgentError::NotFound(_) | AgentError::KeyNotFound(_)) => {
                 Self::not_found(e.to_string())
             }
+            e @ AgentError::LastKey => Self::conflict("last_key", e.to_string()),
             AgentError::Unknown(e) => Self::unexpected(e),
         }
     }

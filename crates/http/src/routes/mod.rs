@@ -48,6 +48,14 @@ pub(crate) fn api() -> Router<SharedState> {
             get(budgets::get_agent_budget).put(budgets::put_agent_budget),
         )
         .route(
+            "/v1/owners/me/keys",
+            get(owners::list_owner_keys).post(owners::create_owner_key),
+        )
+        .route(
+            "/v1/owners/me/keys/{key_id}",
+            delete(owners::revoke_owner_key),
+        )
+        .route(
             "/v1/owners/me/budget",
             get(budgets::get_owner_budget).put(budgets::put_owner_budget),
         )

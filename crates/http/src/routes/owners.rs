@@ -1,4 +1,4 @@
-//! Owner registration and sessions.
+//! Owner registration, the owner's own API keys, and sessions.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -6,9 +6,9 @@ use waiaas_domain::CredentialKind;
 
 use crate::SharedState;
 use crate::auth::{Bootstrap, Caller, bearer};
-use crate::dto::{CreateOwner, ErrorBody, OwnerCreated, SessionCreated};
+use crate::dto::{CreateOwner, ErrorBody, Items, KeyCreated, KeyDto, OwnerCreated, SessionCreated};
 use crate::error::ApiError;
-use crate::extract::Json;
+use crate::extract::{Json, Path};
 
 /// Registers an owner and returns its first API key (shown once). Authorised by the
 /// bootstrap token as the bearer credential.
@@ -86,5 +86,86 @@ pub(crate) async fn delete_session(
     }
     let token = bearer(&headers).ok_or_else(ApiError::unauthenticated)?;
     state.services.revoke_session(token, &caller.audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The owner's own API keys, revoked and expired ones included, oldest first (never their
+/// secrets).
+#[utoipa::path(get, path = "/v1/owners/me/keys", tag = "owners",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The keys", body = Items<KeyDto>),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents have no owner keys", body = ErrorBody),
+    ))]
+pub(crate) async fn list_owner_keys(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> Result<axum::Json<Items<KeyDto>>, ApiError> {
+    let owner_id = caller.owner("list the owner's keys")?;
+    let keys = state.services.owner_keys(owner_id).await?;
+    let now = chrono::Utc::now();
+    Ok(axum::Json(Items {
+        items: keys.into_iter().map(|k| KeyDto::of(k, now)).collect(),
+    }))
+}
+
+/// Issues another API key for the owner (shown once): to rotate a key, issue a new one,
+/// switch to it, then revoke the old one.
+#[utoipa::path(post, path = "/v1/owners/me/keys", tag = "owners",
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The key, shown once", body = KeyCreated),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents cannot issue owner keys", body = ErrorBody),
+    ))]
+pub(crate) async fn create_owner_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> Result<(StatusCode, axum::Json<KeyCreated>), ApiError> {
+    let owner_id = caller.owner("issue owner keys")?;
+    let (id, secret) = state
+        .services
+        .create_owner_key(owner_id, &caller.audit)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(KeyCreated {
+            id: id.into(),
+            api_key: secret.expose().to_owned(),
+            expires_at: None,
+        }),
+    ))
+}
+
+/// Revokes one of the owner's keys and every session opened with it: once answered, no
+/// instance accepts either. The owner's last working key cannot be revoked (`409
+/// last_key`); revoking a revoked key again is a `204`.
+#[utoipa::path(delete, path = "/v1/owners/me/keys/{key_id}", tag = "owners",
+    params(("key_id" = uuid::Uuid, Path, description = "The key")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Agents cannot revoke owner keys", body = ErrorBody),
+        (status = 404, description = "Not one of the owner's keys", body = ErrorBody),
+        (status = 409, description = "The owner's last working key", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody),
+    ))]
+pub(crate) async fn revoke_owner_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    Path(key_id): Path<uuid::Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let owner_id = caller.owner("revoke owner keys")?;
+    state
+        .services
+        .revoke_owner_key(
+            owner_id,
+            waiaas_domain::ApiKeyId::from_uuid(key_id),
+            &caller.audit,
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,9 +16,21 @@ use waiaas_domain::{
 };
 
 use crate::audit;
-use crate::entity::{agents, api_keys, sessions};
+use crate::entity::{agents, api_keys, owners, sessions};
 use crate::error::{DbContext as _, RepoContext as _};
 use crate::{Postgres, Work};
+
+/// Narrows a query on `api_keys` to the keys of `of`: an agent's, or the owner's own.
+fn keys_of<Q: QueryFilter>(q: Q, of: Principal) -> Q {
+    match of {
+        Principal::Agent { agent_id, owner_id } => q
+            .filter(api_keys::Column::AgentId.eq(*agent_id.as_uuid()))
+            .filter(api_keys::Column::OwnerId.eq(*owner_id.as_uuid())),
+        Principal::Owner { owner_id } => q
+            .filter(api_keys::Column::OwnerId.eq(*owner_id.as_uuid()))
+            .filter(api_keys::Column::PrincipalType.eq("owner")),
+    }
+}
 
 /// Locks an agent of this owner that is not revoked.
 async fn lock_live_agent(
@@ -77,23 +89,19 @@ impl AgentRepository for Postgres {
             .await
     }
 
-    async fn keys(&self, id: AgentId, owner_id: OwnerId) -> Result<Vec<ApiKey>, AgentError> {
-        self.run(Work::Read, move || self.agent_keys(id, owner_id))
-            .await
+    async fn keys(&self, of: Principal) -> Result<Vec<ApiKey>, AgentError> {
+        self.run(Work::Read, move || self.agent_keys(of)).await
     }
 
-    #[tracing::instrument(skip_all, fields(agent_id = %id, key_id = %key))]
+    #[tracing::instrument(skip_all, fields(key_id = %key))]
     async fn revoke_key(
         &self,
-        id: AgentId,
-        owner_id: OwnerId,
+        of: Principal,
         key: ApiKeyId,
         ctx: &AuditContext,
     ) -> Result<Revoked, AgentError> {
-        self.run(Work::Write, move || {
-            self.agent_revoke_key(id, owner_id, key, ctx)
-        })
-        .await
+        self.run(Work::Write, move || self.agent_revoke_key(of, key, ctx))
+            .await
     }
 
     #[tracing::instrument(skip_all, fields(key_id = %key.id))]
@@ -274,20 +282,23 @@ impl Postgres {
         })
     }
 
-    async fn agent_keys(&self, id: AgentId, owner: OwnerId) -> Result<Vec<ApiKey>, AgentError> {
-        agents::Entity::find_by_id(*id.as_uuid())
-            .one(&self.db)
-            .await
-            .doing("reading the agent")?
-            .filter(|a| a.owner_id == *owner.as_uuid() && a.status != AgentStatus::Revoked.as_str())
-            .ok_or(AgentError::NotFound(id))?;
-        api_keys::Entity::find()
-            .filter(api_keys::Column::AgentId.eq(*id.as_uuid()))
+    async fn agent_keys(&self, of: Principal) -> Result<Vec<ApiKey>, AgentError> {
+        if let Principal::Agent { agent_id, owner_id } = of {
+            agents::Entity::find_by_id(*agent_id.as_uuid())
+                .one(&self.db)
+                .await
+                .doing("reading the agent")?
+                .filter(|a| {
+                    a.owner_id == *owner_id.as_uuid() && a.status != AgentStatus::Revoked.as_str()
+                })
+                .ok_or(AgentError::NotFound(agent_id))?;
+        }
+        keys_of(api_keys::Entity::find(), of)
             .order_by_asc(api_keys::Column::CreatedAt)
             .order_by_asc(api_keys::Column::Id)
             .all(&self.db)
             .await
-            .doing("reading the agent's keys")?
+            .doing("reading the keys")?
             .into_iter()
             .map(|m| ApiKey::try_from(m).map_err(AgentError::Unknown))
             .collect()
@@ -295,35 +306,59 @@ impl Postgres {
 
     async fn agent_revoke_key(
         &self,
-        id: AgentId,
-        owner: OwnerId,
+        of: Principal,
         key: ApiKeyId,
         ctx: &AuditContext,
     ) -> Result<Revoked, AgentError> {
         let txn = self.db.begin().await.doing("beginning key revocation")?;
-        lock_live_agent(&txn, id, owner).await?;
+        let owner = of.owner_id();
+        // The principal's row first (an agent not deleted; the owner, which serialises its
+        // key revocations for the last-key rule), then the key.
+        match of {
+            Principal::Agent { agent_id, owner_id } => {
+                lock_live_agent(&txn, agent_id, owner_id).await?;
+            }
+            Principal::Owner { owner_id } => {
+                owners::Entity::find_by_id(*owner_id.as_uuid())
+                    .lock_exclusive()
+                    .one(&txn)
+                    .await
+                    .doing("locking the owner")?
+                    .ok_or(AgentError::KeyNotFound(key))?;
+            }
+        }
+        let target = keys_of(api_keys::Entity::find_by_id(*key.as_uuid()), of)
+            .one(&txn)
+            .await
+            .doing("reading the key")?
+            .ok_or(AgentError::KeyNotFound(key))?;
         let now = Utc::now();
+        if matches!(of, Principal::Owner { .. }) && target.revoked_at.is_none() {
+            let others = keys_of(api_keys::Entity::find(), of)
+                .filter(api_keys::Column::Id.ne(*key.as_uuid()))
+                .filter(api_keys::Column::RevokedAt.is_null())
+                .all(&txn)
+                .await
+                .doing("counting the owner's keys")?
+                .into_iter()
+                .filter(|k| k.expires_at.is_none_or(|at| at > now))
+                .count();
+            if others == 0 {
+                return Err(AgentError::LastKey);
+            }
+        }
         // The key's row lock waits for a session being opened with it (which share-locks the
         // key) and makes a later one find it revoked.
-        let newly = api_keys::Entity::update_many()
+        let model = keys_of(api_keys::Entity::update_many(), of)
             .col_expr(api_keys::Column::RevokedAt, Expr::value(now))
             .filter(api_keys::Column::Id.eq(*key.as_uuid()))
-            .filter(api_keys::Column::AgentId.eq(*id.as_uuid()))
             .filter(api_keys::Column::RevokedAt.is_null())
             .exec_with_returning(&txn)
             .await
             .doing("revoking the key")?
             .into_iter()
-            .next();
-        let model = match newly {
-            Some(m) => m,
-            None => api_keys::Entity::find_by_id(*key.as_uuid())
-                .filter(api_keys::Column::AgentId.eq(*id.as_uuid()))
-                .one(&txn)
-                .await
-                .doing("reading the key")?
-                .ok_or(AgentError::KeyNotFound(key))?,
-        };
+            .next()
+            .unwrap_or(target);
         let sessions = sessions::Entity::update_many()
             .col_expr(sessions::Column::RevokedAt, Expr::value(now))
             .col_expr(
@@ -335,14 +370,20 @@ impl Postgres {
             .exec_with_returning(&txn)
             .await
             .doing("revoking the key's sessions")?;
+        let (action, resource_type, resource_id) = match of {
+            Principal::Agent { agent_id, .. } => {
+                ("agent.key.revoke", "agent", agent_id.to_string())
+            }
+            Principal::Owner { owner_id } => ("owner.key.revoke", "owner", owner_id.to_string()),
+        };
         audit::record(
             &txn,
             ctx,
             NewAuditEntry {
                 owner_id: Some(owner),
-                action: "agent.key.revoke",
-                resource_type: "agent",
-                resource_id: id.to_string(),
+                action,
+                resource_type,
+                resource_id,
                 old_value: None,
                 new_value: Some(serde_json::json!({
                     "api_key_id": key,
@@ -369,13 +410,16 @@ impl Postgres {
     }
 
     async fn agent_add_key(&self, key: &NewApiKey, ctx: &AuditContext) -> Result<(), AgentError> {
-        let Principal::Agent { agent_id, owner_id } = key.principal else {
-            return Err(AgentError::Unknown(anyhow::anyhow!(
-                "agent keys belong to agents"
-            )));
-        };
         let txn = self.db.begin().await.doing("beginning key creation")?;
-        lock_live_agent(&txn, agent_id, owner_id).await?;
+        let (owner_id, action, resource_type, resource_id) = match key.principal {
+            Principal::Agent { agent_id, owner_id } => {
+                lock_live_agent(&txn, agent_id, owner_id).await?;
+                (owner_id, "agent.key.create", "agent", agent_id.to_string())
+            }
+            Principal::Owner { owner_id } => {
+                (owner_id, "owner.key.create", "owner", owner_id.to_string())
+            }
+        };
         let now = Utc::now();
         api_keys::Entity::insert(super::owners::key_model(key, now))
             .exec_without_returning(&txn)
@@ -386,9 +430,9 @@ impl Postgres {
             ctx,
             NewAuditEntry {
                 owner_id: Some(owner_id),
-                action: "agent.key.create",
-                resource_type: "agent",
-                resource_id: agent_id.to_string(),
+                action,
+                resource_type,
+                resource_id,
                 old_value: None,
                 new_value: Some(serde_json::json!({ "api_key_id": key.id })),
             },
