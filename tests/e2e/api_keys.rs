@@ -176,6 +176,18 @@ async fn a_cached_key_needs_no_database_and_its_revocation_is_immediate_on_every
     direct.stop().await;
 }
 
+/// Two instances on one database and one Redis key prefix (they share the cache).
+async fn two_instances(db: &TestDb) -> (TestApp, TestApp) {
+    let shared = Options {
+        key_prefix: Some(waiaas_testkit::unique_prefix()),
+        ..Options::default()
+    };
+    (
+        TestApp::spawn(db, shared.clone()).await,
+        TestApp::spawn(db, shared).await,
+    )
+}
+
 /// One agent key revoked on its own: the instance that had it cached refuses it at once, as
 /// it does the sessions opened with it; the agent's other key keeps working; the list shows
 /// each key's state; a repeat is a 204; another tenant's key, an unknown key and an agent
@@ -183,12 +195,7 @@ async fn a_cached_key_needs_no_database_and_its_revocation_is_immediate_on_every
 #[tokio::test]
 async fn one_key_is_revoked_with_its_sessions_and_the_others_keep_working() {
     let db = TestDb::new().await;
-    let shared = Options {
-        key_prefix: Some(waiaas_testkit::unique_prefix()),
-        ..Options::default()
-    };
-    let a = TestApp::spawn(&db, shared.clone()).await;
-    let b = TestApp::spawn(&db, shared).await;
+    let (a, b) = two_instances(&db).await;
     let (_, owner) = a.owner("Acme").await;
     let (agent, leaked) = a.agent(&owner, "buyer").await;
     let keys = format!("/v1/agents/{agent}/keys");
@@ -281,12 +288,7 @@ async fn one_key_is_revoked_with_its_sessions_and_the_others_keep_working() {
 #[tokio::test]
 async fn an_owner_rotates_its_key_and_cannot_revoke_its_last_one() {
     let db = TestDb::new().await;
-    let shared = Options {
-        key_prefix: Some(waiaas_testkit::unique_prefix()),
-        ..Options::default()
-    };
-    let a = TestApp::spawn(&db, shared.clone()).await;
-    let b = TestApp::spawn(&db, shared).await;
+    let (a, b) = two_instances(&db).await;
     let (_, old) = a.owner("Acme").await;
     let (_, agent_key) = a.agent(&old, "buyer").await;
     let session = a.post("/v1/sessions", &old, json!({})).await.str("token");
