@@ -8,8 +8,7 @@ use waiaas_domain::notifications::{Notification, NotificationPage, UnreadCount};
 use waiaas_domain::ports::{AgentRepository, NotificationRepository, SessionRepository};
 use waiaas_domain::{
     Agent, AgentError, AgentId, AgentStatus, ApiKey, ApiKeyId, AuditContext, NewApiKey, NewSession,
-    NotificationId, OwnerId, PageRequest, Principal, RepoError, Revoked, RevokedKey, Session,
-    TokenHash,
+    NotificationId, OwnerId, PageRequest, Principal, RepoError, Revoked, Session, TokenHash,
 };
 
 use super::{detached, unfenced};
@@ -63,10 +62,15 @@ fn revoked(sessions: &[Session]) -> Vec<Change> {
         .collect()
 }
 
-fn revoked_keys(keys: &[RevokedKey]) -> Vec<Change> {
-    keys.iter()
-        .map(|k| Change::value(Kind::ApiKey, k.hash.as_str(), &k.key))
-        .collect()
+/// The write-through of what a deletion or key revocation revoked: its sessions and keys.
+fn revocation(out: &Revoked) -> Vec<Change> {
+    let mut changes = revoked(&out.sessions);
+    changes.extend(
+        out.keys
+            .iter()
+            .map(|k| Change::value(Kind::ApiKey, k.hash.as_str(), &k.key)),
+    );
+    changes
 }
 
 #[async_trait]
@@ -153,9 +157,10 @@ impl AgentRepository for CachedAgents {
         // serves a revoked key or session from Redis afterwards.
         detached(async move {
             let out = inner.revoke(id, owner_id, &audit).await?;
-            let mut changes = revoked(&out.sessions);
-            changes.extend(revoked_keys(&out.keys));
-            cache.apply(changes).await.map_err(unfenced::<AgentError>)?;
+            cache
+                .apply(revocation(&out))
+                .await
+                .map_err(unfenced::<AgentError>)?;
             Ok(out)
         })
         .await
@@ -180,9 +185,10 @@ impl AgentRepository for CachedAgents {
         // revocation writes the key through again.
         detached(async move {
             let out = inner.revoke_key(of, key, &audit).await?;
-            let mut changes = revoked(&out.sessions);
-            changes.extend(revoked_keys(&out.keys));
-            cache.apply(changes).await.map_err(unfenced::<AgentError>)?;
+            cache
+                .apply(revocation(&out))
+                .await
+                .map_err(unfenced::<AgentError>)?;
             Ok(out)
         })
         .await

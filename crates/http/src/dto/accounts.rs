@@ -152,8 +152,16 @@ pub(crate) struct KeyDto {
 }
 
 impl KeyDto {
+    /// Keys as listed now.
+    pub(crate) fn list(keys: Vec<ApiKey>) -> super::Items<Self> {
+        let now = Utc::now();
+        super::Items {
+            items: keys.into_iter().map(|k| Self::of(k, now)).collect(),
+        }
+    }
+
     /// The key as listed at `now`.
-    pub(crate) fn of(k: ApiKey, now: DateTime<Utc>) -> Self {
+    fn of(k: ApiKey, now: DateTime<Utc>) -> Self {
         let status = if k.revoked_at.is_some() {
             "revoked"
         } else if k.is_valid_at(now) {

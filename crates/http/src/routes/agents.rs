@@ -228,10 +228,7 @@ pub(crate) async fn list_keys(
         .services
         .agent_keys(owner_id, AgentId::from_uuid(id))
         .await?;
-    let now = chrono::Utc::now();
-    Ok(axum::Json(Items {
-        items: keys.into_iter().map(|k| KeyDto::of(k, now)).collect(),
-    }))
+    Ok(axum::Json(KeyDto::list(keys)))
 }
 
 /// Revokes one API key of the agent, and every session opened with it: once answered, no

@@ -104,10 +104,7 @@ pub(crate) async fn list_owner_keys(
 ) -> Result<axum::Json<Items<KeyDto>>, ApiError> {
     let owner_id = caller.owner("list the owner's keys")?;
     let keys = state.services.owner_keys(owner_id).await?;
-    let now = chrono::Utc::now();
-    Ok(axum::Json(Items {
-        items: keys.into_iter().map(|k| KeyDto::of(k, now)).collect(),
-    }))
+    Ok(axum::Json(KeyDto::list(keys)))
 }
 
 /// Issues another API key for the owner (shown once): to rotate a key, issue a new one,
