@@ -176,6 +176,11 @@ async fn main() -> ExitCode {
                         r.revocation_checks, r.revoked_accepted, r.mismatches, r.events
                     );
                     println!(
+                        "transfers and payments posted in {} batches of {:.1} on average",
+                        r.batches,
+                        r.batched_postings as f64 / r.batches.max(1) as f64
+                    );
+                    println!(
                         "failed requests {}, stale reads {}, reads that went back {}, invariant violations {}",
                         r.failed, r.stale_reads, r.regressions, r.invariant_violations
                     );

@@ -27,12 +27,47 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     /// Holds and their expiry.
     pub holds: HoldSettings,
+    /// The posting engine: batched postings.
+    pub posting: PostingSettings,
     /// The events relay.
     pub events: EventSettings,
     /// Webhook deliveries.
     pub webhooks: WebhookSettings,
     /// Logs.
     pub telemetry: TelemetrySettings,
+}
+
+/// The posting engine: transfers and payments queue for a few posting workers, each of
+/// which posts what has queued (up to `batch_size`, never waiting for more) in one
+/// PostgreSQL transaction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostingSettings {
+    /// Posting workers per instance (each holds one connection while it posts a batch).
+    pub workers: usize,
+    /// The most postings one batch carries; 1 posts each in its own transaction, without
+    /// the queue.
+    pub batch_size: usize,
+}
+
+impl Default for PostingSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            batch_size: 64,
+        }
+    }
+}
+
+impl PostingSettings {
+    /// The adapter's batching.
+    #[must_use]
+    pub const fn batching(&self) -> waiaas_postgres::Batching {
+        waiaas_postgres::Batching {
+            workers: self.workers,
+            max_batch: self.batch_size,
+        }
+    }
 }
 
 /// Holds: how often each instance releases the holds past their expiry.
@@ -459,6 +494,11 @@ impl Settings {
         if self.holds.sweep_interval_ms == 0 || self.holds.sweep_batch == 0 {
             anyhow::bail!(
                 "settings are invalid: holds.sweep_interval_ms and holds.sweep_batch must be above 0"
+            );
+        }
+        if self.posting.workers == 0 || self.posting.batch_size == 0 {
+            anyhow::bail!(
+                "settings are invalid: posting.workers and posting.batch_size must be above 0"
             );
         }
         if statement == 0 || statement >= request {

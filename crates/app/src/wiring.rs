@@ -169,7 +169,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
     // lost if no recorder exists yet.
     let _ = crate::metrics::renderer();
     let instance = Uuid::new_v4();
-    let pg = Arc::new(Postgres::new(db.clone()));
+    let pg = Arc::new(Postgres::new(db.clone()).with_batching(settings.posting.batching()));
     let pg_locks: Arc<dyn LockManager> = Arc::new(AdvisoryLocks::new(db.clone()));
     let failures = settings.cache.breaker_failures;
     let open_for = Duration::from_millis(settings.cache.breaker_open_ms);

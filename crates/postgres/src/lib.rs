@@ -24,6 +24,7 @@ mod repo;
 
 pub use locks::AdvisoryLocks;
 pub use pool::{PgSettings, connect, connect_for_maintenance, redact as redact_url};
+pub use posting::batch::{BatchStats, Batching, batch_stats};
 pub use reconcile::{ReconcileReport, reconcile};
 /// The transaction-list query, for the test that checks its plan uses the indexes.
 #[doc(hidden)]
@@ -67,6 +68,8 @@ pub struct Postgres {
     writers: Arc<Semaphore>,
     /// The database, for logs (no credentials).
     name: Arc<str>,
+    /// The posting queue, when transfers and payments are batched.
+    batch: Option<Arc<posting::batch::Queue>>,
 }
 
 /// How many connections of a pool of `max` writers may hold at once: all but a quarter
@@ -91,6 +94,7 @@ impl Postgres {
             writers: Arc::new(Semaphore::new(writers)),
             name: key.into(),
             db,
+            batch: None,
         }
     }
 

@@ -209,6 +209,15 @@ impl TestDb {
         Postgres::new(self.db.clone())
     }
 
+    /// The adapter over this database, posting transfers and payments in batches of up to
+    /// `max_batch` (1: each in its own transaction, without a queue) with `workers` posting
+    /// workers.
+    #[must_use]
+    pub fn postgres_batched(&self, workers: usize, max_batch: usize) -> Postgres {
+        Postgres::new(self.db.clone())
+            .with_batching(waiaas_postgres::Batching { workers, max_batch })
+    }
+
     /// Settings that point at this database, for the service and the binaries.
     #[must_use]
     pub fn settings(&self, max_connections: u32) -> PgSettings {

@@ -106,6 +106,11 @@ pub struct CheckReport {
     /// Events placed in the outbox (each checked against its transaction, the follower and
     /// the live feeds).
     pub events: u64,
+    /// Batches the instances' posting workers took (transfers and payments are batched, as
+    /// by default), and the postings they carried: their ratio is the mean batch size.
+    pub batches: u64,
+    /// Postings those batches carried.
+    pub batched_postings: u64,
     /// Ledger invariants violated (reconcile, totals, acknowledged writes, events).
     pub invariant_violations: u64,
     /// Human-readable details of any violation.
@@ -135,6 +140,7 @@ const INITIAL: i64 = 100_000;
 /// cannot be injected.
 pub async fn run(opts: CheckOptions) -> anyhow::Result<CheckReport> {
     let env = Arc::new(Env::start(opts.wallets, INITIAL).await?);
+    let batched_before = waiaas_postgres::batch_stats();
     let run = Arc::new(Run {
         env: env.clone(),
         history: History::new(),
@@ -218,7 +224,10 @@ pub async fn run(opts: CheckOptions) -> anyhow::Result<CheckReport> {
     violations.extend(event_violations);
     let s = &run.stats;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let batches = waiaas_postgres::batch_stats();
     let mut report = CheckReport {
+        batches: batches.batches - batched_before.batches,
+        batched_postings: batches.postings - batched_before.postings,
         operations: load(&s.ops),
         failed: load(&s.failed) + panics.len() as u64,
         unavailable: load(&s.unavailable),

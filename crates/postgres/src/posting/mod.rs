@@ -5,6 +5,7 @@
 //! policy engine decides, and everything the decision implies is written before the commit.
 //! The decision stays in the domain; the atomicity is here.
 
+pub(crate) mod batch;
 mod decide;
 mod deposit;
 mod hold;
@@ -35,8 +36,7 @@ impl TransactionRepository for Postgres {
 
     #[tracing::instrument(skip_all, fields(wallet_id = %cmd.from_wallet_id, transaction_id = %cmd.transaction_id))]
     async fn post_spend(&self, cmd: &SpendCommand) -> Result<PostingOutcome, PostingError> {
-        self.run(Work::Write, || spend::post(&self.db, cmd, None))
-            .await
+        self.spend(cmd).await
     }
 
     #[tracing::instrument(skip_all, fields(wallet_id = %cmd.from_wallet_id, transaction_id = %cmd.transaction_id))]

@@ -196,6 +196,92 @@ pub const EXPIRED_HOLD_WALLETS: &str = "SELECT DISTINCT from_wallet_id FROM (\
 SELECT from_wallet_id FROM transactions WHERE status = 'held' AND expires_at <= $1 \
 ORDER BY expires_at LIMIT $2) e";
 
+/// A batch: the transactions the idempotency keys of its postings already produced, read
+/// after the wallets are locked (so a first attempt committed while the batch waited is
+/// seen). `$1` `uuid[]` principals, `$2` `text[]` keys, pairwise.
+pub const BATCH_PRIOR_KEYS: &str = "SELECT t.* FROM unnest($1::uuid[], $2::text[]) AS k(initiator_id, idempotency_key) \
+JOIN transactions t ON t.initiator_id = k.initiator_id AND t.idempotency_key = k.idempotency_key";
+
+/// A batch: locks the budgets above its paying wallets, every agent's budget (in agent and
+/// asset order) before every owner's (in owner and asset order), after the wallets: the
+/// order a single posting takes them in. No row for a level without a budget in the asset.
+/// `$1` `uuid[]` agents, `$2` `text[]` their assets, `$3` `uuid[]` owners, `$4` `text[]`
+/// their assets.
+pub const BATCH_LOCK_BUDGETS: &str = "SELECT 'agent' AS level, a.agent_id AS principal, a.asset, a.max_per_transaction, a.daily_limit, a.monthly_limit \
+FROM (SELECT b.* FROM agent_budgets b JOIN unnest($1::uuid[], $2::text[]) AS q(principal, asset) \
+ON b.agent_id = q.principal AND b.asset = q.asset ORDER BY b.agent_id, b.asset FOR UPDATE OF b) a \
+UNION ALL SELECT 'owner', o.owner_id, o.asset, o.max_per_transaction, o.daily_limit, o.monthly_limit \
+FROM (SELECT b.* FROM owner_budgets b JOIN unnest($3::uuid[], $4::text[]) AS q(principal, asset) \
+ON b.owner_id = q.principal AND b.asset = q.asset ORDER BY b.owner_id, b.asset FOR UPDATE OF b) o";
+
+/// A batch: the policy, today's spend and count and this month's spend of every paying
+/// wallet, under their locks; one row per wallet, nulls where there is no policy or spend.
+/// `$1` `uuid[]` wallets, `$2` the UTC day, `$3` the first day of its month.
+pub const BATCH_POLICY_AND_SPEND: &str = "SELECT q.id AS wallet_id, p.rules, s.amount AS spent_today, s.count AS count_today, \
+(SELECT LEAST(COALESCE(sum(m.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend m \
+WHERE m.wallet_id = q.id AND m.day BETWEEN $3 AND $2) AS spent_month \
+FROM unnest($1::uuid[]) AS q(id) \
+LEFT JOIN wallet_policies p ON p.wallet_id = q.id \
+LEFT JOIN wallet_daily_spend s ON s.wallet_id = q.id AND s.day = $2";
+
+/// A batch: what was spent under each budget it locked, today and this month, over every
+/// wallet of the agent (or owner) in the asset. `$1`…`$4` as in [`BATCH_LOCK_BUDGETS`] (only
+/// the budgets that exist), `$5` the UTC day, `$6` the first day of its month.
+pub const BATCH_LEVEL_SPEND: &str = "SELECT 'agent' AS level, q.principal, q.asset, \
+(SELECT LEAST(COALESCE(sum(d.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend d JOIN wallets w ON w.id = d.wallet_id \
+WHERE w.agent_id = q.principal AND w.asset = q.asset AND d.day = $5) AS today, \
+(SELECT LEAST(COALESCE(sum(d.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend d JOIN wallets w ON w.id = d.wallet_id \
+WHERE w.agent_id = q.principal AND w.asset = q.asset AND d.day BETWEEN $6 AND $5) AS month \
+FROM unnest($1::uuid[], $2::text[]) AS q(principal, asset) \
+UNION ALL SELECT 'owner', q.principal, q.asset, \
+(SELECT LEAST(COALESCE(sum(d.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend d JOIN wallets w ON w.id = d.wallet_id \
+WHERE w.owner_id = q.principal AND w.asset = q.asset AND d.day = $5), \
+(SELECT LEAST(COALESCE(sum(d.amount), 0), 9223372036854775807)::bigint FROM wallet_daily_spend d JOIN wallets w ON w.id = d.wallet_id \
+WHERE w.owner_id = q.principal AND w.asset = q.asset AND d.day BETWEEN $6 AND $5) \
+FROM unnest($3::uuid[], $4::text[]) AS q(principal, asset)";
+
+/// A batch: inserts every transaction it decided, from a JSON array of rows keyed by column
+/// name; a row whose idempotency key its principal already used is not inserted (and not
+/// returned). `$1` the rows.
+pub const BATCH_INSERT_TRANSACTIONS: &str = "INSERT INTO transactions (id, kind, status, asset, amount, from_wallet_id, to_wallet_id, destination, memo, metadata, \
+owner_id, initiator_type, initiator_id, idempotency_key, request_hash, decision_rule, reason, \
+budget_daily_remaining, budget_hourly_remaining, created_at, updated_at, posted_at, expires_at, held_at, hold_id, \
+budget, decision_level, approval_deadline, mandate_id) \
+SELECT id, kind, status, asset, amount, from_wallet_id, to_wallet_id, destination, memo, metadata, \
+owner_id, initiator_type, initiator_id, idempotency_key, request_hash, decision_rule, reason, \
+budget_daily_remaining, budget_hourly_remaining, created_at, updated_at, posted_at, expires_at, held_at, hold_id, \
+budget, decision_level, approval_deadline, mandate_id \
+FROM jsonb_populate_recordset(NULL::transactions, $1::jsonb) \
+ON CONFLICT (initiator_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+RETURNING *";
+
+/// A batch: everything its postings write besides their transactions, in one round trip:
+/// the ledger entries, the daily spend of each paying wallet (one row per wallet and day,
+/// the batch's amounts and counts summed), the audit rows, and each wallet's balance moved
+/// by the sum of its postings and its version by their number, returned. `$1` entries,
+/// `$2` spend, `$3` audit rows, `$4` wallets (JSON arrays of rows), `$5` the time.
+pub const BATCH_WRITES: &str = "WITH ledger AS (\
+INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
+SELECT e.transaction_id, e.wallet_id, e.account, e.asset, e.amount, e.created_at \
+FROM jsonb_to_recordset($1::jsonb) AS e(transaction_id uuid, wallet_id uuid, account text, asset text, amount bigint, created_at timestamptz)), \
+spend AS (\
+INSERT INTO wallet_daily_spend (wallet_id, day, amount, count) \
+SELECT s.wallet_id, s.day, s.amount, s.count FROM jsonb_to_recordset($2::jsonb) AS s(wallet_id uuid, day date, amount bigint, count integer) \
+ON CONFLICT (wallet_id, day) DO UPDATE SET \
+amount = LEAST(wallet_daily_spend.amount::numeric + EXCLUDED.amount, 9223372036854775807)::bigint, \
+count = wallet_daily_spend.count + EXCLUDED.count), \
+audit AS (\
+INSERT INTO audit_logs (id, owner_id, actor_type, actor_id, action, resource_type, resource_id, \
+old_value, new_value, request_id, ip, created_at) \
+SELECT a.id, a.owner_id, a.actor_type, a.actor_id, a.action, a.resource_type, a.resource_id, \
+a.old_value, a.new_value, a.request_id, a.ip::inet, a.created_at FROM jsonb_to_recordset($3::jsonb) AS a(id uuid, owner_id uuid, \
+actor_type text, actor_id uuid, action text, resource_type text, resource_id text, old_value jsonb, new_value jsonb, \
+request_id text, ip text, created_at timestamptz)) \
+UPDATE wallets AS w SET balance = w.balance + d.delta, version = w.version + d.bumps, updated_at = $5 \
+FROM jsonb_to_recordset($4::jsonb) AS d(id uuid, delta bigint, bumps bigint) \
+WHERE w.id = d.id \
+RETURNING w.id, w.asset, w.balance, w.held, w.version";
+
 /// The statements one completed wallet-to-wallet transfer issues, in order, between
 /// `BEGIN` and `COMMIT` (the hourly count only when that rule is set).
 pub const TRANSFER_STATEMENTS: [&str; 5] = [

@@ -12,8 +12,19 @@ use waiaas_testkit::{Fixture, TestDb, World, services};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_two_tasks_of_random_transfers_keep_every_invariant() {
+    thirty_two_tasks(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_two_tasks_of_random_transfers_keep_every_invariant_in_batches() {
+    thirty_two_tasks(64).await;
+}
+
+/// 32 tasks of 100 random transfers and payments each, posted in batches of up to
+/// `max_batch`.
+async fn thirty_two_tasks(max_batch: usize) {
     let db = TestDb::with_pool(12).await;
-    let services = services(&db.postgres());
+    let services = services(&db.postgres_batched(4, max_batch));
     let world = Fixture::world(&services).await;
     let mut wallets = Vec::new();
     let mut deposited = 0_i64;
@@ -106,8 +117,18 @@ async fn thirty_two_tasks_of_random_transfers_keep_every_invariant() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_the_daily_limit_lets_exactly_the_budget_through() {
+    racing_the_daily_limit(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_the_daily_limit_in_batches_lets_exactly_the_budget_through() {
+    racing_the_daily_limit(64).await;
+}
+
+/// 50 transfers of 10 at once against a daily limit of 200.
+async fn racing_the_daily_limit(max_batch: usize) {
     let db = TestDb::with_pool(12).await;
-    let services = services(&db.postgres());
+    let services = services(&db.postgres_batched(4, max_batch));
     let world = Fixture::world(&services).await;
     let from = world.wallet("USD", 10_000).await.id;
     let to = world.wallet("USD", 0).await.id;

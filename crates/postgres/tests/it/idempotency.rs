@@ -7,8 +7,17 @@ use waiaas_testkit::{Fixture, TestDb, World, services};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_same_key_twenty_times_at_once_makes_one_transaction_and_twenty_identical_answers() {
+    the_same_key_twenty_times(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_key_twenty_times_at_once_in_batches_makes_one_transaction() {
+    the_same_key_twenty_times(64).await;
+}
+
+async fn the_same_key_twenty_times(max_batch: usize) {
     let db = TestDb::with_pool(12).await;
-    let services = services(&db.postgres());
+    let services = services(&db.postgres_batched(4, max_batch));
     let world = Fixture::world(&services).await;
     let from = world.wallet("USD", 1_000).await.id;
     let to = world.wallet("USD", 0).await.id;

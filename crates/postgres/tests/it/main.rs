@@ -2,6 +2,7 @@
 //! cloned from a migrated template.
 
 mod approval;
+mod batch;
 mod bad_input;
 mod budgets;
 mod concurrency;
