@@ -1,12 +1,59 @@
 //! The machine's own baselines, run in the same process run as the figures they frame:
-//! `pgbench` with the adapter's own transfer statements, `pgbench -S`, `redis-benchmark -t get`.
+//! `pgbench` with the adapter's own transfer statements or with one PL/pgSQL call per
+//! transfer (`transfer_fn.sql`), `pgbench -S`, `redis-benchmark -t get`.
 
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use sea_orm::ConnectionTrait as _;
 use waiaas_postgres::posting::sql;
 
 use crate::env::wallet_sql;
+use crate::pgbench;
+
+/// `waiaas_bench_transfer(from, to, amount, owner, agent, key, audit)`: one whole transfer
+/// in one call, the best a design posting each transfer in its own transaction can do.
+pub const TRANSFER_FN: &str = include_str!("transfer_fn.sql");
+
+/// Creates (or replaces) [`TRANSFER_FN`] in the bench database.
+///
+/// # Errors
+/// When PostgreSQL refuses it.
+pub async fn install_transfer_fn(db: &sea_orm::DatabaseConnection) -> anyhow::Result<()> {
+    db.execute_unprepared(TRANSFER_FN)
+        .await
+        .context("creating waiaas_bench_transfer")?;
+    Ok(())
+}
+
+/// The script's variables: `:a` and `:b` two distinct wallets among `1..=wallets` (with two
+/// wallets, the hot pair in a random direction), `:amt` 1–100, `:key` for a fresh
+/// idempotency key.
+fn script_header(wallets: u64) -> String {
+    format!(
+        "\\set a random(1, {wallets})\n\\set b (:a + random(1, {}) - 1) % {wallets} + 1\n\\set amt random(1, 100)\n\\set key random(1, 9000000000000000000)\n",
+        wallets - 1
+    )
+}
+
+/// The idempotency key of a pgbench transfer.
+const SCRIPT_KEY: &str = "('bench-' || :client_id || '-' || :key)";
+
+/// The pgbench script of one transfer by [`TRANSFER_FN`], with the same variables and
+/// values as [`transfer_script`].
+#[must_use]
+pub fn transfer_fn_script(wallets: u64, owner: &str, agent: &str, audit_json: &str) -> String {
+    let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    format!(
+        "{}SELECT waiaas_bench_transfer({}, {}, :amt, {}::uuid, {}::uuid, {SCRIPT_KEY}, {}::jsonb);\n",
+        script_header(wallets),
+        wallet_sql("a"),
+        wallet_sql("b"),
+        q(owner),
+        q(agent),
+        q(audit_json)
+    )
+}
 
 /// The pgbench script of one wallet-to-wallet transfer: exactly the statements the adapter
 /// issues (`sql::TRANSFER_STATEMENTS`, in order, between `BEGIN` and `COMMIT`), each `$n`
@@ -18,7 +65,7 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
     let day = "(now() AT TIME ZONE 'UTC')::date".to_owned();
     let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let month = "date_trunc('month', now() AT TIME ZONE 'UTC')::date".to_owned();
-    let key = "('bench-' || :client_id || '-' || :key)".to_owned();
+    let key = SCRIPT_KEY.to_owned();
     let params: [Vec<String>; 5] = [
         // LOCK_WALLETS (with the idempotency key looked up: a fresh one, never found). The key
         // is a constant of the transaction, as the adapter binds it: a volatile expression
@@ -103,10 +150,7 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
             "NULL".into(),
         ],
     ];
-    let mut script = format!(
-        "\\set a random(1, {wallets})\n\\set b (:a + random(1, {}) - 1) % {wallets} + 1\n\\set amt random(1, 100)\n\\set key random(1, 9000000000000000000)\nBEGIN;\n",
-        wallets - 1
-    );
+    let mut script = script_header(wallets) + "BEGIN;\n";
     for (i, (stmt, values)) in sql::TRANSFER_STATEMENTS
         .iter()
         .zip(params.iter())
@@ -130,84 +174,12 @@ pub fn transfer_script(wallets: u64, owner: &str, agent: &str, audit_json: &str)
     script
 }
 
-/// Parses `tps = 1234.5 (without initial connection time)`.
-fn parse_tps(out: &str) -> anyhow::Result<f64> {
-    out.lines()
-        .filter(|l| l.starts_with("tps = "))
-        .find_map(|l| {
-            l.trim_start_matches("tps = ")
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .with_context(|| format!("no tps in pgbench output:\n{out}"))
-}
-
-/// A `pgbench` command on the service's transport: plain TCP. libpq would otherwise negotiate
-/// TLS with a server that offers it (`sslmode=prefer`), while the service's pool connects
-/// without TLS, and the baseline would pay for encryption the service does not.
-fn pgbench() -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new("pgbench");
-    cmd.env("PGSSLMODE", "disable");
-    cmd
-}
-
-/// Runs a prepared `pgbench` command and reads its throughput.
-async fn pgbench_tps(mut cmd: tokio::process::Command, what: &str) -> anyhow::Result<f64> {
-    let out = cmd
-        .output()
-        .await
-        .with_context(|| format!("running {what} (is pgbench installed?)"))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
-        bail!("{what} failed:\n{text}");
-    }
-    parse_tps(&text)
-}
-
-/// Runs pgbench with a script at `clients` for `duration` and returns transactions/s.
-///
-/// # Errors
-/// When pgbench fails or prints no throughput.
-pub async fn pgbench_script(
-    url: &str,
-    script: &str,
-    clients: usize,
-    duration: Duration,
-) -> anyhow::Result<f64> {
-    let path = std::env::temp_dir().join(format!(
-        "waiaas-bench-{}.sql",
-        uuid::Uuid::new_v4().simple()
-    ));
-    tokio::fs::write(&path, script).await?;
-    let mut cmd = pgbench();
-    cmd.args([
-        "-n",
-        "-M",
-        "prepared",
-        "-c",
-        &clients.to_string(),
-        "-j",
-        &clients.min(4).to_string(),
-    ])
-    .args(["-T", &duration.as_secs().max(1).to_string(), "-f"])
-    .arg(&path)
-    .arg(url);
-    let tps = pgbench_tps(cmd, "pgbench").await;
-    if std::env::var_os("WAIAAS_BENCH_KEEP_SCRIPT").is_none() {
-        let _ = tokio::fs::remove_file(&path).await;
-    }
-    tps
-}
-
 /// Initialises pgbench's own tables in `url` (scale 10) for `pgbench -S`.
 ///
 /// # Errors
 /// When pgbench fails.
 pub async fn pgbench_init(url: &str) -> anyhow::Result<()> {
-    let out = pgbench()
+    let out = pgbench::command()
         .args(["-i", "-q", "-s", "10"])
         .arg(url)
         .output()
@@ -226,7 +198,7 @@ pub async fn pgbench_init(url: &str) -> anyhow::Result<()> {
 /// # Errors
 /// When pgbench fails.
 pub async fn pgbench_select(url: &str, clients: usize, duration: Duration) -> anyhow::Result<f64> {
-    let mut cmd = pgbench();
+    let mut cmd = pgbench::command();
     cmd.args([
         "-n",
         "-S",
@@ -239,7 +211,7 @@ pub async fn pgbench_select(url: &str, clients: usize, duration: Duration) -> an
     ])
     .args(["-T", &duration.as_secs().max(1).to_string()])
     .arg(url);
-    pgbench_tps(cmd, "pgbench -S").await
+    pgbench::parse_tps(&pgbench::report(cmd, "pgbench -S").await?)
 }
 
 /// `redis-benchmark -t get` at `clients` with `requests` requests: GETs per second.
@@ -296,9 +268,11 @@ mod tests {
     }
 
     #[test]
-    fn pgbench_throughput_is_read_from_its_report() {
-        let out = "latency average = 1.2 ms\ntps = 812.345678 (without initial connection time)\n";
-        assert!((parse_tps(out).unwrap() - 812.345_678).abs() < 1e-6);
-        assert!(parse_tps("nothing").is_err());
+    fn the_hot_pair_script_moves_money_between_wallets_one_and_two() {
+        let script = transfer_fn_script(2, "o", "a", "{\"k\": \"it's\"}");
+        assert!(script.contains("\\set a random(1, 2)\n\\set b (:a + random(1, 1) - 1) % 2 + 1\n"));
+        assert!(script.contains("SELECT waiaas_bench_transfer("));
+        assert!(script.contains("'{\"k\": \"it''s\"}'::jsonb"));
+        assert!(TRANSFER_FN.contains("FOR NO KEY UPDATE"));
     }
 }

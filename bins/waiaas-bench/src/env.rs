@@ -185,10 +185,23 @@ pub async fn add_history(seeded: &mut Seeded, rows: u64, spread: u64) -> anyhow:
     Ok(())
 }
 
-/// Settings for a bench instance on `db`.
+/// Settings for a bench instance on `db`, posting as deployed (batched).
 #[must_use]
 pub fn settings(db: &TestDb, redis_url: Option<&str>, pool: u32) -> Settings {
+    settings_batched(db, redis_url, pool, Settings::default().posting.batch_size)
+}
+
+/// Settings for a bench instance on `db` whose posting workers carry at most `batch_size`
+/// postings per transaction (1: each posting in its own transaction, without a queue).
+#[must_use]
+pub fn settings_batched(
+    db: &TestDb,
+    redis_url: Option<&str>,
+    pool: u32,
+    batch_size: usize,
+) -> Settings {
     let mut s = Settings::default();
+    s.posting.batch_size = batch_size;
     s.database.url = db.url.clone();
     s.database.min_connections = 0;
     s.database.max_connections = pool;
@@ -212,6 +225,24 @@ pub fn settings(db: &TestDb, redis_url: Option<&str>, pool: u32) -> Settings {
 pub async fn instance(db: &TestDb, redis_url: Option<&str>, pool: u32) -> anyhow::Result<Arc<App>> {
     Ok(Arc::new(
         waiaas_app::build(&settings(db, redis_url, pool)).await?,
+    ))
+}
+
+/// An instance of the service on `db` posting at most `batch_size` transfers per
+/// transaction; its pool has room for its posting workers besides `clients` callers.
+///
+/// # Errors
+/// When it cannot be built.
+pub async fn instance_batched(
+    db: &TestDb,
+    redis_url: Option<&str>,
+    clients: usize,
+    batch_size: usize,
+) -> anyhow::Result<Arc<App>> {
+    let workers = Settings::default().posting.workers;
+    let pool = u32::try_from(clients + workers + 2)?;
+    Ok(Arc::new(
+        waiaas_app::build(&settings_batched(db, redis_url, pool, batch_size)).await?,
     ))
 }
 

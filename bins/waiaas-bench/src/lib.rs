@@ -8,5 +8,6 @@ pub mod baseline;
 pub mod check;
 pub mod env;
 pub mod load;
+pub mod pgbench;
 pub mod report;
 pub mod scenarios;

@@ -176,9 +176,10 @@ async fn main() -> ExitCode {
                         r.revocation_checks, r.revoked_accepted, r.mismatches, r.events
                     );
                     println!(
-                        "transfers and payments posted in {} batches of {:.1} on average",
+                        "postings in {} batches of {:.1} on average, {} posted one by one instead",
                         r.batches,
-                        r.batched_postings as f64 / r.batches.max(1) as f64
+                        r.batched_postings as f64 / r.batches.max(1) as f64,
+                        r.batches_split
                     );
                     println!(
                         "failed requests {}, stale reads {}, reads that went back {}, invariant violations {}",

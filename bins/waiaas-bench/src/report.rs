@@ -6,13 +6,15 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use plotters::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, de::DeserializeOwned};
 
 use crate::scenarios::growth::GrowthResults;
 use crate::scenarios::http::HttpResults;
 use crate::scenarios::reads::ReadResults;
 use crate::scenarios::redis_down::RedisDownResults;
-use crate::scenarios::transfers::TransferRow;
+use crate::scenarios::transfers::TransferResults;
+
+mod transfers;
 
 /// Where the figures come from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,8 +38,10 @@ pub struct Results {
     pub quick: bool,
     /// The machine.
     pub machine: Machine,
-    /// Scenario 1.
-    pub transfers: Option<Vec<TransferRow>>,
+    /// Scenario 1 (a results file of another shape, written before batching, renders
+    /// without it).
+    #[serde(default, deserialize_with = "lenient")]
+    pub transfers: Option<TransferResults>,
     /// Scenario 2.
     pub reads: Option<ReadResults>,
     /// Scenario 3.
@@ -46,6 +50,12 @@ pub struct Results {
     pub redis_down: Option<RedisDownResults>,
     /// Scenario 5.
     pub growth: Option<GrowthResults>,
+}
+
+/// `Some` when the value has the expected shape, `None` when it is missing or has another.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// One target and whether it was met.
@@ -63,19 +73,8 @@ pub struct Target {
 #[must_use]
 pub fn targets(r: &Results) -> Vec<Target> {
     let mut t = Vec::new();
-    if let Some(rows) = &r.transfers
-        && let Some(row) = rows.iter().find(|x| x.concurrency == 16)
-    {
-        t.push(Target {
-            target: "transfers at 16 clients ≥ 80 % of pgbench with the same statements".into(),
-            figure: format!(
-                "{:.0} vs {:.0} tx/s = {:.0} %",
-                row.service.throughput,
-                row.pgbench_tps,
-                row.ratio * 100.0
-            ),
-            met: row.ratio >= 0.8,
-        });
+    if let Some(tr) = &r.transfers {
+        transfers::targets(&mut t, tr);
     }
     if let Some(reads) = &r.reads {
         t.push(Target {
@@ -156,7 +155,16 @@ const READING: &str = "
   on the same two CPUs. A baseline written in C (`pgbench`, `redis-benchmark`) leaves more of
   them to the server than the service's async Rust stack (tokio, sqlx/SeaORM, fred) does, so
   a ratio measures the client stack's cost per round trip as much as the server work.
-- **Transfers.** The service issues exactly the baseline's statements (five, between `BEGIN`
+- **Transfers, batched.** As deployed, transfers queue for the service's posting workers;
+  each takes what has queued (up to `posting.batch_size`, never waiting for more) and posts
+  it in one transaction with a fixed number of statements, so round trips, the commit's WAL
+  flush and the locks of a hot wallet are paid once per batch, not once per transfer. A
+  batch of one takes the single-posting path. The PL/pgSQL baseline
+  (`bins/waiaas-bench/src/transfer_fn.sql`) does one whole transfer (locks, balance check,
+  transaction, ledger entries, spend, audit row, balances) in one call: the fewest round
+  trips a design with one transaction per transfer can have, which still pays one commit per
+  transfer and, on a hot pair, makes every transfer wait for the one before it to commit.
+- **Transfers, `batch_size = 1`.** The service issues exactly the baseline's statements (five, between `BEGIN`
   and `COMMIT`: the wallets' locks, the budget rows' locks — no row when no budget is set —,
   policy and spend, the transaction, the writes), then writes the new balances through to Redis before answering (one
   pipelined round trip) and wakes the events relay. Both sides pay the outbox: the trigger
@@ -199,7 +207,7 @@ fn table(m: &mut String, header: &str, rows: &[(&str, &crate::load::RunStats)]) 
     }
 }
 
-fn stat_cells(s: &crate::load::RunStats) -> String {
+pub(crate) fn stat_cells(s: &crate::load::RunStats) -> String {
     format!("{:.0} | {:.2} | {:.2}", s.throughput, s.p50_ms, s.p99_ms)
 }
 
@@ -232,31 +240,8 @@ pub fn markdown(r: &Results) -> String {
         );
     }
     m.push_str(READING);
-    if let Some(rows) = &r.transfers {
-        let _ = writeln!(
-            m,
-            "\n## 1. Transfers\n\nThe service (domain service, cache decorators, PostgreSQL adapter; one wallet-to-wallet \
-            transfer with an idempotency key per operation) against `pgbench -M prepared` running the adapter's own statements \
-            (`sql::TRANSFER_STATEMENTS`, checked by a test to be exactly what a transfer issues) at the same concurrency. \
-            Both use plain TCP (pgbench runs with `PGSSLMODE=disable`: libpq would otherwise negotiate TLS, which the \
-            service's pool does not use). Each level starts a new instance, which reads every wallet once before the \
-            measured run, so that it holds wallet ownership in L1 as a running instance does.\n"
-        );
-        let _ = writeln!(
-            m,
-            "| clients | service tx/s | p50 ms | p99 ms | pgbench tx/s | ratio |\n|---|---|---|---|---|---|"
-        );
-        for row in rows {
-            let _ = writeln!(
-                m,
-                "| {} | {} | {:.0} | {:.0} % |",
-                row.concurrency,
-                stat_cells(&row.service),
-                row.pgbench_tps,
-                row.ratio * 100.0
-            );
-        }
-        let _ = writeln!(m, "\n![transfers](img/transfers.svg)");
+    if let Some(tr) = &r.transfers {
+        transfers::section(&mut m, tr);
     }
     if let Some(x) = &r.reads {
         let _ = writeln!(
@@ -362,53 +347,6 @@ pub fn markdown(r: &Results) -> String {
     m
 }
 
-fn plot_transfers(path: &Path, rows: &[TransferRow]) -> anyhow::Result<()> {
-    let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let max = rows
-        .iter()
-        .map(|r| r.service.throughput.max(r.pgbench_tps))
-        .fold(1.0, f64::max)
-        * 1.15;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("Transfers per second by clients", ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(35)
-        .y_label_area_size(60)
-        .build_cartesian_2d((0.5_f64..80.0_f64).log_scale(), 0.0..max)?;
-    chart
-        .configure_mesh()
-        .x_desc("clients")
-        .y_desc("tx/s")
-        .draw()?;
-    let series = |f: fn(&TransferRow) -> f64| {
-        rows.iter()
-            .map(move |r| (r.concurrency as f64, f(r)))
-            .collect::<Vec<_>>()
-    };
-    chart
-        .draw_series(LineSeries::new(
-            series(|r| r.service.throughput),
-            BLUE.stroke_width(2),
-        ))?
-        .label("service")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLUE));
-    chart
-        .draw_series(LineSeries::new(
-            series(|r| r.pgbench_tps),
-            RED.stroke_width(2),
-        ))?
-        .label("pgbench, same statements")
-        .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RED));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE)
-        .border_style(BLACK)
-        .draw()?;
-    root.present()?;
-    Ok(())
-}
-
 fn plot_growth(path: &Path, g: &GrowthResults) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -470,8 +408,17 @@ pub fn write(docs: &Path, r: &Results) -> anyhow::Result<()> {
         docs.join("bench/results.json"),
         serde_json::to_string_pretty(r)?,
     )?;
-    if let Some(rows) = &r.transfers {
-        plot_transfers(&docs.join("img/transfers.svg"), rows)?;
+    if let Some(tr) = &r.transfers {
+        transfers::plot(
+            &docs.join("img/transfers.svg"),
+            "uniform wallets",
+            &tr.uniform,
+        )?;
+        transfers::plot(
+            &docs.join("img/transfers-hot-pair.svg"),
+            "hot pair",
+            &tr.hot_pair,
+        )?;
     }
     if let Some(g) = &r.growth {
         plot_growth(&docs.join("img/growth.svg"), g)?;

@@ -219,6 +219,9 @@ fn settings(db_url: &str, redis_url: &str, prefix: &str) -> Settings {
     s.redis.key_prefix = prefix.to_owned();
     s.cache.lease_ms = u64::try_from(LEASE.as_millis()).unwrap_or(1_000);
     s.rate_limit.enabled = false;
+    // One posting worker per instance: the writers' postings queue behind each other and
+    // are posted in batches (several per batch), under every fault.
+    s.posting.workers = 1;
     // The checker's webhook receiver listens on loopback; retries come quickly.
     s.webhooks.allow_private_networks = true;
     s.webhooks.poll_interval_ms = 100;

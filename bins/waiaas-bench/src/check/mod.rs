@@ -111,6 +111,9 @@ pub struct CheckReport {
     pub batches: u64,
     /// Postings those batches carried.
     pub batched_postings: u64,
+    /// Batches posted one by one instead (expired holds, a key used concurrently, a failed
+    /// statement: a held lock, a PostgreSQL fault).
+    pub batches_split: u64,
     /// Ledger invariants violated (reconcile, totals, acknowledged writes, events).
     pub invariant_violations: u64,
     /// Human-readable details of any violation.
@@ -228,6 +231,7 @@ pub async fn run(opts: CheckOptions) -> anyhow::Result<CheckReport> {
     let mut report = CheckReport {
         batches: batches.batches - batched_before.batches,
         batched_postings: batches.postings - batched_before.postings,
+        batches_split: batches.split - batched_before.split,
         operations: load(&s.ops),
         failed: load(&s.failed) + panics.len() as u64,
         unavailable: load(&s.unavailable),

@@ -16,13 +16,18 @@ use sea_orm::{ConnectionTrait as _, DatabaseConnection, FromQueryResult as _, Tr
 use serde_json::{Value as Json, json};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
+use waiaas_domain::model::Budget;
 use waiaas_domain::model::{Actor, TransactionKind, TransactionStatus, WalletBalance};
 use waiaas_domain::notifications::NotificationKind;
 use waiaas_domain::policy::{
     BudgetLimits, LevelState, LevelUsage, Levels, PolicyRules, SpendRequest, Usage, evaluate_levels,
 };
-use waiaas_domain::ports::{Idempotency, PostingOutcome, SpendCommand};
-use waiaas_domain::{Counterparty, Decision, Fault, Money, OwnerId, PostingError, Transaction};
+use waiaas_domain::ports::{
+    DepositCommand, HoldCommand, Idempotency, PostingOutcome, SpendCommand,
+};
+use waiaas_domain::{
+    AuditContext, Counterparty, Decision, Fault, Money, OwnerId, PostingError, Transaction,
+};
 
 use super::shared::{self, LockedWallet, stmt, uuid_array};
 use super::sql;
@@ -56,10 +61,14 @@ pub struct BatchStats {
     pub batches: u64,
     /// Postings they carried.
     pub postings: u64,
+    /// Batches of more than one posting that were posted one by one instead (expired holds
+    /// to release first, a key used concurrently, a statement that failed).
+    pub split: u64,
 }
 
 static BATCHES: AtomicU64 = AtomicU64::new(0);
 static POSTINGS: AtomicU64 = AtomicU64::new(0);
+static SPLIT: AtomicU64 = AtomicU64::new(0);
 
 /// What the posting workers of this process have done so far (for the benchmark's mean
 /// batch size).
@@ -68,14 +77,87 @@ pub fn batch_stats() -> BatchStats {
     BatchStats {
         batches: BATCHES.load(Ordering::Relaxed),
         postings: POSTINGS.load(Ordering::Relaxed),
+        split: SPLIT.load(Ordering::Relaxed),
     }
 }
 
 type Reply = oneshot::Sender<Result<PostingOutcome, PostingError>>;
 
+/// What a batch carries.
+#[derive(Debug)]
+enum Posting {
+    /// A transfer or payment.
+    Spend(SpendCommand),
+    /// A hold placed.
+    Hold(HoldCommand),
+    /// A deposit.
+    Deposit(DepositCommand),
+}
+
+impl Posting {
+    /// The spend it decides (a transfer, payment or hold), with a hold's expiry.
+    const fn spend(&self) -> Option<(&SpendCommand, Option<DateTime<Utc>>)> {
+        match self {
+            Self::Spend(c) => Some((c, None)),
+            Self::Hold(h) => Some((&h.spend, Some(h.expires_at))),
+            Self::Deposit(_) => None,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        match self {
+            Self::Spend(c) => c.now,
+            Self::Hold(h) => h.spend.now,
+            Self::Deposit(d) => d.now,
+        }
+    }
+
+    /// Whose idempotency keys it uses: the agent's, or the depositing owner's.
+    const fn principal(&self) -> Uuid {
+        match self {
+            Self::Spend(c) => *c.agent_id.as_uuid(),
+            Self::Hold(h) => *h.spend.agent_id.as_uuid(),
+            Self::Deposit(d) => *d.owner_id.as_uuid(),
+        }
+    }
+
+    const fn idempotency(&self) -> Option<&Idempotency> {
+        match self {
+            Self::Spend(c) => c.idempotency.as_ref(),
+            Self::Hold(h) => h.spend.idempotency.as_ref(),
+            Self::Deposit(d) => d.idempotency.as_ref(),
+        }
+    }
+
+    const fn audit(&self) -> &AuditContext {
+        match self {
+            Self::Spend(c) => &c.audit,
+            Self::Hold(h) => &h.spend.audit,
+            Self::Deposit(d) => &d.audit,
+        }
+    }
+
+    /// The wallets it touches, the paying one first.
+    fn wallets(&self) -> Vec<Uuid> {
+        match self.spend() {
+            Some((c, _)) => {
+                let mut v = vec![*c.from_wallet_id.as_uuid()];
+                if let Counterparty::Wallet(w) = &c.to {
+                    v.push(*w.as_uuid());
+                }
+                v
+            }
+            None => match self {
+                Self::Deposit(d) => vec![*d.wallet_id.as_uuid()],
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
 /// A posting waiting for a worker.
 struct Job {
-    cmd: SpendCommand,
+    posting: Posting,
     reply: Reply,
 }
 
@@ -133,30 +215,62 @@ impl Postgres {
     /// transaction of its own. A posting with a mandate is always posted on its own (the
     /// batch does not lock mandates).
     pub(super) async fn spend(&self, cmd: &SpendCommand) -> Result<PostingOutcome, PostingError> {
-        match &self.batch {
-            Some(queue) if cmd.mandate_id.is_none() => {
-                let (reply, answer) = oneshot::channel();
-                let job = Job {
-                    cmd: cmd.clone(),
-                    reply,
-                };
-                // Once queued, the posting runs to its end even if this request goes away.
-                queue
-                    .sender(self)
-                    .send(job)
-                    .await
-                    .map_err(|_| PostingError::from_cause(anyhow!("the posting workers ended")))?;
-                answer.await.map_err(|_| {
-                    PostingError::from_cause(anyhow!("a posting worker ended without an answer"))
-                })?
-            }
-            _ => self.spend_alone(cmd).await,
+        if cmd.mandate_id.is_some() {
+            return self.alone(&Posting::Spend(cmd.clone())).await;
         }
+        self.queued(Posting::Spend(cmd.clone())).await
     }
 
-    async fn spend_alone(&self, cmd: &SpendCommand) -> Result<PostingOutcome, PostingError> {
-        self.run(Work::Write, || super::spend::post(&self.db, cmd, None))
+    /// Places a hold: through the queue when batching, as [`Self::spend`].
+    pub(super) async fn hold(&self, cmd: &HoldCommand) -> Result<PostingOutcome, PostingError> {
+        if cmd.spend.mandate_id.is_some() {
+            return self.alone(&Posting::Hold(cmd.clone())).await;
+        }
+        self.queued(Posting::Hold(cmd.clone())).await
+    }
+
+    /// Posts a deposit: through the queue when batching.
+    pub(super) async fn deposit(
+        &self,
+        cmd: &DepositCommand,
+    ) -> Result<PostingOutcome, PostingError> {
+        self.queued(Posting::Deposit(cmd.clone())).await
+    }
+
+    async fn queued(&self, posting: Posting) -> Result<PostingOutcome, PostingError> {
+        let Some(queue) = &self.batch else {
+            return self.alone(&posting).await;
+        };
+        let (reply, answer) = oneshot::channel();
+        // Once queued, the posting runs to its end even if this request goes away.
+        queue
+            .sender(self)
+            .send(Job { posting, reply })
             .await
+            .map_err(|_| PostingError::from_cause(anyhow!("the posting workers ended")))?;
+        answer.await.map_err(|_| {
+            PostingError::from_cause(anyhow!("a posting worker ended without an answer"))
+        })?
+    }
+
+    /// Posts one posting in a transaction of its own.
+    async fn alone(&self, posting: &Posting) -> Result<PostingOutcome, PostingError> {
+        match posting {
+            Posting::Spend(c) => {
+                self.run(Work::Write, || super::spend::post(&self.db, c, None))
+                    .await
+            }
+            Posting::Hold(h) => {
+                self.run(Work::Write, || {
+                    super::spend::post(&self.db, &h.spend, Some(h.expires_at))
+                })
+                .await
+            }
+            Posting::Deposit(d) => {
+                self.run(Work::Write, || super::deposit::post(&self.db, d))
+                    .await
+            }
+        }
     }
 }
 
@@ -179,6 +293,8 @@ async fn work(pg: Postgres, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max: usize) {
         };
         BATCHES.fetch_add(1, Ordering::Relaxed);
         POSTINGS.fetch_add(jobs.len() as u64, Ordering::Relaxed);
+        metrics::counter!("waiaas_posting_batches_total").increment(1);
+        metrics::counter!("waiaas_posting_batched_total").increment(jobs.len() as u64);
         // A panic ends the batch's task, not the worker: its requests are answered that
         // the worker ended.
         let pg = pg.clone();
@@ -192,13 +308,18 @@ async fn work(pg: Postgres, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max: usize) {
 async fn post_jobs(pg: &Postgres, jobs: Vec<Job>) {
     let same_day = jobs
         .iter()
-        .all(|j| j.cmd.now.date_naive() == jobs[0].cmd.now.date_naive());
+        .all(|j| j.posting.now().date_naive() == jobs[0].posting.now().date_naive());
     if jobs.len() == 1 || !same_day {
         return alone(pg, jobs).await;
     }
-    let cmds: Vec<&SpendCommand> = jobs.iter().map(|j| &j.cmd).collect();
+    let cmds: Vec<&Posting> = jobs.iter().map(|j| &j.posting).collect();
     match pg.run(Work::Write, || post(&pg.db, &cmds)).await {
-        Ok(None) => alone(pg, jobs).await,
+        Ok(None) => {
+            SPLIT.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("waiaas_posting_batches_split_total", "reason" => "expected")
+                .increment(1);
+            alone(pg, jobs).await;
+        }
         Ok(Some(answers)) => {
             for (job, answer) in jobs.into_iter().zip(answers) {
                 let _ = job.reply.send(answer);
@@ -221,7 +342,11 @@ async fn post_jobs(pg: &Postgres, jobs: Vec<Job>) {
                 }
                 return;
             }
-            tracing::warn!(postings = jobs.len(), error = %format!("{:#}", e.cause().map_or_else(|| anyhow!("{e}"), |c| anyhow!("{c:#}"))), "A batch failed: posting its postings one by one");
+            let cause = e.cause().map(|c| format!("{c:#}"));
+            tracing::warn!(postings = jobs.len(), error = %e, cause = ?cause, "A batch failed: posting its postings one by one");
+            SPLIT.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("waiaas_posting_batches_split_total", "reason" => "failed")
+                .increment(1);
             alone(pg, jobs).await;
         }
     }
@@ -234,7 +359,7 @@ async fn alone(pg: &Postgres, jobs: Vec<Job>) {
     for job in jobs {
         let pg = pg.clone();
         set.spawn(async move {
-            let answer = pg.spend_alone(&job.cmd).await;
+            let answer = pg.alone(&job.posting).await;
             let _ = job.reply.send(answer);
         });
     }
@@ -296,25 +421,16 @@ fn add(a: Money, b: Money) -> Money {
 /// has expired holds to release, or a key was used concurrently).
 async fn post(
     db: &DatabaseConnection,
-    cmds: &[&SpendCommand],
+    cmds: &[&Posting],
 ) -> Result<Option<Vec<Result<PostingOutcome, PostingError>>>, PostingError> {
     let now = cmds
         .iter()
-        .map(|c| c.now.trunc_subsecs(6))
+        .map(|c| c.now().trunc_subsecs(6))
         .max()
         .context("an empty batch")?;
     let day = now.date_naive();
     let month = day.with_day(1).unwrap_or(day);
-    let mut ids: Vec<Uuid> = cmds
-        .iter()
-        .flat_map(|c| {
-            let to = match &c.to {
-                Counterparty::Wallet(w) => Some(*w.as_uuid()),
-                Counterparty::External(_) => None,
-            };
-            std::iter::once(*c.from_wallet_id.as_uuid()).chain(to)
-        })
-        .collect();
+    let mut ids: Vec<Uuid> = cmds.iter().flat_map(|c| c.wallets()).collect();
     ids.sort_unstable();
     ids.dedup();
 
@@ -328,9 +444,8 @@ async fn post(
     let keyed: Vec<(Uuid, String)> = cmds
         .iter()
         .filter_map(|c| {
-            c.idempotency
-                .as_ref()
-                .map(|i| (*c.agent_id.as_uuid(), i.key.as_str().to_owned()))
+            c.idempotency()
+                .map(|i| (c.principal(), i.key.as_str().to_owned()))
         })
         .collect();
     let mut prior: HashMap<(Uuid, String), transactions::Model> = HashMap::new();
@@ -353,10 +468,9 @@ async fn post(
             }
         }
     }
-    let fresh = |c: &SpendCommand| {
-        c.idempotency.as_ref().is_none_or(|i| {
-            !prior.contains_key(&(*c.agent_id.as_uuid(), i.key.as_str().to_owned()))
-        })
+    let fresh = |c: &Posting| {
+        c.idempotency()
+            .is_none_or(|i| !prior.contains_key(&(c.principal(), i.key.as_str().to_owned())))
     };
 
     // Holds past their expiry on a paying wallet are released before anything is decided;
@@ -364,9 +478,11 @@ async fn post(
     // one by one. It is rare: the sweeper releases them within a second.
     if cmds.iter().any(|c| {
         fresh(c)
-            && wallets
-                .get(c.from_wallet_id.as_uuid())
-                .is_some_and(|w| w.expired_held)
+            && c.spend().is_some_and(|(s, _)| {
+                wallets
+                    .get(s.from_wallet_id.as_uuid())
+                    .is_some_and(|w| w.expired_held)
+            })
     }) {
         txn.rollback().await.doing("rolling back a batch")?;
         return Ok(None);
@@ -376,7 +492,8 @@ async fn post(
     let mut paying: Vec<Uuid> = cmds
         .iter()
         .filter(|c| fresh(c))
-        .map(|c| *c.from_wallet_id.as_uuid())
+        .filter_map(|c| c.spend())
+        .map(|(s, _)| *s.from_wallet_id.as_uuid())
         .filter(|id| wallets.contains_key(id))
         .collect();
     paying.sort_unstable();
@@ -509,34 +626,52 @@ async fn post(
     let mut rows: Vec<Json> = Vec::new();
     let mut used: HashMap<(Uuid, String), usize> = HashMap::new();
     for (at, c) in cmds.iter().enumerate() {
-        let agent = *c.agent_id.as_uuid();
         let key = c
-            .idempotency
-            .as_ref()
-            .map(|i| (agent, i.key.as_str().to_owned()));
+            .idempotency()
+            .map(|i| (c.principal(), i.key.as_str().to_owned()));
         if let Some(k) = &key {
             if let Some(m) = prior.get(k) {
-                answers.push(Answer::Done(Box::new(replay(m.clone(), c, &wallets))));
+                answers.push(Answer::Done(Box::new(replay(
+                    m.clone(),
+                    c.idempotency(),
+                    &wallets,
+                ))));
                 continue;
             }
             if let Some(&of) = used.get(k) {
-                let balances = snapshots(&wallets, &touched(c))?;
+                let balances = snapshots(&wallets, &c.wallets())?;
                 answers.push(Answer::Repeat { of, balances });
                 continue;
             }
         }
-        match decide(c, &mut wallets, &mut spending, &mut levels)? {
+        let verdict = match c {
+            Posting::Spend(s) => decide(s, None, &mut wallets, &mut spending, &mut levels)?,
+            Posting::Hold(h) => decide(
+                &h.spend,
+                Some(h.expires_at),
+                &mut wallets,
+                &mut spending,
+                &mut levels,
+            )?,
+            Posting::Deposit(d) => deposit(d, &mut wallets)?,
+        };
+        match verdict {
             Err(e) => answers.push(Answer::Done(Box::new(Err(e)))),
             Ok((row, status, balances)) => {
-                let from = *c.from_wallet_id.as_uuid();
+                let from = c.wallets().first().copied().unwrap_or_default();
                 let owner = wallets.get(&from).map_or(Uuid::nil(), |w| w.owner_id);
+                let id = row
+                    .get("id")
+                    .and_then(Json::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .context("a decided row has no id")?;
                 if let Some(k) = key {
                     used.insert(k, decided.len());
                 }
                 answers.push(Answer::Decided(decided.len()));
                 decided.push(Decided {
                     at,
-                    id: *c.transaction_id.as_uuid(),
+                    id,
                     status,
                     owner,
                     from,
@@ -578,47 +713,113 @@ async fn post(
     let mut entries = Vec::new();
     let mut spend: HashMap<Uuid, (i128, i64)> = HashMap::new();
     let mut audit_rows = Vec::new();
-    let mut moved: HashMap<Uuid, (i128, i64)> = HashMap::new();
-    for d in &mut decided {
+    // Owners are told of what was held or denied, owner by owner (each notification locks
+    // its owner's row: two batches take them in the same order), in queue order for each.
+    let mut notices: Vec<(usize, NotificationKind)> = decided
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let kind = match d.status {
+                TransactionStatus::PendingApproval => NotificationKind::ApprovalRequested,
+                TransactionStatus::Denied => NotificationKind::TransferDenied,
+                TransactionStatus::Held => NotificationKind::HoldPlaced,
+                _ => return None,
+            };
+            Some((i, kind))
+        })
+        .collect();
+    notices.sort_by_key(|(i, _)| decided[*i].owner);
+    for (i, kind) in notices {
+        let d = &mut decided[i];
+        let t = stored
+            .get(&d.id)
+            .context("a decided transaction was not stored")?;
+        let at = cmds[d.at].now().trunc_subsecs(6);
+        let v = shared::notify(&txn, d.owner, kind, d.from, t, at).await?;
+        d.notified = Some((OwnerId::from_uuid(d.owner), v));
+    }
+    // Per wallet: the balance moved, the amount held, and the postings that changed it.
+    let mut moved: HashMap<Uuid, (i128, i128, i64)> = HashMap::new();
+    for d in &decided {
         let c = cmds[d.at];
         let t = stored
             .get(&d.id)
             .context("a decided transaction was not stored")?;
-        let at = c.now.trunc_subsecs(6);
-        let kind = match d.status {
-            TransactionStatus::PendingApproval => Some(NotificationKind::ApprovalRequested),
-            TransactionStatus::Denied => Some(NotificationKind::TransferDenied),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            let v = shared::notify(&txn, d.owner, kind, d.from, t, at).await?;
-            d.notified = Some((OwnerId::from_uuid(d.owner), v));
-        }
-        let completed = d.status == TransactionStatus::Completed;
-        let balances: &[WalletBalance] = if completed { &d.balances } else { &[] };
-        audit_rows.push(audit_row(c, d.owner, t, balances, at));
-        if completed {
-            let amount = c.amount.minor_units();
-            let asset = t.asset.as_str();
-            entries.push(json!({"transaction_id": d.id, "wallet_id": d.from, "account": format!("wallet:{}", d.from), "asset": asset, "amount": -amount, "created_at": at}));
-            let e = moved.entry(d.from).or_default();
-            e.0 -= i128::from(amount);
-            e.1 += 1;
-            match &c.to {
-                Counterparty::Wallet(w) => {
-                    let to = *w.as_uuid();
-                    entries.push(json!({"transaction_id": d.id, "wallet_id": to, "account": format!("wallet:{to}"), "asset": asset, "amount": amount, "created_at": at}));
-                    let e = moved.entry(to).or_default();
+        let at = c.now().trunc_subsecs(6);
+        let amount = t.amount.minor_units();
+        let asset = t.asset.as_str();
+        let entry = |wallet: Option<Uuid>, account: String, amount: i64| json!({"transaction_id": d.id, "wallet_id": wallet, "account": account, "asset": asset, "amount": amount, "created_at": at});
+        match d.status {
+            TransactionStatus::Held => {
+                let hold = json!({ "hold": t, "balances": &d.balances });
+                audit_rows.push(audit_row(
+                    c.audit(),
+                    d.owner,
+                    ("hold.place", "hold"),
+                    t,
+                    hold,
+                    at,
+                ));
+                let e = moved.entry(d.from).or_default();
+                e.1 += i128::from(amount);
+                e.2 += 1;
+                let s = spend.entry(d.from).or_default();
+                s.0 += i128::from(amount);
+                s.1 += 1;
+            }
+            TransactionStatus::Completed => {
+                let created = json!({ "transaction": t, "balances": &d.balances });
+                audit_rows.push(audit_row(
+                    c.audit(),
+                    d.owner,
+                    ("transaction.create", "transaction"),
+                    t,
+                    created,
+                    at,
+                ));
+                let mut credit = |wallet: Uuid, amount: i64| {
+                    let e = moved.entry(wallet).or_default();
                     e.0 += i128::from(amount);
-                    e.1 += 1;
-                }
-                Counterparty::External(dest) => {
-                    entries.push(json!({"transaction_id": d.id, "wallet_id": null, "account": format!("external:{}", dest.as_str()), "asset": asset, "amount": amount, "created_at": at}));
+                    e.2 += 1;
+                };
+                if let Some((s, _)) = c.spend() {
+                    entries.push(entry(Some(d.from), format!("wallet:{}", d.from), -amount));
+                    credit(d.from, -amount);
+                    match &s.to {
+                        Counterparty::Wallet(w) => {
+                            let to = *w.as_uuid();
+                            entries.push(entry(Some(to), format!("wallet:{to}"), amount));
+                            credit(to, amount);
+                        }
+                        Counterparty::External(dest) => {
+                            entries.push(entry(
+                                None,
+                                format!("external:{}", dest.as_str()),
+                                amount,
+                            ));
+                        }
+                    }
+                    let s = spend.entry(d.from).or_default();
+                    s.0 += i128::from(amount);
+                    s.1 += 1;
+                } else {
+                    // A deposit, from the platform's deposits account.
+                    entries.push(entry(Some(d.from), format!("wallet:{}", d.from), amount));
+                    entries.push(entry(None, "system:deposits".to_owned(), -amount));
+                    credit(d.from, amount);
                 }
             }
-            let s = spend.entry(d.from).or_default();
-            s.0 += i128::from(amount);
-            s.1 += 1;
+            _ => {
+                let created = json!({ "transaction": t, "balances": [] });
+                audit_rows.push(audit_row(
+                    c.audit(),
+                    d.owner,
+                    ("transaction.create", "transaction"),
+                    t,
+                    created,
+                    at,
+                ));
+            }
         }
     }
     let spend_rows: Vec<Json> = spend
@@ -628,9 +829,10 @@ async fn post(
         })
         .collect();
     let mut wallet_rows = Vec::new();
-    for (w, (delta, bumps)) in &moved {
+    for (w, (delta, held, bumps)) in &moved {
         let delta = i64::try_from(*delta).context("a batch's balance change overflows")?;
-        wallet_rows.push(json!({"id": w, "delta": delta, "bumps": bumps}));
+        let held = i64::try_from(*held).context("a batch's held change overflows")?;
+        wallet_rows.push(json!({"id": w, "delta": delta, "held": held, "bumps": bumps}));
     }
     if !audit_rows.is_empty() {
         let written = txn
@@ -696,8 +898,8 @@ async fn post(
                 Answer::Decided(i) => outcome(&decided[i]),
                 Answer::Repeat { of, balances } => {
                     let first = &decided[of];
-                    let same = cmds[first.at].idempotency.as_ref().map(|i| &i.request_hash)
-                        == c.idempotency.as_ref().map(|i| &i.request_hash);
+                    let same = cmds[first.at].idempotency().map(|i| &i.request_hash)
+                        == c.idempotency().map(|i| &i.request_hash);
                     if !same {
                         return Err(PostingError::IdempotencyConflict);
                     }
@@ -710,15 +912,6 @@ async fn post(
             })
             .collect(),
     ))
-}
-
-/// The wallets a posting touches.
-fn touched(c: &SpendCommand) -> Vec<Uuid> {
-    let mut v = vec![*c.from_wallet_id.as_uuid()];
-    if let Counterparty::Wallet(w) = &c.to {
-        v.push(*w.as_uuid());
-    }
-    v
 }
 
 /// The current balances of the given wallets that were locked.
@@ -735,10 +928,10 @@ fn snapshots(
 /// Answers a posting whose key an earlier batch's transaction used.
 fn replay(
     model: transactions::Model,
-    c: &SpendCommand,
+    idempotency: Option<&Idempotency>,
     wallets: &HashMap<Uuid, LockedWallet>,
 ) -> Result<PostingOutcome, PostingError> {
-    let same = c.idempotency.as_ref().is_some_and(|i: &Idempotency| {
+    let same = idempotency.is_some_and(|i: &Idempotency| {
         model.request_hash.as_deref() == Some(i.request_hash.as_str())
     });
     if !same {
@@ -763,6 +956,7 @@ type Verdict = Result<(Json, TransactionStatus, Vec<WalletBalance>), PostingErro
 #[allow(clippy::too_many_lines)]
 fn decide(
     c: &SpendCommand,
+    hold: Option<DateTime<Utc>>,
     wallets: &mut HashMap<Uuid, LockedWallet>,
     spending: &mut HashMap<Uuid, Spending>,
     levels: &mut HashMap<LevelKey, (BudgetLimits, LevelUsage)>,
@@ -834,12 +1028,15 @@ fn decide(
         return Ok(Err(PostingError::BalanceOverflow));
     }
     let shared::Recorded {
-        status,
+        mut status,
         rule,
         reason,
         budget,
         level,
     } = shared::recorded(&decision);
+    if hold.is_some() && status == TransactionStatus::Completed {
+        status = TransactionStatus::Held;
+    }
     let approval_deadline = (status == TransactionStatus::PendingApproval)
         .then_some(spent.rules.approval_timeout_s)
         .flatten()
@@ -849,7 +1046,9 @@ fn decide(
         Counterparty::External(d) => Some(d.as_str().to_owned()),
         Counterparty::Wallet(_) => None,
     };
-    let kind = if to_id.is_some() {
+    let kind = if hold.is_some() {
+        TransactionKind::Hold
+    } else if to_id.is_some() {
         TransactionKind::Transfer
     } else {
         TransactionKind::Payment
@@ -878,8 +1077,8 @@ fn decide(
         "created_at": at,
         "updated_at": at,
         "posted_at": (status == TransactionStatus::Completed).then_some(at),
-        "expires_at": null,
-        "held_at": null,
+        "expires_at": hold,
+        "held_at": (status == TransactionStatus::Held).then_some(at),
         "hold_id": null,
         "budget": serde_json::to_value(budget)?,
         "decision_level": level.map(|l| l.as_str()),
@@ -887,6 +1086,24 @@ fn decide(
         "mandate_id": null,
     });
     let mut balances = Vec::new();
+    if status == TransactionStatus::Held {
+        let from = wallets
+            .get_mut(&from_id)
+            .context("the paying wallet is locked")?;
+        from.held = from
+            .held
+            .checked_add(c.amount)
+            .map_err(|_| anyhow!("a batch's hold overflows what is held"))?;
+        from.version += 1;
+        balances.push(from.snapshot()?);
+    }
+    if matches!(
+        status,
+        TransactionStatus::Completed | TransactionStatus::Held
+    ) {
+        let amount = c.amount;
+        spent_more(spending, levels, from_id, [&agent_key, &owner_key], amount);
+    }
     if status == TransactionStatus::Completed {
         let amount = c.amount;
         let from = wallets
@@ -909,42 +1126,115 @@ fn decide(
             to.version += 1;
             balances.push(to.snapshot()?);
         }
-        if let Some(s) = spending.get_mut(&from_id) {
-            s.usage.spent_today = add(s.usage.spent_today, amount);
-            s.usage.spent_month = add(s.usage.spent_month, amount);
-            s.usage.count_today = s.usage.count_today.saturating_add(1);
-            s.usage.count_last_hour = s.usage.count_last_hour.saturating_add(1);
-        }
-        for key in [&agent_key, &owner_key] {
-            if let Some(l) = levels.get_mut(key) {
-                l.1.spent_today = add(l.1.spent_today, amount);
-                l.1.spent_month = add(l.1.spent_month, amount);
-            }
-        }
     }
     Ok(Ok((row, status, balances)))
 }
 
+/// Counts a spend (a completed transfer or payment, or a hold placed) in its wallet's
+/// usage and under the budgets above it, for the postings after it.
+fn spent_more(
+    spending: &mut HashMap<Uuid, Spending>,
+    levels: &mut HashMap<LevelKey, (BudgetLimits, LevelUsage)>,
+    wallet: Uuid,
+    above: [&LevelKey; 2],
+    amount: Money,
+) {
+    if let Some(s) = spending.get_mut(&wallet) {
+        s.usage.spent_today = add(s.usage.spent_today, amount);
+        s.usage.spent_month = add(s.usage.spent_month, amount);
+        s.usage.count_today = s.usage.count_today.saturating_add(1);
+        s.usage.count_last_hour = s.usage.count_last_hour.saturating_add(1);
+    }
+    for key in above {
+        if let Some(l) = levels.get_mut(key) {
+            l.1.spent_today = add(l.1.spent_today, amount);
+            l.1.spent_month = add(l.1.spent_month, amount);
+        }
+    }
+}
+
+/// Decides a deposit on the batch's state and applies it: the transaction row to insert,
+/// its status and the balance after it. `Ok(Err(_))` refuses it alone.
+fn deposit(
+    d: &DepositCommand,
+    wallets: &mut HashMap<Uuid, LockedWallet>,
+) -> anyhow::Result<Verdict> {
+    let id = *d.wallet_id.as_uuid();
+    let Some(wallet) = wallets
+        .get_mut(&id)
+        .filter(|w| w.owner_id == *d.owner_id.as_uuid())
+    else {
+        return Ok(Err(PostingError::WalletNotFound(d.wallet_id)));
+    };
+    if wallet.closed {
+        return Ok(Err(PostingError::WalletClosed(d.wallet_id)));
+    }
+    let Ok(balance) = wallet.balance.checked_add(d.amount) else {
+        return Ok(Err(PostingError::BalanceOverflow));
+    };
+    let at = d.now.trunc_subsecs(6);
+    let initiator = Actor::Owner(d.owner_id);
+    let row = json!({
+        "id": d.transaction_id.as_uuid(),
+        "kind": TransactionKind::Deposit.as_str(),
+        "status": TransactionStatus::Completed.as_str(),
+        "asset": wallet.asset,
+        "amount": d.amount.minor_units(),
+        "from_wallet_id": null,
+        "to_wallet_id": id,
+        "destination": null,
+        "memo": d.memo.as_ref().map(|m| m.as_str()),
+        "metadata": d.metadata,
+        "owner_id": wallet.owner_id,
+        "initiator_type": initiator.kind(),
+        "initiator_id": initiator.id(),
+        "idempotency_key": d.idempotency.as_ref().map(|i| i.key.as_str()),
+        "request_hash": d.idempotency.as_ref().map(|i| i.request_hash.as_str()),
+        "decision_rule": null,
+        "reason": null,
+        "budget_daily_remaining": null,
+        "budget_hourly_remaining": null,
+        "created_at": at,
+        "updated_at": at,
+        "posted_at": at,
+        "expires_at": null,
+        "held_at": null,
+        "hold_id": null,
+        "budget": serde_json::to_value(Budget::default())?,
+        "decision_level": null,
+        "approval_deadline": null,
+        "mandate_id": null,
+    });
+    wallet.balance = balance;
+    wallet.version += 1;
+    Ok(Ok((
+        row,
+        TransactionStatus::Completed,
+        vec![wallet.snapshot()?],
+    )))
+}
+
 /// The audit row of a posting, as JSON for the batch's insert.
 fn audit_row(
-    c: &SpendCommand,
+    ctx: &AuditContext,
     owner: Uuid,
+    (action, resource_type): (&str, &str),
     t: &Transaction,
-    balances: &[WalletBalance],
+    new_value: Json,
     at: DateTime<Utc>,
 ) -> Json {
     json!({
         "id": Uuid::now_v7(),
         "owner_id": owner,
-        "actor_type": c.audit.actor.kind(),
-        "actor_id": c.audit.actor.id(),
-        "action": "transaction.create",
-        "resource_type": "transaction",
+        "actor_type": ctx.actor.kind(),
+        "actor_id": ctx.actor.id(),
+        "action": action,
+        "resource_type": resource_type,
         "resource_id": t.id.to_string(),
         "old_value": null,
-        "new_value": { "transaction": t, "balances": balances },
-        "request_id": c.audit.request_id,
-        "ip": c.audit.ip.map(|ip| ip.to_string()),
+        "new_value": new_value,
+        "request_id": ctx.request_id,
+        "ip": ctx.ip.map(|ip| ip.to_string()),
         "created_at": at,
     })
 }

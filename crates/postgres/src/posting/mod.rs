@@ -31,7 +31,7 @@ use crate::{Postgres, Work};
 impl TransactionRepository for Postgres {
     #[tracing::instrument(skip_all, fields(wallet_id = %cmd.wallet_id, transaction_id = %cmd.transaction_id))]
     async fn post_deposit(&self, cmd: &DepositCommand) -> Result<PostingOutcome, PostingError> {
-        self.run(Work::Write, || deposit::post(&self.db, cmd)).await
+        self.deposit(cmd).await
     }
 
     #[tracing::instrument(skip_all, fields(wallet_id = %cmd.from_wallet_id, transaction_id = %cmd.transaction_id))]
@@ -52,10 +52,7 @@ impl TransactionRepository for Postgres {
 
     #[tracing::instrument(skip_all, fields(wallet_id = %cmd.spend.from_wallet_id, transaction_id = %cmd.spend.transaction_id))]
     async fn post_hold(&self, cmd: &HoldCommand) -> Result<PostingOutcome, PostingError> {
-        self.run(Work::Write, || {
-            spend::post(&self.db, &cmd.spend, Some(cmd.expires_at))
-        })
-        .await
+        self.hold(cmd).await
     }
 
     #[tracing::instrument(skip_all, fields(hold_id = %cmd.hold_id, transaction_id = %cmd.transaction_id))]

@@ -258,7 +258,8 @@ RETURNING *";
 /// A batch: everything its postings write besides their transactions, in one round trip:
 /// the ledger entries, the daily spend of each paying wallet (one row per wallet and day,
 /// the batch's amounts and counts summed), the audit rows, and each wallet's balance moved
-/// by the sum of its postings and its version by their number, returned. `$1` entries,
+/// (and what it holds) by the sum of its postings and its version by their number,
+/// returned. `$1` entries,
 /// `$2` spend, `$3` audit rows, `$4` wallets (JSON arrays of rows), `$5` the time.
 pub const BATCH_WRITES: &str = "WITH ledger AS (\
 INSERT INTO ledger_entries (transaction_id, wallet_id, account, asset, amount, created_at) \
@@ -277,8 +278,8 @@ SELECT a.id, a.owner_id, a.actor_type, a.actor_id, a.action, a.resource_type, a.
 a.old_value, a.new_value, a.request_id, a.ip::inet, a.created_at FROM jsonb_to_recordset($3::jsonb) AS a(id uuid, owner_id uuid, \
 actor_type text, actor_id uuid, action text, resource_type text, resource_id text, old_value jsonb, new_value jsonb, \
 request_id text, ip text, created_at timestamptz)) \
-UPDATE wallets AS w SET balance = w.balance + d.delta, version = w.version + d.bumps, updated_at = $5 \
-FROM jsonb_to_recordset($4::jsonb) AS d(id uuid, delta bigint, bumps bigint) \
+UPDATE wallets AS w SET balance = w.balance + d.delta, held = w.held + d.held, version = w.version + d.bumps, updated_at = $5 \
+FROM jsonb_to_recordset($4::jsonb) AS d(id uuid, delta bigint, held bigint, bumps bigint) \
 WHERE w.id = d.id \
 RETURNING w.id, w.asset, w.balance, w.held, w.version";
 

@@ -1,11 +1,12 @@
 //! Batched postings: one worker, its first posting held up by a locked wallet while the
-//! rest queue, then posted as one batch that decides each on what the ones before it left.
+//! rest (transfers, payments, holds, deposits) queue, then posted as one batch that decides
+//! each on what the ones before it left.
 
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait as _, TransactionTrait as _};
 use waiaas_domain::model::TransactionStatus;
-use waiaas_domain::services::TransferRequest;
+use waiaas_domain::services::{HoldRequest, TransferRequest};
 use waiaas_domain::{Money, PolicyRules, PostingError, Rule};
 use waiaas_testkit::{Fixture, TestDb, World, services};
 
@@ -18,6 +19,7 @@ async fn one_batch_decides_each_posting_on_what_the_ones_before_it_left() {
     let poor = world.wallet("USD", 100).await.id;
     let limited = world.wallet("USD", 1_000).await.id;
     let keyed = world.wallet("USD", 1_000).await.id;
+    let holding = world.wallet("USD", 50).await.id;
     let to = world.wallet("USD", 0).await.id;
     let rules = PolicyRules {
         daily_limit: Some(Money::new(70).unwrap()),
@@ -73,6 +75,31 @@ async fn one_batch_decides_each_posting_on_what_the_ones_before_it_left() {
             ..other_body
         }),
     ];
+    // Six holds of 10 on a wallet of 50, and two deposits into the receiving wallet.
+    let hold_tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let world = world.clone();
+            tokio::spawn(async move {
+                world
+                    .services
+                    .create_hold(
+                        &world.agent(),
+                        HoldRequest {
+                            spend: World::transfer_request(holding, to, 10),
+                            expires_in_s: None,
+                        },
+                        &world.agent_ctx(),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let deposit_tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let world = world.clone();
+            tokio::spawn(async move { world.deposit(to, 1).await })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     lock.rollback().await.unwrap();
 
@@ -138,12 +165,39 @@ async fn one_batch_decides_each_posting_on_what_the_ones_before_it_left() {
         .count();
     assert_eq!(conflicts, 1, "{:?}", &keyed_answers[2..]);
 
+    let mut held = Vec::new();
+    for t in hold_tasks {
+        let out = t.await.unwrap().expect("hold");
+        match out.transaction.status {
+            TransactionStatus::Held => {
+                assert!(out.notified.is_some(), "a hold placed notifies the owner");
+                held.push(out.balances[0].held.minor_units());
+            }
+            TransactionStatus::Failed => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    held.sort_unstable();
+    assert_eq!(
+        held,
+        [10, 20, 30, 40, 50],
+        "each hold saw what the ones before held"
+    );
+    for t in deposit_tasks {
+        let out = t.await.unwrap();
+        assert_eq!(out.transaction.status, TransactionStatus::Completed);
+    }
+
     let stats = waiaas_postgres::batch_stats();
     let (batches, postings) = (
         stats.batches - before.batches,
         stats.postings - before.postings,
     );
-    assert_eq!(postings, 30);
+    assert_eq!(postings, 38);
+    assert_eq!(
+        stats.split, before.split,
+        "no batch was posted one by one instead"
+    );
     assert!(
         batches <= 4,
         "{postings} postings came in {batches} batches: they were not batched"
@@ -165,7 +219,19 @@ async fn one_batch_decides_each_posting_on_what_the_ones_before_it_left() {
     assert_eq!(balance(limited).await, 930);
     let moved_keyed = 1_000 - balance(keyed).await;
     assert!(moved_keyed == 12 || moved_keyed == 13, "{moved_keyed}");
-    assert_eq!(balance(to).await, 10 + 100 + 70 + moved_keyed);
+    assert_eq!(balance(to).await, 10 + 100 + 70 + moved_keyed + 2);
+    let holding_balance = world
+        .services
+        .balance(&world.owner(), holding)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            holding_balance.balance.minor_units(),
+            holding_balance.held.minor_units()
+        ),
+        (50, 50)
+    );
     let summary = world
         .services
         .summary(&world.owner(), limited)
@@ -179,7 +245,7 @@ async fn one_batch_decides_each_posting_on_what_the_ones_before_it_left() {
     assert!(report.is_consistent(), "{report}");
     assert_eq!(
         report.transactions,
-        4 + 1 + 15 + 10 + 2,
+        5 + 1 + 15 + 10 + 2 + 6 + 2,
         "every posting recorded once"
     );
 }

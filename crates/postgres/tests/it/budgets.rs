@@ -151,11 +151,20 @@ async fn a_denial_names_its_level_and_what_is_left_at_each() {
 /// be an error), reconcile passes and the balances are the deposits less what was paid out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_agents_spending_at_once_keep_every_level_within_budget() {
+    three_agents_spending_at_once(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_agents_spending_at_once_in_batches_keep_every_level_within_budget() {
+    three_agents_spending_at_once(64).await;
+}
+
+async fn three_agents_spending_at_once(max_batch: usize) {
     const WALLET: i64 = 900;
     const AGENT: i64 = 1_400;
     const OWNER: i64 = 3_000;
     let db = TestDb::with_pool(16).await;
-    let services = services(&db.postgres());
+    let services = services(&db.postgres_batched(4, max_batch));
     let first = Fixture::world(&services).await;
     let mut agents = vec![first.clone()];
     for name in ["second agent", "third agent"] {

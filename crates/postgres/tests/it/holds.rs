@@ -245,9 +245,18 @@ async fn an_expired_hold_is_released_once_by_racing_sweepers_and_first_by_a_spen
 /// hold is in `held` (reconcile), and the balances are the deposits less what was paid out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn holds_captures_voids_and_payments_at_once_keep_every_limit_and_the_ledger() {
+    holds_captures_voids_and_payments_at_once(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn holds_captures_voids_and_payments_at_once_in_batches_keep_every_limit() {
+    holds_captures_voids_and_payments_at_once(64).await;
+}
+
+async fn holds_captures_voids_and_payments_at_once(max_batch: usize) {
     const LIMIT: i64 = 1_500;
     let db = TestDb::with_pool(16).await;
-    let pg = db.postgres();
+    let pg = db.postgres_batched(4, max_batch);
     let services = services(&pg);
     let first = Fixture::world(&services).await;
     let mut agents = vec![first.clone()];

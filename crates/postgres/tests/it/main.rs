@@ -2,8 +2,8 @@
 //! cloned from a migrated template.
 
 mod approval;
-mod batch;
 mod bad_input;
+mod batch;
 mod budgets;
 mod concurrency;
 mod events;
