@@ -37,8 +37,8 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
 }
 
-/// The posting engine: transfers and payments queue for a few posting workers, each of
-/// which posts what has queued (up to `batch_size`, never waiting for more) in one
+/// The posting engine: transfers, payments, holds and deposits queue for a few posting
+/// workers, each of which posts what has queued (up to `batch_size`, never waiting for more) in one
 /// PostgreSQL transaction.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -68,7 +68,7 @@ pub struct Postgres {
     writers: Arc<Semaphore>,
     /// The database, for logs (no credentials).
     name: Arc<str>,
-    /// The posting queue, when transfers and payments are batched.
+    /// The posting queue, when postings are batched.
     batch: Option<Arc<posting::batch::Queue>>,
 }
 

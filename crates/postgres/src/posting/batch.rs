@@ -1,10 +1,11 @@
-//! Batched postings: transfers and payments queue for a few posting workers; each worker
-//! takes what has queued (up to the batch size, without waiting for more) and posts it in
-//! one PostgreSQL transaction with a fixed number of statements, deciding every posting in
-//! queue order on the state the ones before it left, exactly as if they had run one after
-//! the other. A batch of one is posted by the single-posting path, so latency at low load
-//! is what it was. One bad posting never fails its neighbours: a refusal answers only its
-//! own request, and when a batch's statements fail, its postings are posted one by one.
+//! Batched postings: transfers, payments, holds and deposits queue for a few posting
+//! workers; each worker takes what has queued (up to the batch size, without waiting for
+//! more) and posts it in one PostgreSQL transaction with a fixed number of statements,
+//! deciding every posting in queue order on the state the ones before it left, exactly as if
+//! they had run one after the other. A batch of one is posted by the single-posting path, so
+//! latency at low load is what it was. One bad posting never fails its neighbours: a refusal
+//! answers only its own request, and when a batch's statements fail, its postings are
+//! posted one by one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -202,9 +203,9 @@ impl Queue {
 }
 
 impl Postgres {
-    /// Posts transfers and payments through a queue of `batching.workers` posting workers,
-    /// each posting up to `batching.max_batch` of them in one transaction (`max_batch` 1:
-    /// each in its own, without a queue).
+    /// Posts transfers, payments, holds and deposits through a queue of `batching.workers`
+    /// posting workers, each posting up to `batching.max_batch` of them in one transaction
+    /// (`max_batch` 1: each in its own, without a queue).
     #[must_use]
     pub fn with_batching(mut self, batching: Batching) -> Self {
         self.batch = (batching.max_batch > 1).then(|| Arc::new(Queue::new(batching)));
@@ -415,7 +416,7 @@ fn add(a: Money, b: Money) -> Money {
     Money::new(a.minor_units().saturating_add(b.minor_units())).unwrap_or(a)
 }
 
-/// Posts a batch of transfers and payments of one UTC day in one transaction; the outer
+/// Posts a batch of transfers, payments, holds and deposits of one UTC day in one transaction; the outer
 /// error fails the whole batch (nothing of it is kept), the inner ones answer one posting.
 /// `None`: nothing was kept, and the postings are to be posted one by one (a paying wallet
 /// has expired holds to release, or a key was used concurrently).
