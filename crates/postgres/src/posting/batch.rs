@@ -499,20 +499,19 @@ async fn post(
         .collect();
     paying.sort_unstable();
     paying.dedup();
-    let mut agent_levels: Vec<(Uuid, String)> = paying
-        .iter()
-        .filter_map(|id| wallets.get(id))
-        .map(|w| (w.agent_id, w.asset.clone()))
-        .collect();
-    agent_levels.sort_unstable();
-    agent_levels.dedup();
-    let mut owner_levels: Vec<(Uuid, String)> = paying
-        .iter()
-        .filter_map(|id| wallets.get(id))
-        .map(|w| (w.owner_id, w.asset.clone()))
-        .collect();
-    owner_levels.sort_unstable();
-    owner_levels.dedup();
+    // The (principal, asset) pairs above the paying wallets, sorted: the lock order.
+    let above = |principal: fn(&LockedWallet) -> Uuid| -> Vec<(Uuid, String)> {
+        let mut v: Vec<(Uuid, String)> = paying
+            .iter()
+            .filter_map(|id| wallets.get(id))
+            .map(|w| (principal(w), w.asset.clone()))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let agent_levels = above(|w| w.agent_id);
+    let owner_levels = above(|w| w.owner_id);
     let mut levels: HashMap<LevelKey, (BudgetLimits, LevelUsage)> = HashMap::new();
     let mut spending: HashMap<Uuid, Spending> = HashMap::new();
     if !paying.is_empty() {
