@@ -344,7 +344,12 @@ async fn post_jobs(pg: &Postgres, jobs: Vec<Job>) {
                 return;
             }
             let cause = e.cause().map(|c| format!("{c:#}"));
-            tracing::warn!(postings = jobs.len(), error = %e, cause = ?cause, "A batch failed: posting its postings one by one");
+            tracing::warn!(
+                postings = jobs.len(),
+                error = %e,
+                cause = ?cause,
+                "A batch failed: posting its postings one by one"
+            );
             SPLIT.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("waiaas_posting_batches_split_total", "reason" => "failed")
                 .increment(1);
@@ -416,8 +421,9 @@ fn add(a: Money, b: Money) -> Money {
     Money::new(a.minor_units().saturating_add(b.minor_units())).unwrap_or(a)
 }
 
-/// Posts a batch of transfers, payments, holds and deposits of one UTC day in one transaction; the outer
-/// error fails the whole batch (nothing of it is kept), the inner ones answer one posting.
+/// Posts a batch of transfers, payments, holds and deposits of one UTC day in one
+/// transaction; the outer error fails the whole batch (nothing of it is kept), the inner ones
+/// answer one posting.
 /// `None`: nothing was kept, and the postings are to be posted one by one (a paying wallet
 /// has expired holds to release, or a key was used concurrently).
 async fn post(
@@ -748,7 +754,16 @@ async fn post(
         let at = c.now().trunc_subsecs(6);
         let amount = t.amount.minor_units();
         let asset = t.asset.as_str();
-        let entry = |wallet: Option<Uuid>, account: String, amount: i64| json!({"transaction_id": d.id, "wallet_id": wallet, "account": account, "asset": asset, "amount": amount, "created_at": at});
+        let entry = |wallet: Option<Uuid>, account: String, amount: i64| {
+            json!({
+                "transaction_id": d.id,
+                "wallet_id": wallet,
+                "account": account,
+                "asset": asset,
+                "amount": amount,
+                "created_at": at,
+            })
+        };
         match d.status {
             TransactionStatus::Held => {
                 let hold = json!({ "hold": t, "balances": &d.balances });
@@ -825,7 +840,12 @@ async fn post(
     let spend_rows: Vec<Json> = spend
         .iter()
         .map(|(w, (amount, count))| {
-            json!({"wallet_id": w, "day": day, "amount": i64::try_from(*amount).unwrap_or(i64::MAX), "count": count})
+            json!({
+                "wallet_id": w,
+                "day": day,
+                "amount": i64::try_from(*amount).unwrap_or(i64::MAX),
+                "count": count,
+            })
         })
         .collect();
     let mut wallet_rows = Vec::new();
