@@ -30,7 +30,7 @@ use waiaas_domain::{
     AuditContext, Counterparty, Decision, Fault, Money, OwnerId, PostingError, Transaction,
 };
 
-use super::shared::{self, LockedWallet, stmt, uuid_array};
+use super::shared::{self, LockedWallet, NewTransaction, stmt, uuid_array};
 use super::sql;
 use crate::entity::transactions;
 use crate::error::{Cause as _, DbContext as _, commit};
@@ -1047,64 +1047,54 @@ fn decide(
     {
         return Ok(Err(PostingError::BalanceOverflow));
     }
-    let shared::Recorded {
-        mut status,
+    let at = c.now.trunc_subsecs(6);
+    let shared::SpendRecord {
+        recorded:
+            shared::Recorded {
+                status,
+                rule,
+                reason,
+                budget,
+                level,
+            },
+        kind,
+        approval_deadline,
+    } = shared::spend_record(
+        &decision,
+        hold.is_some(),
+        to_id.is_some(),
+        spent.rules.approval_timeout_s,
+        at,
+    );
+    let destination = match &c.to {
+        Counterparty::External(d) => Some(d.as_str()),
+        Counterparty::Wallet(_) => None,
+    };
+    let row = NewTransaction {
+        id: *c.transaction_id.as_uuid(),
+        kind,
+        status,
+        asset: &asset,
+        amount: c.amount,
+        from_wallet: Some(from_id),
+        to_wallet: to_id,
+        destination,
+        memo: c.memo.as_ref().map(|m| m.as_str()),
+        metadata: &c.metadata,
+        owner_id: owner,
+        initiator: Actor::Agent(c.agent_id),
+        idempotency: c.idempotency.as_ref(),
         rule,
         reason,
         budget,
+        now: at,
+        expires_at: hold,
+        hold_id: None,
         level,
-    } = shared::recorded(&decision);
-    if hold.is_some() && status == TransactionStatus::Completed {
-        status = TransactionStatus::Held;
+        approval_deadline,
+        mandate_id: None,
     }
-    let approval_deadline = (status == TransactionStatus::PendingApproval)
-        .then_some(spent.rules.approval_timeout_s)
-        .flatten()
-        .map(|s| c.now.trunc_subsecs(6) + chrono::Duration::seconds(i64::from(s)));
-    let at = c.now.trunc_subsecs(6);
-    let destination = match &c.to {
-        Counterparty::External(d) => Some(d.as_str().to_owned()),
-        Counterparty::Wallet(_) => None,
-    };
-    let kind = if hold.is_some() {
-        TransactionKind::Hold
-    } else if to_id.is_some() {
-        TransactionKind::Transfer
-    } else {
-        TransactionKind::Payment
-    };
-    let initiator = Actor::Agent(c.agent_id);
-    let row = json!({
-        "id": c.transaction_id.as_uuid(),
-        "kind": kind.as_str(),
-        "status": status.as_str(),
-        "asset": asset,
-        "amount": c.amount.minor_units(),
-        "from_wallet_id": from_id,
-        "to_wallet_id": to_id,
-        "destination": destination,
-        "memo": c.memo.as_ref().map(|m| m.as_str()),
-        "metadata": c.metadata,
-        "owner_id": owner,
-        "initiator_type": initiator.kind(),
-        "initiator_id": initiator.id(),
-        "idempotency_key": c.idempotency.as_ref().map(|i| i.key.as_str()),
-        "request_hash": c.idempotency.as_ref().map(|i| i.request_hash.as_str()),
-        "decision_rule": rule.map(|r| r.as_str()),
-        "reason": reason,
-        "budget_daily_remaining": budget.daily_remaining.map(Money::minor_units),
-        "budget_hourly_remaining": budget.hourly_remaining.map(|h| i32::try_from(h).unwrap_or(i32::MAX)),
-        "created_at": at,
-        "updated_at": at,
-        "posted_at": (status == TransactionStatus::Completed).then_some(at),
-        "expires_at": hold,
-        "held_at": (status == TransactionStatus::Held).then_some(at),
-        "hold_id": null,
-        "budget": serde_json::to_value(budget)?,
-        "decision_level": level.map(|l| l.as_str()),
-        "approval_deadline": approval_deadline,
-        "mandate_id": null,
-    });
+    .to_json()?;
     let mut balances = Vec::new();
     if status == TransactionStatus::Held {
         let from = wallets
@@ -1192,39 +1182,31 @@ fn deposit(
     let Ok(balance) = wallet.balance.checked_add(d.amount) else {
         return Ok(Err(PostingError::BalanceOverflow));
     };
-    let at = d.now.trunc_subsecs(6);
-    let initiator = Actor::Owner(d.owner_id);
-    let row = json!({
-        "id": d.transaction_id.as_uuid(),
-        "kind": TransactionKind::Deposit.as_str(),
-        "status": TransactionStatus::Completed.as_str(),
-        "asset": wallet.asset,
-        "amount": d.amount.minor_units(),
-        "from_wallet_id": null,
-        "to_wallet_id": id,
-        "destination": null,
-        "memo": d.memo.as_ref().map(|m| m.as_str()),
-        "metadata": d.metadata,
-        "owner_id": wallet.owner_id,
-        "initiator_type": initiator.kind(),
-        "initiator_id": initiator.id(),
-        "idempotency_key": d.idempotency.as_ref().map(|i| i.key.as_str()),
-        "request_hash": d.idempotency.as_ref().map(|i| i.request_hash.as_str()),
-        "decision_rule": null,
-        "reason": null,
-        "budget_daily_remaining": null,
-        "budget_hourly_remaining": null,
-        "created_at": at,
-        "updated_at": at,
-        "posted_at": at,
-        "expires_at": null,
-        "held_at": null,
-        "hold_id": null,
-        "budget": serde_json::to_value(Budget::default())?,
-        "decision_level": null,
-        "approval_deadline": null,
-        "mandate_id": null,
-    });
+    let row = NewTransaction {
+        id: *d.transaction_id.as_uuid(),
+        kind: TransactionKind::Deposit,
+        status: TransactionStatus::Completed,
+        asset: &wallet.asset,
+        amount: d.amount,
+        from_wallet: None,
+        to_wallet: Some(id),
+        destination: None,
+        memo: d.memo.as_ref().map(|m| m.as_str()),
+        metadata: &d.metadata,
+        owner_id: wallet.owner_id,
+        initiator: Actor::Owner(d.owner_id),
+        idempotency: d.idempotency.as_ref(),
+        rule: None,
+        reason: None,
+        budget: Budget::default(),
+        now: d.now.trunc_subsecs(6),
+        expires_at: None,
+        hold_id: None,
+        level: None,
+        approval_deadline: None,
+        mandate_id: None,
+    }
+    .to_json()?;
     wallet.balance = balance;
     wallet.version += 1;
     Ok(Ok((

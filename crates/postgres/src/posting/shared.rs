@@ -317,6 +317,49 @@ fn recorded_parts(
     }
 }
 
+/// How a decided spend (a transfer, payment or hold) is recorded.
+#[derive(Debug, Clone)]
+pub(super) struct SpendRecord {
+    /// The decision's status (`held` instead of `completed` for a hold), rule, reason,
+    /// budget and level.
+    pub recorded: Recorded,
+    /// A hold, a transfer (to a wallet) or a payment.
+    pub kind: TransactionKind,
+    /// When it stops waiting for the owner's approval, if it waits.
+    pub approval_deadline: Option<DateTime<Utc>>,
+}
+
+/// How a spend decided at `now` is recorded: `hold` for a hold, `to_wallet` for a transfer,
+/// `approval_timeout_s` from the wallet's rules.
+pub(super) fn spend_record(
+    decision: &Decision,
+    hold: bool,
+    to_wallet: bool,
+    approval_timeout_s: Option<u32>,
+    now: DateTime<Utc>,
+) -> SpendRecord {
+    let mut recorded = recorded(decision);
+    if hold && recorded.status == TransactionStatus::Completed {
+        recorded.status = TransactionStatus::Held;
+    }
+    let approval_deadline = (recorded.status == TransactionStatus::PendingApproval)
+        .then_some(approval_timeout_s)
+        .flatten()
+        .map(|s| now + Duration::seconds(i64::from(s)));
+    let kind = if hold {
+        TransactionKind::Hold
+    } else if to_wallet {
+        TransactionKind::Transfer
+    } else {
+        TransactionKind::Payment
+    };
+    SpendRecord {
+        recorded,
+        kind,
+        approval_deadline,
+    }
+}
+
 /// A transaction row to insert.
 #[derive(Debug)]
 pub(super) struct NewTransaction<'a> {
@@ -347,6 +390,49 @@ pub(super) struct NewTransaction<'a> {
     pub approval_deadline: Option<DateTime<Utc>>,
     /// The mandate that pre-approved it.
     pub mandate_id: Option<Uuid>,
+}
+
+impl NewTransaction<'_> {
+    /// The row as a JSON object keyed by column name (the batch inserts many at once with
+    /// `jsonb_populate_recordset`); the same values [`insert_transaction`] binds.
+    pub(super) fn to_json(&self) -> anyhow::Result<serde_json::Value> {
+        let posted_at = (self.status == TransactionStatus::Completed).then_some(self.now);
+        let held_at = (self.status == TransactionStatus::Held).then_some(self.now);
+        Ok(serde_json::json!({
+            "id": self.id,
+            "kind": self.kind.as_str(),
+            "status": self.status.as_str(),
+            "asset": self.asset,
+            "amount": self.amount.minor_units(),
+            "from_wallet_id": self.from_wallet,
+            "to_wallet_id": self.to_wallet,
+            "destination": self.destination,
+            "memo": self.memo,
+            "metadata": self.metadata,
+            "owner_id": self.owner_id,
+            "initiator_type": self.initiator.kind(),
+            "initiator_id": self.initiator.id(),
+            "idempotency_key": self.idempotency.map(|i| i.key.as_str()),
+            "request_hash": self.idempotency.map(|i| i.request_hash.as_str()),
+            "decision_rule": self.rule.map(|r| r.as_str()),
+            "reason": self.reason,
+            "budget_daily_remaining": self.budget.daily_remaining.map(Money::minor_units),
+            "budget_hourly_remaining": self
+                .budget
+                .hourly_remaining
+                .map(|h| i32::try_from(h).unwrap_or(i32::MAX)),
+            "created_at": self.now,
+            "updated_at": self.now,
+            "posted_at": posted_at,
+            "expires_at": self.expires_at,
+            "held_at": held_at,
+            "hold_id": self.hold_id,
+            "budget": serde_json::to_value(self.budget)?,
+            "decision_level": self.level.map(|l| l.as_str()),
+            "approval_deadline": self.approval_deadline,
+            "mandate_id": self.mandate_id,
+        }))
+    }
 }
 
 /// Inserts the transaction; `None` when its idempotency key was already used.

@@ -4,9 +4,7 @@
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, TransactionTrait};
-use waiaas_domain::model::{
-    Actor, MandateRefusal, NewAuditEntry, TransactionKind, TransactionStatus,
-};
+use waiaas_domain::model::{Actor, MandateRefusal, NewAuditEntry, TransactionStatus};
 use waiaas_domain::notifications::NotificationKind;
 use waiaas_domain::policy::{SpendRequest, evaluate_levels};
 use waiaas_domain::ports::{PostingOutcome, SpendCommand};
@@ -135,30 +133,27 @@ pub(super) async fn post(
             .checked_add(cmd.amount)
             .map_err(|_| PostingError::BalanceOverflow)?;
     }
-    let shared::Recorded {
-        mut status,
-        rule,
-        reason,
-        budget,
-        level,
-    } = shared::recorded(&decision);
-    if hold.is_some() && status == TransactionStatus::Completed {
-        status = TransactionStatus::Held;
-    }
-    let approval_deadline = (status == TransactionStatus::PendingApproval)
-        .then_some(limits.rules.approval_timeout_s)
-        .flatten()
-        .map(|s| cmd.now + chrono::Duration::seconds(i64::from(s)));
+    let shared::SpendRecord {
+        recorded:
+            shared::Recorded {
+                status,
+                rule,
+                reason,
+                budget,
+                level,
+            },
+        kind,
+        approval_deadline,
+    } = shared::spend_record(
+        &decision,
+        hold.is_some(),
+        to_id.is_some(),
+        limits.rules.approval_timeout_s,
+        cmd.now,
+    );
     let destination = match &cmd.to {
         Counterparty::External(d) => Some(d.as_str()),
         Counterparty::Wallet(_) => None,
-    };
-    let kind = if hold.is_some() {
-        TransactionKind::Hold
-    } else if to_id.is_some() {
-        TransactionKind::Transfer
-    } else {
-        TransactionKind::Payment
     };
     let inserted = shared::insert_transaction(
         &txn,
