@@ -20,6 +20,8 @@ mod m20261203_000011_events;
 mod m20261203_000012_webhooks;
 mod m20261203_000013_record_events;
 mod m20261203_000014_key_sessions;
+mod m20261203_000015_append_only;
+mod m20261203_000016_ledger_chain;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -45,6 +47,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000012_webhooks::Migration),
             Box::new(m20261203_000013_record_events::Migration),
             Box::new(m20261203_000014_key_sessions::Migration),
+            Box::new(m20261203_000015_append_only::Migration),
+            Box::new(m20261203_000016_ledger_chain::Migration),
         ]
     }
 }
@@ -94,6 +98,10 @@ pub fn fingerprint() -> String {
         m20261203_000013_record_events::DOWN,
         m20261203_000014_key_sessions::UP,
         m20261203_000014_key_sessions::DOWN,
+        m20261203_000015_append_only::UP,
+        m20261203_000015_append_only::DOWN,
+        m20261203_000016_ledger_chain::UP,
+        m20261203_000016_ledger_chain::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()
@@ -103,6 +111,7 @@ pub fn fingerprint() -> String {
         .chain(
             m20261203_000013_record_events::FUNCTIONS
                 .iter()
+                .chain(m20261203_000015_append_only::FUNCTIONS.iter())
                 .flat_map(|p| p.bytes()),
         )
     {

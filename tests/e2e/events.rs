@@ -205,13 +205,14 @@ async fn old_events_are_deleted_under_the_jobs_lock_and_resuming_below_them_is_a
         .unwrap();
     let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     // Everything up to the second transfer's event is 40 days old.
-    db.db
-        .execute_unprepared(&format!(
+    waiaas_testkit::tamper(
+        &db.db,
+        &format!(
             "UPDATE events SET created_at = now() - interval '40 days' WHERE seq <= {}",
             ids[1]
-        ))
-        .await
-        .unwrap();
+        ),
+    )
+    .await;
     let pg = db.postgres();
     let locks = app.app.locks.clone();
 

@@ -16,6 +16,7 @@ mod isolation;
 mod keys;
 mod mandates;
 mod redis_outage;
+mod roles;
 mod search;
 mod serve_binary;
 mod streams;

@@ -182,6 +182,10 @@ async fn main() -> ExitCode {
                         r.batches_split
                     );
                     println!(
+                        "ledger rows sealed into the hash chain {} (recomputed by verify)",
+                        r.sealed
+                    );
+                    println!(
                         "failed requests {}, stale reads {}, reads that went back {}, invariant violations {}",
                         r.failed, r.stale_reads, r.regressions, r.invariant_violations
                     );

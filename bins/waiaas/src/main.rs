@@ -44,6 +44,34 @@ enum Command {
     },
     /// Check that every balance equals its ledger and every transaction sums to zero.
     Reconcile,
+    /// Recompute the tamper-evident chain over transactions, ledger entries and audit rows;
+    /// exits non-zero naming the first row that does not match.
+    Verify {
+        /// Start from a trusted checkpoint `position:hash` (as `GET /v1/ledger/head` gave
+        /// it) instead of the beginning.
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Database roles.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DbAction {
+    /// Create the application role (`database.app_role`) and grant it what `serve` needs,
+    /// connected as the migration role (`database.migration_url`): no DDL, and the ledger,
+    /// audit trail, events and chain append-only.
+    Roles {
+        /// Print the SQL instead of running it (for a DBA to run).
+        #[arg(long)]
+        print: bool,
+        /// A file holding the role's password (set when given).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +143,25 @@ async fn main() -> ExitCode {
             commands::migrate(&settings, action).await.map(|()| true)
         }
         Command::Reconcile => commands::reconcile(&settings).await,
+        Command::Verify { from } => commands::verify(&settings, from.as_deref()).await,
+        Command::Db {
+            action:
+                DbAction::Roles {
+                    print,
+                    password_file,
+                },
+        } => {
+            let password = match password_file.map(std::fs::read_to_string).transpose() {
+                Ok(p) => p.map(|p| p.trim_end_matches(['\n', '\r']).to_owned()),
+                Err(e) => {
+                    eprintln!("error: reading the password file: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            waiaas_app::roles::roles(&settings, print, password.as_deref())
+                .await
+                .map(|()| true)
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,5 +1,7 @@
 //! The operator commands behind the binary's subcommands.
 
+use anyhow::Context as _;
+
 use crate::database::{self, MigrateAction};
 use crate::settings::Settings;
 
@@ -8,12 +10,20 @@ use crate::settings::Settings;
 /// # Errors
 /// When PostgreSQL cannot be reached or a migration fails.
 pub async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<()> {
-    let pg = settings.database.pg();
+    let pg = settings.database.migration_pg();
     if settings.database.create_database && action != MigrateAction::Status {
         database::create_if_missing(&pg).await?;
     }
     let db = database::connect_for_maintenance(&pg).await?;
     println!("{}", database::migrate(&db, action).await?);
+    if matches!(action, MigrateAction::Up | MigrateAction::Fresh)
+        && crate::roles::regrant_if_present(&db, settings).await?
+    {
+        println!(
+            "granted role `{}` what serving needs on the tables now present",
+            settings.database.app_role
+        );
+    }
     db.close().await?;
     Ok(())
 }
@@ -28,6 +38,33 @@ pub async fn reconcile(settings: &Settings) -> anyhow::Result<bool> {
     println!("{report}");
     db.close().await?;
     Ok(report.is_consistent())
+}
+
+/// `waiaas verify`: recomputes the tamper-evident chain (from the start, or from a trusted
+/// `position:hash` checkpoint) and prints the report; `Ok(false)` when it is broken.
+///
+/// # Errors
+/// When PostgreSQL cannot be read, or the checkpoint is not `position:hash`.
+pub async fn verify(settings: &Settings, from: Option<&str>) -> anyhow::Result<bool> {
+    let checkpoint = match from {
+        None => None,
+        Some(s) => {
+            let (p, h) = s
+                .split_once(':')
+                .context("the checkpoint must be `position:hash` (from GET /v1/ledger/head)")?;
+            let position: i64 = p.trim().parse().context("the checkpoint's position")?;
+            let bytes = hex::decode(h.trim()).context("the checkpoint's hash (hex)")?;
+            let hash = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                anyhow::anyhow!("the checkpoint's hash must be 32 bytes (64 hex digits)")
+            })?;
+            Some((position, hash))
+        }
+    };
+    let db = database::connect_for_maintenance(&settings.database.pg()).await?;
+    let report = waiaas_postgres::chain::verify(&db, checkpoint).await?;
+    println!("{report}");
+    db.close().await?;
+    Ok(report.is_intact())
 }
 
 /// `waiaas bootstrap --name <owner>`: creates an owner and prints its API key (shown once).

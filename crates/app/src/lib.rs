@@ -9,6 +9,8 @@ pub mod health;
 pub mod holds;
 pub mod metrics;
 pub mod retention;
+pub mod roles;
+pub mod sealer;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;

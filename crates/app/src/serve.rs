@@ -56,7 +56,7 @@ pub fn router(app: &App) -> axum::Router {
 /// # Errors
 /// When PostgreSQL cannot be reached or a migration fails.
 pub async fn prepare_database(settings: &Settings) -> anyhow::Result<()> {
-    let pg = settings.database.pg();
+    let pg = settings.database.migration_pg();
     if settings.database.create_database {
         database::create_if_missing(&pg).await?;
     }
@@ -64,6 +64,7 @@ pub async fn prepare_database(settings: &Settings) -> anyhow::Result<()> {
         let db = database::connect_for_maintenance(&pg).await?;
         let report = database::migrate(&db, MigrateAction::Up).await?;
         tracing::info!(result = %report, "Migrations checked");
+        crate::roles::regrant_if_present(&db, settings).await?;
         db.close().await?;
     }
     Ok(())

@@ -33,6 +33,8 @@ pub struct Settings {
     pub events: EventSettings,
     /// Webhook deliveries.
     pub webhooks: WebhookSettings,
+    /// The tamper-evident ledger's sealer.
+    pub ledger: LedgerSettings,
     /// Logs.
     pub telemetry: TelemetrySettings,
 }
@@ -66,6 +68,26 @@ impl PostingSettings {
         waiaas_postgres::Batching {
             workers: self.workers,
             max_batch: self.batch_size,
+        }
+    }
+}
+
+/// The tamper-evident ledger: how often each instance seals what has committed into the
+/// hash chain (instances take turns; one sealing at a time).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerSettings {
+    /// Milliseconds between two runs of the sealer; 0 turns it off on this instance.
+    pub seal_interval_ms: u64,
+    /// The most rows one seal (one transaction) takes; a full one is followed by another.
+    pub seal_batch: u32,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        Self {
+            seal_interval_ms: 1_000,
+            seal_batch: 2_000,
         }
     }
 }
@@ -219,6 +241,12 @@ pub struct DatabaseSettings {
     pub auto_migrate: bool,
     /// `serve` and `migrate` create the database when it does not exist.
     pub create_database: bool,
+    /// The URL migrations (`migrate`, `serve`'s auto-migration, `db roles`) connect with: the
+    /// schema's owner. None uses `url`. With `url` naming the application role and
+    /// `auto_migrate = false`, `serve` never holds a credential that can change the schema.
+    pub migration_url: Option<String>,
+    /// The application role `waiaas db roles` creates and grants to.
+    pub app_role: String,
 }
 
 impl Default for DatabaseSettings {
@@ -236,11 +264,25 @@ impl Default for DatabaseSettings {
             slow_statement_ms: pg.slow_statement_ms,
             auto_migrate: true,
             create_database: true,
+            migration_url: None,
+            app_role: "waiaas_app".to_owned(),
         }
     }
 }
 
 impl DatabaseSettings {
+    /// The settings of the pool migrations run on: `migration_url`, or `url`.
+    #[must_use]
+    pub fn migration_pg(&self) -> PgSettings {
+        PgSettings {
+            url: self
+                .migration_url
+                .clone()
+                .unwrap_or_else(|| self.url.clone()),
+            ..self.pg()
+        }
+    }
+
     /// The pool settings.
     #[must_use]
     pub fn pg(&self) -> PgSettings {
@@ -264,6 +306,14 @@ impl std::fmt::Debug for DatabaseSettings {
             .field("pool", &self.pg())
             .field("auto_migrate", &self.auto_migrate)
             .field("create_database", &self.create_database)
+            .field(
+                "migration_url",
+                &self
+                    .migration_url
+                    .as_deref()
+                    .map(waiaas_postgres::redact_url),
+            )
+            .field("app_role", &self.app_role)
             .finish()
     }
 }
@@ -461,9 +511,37 @@ impl Settings {
     /// # Errors
     /// A file that does not parse, or a value of the wrong type, named in the message.
     pub fn load(config_dir: &Path) -> anyhow::Result<Self> {
+        Self::load_with_env(config_dir, std::env::vars())
+    }
+
+    /// Loads the layers from `config_dir` and the given environment variables. Any setting
+    /// can also come from a file named by `<variable>_FILE` (`WAIAAS__DATABASE__URL_FILE`,
+    /// `WAIAAS__REDIS__PASSWORD_FILE`, …: Docker's and Kubernetes' secrets), its content
+    /// with the trailing line break removed.
+    ///
+    /// # Errors
+    /// A file that does not parse or cannot be read, a variable given both ways, or a value
+    /// of the wrong type, named in the message (never the value).
+    pub fn load_with_env(
+        config_dir: &Path,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
         let env = std::env::var("WAIAAS_ENV").unwrap_or_else(|_| "local".to_owned());
         let file = |name: &str| config::File::from(config_dir.join(name)).required(false);
-        config::Config::builder()
+        let mut plain = config::Map::new();
+        let mut from_files = Vec::new();
+        for (name, value) in vars {
+            if !name.starts_with("WAIAAS__") {
+                continue;
+            }
+            match name.strip_suffix("_FILE") {
+                Some(target) => from_files.push((name.clone(), target.to_owned(), value)),
+                None => {
+                    plain.insert(name, value);
+                }
+            }
+        }
+        let mut builder = config::Config::builder()
             .add_source(file("default"))
             .add_source(file(&env))
             .add_source(
@@ -472,8 +550,21 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("redis.nodes")
-                    .try_parsing(true),
-            )
+                    .try_parsing(true)
+                    .source(Some(plain.clone())),
+            );
+        for (name, target, path) in from_files {
+            if plain.contains_key(&target) {
+                anyhow::bail!("settings are invalid: both {target} and {name} are set");
+            }
+            let content = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {name} (the file {path})"))?;
+            let key = target["WAIAAS__".len()..].to_lowercase().replace("__", ".");
+            builder = builder
+                .set_override(key, content.trim_end_matches(['\n', '\r']).to_owned())
+                .context("reading settings")?;
+        }
+        builder
             .build()
             .context("reading settings")?
             .try_deserialize::<Self>()
@@ -518,13 +609,75 @@ mod tests {
     fn no_settings_type_prints_a_password() {
         let mut s = Settings::default();
         s.database.url = "postgres://app:pg-secret@db:5432/waiaas".to_owned();
+        s.database.migration_url =
+            Some("postgres://owner:owner-secret@db:5432/waiaas?password=query-secret".to_owned());
         s.redis.url = "redis://:redis-secret@cache:6379".to_owned();
         s.redis.password = Some(SecretString::from("other-secret"));
         s.auth.bootstrap_token = Some(SecretString::from("boot-secret"));
         let shown = format!("{s:?} {:?} {:?}", s.database, s.redis);
-        for secret in ["pg-secret", "redis-secret", "other-secret", "boot-secret"] {
+        for secret in [
+            "pg-secret",
+            "owner-secret",
+            "query-secret",
+            "redis-secret",
+            "other-secret",
+            "boot-secret",
+        ] {
             assert!(!shown.contains(secret), "{secret} shown in {shown}");
         }
+    }
+
+    #[test]
+    fn secrets_come_from_files_named_by_file_variables() {
+        let dir = std::env::temp_dir().join(format!("waiaas-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = dir.join("url");
+        std::fs::write(&url, "postgres://app:file-secret@db:5432/waiaas\n").unwrap();
+        let password = dir.join("password");
+        std::fs::write(&password, "redis-file-secret").unwrap();
+        let var = |k: &str, v: &std::path::Path| (k.to_owned(), v.display().to_string());
+        let s = Settings::load_with_env(
+            &dir,
+            [
+                var("WAIAAS__DATABASE__URL_FILE", &url),
+                var("WAIAAS__REDIS__PASSWORD_FILE", &password),
+                (
+                    "WAIAAS__SERVER__LISTEN".to_owned(),
+                    "0.0.0.0:9000".to_owned(),
+                ),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://app:file-secret@db:5432/waiaas");
+        assert_eq!(
+            secrecy::ExposeSecret::expose_secret(s.redis.password.as_ref().unwrap()),
+            "redis-file-secret"
+        );
+        assert_eq!(s.server.listen, "0.0.0.0:9000");
+        assert!(!format!("{s:?}").contains("file-secret"));
+
+        let both = Settings::load_with_env(
+            &dir,
+            [
+                var("WAIAAS__DATABASE__URL_FILE", &url),
+                (
+                    "WAIAAS__DATABASE__URL".to_owned(),
+                    "postgres://x".to_owned(),
+                ),
+            ],
+        )
+        .unwrap_err();
+        assert!(format!("{both:#}").contains("both"), "{both:#}");
+        let missing = Settings::load_with_env(
+            &dir,
+            [var("WAIAAS__AUTH__BOOTSTRAP_TOKEN_FILE", &dir.join("none"))],
+        )
+        .unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("WAIAAS__AUTH__BOOTSTRAP_TOKEN_FILE"),
+            "{missing:#}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -50,6 +50,7 @@ struct Jobs {
     events: Arc<dyn waiaas_domain::ports::EventLog>,
     locks: Arc<dyn LockManager>,
     deliveries: Arc<dyn waiaas_domain::ports::DeliveryQueue>,
+    db: sea_orm::DatabaseConnection,
 }
 
 /// Background tasks of an instance: aborted on shutdown, or when dropped.
@@ -75,6 +76,7 @@ impl Background {
             jobs.locks,
             &settings.events,
         ));
+        tasks.extend(crate::sealer::spawn(jobs.db, &settings.ledger));
         Ok(Arc::new(Self(std::sync::Mutex::new(tasks))))
     }
 
@@ -217,6 +219,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
                     events: pg.clone(),
                     locks: pg_locks.clone(),
                     deliveries: pg.clone(),
+                    db: db.clone(),
                 },
                 settings,
             )?,
@@ -279,6 +282,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
                     pg.clone(),
                     cache.clone(),
                 )),
+                db: db.clone(),
             },
             settings,
         )?,

@@ -74,6 +74,7 @@ use crate::{sse, ws};
         holds::capture_hold,
         holds::void_hold,
         notifications::audit_logs,
+        notifications::ledger_head,
         notifications::list_notifications,
         notifications::mark_read,
         webhooks::create_webhook,

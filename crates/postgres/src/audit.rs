@@ -54,6 +54,18 @@ impl AuditLog for Postgres {
     async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, RepoError> {
         self.run(Work::Read, move || self.audit_list(query)).await
     }
+
+    async fn ledger_head(&self) -> Result<waiaas_domain::LedgerHead, RepoError> {
+        self.run(Work::Read, || async {
+            let head = crate::chain::head(&self.db).await.map_err(RepoError)?;
+            Ok(waiaas_domain::LedgerHead {
+                position: head.position,
+                hash: head.hash_hex(),
+                sealed_at: head.sealed_at,
+            })
+        })
+        .await
+    }
 }
 
 impl Postgres {

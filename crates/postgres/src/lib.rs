@@ -11,6 +11,7 @@
 //! reads need.
 
 mod audit;
+pub mod chain;
 mod convert;
 pub mod entity;
 mod error;

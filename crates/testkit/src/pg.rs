@@ -256,6 +256,21 @@ impl Drop for TestDb {
     }
 }
 
+/// Runs `sql` as the superuser behind the append-only triggers' back
+/// (`session_replication_role = replica` for one transaction): what an attacker with the
+/// database's superuser could do, and what tests of the checks that catch it need.
+///
+/// # Panics
+/// When PostgreSQL refuses the statement.
+pub async fn tamper(db: &sea_orm::DatabaseConnection, sql: &str) {
+    use sea_orm::ConnectionTrait as _;
+    db.execute_unprepared(&format!(
+        "BEGIN; SET LOCAL session_replication_role = replica; {sql}; COMMIT"
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("tampering with `{sql}`: {e}"));
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -139,6 +139,19 @@ pub struct AuditEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// The latest sealed position of the tamper-evident ledger (every transaction, ledger entry
+/// and audit row, chained by SHA-256), for owners who publish or notarise it: a later
+/// `waiaas verify` from this position and hash proves nothing before it was rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerHead {
+    /// Rows sealed so far (the last position; 0 before the first).
+    pub position: i64,
+    /// The chain's hash at that position, lowercase hex (64 characters).
+    pub hash: String,
+    /// When the last batch was sealed.
+    pub sealed_at: Option<DateTime<Utc>>,
+}
+
 /// A filter over one owner's audit trail, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditQuery {

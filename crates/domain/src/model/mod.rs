@@ -5,7 +5,7 @@ mod credentials;
 mod mandate;
 mod transaction;
 
-pub use audit::{Actor, AuditContext, AuditEntry, AuditQuery, NewAuditEntry};
+pub use audit::{Actor, AuditContext, AuditEntry, AuditQuery, LedgerHead, NewAuditEntry};
 pub use credentials::{
     API_KEY_PREFIX, ApiKey, NewApiKey, NewSession, Revoked, RevokedKey, SESSION_TOKEN_PREFIX,
     Secret, Session, SessionLookup, TokenHash,

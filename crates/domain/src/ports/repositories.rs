@@ -11,9 +11,9 @@ use super::commands::{
 use crate::errors::{AgentError, ApprovalError, CreateWalletError, PostingError, RepoError};
 use crate::ids::{AgentId, MandateId, NotificationId, OwnerId, TransactionId, WalletId};
 use crate::model::{
-    Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, Mandate, NewApiKey,
-    NewSession, Owner, PageRequest, Principal, Session, SpendSummary, TokenHash, Transaction,
-    TransactionPage, TxCursor, TxFilter, Wallet, WalletBalance, WalletOwnership,
+    Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, LedgerHead, Mandate,
+    NewApiKey, NewSession, Owner, PageRequest, Principal, Session, SpendSummary, TokenHash,
+    Transaction, TransactionPage, TxCursor, TxFilter, Wallet, WalletBalance, WalletOwnership,
 };
 use crate::notifications::{Notification, NotificationPage};
 use crate::policy::{BudgetOwner, Budgets, Policy, PolicyRules};
@@ -423,6 +423,12 @@ pub trait AuditLog: Send + Sync {
     /// # Errors
     /// `RepoError` when storage fails.
     async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, RepoError>;
+
+    /// The tamper-evident ledger's latest sealed position and hash.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn ledger_head(&self) -> Result<LedgerHead, RepoError>;
 }
 
 /// Owners' notifications, stored in PostgreSQL.

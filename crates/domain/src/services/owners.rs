@@ -5,7 +5,7 @@ use crate::errors::{AccessError, AgentError, RepoError};
 use crate::ids::NotificationId;
 use crate::ids::{AgentId, ApiKeyId, OwnerId};
 use crate::model::{
-    Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, NewApiKey, Owner,
+    Agent, AgentStatus, ApiKey, AuditContext, AuditEntry, AuditQuery, LedgerHead, NewApiKey, Owner,
     PageRequest, Principal, Secret,
 };
 use crate::notifications::{Notification, NotificationPage, UnreadCount};
@@ -315,6 +315,19 @@ impl Services {
         query.owner_id = *owner_id;
         query.limit = super::page_limit(Some(query.limit));
         Ok(self.ports.audit.list(&query).await?)
+    }
+
+    /// The tamper-evident ledger's latest sealed position and hash (one chain for the whole
+    /// service: owners publish or notarise it, and `waiaas verify` checks the chain up to
+    /// it). Owners only.
+    ///
+    /// # Errors
+    /// `Forbidden` for agents; `Repo` when storage fails.
+    pub async fn ledger_head(&self, principal: &Principal) -> Result<LedgerHead, AccessError> {
+        if !matches!(principal, Principal::Owner { .. }) {
+            return Err(AccessError::Forbidden("only owners read the ledger's head"));
+        }
+        Ok(self.ports.audit.ledger_head().await?)
     }
 
     /// The owner's notifications with the unread count.

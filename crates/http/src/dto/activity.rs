@@ -86,6 +86,30 @@ impl From<AuditEntry> for AuditEntryDto {
     }
 }
 
+/// The tamper-evident ledger's latest sealed position: every transaction, ledger entry and
+/// audit row up to it is chained by SHA-256. Publish or notarise it; `waiaas verify --from
+/// <position>:<hash>` later proves nothing before it was rewritten.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LedgerHeadDto {
+    /// Rows sealed so far (0 before the first).
+    pub position: i64,
+    /// The chain's SHA-256 at that position, lowercase hex.
+    #[schema(example = "9f2c…")]
+    pub hash: String,
+    /// When the last batch was sealed (null before the first).
+    pub sealed_at: Option<DateTime<Utc>>,
+}
+
+impl From<waiaas_domain::LedgerHead> for LedgerHeadDto {
+    fn from(h: waiaas_domain::LedgerHead) -> Self {
+        Self {
+            position: h.position,
+            hash: h.hash,
+            sealed_at: h.sealed_at,
+        }
+    }
+}
+
 /// One notification for an owner.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct NotificationDto {

@@ -119,6 +119,7 @@ pub(crate) fn api() -> Router<SharedState> {
             post(webhooks::retry_delivery),
         )
         .route("/v1/audit-logs", get(notifications::audit_logs))
+        .route("/v1/ledger/head", get(notifications::ledger_head))
         .route("/v1/notifications", get(notifications::list_notifications))
         .route(
             "/v1/notifications/{id}/read",

@@ -7,7 +7,8 @@ use waiaas_domain::{AuditId, AuditQuery, NotificationId};
 use crate::SharedState;
 use crate::auth::Caller;
 use crate::dto::{
-    AuditEntryDto, AuditFilter, ErrorBody, Items, NotificationPageDto, NotificationRead, PageQuery,
+    AuditEntryDto, AuditFilter, ErrorBody, Items, LedgerHeadDto, NotificationPageDto,
+    NotificationRead, PageQuery,
 };
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
@@ -39,6 +40,23 @@ pub(crate) async fn audit_logs(
     };
     let rows = state.services.audit_trail(&caller.principal, query).await?;
     Ok(axum::Json(Items::of(rows)))
+}
+
+/// The tamper-evident ledger's latest sealed position and hash (one chain for the service;
+/// the sealer extends it about every second).
+#[utoipa::path(get, path = "/v1/ledger/head", tag = "activity",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The latest sealed position", body = LedgerHeadDto),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "The ledger's head is for owners", body = ErrorBody),
+    ))]
+pub(crate) async fn ledger_head(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> Result<axum::Json<LedgerHeadDto>, ApiError> {
+    let head = state.services.ledger_head(&caller.principal).await?;
+    Ok(axum::Json(head.into()))
 }
 
 /// The owner's notifications, newest first, with the unread count.

@@ -127,6 +127,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/transactions/{id}/approve"),
     ("post", "/v1/transactions/{id}/reject"),
     ("get", "/v1/audit-logs"),
+    ("get", "/v1/ledger/head"),
     ("get", "/v1/notifications"),
     ("post", "/v1/notifications/{id}/read"),
     ("post", "/v1/webhooks"),

@@ -5,6 +5,7 @@ mod approval;
 mod bad_input;
 mod batch;
 mod budgets;
+mod chain;
 mod concurrency;
 mod events;
 mod fence;

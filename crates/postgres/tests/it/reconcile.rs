@@ -1,6 +1,6 @@
 //! Reconciliation finds what does not add up.
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use waiaas_testkit::{Fixture, TestDb, services};
 
 #[tokio::test]
@@ -29,10 +29,14 @@ async fn reconcile_reports_a_tampered_balance_and_an_unbalanced_transaction() {
         ))
         .await
         .unwrap();
-    db.db
-        .execute_unprepared(&format!("UPDATE ledger_entries SET amount = amount + 5 WHERE transaction_id = '{}' AND amount > 0", t.transaction.id))
-        .await
-        .unwrap();
+    waiaas_testkit::tamper(
+        &db.db,
+        &format!(
+            "UPDATE ledger_entries SET amount = amount + 5 WHERE transaction_id = '{}' AND amount > 0",
+            t.transaction.id
+        ),
+    )
+    .await;
     let bad = waiaas_postgres::reconcile(&db.db).await.unwrap();
     assert!(!bad.is_consistent());
     assert_eq!(bad.wallet_mismatches.len(), 2, "{bad}");
@@ -66,25 +70,27 @@ async fn the_platforms_account_and_a_destination_of_the_same_name_stay_apart() {
     );
 
     // Booking the payment on the platform's account (what the old namespace did) is caught.
-    db.db
-        .execute_unprepared(
-            "UPDATE ledger_entries SET account = 'system:deposits' WHERE account = 'external:deposits'",
-        )
-        .await
-        .unwrap();
+    waiaas_testkit::tamper(
+        &db.db,
+        "UPDATE ledger_entries SET account = 'system:deposits' WHERE account = 'external:deposits'",
+    )
+    .await;
     let bad = waiaas_postgres::reconcile(&db.db).await.unwrap();
     assert!(!bad.is_consistent());
     assert_eq!(bad.account_mismatches.len(), 1, "{bad}");
     assert_eq!(bad.account_mismatches[0].2, "payment");
-    // And an account outside the three namespaces cannot even be written.
-    let refused = db
-        .db
+    // And an account outside the three namespaces cannot even be written, by the
+    // superuser behind the append-only trigger's back either.
+    let txn = db.db.begin().await.unwrap();
+    txn.execute_unprepared("SET LOCAL session_replication_role = replica")
+        .await
+        .unwrap();
+    let refused = txn
         .execute_unprepared(
             "UPDATE ledger_entries SET account = 'deposits' WHERE wallet_id IS NULL",
         )
         .await;
-    assert!(
-        refused.is_err(),
-        "the namespace CHECK let a bare account in"
-    );
+    let e = refused.expect_err("the namespace CHECK let a bare account in");
+    assert!(e.to_string().contains("check constraint"), "{e}");
+    txn.rollback().await.unwrap();
 }

@@ -1,0 +1,292 @@
+//! The tamper-evident ledger: the sealer seals every transaction, ledger entry and audit row
+//! exactly once, in an order a late commit cannot break; `verify` names the first row that
+//! was edited, deleted, reordered or slipped in; the ledger, the audit trail and the events
+//! refuse to be rewritten, whoever asks.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
+use waiaas_postgres::chain;
+use waiaas_testkit::{Fixture, PgServer, TestDb, services, tamper};
+
+async fn one(db: &DatabaseConnection, sql: &str) -> String {
+    db.query_one_raw(sea_orm::Statement::from_string(
+        sea_orm::DbBackend::Postgres,
+        sql.to_owned(),
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<String>("", "v")
+    .unwrap()
+}
+
+async fn seal_all(db: &DatabaseConnection, batch: u32) -> u64 {
+    let mut total = 0;
+    loop {
+        let n = chain::seal(db, batch).await.unwrap();
+        total += n;
+        if n == 0 {
+            return total;
+        }
+    }
+}
+
+async fn problem(db: &DatabaseConnection) -> String {
+    let report = chain::verify(db, None).await.unwrap();
+    assert!(!report.is_intact(), "verify missed it: {report}");
+    report.problem.unwrap()
+}
+
+async fn private() -> (PgServer, DatabaseConnection) {
+    let server = PgServer::start(&[]).await.expect("a private PostgreSQL");
+    let url = server.migrated_database("chain").await.unwrap();
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    (server, db)
+}
+
+const ROWS: &str = "SELECT ((SELECT count(*) FROM transactions) + (SELECT count(*) FROM ledger_entries) \
++ (SELECT count(*) FROM audit_logs))::text AS v";
+
+#[tokio::test]
+async fn verify_names_an_edited_amount_a_deleted_entry_two_rows_reordered_and_a_row_slipped_in() {
+    // A private server: the sealer waits for every transaction running in the cluster,
+    // and other tests' would make what it seals here depend on their timing.
+    let (_server, db) = private().await;
+    let services = services(&waiaas_postgres::Postgres::new(db.clone()));
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 100).await.id;
+    let b = world.wallet("USD", 0).await.id;
+    let mut last = None;
+    for _ in 0..5 {
+        last = Some(world.spend(a, b, 3).await);
+    }
+    // Small batches: the chain runs on across them.
+    let sealed = seal_all(&db, 7).await;
+    assert_eq!(
+        sealed.to_string(),
+        one(&db, ROWS).await,
+        "every row sealed once"
+    );
+    let report = chain::verify(&db, None).await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.checked, sealed);
+    let head = chain::head(&db).await.unwrap();
+    assert_eq!(u64::try_from(head.position).unwrap(), sealed);
+    assert_eq!(head, report.head);
+
+    // More postings: a verify from the published head recomputes only what came after it.
+    world.spend(a, b, 1).await;
+    let more = seal_all(&db, 1_000).await;
+    assert!(
+        more >= 3,
+        "a transfer, its two entries and its audit row: {more}"
+    );
+    let from = chain::verify(&db, Some((head.position, head.hash)))
+        .await
+        .unwrap();
+    assert!(from.is_intact(), "{from}");
+    assert_eq!(from.checked, more);
+    let wrong = chain::verify(&db, Some((head.position, [7; 32])))
+        .await
+        .unwrap();
+    assert!(
+        wrong
+            .problem
+            .as_deref()
+            .unwrap_or_default()
+            .contains("checkpoint"),
+        "{wrong}"
+    );
+
+    // An amount edited.
+    let t = last.unwrap().transaction.id;
+    let entry = one(
+        &db,
+        &format!("SELECT min(id)::text AS v FROM ledger_entries WHERE transaction_id = '{t}'"),
+    )
+    .await;
+    tamper(
+        &db,
+        &format!("UPDATE ledger_entries SET amount = amount * 2 WHERE id = {entry}"),
+    )
+    .await;
+    let p = problem(&db).await;
+    assert!(
+        p.contains(&format!("ledger_entry {entry} does not match its seal")),
+        "{p}"
+    );
+    tamper(
+        &db,
+        &format!("UPDATE ledger_entries SET amount = amount / 2 WHERE id = {entry}"),
+    )
+    .await;
+    assert!(chain::verify(&db, None).await.unwrap().is_intact());
+
+    // An entry deleted.
+    tamper(
+        &db,
+        &format!(
+            "CREATE TABLE saved AS SELECT * FROM ledger_entries WHERE id = {entry}; \
+             DELETE FROM ledger_entries WHERE id = {entry}"
+        ),
+    )
+    .await;
+    let p = problem(&db).await;
+    assert!(
+        p.contains(&format!("ledger_entry {entry} is missing")),
+        "{p}"
+    );
+    tamper(
+        &db,
+        "INSERT INTO ledger_entries OVERRIDING SYSTEM VALUE SELECT * FROM saved; DROP TABLE saved",
+    )
+    .await;
+    assert!(chain::verify(&db, None).await.unwrap().is_intact());
+
+    // Two rows reordered in the chain.
+    let at = 5;
+    tamper(
+        &db,
+        &format!(
+            "UPDATE ledger_chain c SET kind = o.kind, row_id = o.row_id FROM ledger_chain o \
+             WHERE c.position IN ({at}, {next}) AND o.position = {at} + {next} - c.position",
+            next = at + 1
+        ),
+    )
+    .await;
+    let p = problem(&db).await;
+    assert!(p.starts_with(&format!("position {at}: ")), "{p}");
+    tamper(
+        &db,
+        &format!(
+            "UPDATE ledger_chain c SET kind = o.kind, row_id = o.row_id FROM ledger_chain o \
+             WHERE c.position IN ({at}, {next}) AND o.position = {at} + {next} - c.position",
+            next = at + 1
+        ),
+    )
+    .await;
+    assert!(chain::verify(&db, None).await.unwrap().is_intact());
+
+    // An audit row slipped in among the sealed ones (an old transaction id).
+    tamper(
+        &db,
+        "INSERT INTO audit_logs (id, actor_type, action, resource_type, resource_id, xid) \
+         VALUES (gen_random_uuid(), 'system', 'wallet.drain', 'wallet', 'x', '2')",
+    )
+    .await;
+    let p = problem(&db).await;
+    assert!(p.contains("audit_logs: "), "{p}");
+}
+
+#[tokio::test]
+async fn a_row_that_commits_late_is_sealed_in_its_place_never_skipped() {
+    // A private server: the sealer waits for every transaction running in the cluster,
+    // and other tests' would make what it seals here depend on their timing.
+    let (_server, db) = private().await;
+    let services = services(&waiaas_postgres::Postgres::new(db.clone()));
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 100).await.id;
+    let b = world.wallet("USD", 0).await.id;
+    seal_all(&db, 100).await;
+    let before = chain::head(&db).await.unwrap();
+
+    // A transaction takes its id, writes an audit row and stays open while transfers commit.
+    let slow = db.begin().await.unwrap();
+    let late = uuid::Uuid::new_v4();
+    slow.execute_unprepared(&format!(
+        "INSERT INTO audit_logs (id, actor_type, action, resource_type, resource_id) \
+         VALUES ('{late}', 'system', 'test.slow', 'test', 'slow')"
+    ))
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        world.spend(a, b, 1).await;
+    }
+    assert_eq!(
+        seal_all(&db, 100).await,
+        0,
+        "nothing written after the open transaction began is sealed while it runs"
+    );
+    slow.commit().await.unwrap();
+    let sealed = seal_all(&db, 2).await;
+    assert!(sealed >= 13, "the late row and three transfers: {sealed}");
+    let report = chain::verify(&db, None).await.unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(
+        one(
+            &db,
+            &format!("SELECT position::text AS v FROM ledger_chain WHERE row_id = '{late}'")
+        )
+        .await,
+        (before.position + 1).to_string(),
+        "the late row comes first: its transaction began before the transfers'"
+    );
+}
+
+#[tokio::test]
+async fn the_ledger_the_audit_trail_the_events_and_the_chain_refuse_rewrites_from_anyone() {
+    let db = TestDb::new().await;
+    let services = services(&db.postgres());
+    let world = Fixture::world(&services).await;
+    let a = world.wallet("USD", 100).await.id;
+    let b = world.wallet("USD", 0).await.id;
+    world.spend(a, b, 3).await;
+    seal_all(&db.db, 100).await;
+    // The tests connect as the superuser: even it is refused.
+    for sql in [
+        "UPDATE ledger_entries SET amount = amount",
+        "DELETE FROM ledger_entries",
+        "TRUNCATE ledger_entries CASCADE",
+        "UPDATE audit_logs SET action = 'nothing'",
+        "DELETE FROM audit_logs",
+        "UPDATE events SET type = 'transaction.forged'",
+        "UPDATE events SET seq = NULL",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "UPDATE ledger_chain SET hash = hash",
+        "DELETE FROM ledger_chain",
+    ] {
+        let e = db
+            .db
+            .execute_unprepared(sql)
+            .await
+            .expect_err(sql)
+            .to_string();
+        assert!(e.contains("append-only"), "{sql}: {e}");
+    }
+    // The relay still places events once, and retention still deletes old ones through its
+    // function.
+    assert_eq!(
+        one(
+            &db.db,
+            "SELECT count(*)::text AS v FROM events WHERE seq IS NULL"
+        )
+        .await,
+        one(&db.db, "SELECT count(*)::text AS v FROM events").await,
+        "nothing placed yet"
+    );
+    db.db
+        .execute_unprepared("UPDATE events SET seq = nextval('event_seq') WHERE seq IS NULL")
+        .await
+        .expect("placing events");
+    assert_eq!(
+        one(
+            &db.db,
+            "SELECT (delete_events_before(now() + interval '1 minute', 1000) = count(*))::text AS v FROM events"
+        )
+        .await,
+        "true"
+    );
+    assert_eq!(
+        one(&db.db, "SELECT count(*)::text AS v FROM events").await,
+        "0"
+    );
+    let e = db
+        .db
+        .execute_unprepared(
+            "SELECT set_config('waiaas.events_retention', 'on', false); DELETE FROM audit_logs",
+        )
+        .await
+        .expect_err("the retention flag opens events only")
+        .to_string();
+    assert!(e.contains("append-only"), "{e}");
+}
