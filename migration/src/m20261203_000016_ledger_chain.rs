@@ -3,7 +3,8 @@
 //! kind ‖ canonical encoding of the row)`, by a sealer off the request path.
 //!
 //! Order: every sealed row carries the id of the PostgreSQL transaction that wrote it
-//! (`xid`, a 64-bit `xid8` that never wraps). The sealer only seals rows whose writing
+//! (`xid`: the 64-bit `xid8`, which never wraps, kept as a `BIGINT` so that clients reading
+//! `*` meet no type they must look up). The sealer only seals rows whose writing
 //! transaction is older than every transaction still running (`pg_snapshot_xmin`): that set
 //! is final, no row can join it later, so the chain follows `(xid, kind, id)` strictly and a
 //! row committed late is never skipped. Rows written before this migration read `xid = 1`
@@ -18,12 +19,12 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 pub(crate) const UP: &str = r"
-ALTER TABLE transactions ADD COLUMN xid XID8 NOT NULL DEFAULT '1';
-ALTER TABLE transactions ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
-ALTER TABLE ledger_entries ADD COLUMN xid XID8 NOT NULL DEFAULT '1';
-ALTER TABLE ledger_entries ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
-ALTER TABLE audit_logs ADD COLUMN xid XID8 NOT NULL DEFAULT '1';
-ALTER TABLE audit_logs ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
+ALTER TABLE transactions ADD COLUMN xid BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE transactions ALTER COLUMN xid SET DEFAULT pg_current_xact_id()::text::bigint;
+ALTER TABLE ledger_entries ADD COLUMN xid BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE ledger_entries ALTER COLUMN xid SET DEFAULT pg_current_xact_id()::text::bigint;
+ALTER TABLE audit_logs ADD COLUMN xid BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE audit_logs ALTER COLUMN xid SET DEFAULT pg_current_xact_id()::text::bigint;
 CREATE INDEX transactions_xid_idx ON transactions (xid, id);
 CREATE INDEX ledger_entries_xid_idx ON ledger_entries (xid, id);
 CREATE INDEX audit_logs_xid_idx ON audit_logs (xid, id);
@@ -38,7 +39,7 @@ CREATE TABLE ledger_chain_head (
     id          SMALLINT PRIMARY KEY CHECK (id = 1),
     position    BIGINT NOT NULL DEFAULT 0,
     hash        BYTEA NOT NULL DEFAULT decode(repeat('00', 32), 'hex'),
-    cursor_xid  XID8 NOT NULL DEFAULT '0',
+    cursor_xid  BIGINT NOT NULL DEFAULT 0,
     cursor_kind SMALLINT NOT NULL DEFAULT 0,
     cursor_id   TEXT NOT NULL DEFAULT '',
     sealed_at   TIMESTAMPTZ

@@ -118,10 +118,10 @@ impl Key {
             return "TRUE".to_owned();
         }
         match kind.rank().cmp(&self.kind.rank()) {
-            Ordering::Greater => "x.xid >= $1::text::xid8".to_owned(),
-            Ordering::Less => "x.xid > $1::text::xid8".to_owned(),
+            Ordering::Greater => "x.xid >= $1::text::bigint".to_owned(),
+            Ordering::Less => "x.xid > $1::text::bigint".to_owned(),
             Ordering::Equal => format!(
-                "(x.xid, x.id) > ($1::text::xid8, $2::text::{})",
+                "(x.xid, x.id) > ($1::text::bigint, $2::text::{})",
                 kind.id_type()
             ),
         }
@@ -133,10 +133,10 @@ impl Key {
             return "FALSE".to_owned();
         }
         match kind.rank().cmp(&self.kind.rank()) {
-            Ordering::Greater => "x.xid < $1::text::xid8".to_owned(),
-            Ordering::Less => "x.xid <= $1::text::xid8".to_owned(),
+            Ordering::Greater => "x.xid < $1::text::bigint".to_owned(),
+            Ordering::Less => "x.xid <= $1::text::bigint".to_owned(),
             Ordering::Equal => format!(
-                "(x.xid, x.id) <= ($1::text::xid8, $2::text::{})",
+                "(x.xid, x.id) <= ($1::text::bigint, $2::text::{})",
                 kind.id_type()
             ),
         }
@@ -294,7 +294,7 @@ FROM {table} x WHERE x.xid < (SELECT x FROM h) AND {after} ORDER BY x.xid, x.id 
         })
         .collect();
     let sql = format!(
-        "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) {}",
+        "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x) {}",
         branches.join(" UNION ALL ")
     );
     let rows = txn
@@ -350,7 +350,7 @@ FROM jsonb_to_recordset($1::jsonb) AS r(position BIGINT, kind TEXT, row_id TEXT,
     .await
     .map_err(err("writing the chain"))?;
     txn.execute_raw(stmt(
-        "UPDATE ledger_chain_head SET position = $1, hash = $2, cursor_xid = $3::text::xid8, \
+        "UPDATE ledger_chain_head SET position = $1, hash = $2, cursor_xid = $3::text::bigint, \
 cursor_kind = $4, cursor_id = $5, sealed_at = now() WHERE id = 1",
         vec![
             position.into(),
