@@ -575,3 +575,103 @@ async fn an_address_that_keeps_failing_authentication_is_refused_before_any_look
     assert_eq!(probe.status, StatusCode::OK);
     app.stop().await;
 }
+
+/// A GET with a bearer token and `X-Forwarded-For`.
+async fn get_from(app: &TestApp, path: &str, token: &str, forwarded: &str) -> StatusCode {
+    app.client
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .header("x-forwarded-for", forwarded)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_audited_and_limited_and_from_anyone_else_ignored()
+ {
+    let db = TestDb::new().await;
+    let limited = |trusted: Vec<String>| {
+        let mut s = TestApp::settings(&db, &Options::default());
+        s.rate_limit.enabled = true;
+        s.rate_limit.auth_failures_per_second = 0.1;
+        s.rate_limit.auth_failures_burst = 2;
+        s.server.trusted_proxies = trusted;
+        s
+    };
+    // The test's own connection (127.0.0.1) plays the proxy.
+    let proxied = TestApp::spawn_with(limited(vec!["127.0.0.0/8".to_owned()])).await;
+    let (_, owner) = proxied.owner("Acme").await;
+    // The owner's key, created through the proxy for 203.0.113.7 (the client prepended an
+    // address of its own: ignored, only the proxy's hop counts).
+    let r = proxied
+        .client
+        .post(format!("{}/v1/agents", proxied.base))
+        .bearer_auth(&owner)
+        .header("x-forwarded-for", "192.0.2.66, 203.0.113.7")
+        .json(&json!({ "name": "forwarded" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let audit = proxied
+        .get("/v1/audit-logs?resource_type=agent", &owner)
+        .await;
+    assert_eq!(
+        audit.body["items"][0]["ip"], "203.0.113.7",
+        "{:?}",
+        audit.body
+    );
+    // One address guessing is limited; another behind the same proxy is not.
+    let guess = format!("wak_{:0>40}", 7);
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(get_from(&proxied, "/v1/agents", &guess, "198.51.100.1").await);
+    }
+    assert!(
+        codes.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "the guessing address was never limited: {codes:?}"
+    );
+    assert_eq!(
+        get_from(&proxied, "/v1/agents", &owner, "198.51.100.2").await,
+        StatusCode::OK,
+        "a neighbour behind the same proxy paid for the guesses"
+    );
+    assert_eq!(
+        get_from(&proxied, "/v1/agents", &owner, "198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    proxied.stop().await;
+
+    // Without trusted proxies the header changes nothing: the peer is audited and limited.
+    let direct = TestApp::spawn_with(limited(Vec::new())).await;
+    let (_, owner) = direct.owner("Beta").await;
+    let r = direct
+        .client
+        .post(format!("{}/v1/agents", direct.base))
+        .bearer_auth(&owner)
+        .header("x-forwarded-for", "203.0.113.7")
+        .json(&json!({ "name": "direct" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let audit = direct
+        .get("/v1/audit-logs?resource_type=agent", &owner)
+        .await;
+    assert_eq!(
+        audit.body["items"][0]["ip"], "127.0.0.1",
+        "{:?}",
+        audit.body
+    );
+    for i in 0..6 {
+        get_from(&direct, "/v1/agents", &guess, &format!("198.51.100.{i}")).await;
+    }
+    assert_eq!(
+        get_from(&direct, "/v1/agents", &owner, "198.51.100.200").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a forged X-Forwarded-For escaped the limit"
+    );
+    direct.stop().await;
+}

@@ -1,10 +1,10 @@
 //! Extractors that answer in the API's error format: axum's `Json`, `Path` and `Query` with
 //! their rejections mapped to [`ApiError`], and the request's id and client address.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::extract::rejection::{JsonRejection, MissingJsonContentType};
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, OptionalFromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -103,12 +103,13 @@ pub(crate) fn request_id(parts: &Parts) -> Option<String> {
     parts.extensions.get::<RequestId>().map(|r| r.0.clone())
 }
 
-/// The client's address, when the server was started with connect info (not in tests).
+/// The client's address (behind trusted proxies, the one they forwarded for), when the
+/// server was started with connect info (not in tests).
 pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
     parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .get::<crate::proxy::ClientAddr>()
+        .map(|a| a.0)
 }
 
 /// The header that makes a money-moving request safe to retry.

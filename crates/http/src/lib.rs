@@ -14,6 +14,7 @@ mod error;
 mod extract;
 mod middleware;
 mod openapi;
+mod proxy;
 mod ratelimit;
 mod routes;
 mod sse;
@@ -33,6 +34,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use waiaas_domain::Services;
 use waiaas_domain::ports::{Rate, RateLimiter};
 
+pub use proxy::{ClientAddr, TrustedProxies};
 pub use streams::{StreamLimits, Streams};
 
 /// How the HTTP layer behaves.
@@ -49,6 +51,9 @@ pub struct HttpConfig {
     /// The rate of failed authentications allowed per client address; beyond it the address
     /// is answered 429 before any credential lookup. `None` disables the limit.
     pub auth_failure_rate: Option<Rate>,
+    /// Proxies whose `X-Forwarded-For` names the client (for audit rows and per-address
+    /// limits); from anyone else the header is ignored.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl fmt::Debug for HttpConfig {
@@ -63,6 +68,7 @@ impl fmt::Debug for HttpConfig {
             )
             .field("rate", &self.rate)
             .field("auth_failure_rate", &self.auth_failure_rate)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -131,6 +137,7 @@ pub(crate) type SharedState = Arc<AppState>;
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let timeout = state.config.request_timeout;
+    let proxies = state.config.trusted_proxies.clone();
     let auth_failures = ratelimit::AuthFailures {
         limiter: state.rate_limiter.clone(),
         rate: state.config.auth_failure_rate,
@@ -152,5 +159,9 @@ pub fn router(state: AppState) -> Router {
             middleware::timeout,
         ))
         .layer(axum::middleware::from_fn(middleware::observe))
+        .layer(axum::middleware::from_fn_with_state(
+            proxies,
+            proxy::client_address,
+        ))
         .with_state(Arc::new(state))
 }

@@ -8,11 +8,11 @@
 //! credentials therefore costs the database at most the allowed rate.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -100,8 +100,8 @@ pub(crate) async fn guard_auth_failures(
     }
     let ip = req
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+        .get::<crate::proxy::ClientAddr>()
+        .map(|a| a.0);
     if let Some(until) = ip.and_then(|ip| guard.blocked.until(ip)) {
         metrics::counter!("waiaas_http_rate_limited_total").increment(1);
         return ApiError::rate_limited(until.saturating_duration_since(Instant::now()))

@@ -151,6 +151,7 @@ impl Mocks {
                 bootstrap_token: Some("boot-secret".into()),
                 rate: None,
                 auth_failure_rate: None,
+                trusted_proxies: crate::TrustedProxies::default(),
             },
         }
     }
