@@ -84,6 +84,19 @@ MSG
   wait_port "$PG_HOST" "$PG_PORT" PostgreSQL && wait_port "$REDIS_HOST" "$REDIS_PORT" Redis
 }
 
+# The tools tests run besides the servers: `openssl` makes the TLS tests' certificates.
+ensure_test_tools() {
+  command -v openssl >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian's openssl (the TLS tests make their certificates with it)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+    return 0
+  fi
+  say "openssl is needed by the TLS tests: install it (sudo apt-get install openssl)"
+  return 1
+}
+
 ensure_toolchain() {
   if ! command -v cargo >/dev/null 2>&1; then
     say "cargo is missing: install Rust with rustup (https://rustup.rs); rust-toolchain.toml pins 1.95.0"

@@ -20,5 +20,6 @@ mod roles;
 mod search;
 mod serve_binary;
 mod streams;
+mod tls;
 mod walkthrough;
 mod webhooks;

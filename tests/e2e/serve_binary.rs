@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 /// The binary built next to this test executable.
-fn binary() -> std::path::PathBuf {
+pub(crate) fn binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test executable");
     let dir = exe
         .parent()

@@ -12,7 +12,14 @@ use waiaas_tests::{Options, TestApp};
 async fn a_team_walks_through_the_whole_api() {
     let db = TestDb::new().await;
     let app = TestApp::spawn(&db, Options::default()).await;
+    let mut reconcile = waiaas_app::Settings::default();
+    reconcile.database.url = db.url.clone();
+    walk(&app, &reconcile).await;
+    app.stop().await;
+}
 
+/// The walkthrough, on an instance already running; `reconcile` reaches its database.
+pub(crate) async fn walk(app: &TestApp, reconcile: &waiaas_app::Settings) {
     // Owners, sessions, agents, keys.
     let (owner_id, owner_key) = app.owner("Acme").await;
     let s = app.post("/v1/sessions", &owner_key, json!({})).await;
@@ -424,20 +431,11 @@ async fn a_team_walks_through_the_whole_api() {
     assert!(openapi.body["paths"]["/v1/wallets/{id}/transfers"].is_object());
     let _ = owner_id;
 
-    let report = waiaas_postgres_reconcile(&db).await;
-    assert!(report, "the ledger reconciles after the walkthrough");
-    app.stop().await;
-}
-
-async fn waiaas_postgres_reconcile(db: &TestDb) -> bool {
-    let settings = {
-        let mut s = waiaas_app::Settings::default();
-        s.database.url = db.url.clone();
-        s.database.min_connections = 0;
-        s.database.max_connections = 2;
-        s
-    };
-    waiaas_app::commands::reconcile(&settings)
+    let mut settings = reconcile.clone();
+    settings.database.min_connections = 0;
+    settings.database.max_connections = 2;
+    let report = waiaas_app::commands::reconcile(&settings)
         .await
-        .expect("reconcile ran")
+        .expect("reconcile ran");
+    assert!(report, "the ledger reconciles after the walkthrough");
 }

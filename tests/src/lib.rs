@@ -131,28 +131,58 @@ impl TestApp {
     /// # Panics
     /// When it cannot start.
     pub async fn spawn_with(settings: Settings) -> Self {
+        Self::start(settings, None).await
+    }
+
+    /// Starts an instance serving HTTPS (`server.tls_cert` and `tls_key` set) at
+    /// `https://localhost:<port>`, with a client that trusts only `ca`.
+    ///
+    /// # Panics
+    /// When it cannot start.
+    pub async fn spawn_tls(settings: Settings, ca: &std::path::Path) -> Self {
+        Self::start(settings, Some(ca)).await
+    }
+
+    async fn start(settings: Settings, ca: Option<&std::path::Path>) -> Self {
         let key_prefix = settings.redis.key_prefix.clone();
         let app = waiaas_app::build(&settings).await.expect("instance");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("free port");
         let addr = listener.local_addr().expect("address");
-        let router = waiaas_app::serve::router(&app);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
-        });
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
+        let router =
+            waiaas_app::serve::router(&app).into_make_service_with_connect_info::<SocketAddr>();
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        let (server, base) = match (&settings.server.tls_cert, &settings.server.tls_key, ca) {
+            (Some(cert), Some(key), Some(ca)) => {
+                let config = waiaas_app::tls::server_config(cert.as_ref(), key.as_ref())
+                    .expect("server certificate");
+                let tls = waiaas_app::tls::TlsListener::new(listener, config).expect("listener");
+                let root = reqwest::Certificate::from_pem(&std::fs::read(ca).expect("CA file"))
+                    .expect("CA certificate");
+                client = client
+                    .tls_built_in_root_certs(false)
+                    .add_root_certificate(root)
+                    .https_only(true);
+                (
+                    tokio::spawn(async move {
+                        let _ = axum::serve(axum::serve::ListenerExt::tap_io(tls, |_| {}), router)
+                            .await;
+                    }),
+                    format!("https://localhost:{}", addr.port()),
+                )
+            }
+            _ => (
+                tokio::spawn(async move {
+                    let _ = axum::serve(listener, router).await;
+                }),
+                format!("http://{addr}"),
+            ),
+        };
         Self {
-            base: format!("http://{addr}"),
+            base,
             app,
-            client,
+            client: client.build().expect("client"),
             key_prefix,
             server,
         }
@@ -310,6 +340,12 @@ pub async fn proxied_database(db: &TestDb) -> (waiaas_testkit::TcpProxy, String)
     let proxy = waiaas_testkit::TcpProxy::start(address)
         .await
         .expect("proxy");
-    let url = format!("postgres://postgres@127.0.0.1:{}/{}", proxy.port(), db.name);
+    // Plain text: the proxy reads the protocol to break a connection at a chosen message
+    // (the server offers TLS, which the pool would otherwise use).
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{}/{}?sslmode=disable",
+        proxy.port(),
+        db.name
+    );
     (proxy, url)
 }

@@ -207,6 +207,9 @@ pub fn settings_batched(
     s.database.max_connections = pool;
     s.database.auto_migrate = false;
     s.database.create_database = false;
+    // Plain TCP on loopback, as pgbench runs: what is compared is the work, not the cipher
+    // (the service negotiates TLS by default when the server offers it).
+    s.database.sslmode = Some("disable".to_owned());
     match redis_url {
         Some(url) => {
             s.redis.url = url.to_owned();

@@ -14,6 +14,7 @@ pub mod sealer;
 pub mod serve;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;
 pub mod webhooks;
 pub mod wiring;
 

@@ -36,6 +36,9 @@ pub fn http_config(settings: &Settings) -> HttpConfig {
             per_second: settings.rate_limit.auth_failures_per_second,
             burst: settings.rate_limit.auth_failures_burst,
         }),
+        // Checked when the settings were loaded.
+        trusted_proxies: waiaas_http::TrustedProxies::parse(&settings.server.trusted_proxies)
+            .unwrap_or_default(),
     }
 }
 
@@ -120,19 +123,46 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&settings.server.listen)
         .await
         .with_context(|| format!("binding {}", settings.server.listen))?;
-    let addr = listener.local_addr()?;
     if let Some(redis) = &app.redis
         && !redis.wait_connected(Duration::from_secs(1)).await
     {
         tracing::warn!("Redis unreachable: serving degraded from PostgreSQL until it is back");
     }
-    tracing::info!(%addr, redis = settings.redis.enabled, "Listening");
-    let router = router(&app);
+    let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert.as_ref(), key.as_ref())?),
+        _ => None,
+    };
+    match tls {
+        Some(config) => {
+            run(
+                crate::tls::TlsListener::new(listener, config)?,
+                &app,
+                &settings,
+                "https",
+            )
+            .await?
+        }
+        None => run(listener, &app, &settings, "http").await?,
+    }
+    app.shutdown().await;
+    tracing::info!("Stopped");
+    Ok(())
+}
+
+/// Serves `listener` until a shutdown signal, then gives requests in flight the grace period.
+async fn run<L>(listener: L, app: &App, settings: &Settings, scheme: &str) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, scheme, redis = settings.redis.enabled, "Listening");
+    let router = router(app);
     let grace = Duration::from_millis(settings.server.shutdown_grace_ms);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let streams = app.streams.clone();
+    // `tap_io` gives any listener's connections their peer address as `ConnectInfo`.
     let server = axum::serve(
-        listener,
+        axum::serve::ListenerExt::tap_io(listener, |_| {}),
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
@@ -156,8 +186,6 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             }
         }
     }
-    app.shutdown().await;
-    tracing::info!("Stopped");
     Ok(())
 }
 

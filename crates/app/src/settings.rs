@@ -199,6 +199,14 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     /// How long a graceful shutdown waits for requests in flight, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Serve HTTPS with this certificate chain (PEM file), for deployments without a proxy
+    /// in front; with `tls_key`.
+    pub tls_cert: Option<String>,
+    /// The certificate's private key (PEM file).
+    pub tls_key: Option<String>,
+    /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` names the client, for the audit
+    /// trail's client address and per-address rate limits; from anyone else it is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerSettings {
@@ -208,6 +216,9 @@ impl Default for ServerSettings {
             body_limit_bytes: 64 * 1024,
             request_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
+            tls_cert: None,
+            tls_key: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -247,6 +258,15 @@ pub struct DatabaseSettings {
     pub migration_url: Option<String>,
     /// The application role `waiaas db roles` creates and grants to.
     pub app_role: String,
+    /// TLS to PostgreSQL, as libpq's `sslmode`: `disable`, `prefer`, `require`, `verify-ca`,
+    /// `verify-full`. None leaves it to the URL, else `prefer`.
+    pub sslmode: Option<String>,
+    /// The CA certificates (PEM file) the server's certificate must chain to.
+    pub sslrootcert: Option<String>,
+    /// A client certificate (PEM file), for servers that ask for one.
+    pub sslcert: Option<String>,
+    /// The client certificate's key (PEM file).
+    pub sslkey: Option<String>,
 }
 
 impl Default for DatabaseSettings {
@@ -266,6 +286,10 @@ impl Default for DatabaseSettings {
             create_database: true,
             migration_url: None,
             app_role: "waiaas_app".to_owned(),
+            sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
         }
     }
 }
@@ -296,6 +320,10 @@ impl DatabaseSettings {
             statement_timeout_ms: self.statement_timeout_ms,
             lock_timeout_ms: self.lock_timeout_ms,
             slow_statement_ms: self.slow_statement_ms,
+            sslmode: self.sslmode.clone(),
+            sslrootcert: self.sslrootcert.clone(),
+            sslcert: self.sslcert.clone(),
+            sslkey: self.sslkey.clone(),
         }
     }
 }
@@ -356,6 +384,16 @@ pub struct RedisSettings {
     pub connect_timeout_ms: u64,
     /// Longest pause between reconnect attempts, in milliseconds.
     pub reconnect_max_delay_ms: u64,
+    /// TLS to every node: implied by a `rediss://` URL; set it for cluster and sentinel
+    /// modes (whose nodes are `host:port`).
+    pub tls: bool,
+    /// The CA certificates (PEM file) Redis's certificate must chain to; none uses the
+    /// system's. Setting it turns TLS on.
+    pub tls_ca_file: Option<String>,
+    /// A client certificate (PEM file), for servers with `tls-auth-clients yes`.
+    pub tls_cert_file: Option<String>,
+    /// The client certificate's key (PEM file).
+    pub tls_key_file: Option<String>,
 }
 
 impl Default for RedisSettings {
@@ -371,7 +409,41 @@ impl Default for RedisSettings {
             command_timeout_ms: 100,
             connect_timeout_ms: 1_000,
             reconnect_max_delay_ms: 2_000,
+            tls: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
+    }
+}
+
+impl RedisSettings {
+    /// TLS to Redis, when asked for (`tls`, a `rediss://` URL in standalone mode, or a CA or
+    /// client certificate set).
+    #[must_use]
+    pub fn tls_settings(&self) -> Option<waiaas_redis::RedisTls> {
+        let asked = self.tls
+            || self.tls_ca_file.is_some()
+            || self.tls_cert_file.is_some()
+            || (self.mode == RedisMode::Standalone && self.url.starts_with("rediss://"));
+        asked.then(|| waiaas_redis::RedisTls {
+            ca_file: self.tls_ca_file.as_ref().map(Into::into),
+            cert_file: self.tls_cert_file.as_ref().map(Into::into),
+            key_file: self.tls_key_file.as_ref().map(Into::into),
+        })
+    }
+
+    /// Checks the TLS files go together.
+    ///
+    /// # Errors
+    /// A client certificate without its key, or a key without its certificate.
+    pub fn tls_files(&self) -> anyhow::Result<()> {
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            anyhow::bail!(
+                "settings are invalid: redis.tls_cert_file and redis.tls_key_file go together: set both or neither"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -388,6 +460,10 @@ impl std::fmt::Debug for RedisSettings {
             .field("command_timeout_ms", &self.command_timeout_ms)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("reconnect_max_delay_ms", &self.reconnect_max_delay_ms)
+            .field("tls", &self.tls)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .finish()
     }
 }
@@ -550,6 +626,7 @@ impl Settings {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("redis.nodes")
+                    .with_list_parse_key("server.trusted_proxies")
                     .try_parsing(true)
                     .source(Some(plain.clone())),
             );
@@ -590,6 +667,18 @@ impl Settings {
         if self.posting.workers == 0 || self.posting.batch_size == 0 {
             anyhow::bail!(
                 "settings are invalid: posting.workers and posting.batch_size must be above 0"
+            );
+        }
+        if let Err(e) = self.database.pg().ssl_mode() {
+            anyhow::bail!("settings are invalid: {e}");
+        }
+        self.redis.tls_files()?;
+        if let Err(e) = waiaas_http::TrustedProxies::parse(&self.server.trusted_proxies) {
+            anyhow::bail!("settings are invalid: {e}");
+        }
+        if self.server.tls_cert.is_some() != self.server.tls_key.is_some() {
+            anyhow::bail!(
+                "settings are invalid: server.tls_cert and server.tls_key go together: set both or neither"
             );
         }
         if statement == 0 || statement >= request {
@@ -645,9 +734,14 @@ mod tests {
                     "WAIAAS__SERVER__LISTEN".to_owned(),
                     "0.0.0.0:9000".to_owned(),
                 ),
+                (
+                    "WAIAAS__SERVER__TRUSTED_PROXIES".to_owned(),
+                    "10.0.0.0/8,192.168.0.0/16".to_owned(),
+                ),
             ],
         )
         .unwrap();
+        assert_eq!(s.server.trusted_proxies, ["10.0.0.0/8", "192.168.0.0/16"]);
         assert_eq!(s.database.url, "postgres://app:file-secret@db:5432/waiaas");
         assert_eq!(
             secrecy::ExposeSecret::expose_secret(s.redis.password.as_ref().unwrap()),

@@ -128,6 +128,7 @@ pub fn redis_config(settings: &Settings) -> RedisConfig {
         command_timeout: Duration::from_millis(r.command_timeout_ms),
         connect_timeout: Duration::from_millis(r.connect_timeout_ms),
         reconnect_max_delay: Duration::from_millis(r.reconnect_max_delay_ms),
+        tls: r.tls_settings(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use sea_orm::sqlx::postgres::PgSslMode;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use serde::Deserialize;
 
@@ -30,6 +31,17 @@ pub struct PgSettings {
     pub lock_timeout_ms: u64,
     /// Statements slower than this are logged as slow, in milliseconds.
     pub slow_statement_ms: u64,
+    /// TLS, as libpq's `sslmode`: `disable`, `prefer` (TLS when the server offers it),
+    /// `require` (TLS or no connection, the server's certificate not checked), `verify-ca`
+    /// (and signed by `sslrootcert`), `verify-full` (and issued for the host connected to).
+    /// None leaves it to the URL (`?sslmode=`), else `prefer`.
+    pub sslmode: Option<String>,
+    /// The CA certificates (PEM) the server's certificate must chain to.
+    pub sslrootcert: Option<String>,
+    /// A client certificate (PEM), for servers that ask for one.
+    pub sslcert: Option<String>,
+    /// The client certificate's private key (PEM).
+    pub sslkey: Option<String>,
 }
 
 impl Default for PgSettings {
@@ -44,6 +56,10 @@ impl Default for PgSettings {
             statement_timeout_ms: 10_000,
             lock_timeout_ms: 2_000,
             slow_statement_ms: 1_000,
+            sslmode: None,
+            sslrootcert: None,
+            sslcert: None,
+            sslkey: None,
         }
     }
 }
@@ -53,6 +69,29 @@ impl PgSettings {
     #[must_use]
     pub fn redacted_url(&self) -> String {
         redact(&self.url)
+    }
+
+    /// The TLS mode set, checked.
+    ///
+    /// # Errors
+    /// A mode libpq does not know, or a client certificate without its key (or a key
+    /// without its certificate).
+    pub fn ssl_mode(&self) -> Result<Option<PgSslMode>, DbErr> {
+        if self.sslcert.is_some() != self.sslkey.is_some() {
+            return Err(DbErr::Custom(
+                "database.sslcert and database.sslkey go together: set both or neither".to_owned(),
+            ));
+        }
+        self.sslmode
+            .as_deref()
+            .map(|m| {
+                m.parse::<PgSslMode>().map_err(|_| {
+                    DbErr::Custom(format!(
+                        "database.sslmode `{m}` is not one of disable, prefer, require, verify-ca, verify-full"
+                    ))
+                })
+            })
+            .transpose()
     }
 }
 
@@ -68,6 +107,10 @@ impl std::fmt::Debug for PgSettings {
             .field("statement_timeout_ms", &self.statement_timeout_ms)
             .field("lock_timeout_ms", &self.lock_timeout_ms)
             .field("slow_statement_ms", &self.slow_statement_ms)
+            .field("sslmode", &self.sslmode)
+            .field("sslrootcert", &self.sslrootcert)
+            .field("sslcert", &self.sslcert)
+            .field("sslkey", &self.sslkey)
             .finish()
     }
 }
@@ -129,14 +172,11 @@ pub fn redact(url: &str) -> String {
 /// # Errors
 /// `DbErr` when PostgreSQL cannot be reached within the connect timeout.
 pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr> {
-    let mut opts = options(settings);
     let timeouts = [
         ("statement_timeout", settings.statement_timeout_ms),
         ("lock_timeout", settings.lock_timeout_ms),
     ];
-    opts.map_sqlx_postgres_opts(move |o| {
-        o.options(timeouts.iter().map(|(k, v)| (*k, v.to_string())))
-    });
+    let mut opts = options(settings, Some(timeouts))?;
     let url: Option<sea_orm::sqlx::postgres::PgConnectOptions> = settings.url.parse().ok();
     if let Some(parsed) = url {
         let health = crate::health::of(&crate::health::key_of(&parsed));
@@ -163,11 +203,35 @@ pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr>
 /// # Errors
 /// `DbErr` when PostgreSQL cannot be reached within the connect timeout.
 pub async fn connect_for_maintenance(settings: &PgSettings) -> Result<DatabaseConnection, DbErr> {
-    Database::connect(options(settings)).await
+    Database::connect(options(settings, None)?).await
 }
 
-fn options(settings: &PgSettings) -> ConnectOptions {
+fn options(
+    settings: &PgSettings,
+    timeouts: Option<[(&'static str, u64); 2]>,
+) -> Result<ConnectOptions, DbErr> {
+    let mode = settings.ssl_mode()?;
+    let (root, cert, key) = (
+        settings.sslrootcert.clone(),
+        settings.sslcert.clone(),
+        settings.sslkey.clone(),
+    );
     let mut opts = ConnectOptions::new(settings.url.clone());
+    opts.map_sqlx_postgres_opts(move |mut o| {
+        if let Some(t) = timeouts {
+            o = o.options(t.iter().map(|(k, v)| (*k, v.to_string())));
+        }
+        if let Some(m) = mode {
+            o = o.ssl_mode(m);
+        }
+        if let Some(p) = &root {
+            o = o.ssl_root_cert(p);
+        }
+        if let (Some(c), Some(k)) = (&cert, &key) {
+            o = o.ssl_client_cert(c).ssl_client_key(k);
+        }
+        o
+    });
     opts.min_connections(settings.min_connections)
         .max_connections(settings.max_connections)
         .connect_timeout(Duration::from_millis(settings.connect_timeout_ms))
@@ -184,7 +248,7 @@ fn options(settings: &PgSettings) -> ConnectOptions {
             log::LevelFilter::Warn,
             Duration::from_millis(settings.slow_statement_ms),
         );
-    opts
+    Ok(opts)
 }
 
 #[cfg(test)]

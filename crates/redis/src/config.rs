@@ -1,12 +1,13 @@
 //! How to reach Redis, and its translation into fred's client settings.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use fred::types::config::{
     ClusterDiscoveryPolicy, Config, ConnectionConfig, PerformanceConfig, ReconnectPolicy, Server,
-    ServerConfig, TcpConfig, UnresponsiveConfig,
+    ServerConfig, TcpConfig, TlsConfig, TlsConnector, TlsHostMapping, UnresponsiveConfig,
 };
 
 /// How Redis is deployed.
@@ -67,6 +68,80 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     /// The longest pause between two reconnection attempts (they back off exponentially).
     pub reconnect_max_delay: Duration,
+    /// TLS to every node (and sentinel); a `rediss://` URL asks for it too, then checked
+    /// against the system's CAs unless this names others.
+    pub tls: Option<RedisTls>,
+}
+
+/// TLS to Redis (rustls): the server's certificate must chain to `ca_file` (or the system's
+/// CAs) and be issued for the host connected to; a client certificate is sent when given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTls {
+    /// CA certificates (PEM file); none uses the system's.
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate (PEM file), for servers with `tls-auth-clients yes`.
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's key (PEM file).
+    pub key_file: Option<PathBuf>,
+}
+
+impl RedisTls {
+    /// fred's TLS settings: the CAs and the client certificate read from their files.
+    ///
+    /// # Errors
+    /// A file that cannot be read or holds no certificate or key, or a client certificate
+    /// without its key.
+    pub fn fred(&self) -> anyhow::Result<TlsConfig> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        match &self.ca_file {
+            Some(path) => {
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .with_context(|| format!("reading the Redis CA file {}", path.display()))?;
+                if certs.is_empty() {
+                    bail!("the Redis CA file {} holds no certificate", path.display());
+                }
+                for c in certs {
+                    roots
+                        .add(c)
+                        .with_context(|| format!("a CA certificate of {}", path.display()))?;
+                }
+            }
+            None => {
+                for c in rustls_native_certs::load_native_certs().certs {
+                    // A system certificate rustls cannot use is skipped, as browsers do.
+                    let _ = roots.add(c);
+                }
+            }
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS versions")?
+            .with_root_certificates(roots);
+        let config = match (&self.cert_file, &self.key_file) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .with_context(|| {
+                        format!("reading the Redis client certificate {}", cert.display())
+                    })?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .with_context(|| format!("reading the Redis client key {}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .context("the Redis client certificate and key do not go together")?
+            }
+            _ => bail!("a Redis client certificate and its key go together: set both or neither"),
+        };
+        Ok(TlsConfig {
+            connector: TlsConnector::from(config),
+            hostnames: TlsHostMapping::None,
+        })
+    }
 }
 
 impl RedisConfig {
@@ -81,6 +156,7 @@ impl RedisConfig {
             command_timeout: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(1),
             reconnect_max_delay: Duration::from_secs(2),
+            tls: None,
         }
     }
 }
@@ -94,6 +170,7 @@ impl fmt::Debug for RedisConfig {
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("reconnect_max_delay", &self.reconnect_max_delay)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -184,6 +261,9 @@ pub(crate) fn fred_settings(cfg: &RedisConfig) -> anyhow::Result<FredSettings> {
     };
     if cfg.password.is_some() {
         config.password.clone_from(&cfg.password);
+    }
+    if let Some(tls) = &cfg.tls {
+        config.tls = Some(tls.fred()?);
     }
     // Retry the first connection in the background instead of failing: the service starts
     // degraded when Redis is down.

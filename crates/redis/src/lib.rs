@@ -55,5 +55,5 @@ mod rate_limit;
 mod script;
 
 pub use client::Redis;
-pub use config::{RedisConfig, RedisMode};
+pub use config::{RedisConfig, RedisMode, RedisTls};
 pub use error::RedisError;

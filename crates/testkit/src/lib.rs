@@ -12,6 +12,7 @@ mod pg;
 mod pg_server;
 mod proxy;
 mod redis;
+mod tls;
 
 pub use fixtures::{Fixture, World, services};
 pub use history::{History, HistoryReport, Resource, StaleRead};
@@ -21,3 +22,4 @@ pub use proxy::TcpProxy;
 pub use redis::{
     REDIS_URL_VAR, RedisCluster, RedisServer, raw_command, test_redis_url, unique_prefix,
 };
+pub use tls::TestCerts;

@@ -51,7 +51,7 @@ fn bin_dir() -> PathBuf {
 }
 
 /// The uid and gid of the `postgres` user, when this process runs as root.
-fn postgres_user() -> anyhow::Result<Option<(u32, u32)>> {
+pub(crate) fn postgres_user() -> anyhow::Result<Option<(u32, u32)>> {
     let me = Command::new("id")
         .arg("-u")
         .output()

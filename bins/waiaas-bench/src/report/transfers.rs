@@ -132,7 +132,7 @@ pub(super) fn section(m: &mut String, tr: &TransferResults) {
         transfer issues) and `pgbench` calling `waiaas_bench_transfer`, a PL/pgSQL function doing one whole transfer per \
         call, at the same concurrency. Uniform: each transfer between two random wallets; hot pair: every client moves \
         money between the same two wallets, in a random direction. All use plain TCP (pgbench runs with \
-        `PGSSLMODE=disable`: libpq would otherwise negotiate TLS, which the service's pool does not use). Each run of the \
+        `PGSSLMODE=disable`, the service with `database.sslmode = \"disable\"`: both would otherwise negotiate TLS with a server that offers it). Each run of the \
         service starts a new instance, which reads every wallet once before the measured run, so that it holds wallet \
         ownership in L1 as a running instance does.",
         waiaas_app::Settings::default().posting.workers,

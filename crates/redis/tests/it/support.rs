@@ -18,6 +18,7 @@ pub fn config(mode: RedisMode) -> RedisConfig {
         command_timeout: Duration::from_millis(500),
         connect_timeout: Duration::from_secs(1),
         reconnect_max_delay: Duration::from_millis(200),
+        tls: None,
     }
 }
 

@@ -1,0 +1,308 @@
+//! TLS everywhere, with certificates made at test time: PostgreSQL (`sslmode` up to
+//! `verify-full`, never falling back to plain text once TLS is required), Redis (`rediss://`,
+//! a CA of our own, client certificates), and the service's own HTTPS listener — and the
+//! whole walkthrough over all three at once.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use waiaas_postgres::PgSettings;
+use waiaas_testkit::{PgServer, RedisServer, TestCerts};
+use waiaas_tests::{Options, TestApp};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn tls_postgres(certs: &TestCerts) -> PgServer {
+    let options = certs.postgres_options().unwrap();
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    PgServer::start(&options)
+        .await
+        .expect("PostgreSQL with TLS")
+}
+
+async fn connect(
+    url: &str,
+    mode: &str,
+    ca: Option<&std::path::Path>,
+) -> Result<DatabaseConnection, String> {
+    let settings = PgSettings {
+        url: url.to_owned(),
+        min_connections: 0,
+        max_connections: 1,
+        connect_timeout_ms: 10_000,
+        sslmode: Some(mode.to_owned()),
+        sslrootcert: ca.map(|p| p.display().to_string()),
+        ..PgSettings::default()
+    };
+    waiaas_postgres::connect_for_maintenance(&settings)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Whether the connection in use is encrypted, as the server sees it.
+async fn encrypted(db: &DatabaseConnection) -> bool {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<bool>("", "ssl").unwrap()
+}
+
+#[tokio::test]
+async fn postgres_over_tls_checks_the_ca_and_the_host_and_never_falls_back_once_required() {
+    let certs = TestCerts::generate().expect("openssl");
+    let tls = tls_postgres(&certs).await;
+    let plain = PgServer::start(&[]).await.unwrap();
+    let by_name = tls.url("postgres").replace("127.0.0.1", "localhost");
+    let by_address = tls.url("postgres");
+
+    // verify-full: the CA signed it and it was issued for the host connected to.
+    let db = connect(&by_name, "verify-full", Some(&certs.ca))
+        .await
+        .expect("verify-full to localhost");
+    assert!(encrypted(&db).await);
+    // The certificate names localhost only: by address, verify-full refuses it...
+    let e = connect(&by_address, "verify-full", Some(&certs.ca))
+        .await
+        .expect_err("verify-full accepted a certificate issued for another name");
+    assert!(e.contains("not valid for name"), "{e}");
+    // ...and verify-ca, which checks only who signed it, accepts it.
+    let db = connect(&by_address, "verify-ca", Some(&certs.ca))
+        .await
+        .expect("verify-ca by address");
+    assert!(encrypted(&db).await);
+    // Another CA: refused, by name as well.
+    let e = connect(&by_name, "verify-full", Some(&certs.other_ca))
+        .await
+        .expect_err("a certificate from an unknown CA was accepted");
+    assert!(e.contains("UnknownIssuer"), "{e}");
+    // require: encrypted, whatever signed it; and a server without TLS is refused, never
+    // spoken to in plain text.
+    let db = connect(&by_address, "require", None)
+        .await
+        .expect("require");
+    assert!(encrypted(&db).await);
+    let e = connect(&plain.url("postgres"), "require", None)
+        .await
+        .expect_err("require fell back to plain text");
+    assert!(e.to_lowercase().contains("tls"), "{e}");
+    // prefer: TLS when offered, plain text otherwise; disable: plain text.
+    assert!(encrypted(&connect(&by_address, "prefer", None).await.unwrap()).await);
+    assert!(
+        !encrypted(
+            &connect(&plain.url("postgres"), "prefer", None)
+                .await
+                .unwrap()
+        )
+        .await
+    );
+    assert!(!encrypted(&connect(&by_address, "disable", None).await.unwrap()).await);
+    // An unknown mode is refused before any connection is tried.
+    let e = connect(&by_address, "verify-everything", None)
+        .await
+        .expect_err("an unknown sslmode");
+    assert!(e.contains("verify-everything"), "{e}");
+}
+
+#[tokio::test]
+async fn redis_over_tls_checks_the_ca_and_sends_a_client_certificate() {
+    let certs = TestCerts::generate().expect("openssl");
+    let port = free_port();
+    let args = certs.redis_args(port, "yes");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _redis = RedisServer::start_with_args(&args)
+        .await
+        .expect("redis-server with TLS (Debian's build has it)");
+    let config = |tls: waiaas_redis::RedisTls| {
+        let mut c = waiaas_redis::RedisConfig::standalone(format!("rediss://localhost:{port}"));
+        c.tls = Some(tls);
+        c.connect_timeout = std::time::Duration::from_secs(2);
+        c.command_timeout = std::time::Duration::from_secs(2);
+        c
+    };
+    let good = waiaas_redis::RedisTls {
+        ca_file: Some(certs.ca.clone()),
+        cert_file: Some(certs.client_cert.clone()),
+        key_file: Some(certs.client_key.clone()),
+    };
+    let redis = waiaas_redis::Redis::connect(&config(good.clone()))
+        .await
+        .unwrap();
+    assert!(
+        redis
+            .wait_connected(std::time::Duration::from_secs(10))
+            .await
+    );
+    redis.ping().await.expect("PING over TLS");
+    let _ = redis.quit().await;
+
+    // Another CA, or no client certificate where the server asks for one: never connected.
+    for (what, tls) in [
+        (
+            "another CA",
+            waiaas_redis::RedisTls {
+                ca_file: Some(certs.other_ca.clone()),
+                ..good.clone()
+            },
+        ),
+        (
+            "no client certificate",
+            waiaas_redis::RedisTls {
+                cert_file: None,
+                key_file: None,
+                ..good.clone()
+            },
+        ),
+    ] {
+        let redis = waiaas_redis::Redis::connect(&config(tls)).await.unwrap();
+        assert!(
+            !redis
+                .wait_connected(std::time::Duration::from_secs(3))
+                .await,
+            "connected with {what}"
+        );
+        assert!(redis.ping().await.is_err(), "PING answered with {what}");
+        let _ = redis.quit().await;
+    }
+    // A client certificate without its key is refused up front.
+    let e = waiaas_redis::Redis::connect(&config(waiaas_redis::RedisTls {
+        key_file: None,
+        ..good
+    }))
+    .await
+    .expect_err("a certificate without its key");
+    assert!(format!("{e:#}").contains("go together"), "{e:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_whole_walkthrough_runs_over_tls_to_postgres_redis_and_the_client() {
+    let certs = TestCerts::generate().expect("openssl");
+    let pg = tls_postgres(&certs).await;
+    let url = pg
+        .migrated_database("walk")
+        .await
+        .unwrap()
+        .replace("127.0.0.1", "localhost");
+    let port = free_port();
+    let args = certs.redis_args(port, "yes");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _redis = RedisServer::start_with_args(&args).await.unwrap();
+
+    let mut settings = TestApp::settings_for(
+        &url,
+        &Options {
+            redis_url: Some(format!("rediss://localhost:{port}")),
+            ..Options::default()
+        },
+    );
+    settings.database.sslmode = Some("verify-full".to_owned());
+    settings.database.sslrootcert = Some(certs.ca.display().to_string());
+    settings.redis.tls_ca_file = Some(certs.ca.display().to_string());
+    settings.redis.tls_cert_file = Some(certs.client_cert.display().to_string());
+    settings.redis.tls_key_file = Some(certs.client_key.display().to_string());
+    settings.server.tls_cert = Some(certs.server_cert.display().to_string());
+    settings.server.tls_key = Some(certs.server_key.display().to_string());
+    let settings = settings.validated().expect("TLS settings");
+    let app = TestApp::spawn_tls(settings.clone(), &certs.ca).await;
+    assert!(app.base.starts_with("https://"), "{}", app.base);
+    let redis = app.app.redis.clone().expect("Redis enabled");
+    assert!(
+        redis
+            .wait_connected(std::time::Duration::from_secs(10))
+            .await,
+        "the instance reached Redis over TLS"
+    );
+    assert!(
+        encrypted(&app.app.db).await,
+        "the instance's pool is encrypted"
+    );
+
+    crate::walkthrough::walk(&app, &settings).await;
+
+    // A plain-HTTP client gets nothing from the HTTPS listener.
+    let plain = reqwest::Client::new()
+        .get(app.base.replace("https://", "http://") + "/healthz")
+        .send()
+        .await;
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn waiaas_serve_answers_https_with_its_certificate() {
+    let certs = TestCerts::generate().expect("openssl");
+    let admin = waiaas_testkit::admin_url()
+        .await
+        .expect("test database server");
+    let name = format!("waiaas_t_{}", uuid::Uuid::new_v4().simple());
+    let port = free_port();
+    let mut child = tokio::process::Command::new(crate::serve_binary::binary())
+        .arg("serve")
+        .env("WAIAAS__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("WAIAAS__SERVER__TLS_CERT", &certs.server_cert)
+        .env("WAIAAS__SERVER__TLS_KEY", &certs.server_key)
+        .env(
+            "WAIAAS__DATABASE__URL",
+            waiaas_testkit::with_database(&admin, &name),
+        )
+        .env("WAIAAS__DATABASE__MIN_CONNECTIONS", "0")
+        .env("WAIAAS__DATABASE__MAX_CONNECTIONS", "3")
+        .env("WAIAAS__REDIS__ENABLED", "false")
+        .env("WAIAAS_CONFIG_DIR", "/nonexistent")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("waiaas serve");
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(root)
+        .build()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let ready = loop {
+        if let Ok(r) = client
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+        {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve never answered over HTTPS"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready.status(), reqwest::StatusCode::OK);
+    // A client that does not trust the CA never gets an answer.
+    let stranger = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&certs.other_ca).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    assert!(
+        stranger
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    child.kill().await.unwrap();
+    let admin_db = sea_orm::Database::connect(&admin).await.unwrap();
+    admin_db
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
