@@ -481,3 +481,113 @@ async fn events_committed_before_a_sigkill_are_delivered_after_the_restart() {
         .expect("the stream ended");
     drop(rest);
 }
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_port_and_ask_for_a_token() {
+    // In process: a token on the public port.
+    let db = waiaas_testkit::TestDb::new().await;
+    let mut settings = waiaas_tests::TestApp::settings(&db, &waiaas_tests::Options::default());
+    settings.server.metrics_token = Some("scrape-secret".to_owned().into());
+    let app = waiaas_tests::TestApp::spawn_with(settings).await;
+    let metrics = format!("{}/metrics", app.base);
+    let anonymous = app.client.get(&metrics).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let wrong = app
+        .client
+        .get(&metrics)
+        .bearer_auth("scrape-secreT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let scraped = app
+        .client
+        .get(&metrics)
+        .bearer_auth("scrape-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    assert!(scraped.text().await.unwrap().contains("waiaas_"));
+    app.stop().await;
+
+    // The binary: metrics on their own port, nothing on the public one.
+    let admin = waiaas_testkit::admin_url()
+        .await
+        .expect("test database server");
+    let name = format!("waiaas_t_{}", uuid::Uuid::new_v4().simple());
+    let (port, metrics_port) = (free_port(), free_port());
+    let _child = tokio::process::Command::new(binary())
+        .arg("serve")
+        .env("WAIAAS__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "WAIAAS__SERVER__METRICS_LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("WAIAAS__SERVER__METRICS_TOKEN", "scrape-secret")
+        .env(
+            "WAIAAS__DATABASE__URL",
+            waiaas_testkit::with_database(&admin, &name),
+        )
+        .env("WAIAAS__DATABASE__MIN_CONNECTIONS", "0")
+        .env("WAIAAS__DATABASE__MAX_CONNECTIONS", "3")
+        .env("WAIAAS__REDIS__ENABLED", "false")
+        .env("WAIAAS_CONFIG_DIR", "/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("waiaas serve");
+    let client = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let public = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .bearer_auth("scrape-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), StatusCode::NOT_FOUND);
+    let own = format!("http://127.0.0.1:{metrics_port}/metrics");
+    assert_eq!(
+        client.get(&own).send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let scraped = client
+        .get(&own)
+        .bearer_auth("scrape-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), StatusCode::OK);
+    assert!(scraped.text().await.unwrap().contains("waiaas_"));
+    assert_eq!(
+        client
+            .get(format!("http://127.0.0.1:{metrics_port}/v1/agents"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND,
+        "the metrics port serves metrics only"
+    );
+    let admin_db = sea_orm::Database::connect(&admin).await.unwrap();
+    drop(_child);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = sea_orm::ConnectionTrait::execute_unprepared(
+        &admin_db,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
+}

@@ -39,6 +39,16 @@ pub fn http_config(settings: &Settings) -> HttpConfig {
         // Checked when the settings were loaded.
         trusted_proxies: waiaas_http::TrustedProxies::parse(&settings.server.trusted_proxies)
             .unwrap_or_default(),
+        metrics: match (
+            &settings.server.metrics_listen,
+            &settings.server.metrics_token,
+        ) {
+            (Some(_), _) => waiaas_http::MetricsAccess::Elsewhere,
+            (None, Some(token)) => {
+                waiaas_http::MetricsAccess::Token(token.expose_secret().to_owned())
+            }
+            (None, None) => waiaas_http::MetricsAccess::Open,
+        },
     }
 }
 
@@ -128,6 +138,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     {
         tracing::warn!("Redis unreachable: serving degraded from PostgreSQL until it is back");
     }
+    let metrics = match &settings.server.metrics_listen {
+        Some(at) => Some(serve_metrics(at, &settings).await?),
+        None => None,
+    };
     let tls = match (&settings.server.tls_cert, &settings.server.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::server_config(cert.as_ref(), key.as_ref())?),
         _ => None,
@@ -144,9 +158,38 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
         None => run(listener, &app, &settings, "http").await?,
     }
+    if let Some(task) = metrics {
+        task.abort();
+    }
     app.shutdown().await;
     tracing::info!("Stopped");
     Ok(())
+}
+
+/// Serves `/metrics` alone on `at` (`server.metrics_listen`), with `server.metrics_token`
+/// required when set, until the task is aborted.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve_metrics(
+    at: &str,
+    settings: &Settings,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .with_context(|| format!("binding server.metrics_listen {at}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "Serving /metrics");
+    let router = waiaas_http::metrics_router(
+        crate::metrics::renderer(),
+        settings
+            .server
+            .metrics_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned()),
+    );
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    }))
 }
 
 /// Serves `listener` until a shutdown signal, then gives requests in flight the grace period.

@@ -207,6 +207,11 @@ pub struct ServerSettings {
     /// Proxies (CIDRs or addresses) whose `X-Forwarded-For` names the client, for the audit
     /// trail's client address and per-address rate limits; from anyone else it is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Serve `/metrics` on this address alone (a port only the scraper reaches); the public
+    /// port then answers `404` there.
+    pub metrics_listen: Option<String>,
+    /// Ask for this bearer token on `/metrics` (wherever it is served).
+    pub metrics_token: Option<SecretString>,
 }
 
 impl Default for ServerSettings {
@@ -219,6 +224,8 @@ impl Default for ServerSettings {
             tls_cert: None,
             tls_key: None,
             trusted_proxies: Vec::new(),
+            metrics_listen: None,
+            metrics_token: None,
         }
     }
 }
@@ -703,6 +710,7 @@ mod tests {
         s.redis.url = "redis://:redis-secret@cache:6379".to_owned();
         s.redis.password = Some(SecretString::from("other-secret"));
         s.auth.bootstrap_token = Some(SecretString::from("boot-secret"));
+        s.server.metrics_token = Some(SecretString::from("metrics-secret"));
         let shown = format!("{s:?} {:?} {:?}", s.database, s.redis);
         for secret in [
             "pg-secret",
@@ -711,6 +719,7 @@ mod tests {
             "redis-secret",
             "other-secret",
             "boot-secret",
+            "metrics-secret",
         ] {
             assert!(!shown.contains(secret), "{secret} shown in {shown}");
         }

@@ -54,6 +54,48 @@ pub struct HttpConfig {
     /// Proxies whose `X-Forwarded-For` names the client (for audit rows and per-address
     /// limits); from anyone else the header is ignored.
     pub trusted_proxies: TrustedProxies,
+    /// Who may read `/metrics` on this router.
+    pub metrics: MetricsAccess,
+}
+
+/// Who may read `/metrics` on the public router.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone who reaches the port (keep the port private).
+    #[default]
+    Open,
+    /// Only with `Authorization: Bearer <token>`; anyone else gets `401`.
+    Token(String),
+    /// Nobody: the metrics are served on another listener, and here `/metrics` is `404`.
+    Elsewhere,
+}
+
+impl fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Open => f.write_str("Open"),
+            Self::Token(_) => f.write_str("Token(***)"),
+            Self::Elsewhere => f.write_str("Elsewhere"),
+        }
+    }
+}
+
+/// A router serving only `GET /metrics` (for `server.metrics_listen`), with `token` required
+/// when given.
+pub fn metrics_router(
+    render: Arc<dyn Fn() -> String + Send + Sync>,
+    token: Option<String>,
+) -> Router {
+    let access = token.map_or(MetricsAccess::Open, MetricsAccess::Token);
+    Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                let (render, access) = (render.clone(), access.clone());
+                async move { routes::health::exposition(&access, &headers, render.as_ref()) }
+            }),
+        )
+        .fallback(routes::not_found)
 }
 
 impl fmt::Debug for HttpConfig {
@@ -69,6 +111,7 @@ impl fmt::Debug for HttpConfig {
             .field("rate", &self.rate)
             .field("auth_failure_rate", &self.auth_failure_rate)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }

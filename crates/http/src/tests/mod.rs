@@ -152,6 +152,7 @@ impl Mocks {
                 rate: None,
                 auth_failure_rate: None,
                 trusted_proxies: crate::TrustedProxies::default(),
+                metrics: crate::MetricsAccess::Open,
             },
         }
     }
