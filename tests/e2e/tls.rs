@@ -306,3 +306,62 @@ async fn waiaas_serve_answers_https_with_its_certificate() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_postgres_that_asks_for_a_client_certificate_gets_the_one_configured() {
+    let certs = TestCerts::generate().expect("openssl");
+    let hba = std::env::temp_dir().join(format!("waiaas-hba-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(
+        &hba,
+        "hostssl all certuser 127.0.0.1/32 trust clientcert=verify-ca\n\
+         host all certuser 127.0.0.1/32 reject\n\
+         host all all 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+    let mut options = certs.postgres_options().unwrap();
+    options.push(format!("hba_file={}", hba.display()));
+    let options: Vec<&str> = options.iter().map(String::as_str).collect();
+    let pg = PgServer::start(&options)
+        .await
+        .expect("PostgreSQL with TLS");
+    let admin = sea_orm::Database::connect(pg.url("postgres"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared("CREATE ROLE certuser LOGIN")
+        .await
+        .unwrap();
+    let url = pg
+        .url("postgres")
+        .replace("//postgres@127.0.0.1", "//certuser@localhost");
+    let with = |cert: bool| PgSettings {
+        url: url.clone(),
+        min_connections: 0,
+        max_connections: 1,
+        connect_timeout_ms: 10_000,
+        sslmode: Some("verify-full".to_owned()),
+        sslrootcert: Some(certs.ca.display().to_string()),
+        sslcert: cert.then(|| certs.client_cert.display().to_string()),
+        sslkey: cert.then(|| certs.client_key.display().to_string()),
+        ..PgSettings::default()
+    };
+    let e = waiaas_postgres::connect_for_maintenance(&with(false))
+        .await
+        .expect_err("connected without the client certificate the server asks for")
+        .to_string();
+    assert!(e.contains("certificate"), "{e}");
+    let db = waiaas_postgres::connect_for_maintenance(&with(true))
+        .await
+        .expect("the client certificate is sent");
+    assert!(encrypted(&db).await);
+    let half = PgSettings {
+        sslkey: None,
+        ..with(true)
+    };
+    let e = waiaas_postgres::connect_for_maintenance(&half)
+        .await
+        .expect_err("a certificate without its key")
+        .to_string();
+    assert!(e.contains("go together"), "{e}");
+    let _ = std::fs::remove_file(&hba);
+}
