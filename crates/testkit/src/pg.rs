@@ -10,6 +10,7 @@ use waiaas_postgres::{PgSettings, Postgres};
 /// The variable naming a PostgreSQL server for tests (any database of it, e.g. `postgres`).
 pub const DATABASE_URL_VAR: &str = "WAIAAS_TEST_DATABASE_URL";
 
+#[cfg(feature = "containers")]
 static CONTAINER_URL: OnceLock<String> = OnceLock::new();
 static CHOSEN_URL: OnceLock<String> = OnceLock::new();
 
@@ -32,6 +33,19 @@ pub async fn admin_url() -> anyhow::Result<String> {
     if let Some(url) = CHOSEN_URL.get() {
         return Ok(url.clone());
     }
+    container_url().await
+}
+
+#[cfg(not(feature = "containers"))]
+async fn container_url() -> anyhow::Result<String> {
+    bail!(
+        "no PostgreSQL for tests: set {DATABASE_URL_VAR} (for example \
+         postgres://postgres@127.0.0.1:5432/postgres); this build has no container fallback"
+    )
+}
+
+#[cfg(feature = "containers")]
+async fn container_url() -> anyhow::Result<String> {
     if let Some(url) = CONTAINER_URL.get() {
         return Ok(url.clone());
     }
@@ -46,11 +60,13 @@ pub async fn admin_url() -> anyhow::Result<String> {
     Ok(CONTAINER_URL.get_or_init(|| url).clone())
 }
 
+#[cfg(feature = "containers")]
 fn docker_reachable() -> bool {
     std::env::var_os("DOCKER_HOST").is_some()
         || std::os::unix::net::UnixStream::connect("/var/run/docker.sock").is_ok()
 }
 
+#[cfg(feature = "containers")]
 async fn start_container() -> anyhow::Result<String> {
     use testcontainers::ImageExt as _;
     use testcontainers::runners::AsyncRunner as _;
