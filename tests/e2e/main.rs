@@ -15,6 +15,7 @@ mod idempotency;
 mod isolation;
 mod keys;
 mod mandates;
+mod redis_failover;
 mod redis_outage;
 mod roles;
 mod search;

@@ -20,6 +20,7 @@ pub use pg::{TestDb, admin_url, tamper, use_database_server, with_database};
 pub use pg_server::PgServer;
 pub use proxy::TcpProxy;
 pub use redis::{
-    REDIS_URL_VAR, RedisCluster, RedisServer, raw_command, test_redis_url, unique_prefix,
+    REDIS_URL_VAR, RedisCluster, RedisSentinels, RedisServer, raw_command, test_redis_url,
+    unique_prefix,
 };
 pub use tls::TestCerts;

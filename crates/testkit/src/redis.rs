@@ -304,3 +304,118 @@ fn cluster_args(dir: &Path, bus_port: u16) -> Vec<String> {
     .map(str::to_owned)
     .collect()
 }
+
+/// A primary, one replica and three Sentinels monitoring them as `mymaster` (quorum 2, a
+/// primary unreachable for 1 s is down). Killed when dropped.
+#[derive(Debug)]
+pub struct RedisSentinels {
+    /// The primary at start.
+    pub primary: RedisServer,
+    /// Its replica, promoted when the primary dies.
+    pub replica: RedisServer,
+    sentinels: Vec<(u16, Child)>,
+    dir: PathBuf,
+}
+
+impl RedisSentinels {
+    /// Starts the primary, the replica (waiting until it is in sync) and the Sentinels
+    /// (waiting until each knows the replica).
+    ///
+    /// # Errors
+    /// When a process does not start or the set does not form in time.
+    pub async fn start() -> anyhow::Result<Self> {
+        let primary = RedisServer::start().await?;
+        let port = primary.port().to_string();
+        let replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]).await?;
+        let deadline = Instant::now() + START_TIMEOUT * 2;
+        while !raw_command(replica.port(), &["INFO", "replication"])
+            .await
+            .is_ok_and(|info| info.contains("master_link_status:up"))
+        {
+            if Instant::now() >= deadline {
+                bail!("the replica did not sync with its primary in time");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let dir = scratch_dir()?;
+        let mut sentinels = Vec::new();
+        for i in 0..3 {
+            let sentinel_port = free_port()?;
+            let conf = dir.join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor mymaster 127.0.0.1 {port} 2\n\
+                     sentinel down-after-milliseconds mymaster 1000\n\
+                     sentinel failover-timeout mymaster 5000\n\
+                     sentinel parallel-syncs mymaster 1\n",
+                    dir.display()
+                ),
+            )?;
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .context("running redis-server --sentinel")?;
+            sentinels.push((sentinel_port, child));
+        }
+        let set = Self {
+            primary,
+            replica,
+            sentinels,
+            dir,
+        };
+        for (sentinel_port, _) in &set.sentinels {
+            while !raw_command(*sentinel_port, &["INFO", "sentinel"])
+                .await
+                .is_ok_and(|info| info.contains("slaves=1") && info.contains("sentinels=3"))
+            {
+                if Instant::now() >= deadline {
+                    bail!("the Sentinels did not discover the replica and each other in time");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(set)
+    }
+
+    /// `host:port` of every Sentinel.
+    #[must_use]
+    pub fn nodes(&self) -> Vec<String> {
+        self.sentinels
+            .iter()
+            .map(|(port, _)| format!("127.0.0.1:{port}"))
+            .collect()
+    }
+
+    /// Waits until the replica says it is the primary.
+    ///
+    /// # Errors
+    /// When it is not promoted within `limit`.
+    pub async fn wait_promoted(&self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        while !raw_command(self.replica.port(), &["INFO", "replication"])
+            .await
+            .is_ok_and(|info| info.contains("role:master"))
+        {
+            if Instant::now() >= deadline {
+                bail!("the replica was not promoted within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RedisSentinels {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
