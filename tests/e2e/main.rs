@@ -8,6 +8,7 @@ mod budgets;
 mod cluster;
 mod consistency;
 mod database_faults;
+mod disaster_recovery;
 mod events;
 mod hardening;
 mod holds;

@@ -265,6 +265,23 @@ impl PgServer {
         self.spawn().await
     }
 
+    /// A new scratch directory the server's user may write (a WAL archive, a base backup).
+    ///
+    /// # Errors
+    /// When it cannot be created or handed over.
+    pub fn scratch_dir_for_server(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir)?;
+        if let Some((uid, gid)) = self.user {
+            let status = Command::new("chown")
+                .arg(format!("{uid}:{gid}"))
+                .arg(&dir)
+                .status()?;
+            anyhow::ensure!(status.success(), "chown of {} failed", dir.display());
+        }
+        Ok(dir)
+    }
+
     /// Creates a database on it and migrates it; returns its URL.
     ///
     /// # Errors
