@@ -22,6 +22,7 @@ mod roles;
 mod search;
 mod serve_binary;
 mod streams;
+mod telemetry;
 mod tls;
 mod walkthrough;
 mod webhooks;

@@ -51,6 +51,7 @@ struct Jobs {
     locks: Arc<dyn LockManager>,
     deliveries: Arc<dyn waiaas_domain::ports::DeliveryQueue>,
     db: sea_orm::DatabaseConnection,
+    pg: Arc<Postgres>,
 }
 
 /// Background tasks of an instance: aborted on shutdown, or when dropped.
@@ -76,6 +77,7 @@ impl Background {
             jobs.locks,
             &settings.events,
         ));
+        tasks.push(crate::metrics::spawn_gauges(jobs.db.clone(), jobs.pg));
         tasks.extend(crate::sealer::spawn(jobs.db, &settings.ledger));
         Ok(Arc::new(Self(std::sync::Mutex::new(tasks))))
     }
@@ -221,6 +223,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
                     locks: pg_locks.clone(),
                     deliveries: pg.clone(),
                     db: db.clone(),
+                    pg: pg.clone(),
                 },
                 settings,
             )?,
@@ -284,6 +287,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
                     cache.clone(),
                 )),
                 db: db.clone(),
+                pg: pg.clone(),
             },
             settings,
         )?,

@@ -99,6 +99,12 @@ impl Postgres {
         }
     }
 
+    /// Connections writers may still take before they wait (for the pool's gauges).
+    #[must_use]
+    pub fn writer_permits_available(&self) -> usize {
+        self.writers.available_permits()
+    }
+
     /// The pool, for migrations and checks.
     #[must_use]
     pub const fn connection(&self) -> &DatabaseConnection {
