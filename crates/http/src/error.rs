@@ -179,11 +179,14 @@ impl IntoResponse for ApiError {
             // Runs inside the request's span, so the line carries the request id.
             tracing::error!(error = %format!("{cause:#}"), "Request failed unexpectedly");
         }
-        let mut error = Map::new();
-        error.insert("code".into(), Value::from(self.code));
-        error.insert("message".into(), Value::from(self.message));
-        error.extend(self.details);
-        let body = serde_json::json!({ "error": error });
+        // The documented schema is the type rendered: they cannot drift apart.
+        let body = crate::dto::ErrorBody {
+            error: crate::dto::ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {

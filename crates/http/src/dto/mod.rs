@@ -38,6 +38,10 @@ pub(crate) struct ErrorDetail {
     pub code: String,
     /// A sentence for humans; never shows internal details.
     pub message: String,
+    /// The fields some codes add, beside `code` and `message`.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A list of items.
