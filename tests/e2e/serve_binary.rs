@@ -591,3 +591,96 @@ async fn metrics_can_move_to_their_own_port_and_ask_for_a_token() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn waiaas_demo_leaves_days_of_activity_a_pending_approval_and_keys_that_work() {
+    let admin = waiaas_testkit::admin_url()
+        .await
+        .expect("test database server");
+    let name = format!("waiaas_t_{}", uuid::Uuid::new_v4().simple());
+    let url = waiaas_testkit::with_database(&admin, &name);
+    let out = tokio::process::Command::new(binary())
+        .args(["demo", "--days", "3"])
+        .env("WAIAAS__DATABASE__URL", &url)
+        .env("WAIAAS__DATABASE__MIN_CONNECTIONS", "0")
+        .env("WAIAAS__DATABASE__MAX_CONNECTIONS", "3")
+        .env("WAIAAS_CONFIG_DIR", "/nonexistent")
+        .output()
+        .await
+        .expect("waiaas demo");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |prefix: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in:\n{stdout}"))
+            .trim()
+            .to_owned()
+    };
+    let owner_key = field("owner api_key:");
+    let pending = field("waiting for your approval: transaction");
+    assert!(owner_key.starts_with("wak_"), "{stdout}");
+
+    // Days of history, refused and waiting payments, and a ledger that adds up.
+    let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+    let days = sea_orm::ConnectionTrait::query_one_raw(
+        &db,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(DISTINCT (created_at AT TIME ZONE 'UTC')::date)::bigint AS days, \
+             count(*) FILTER (WHERE status = 'denied')::bigint AS denied, \
+             count(*) FILTER (WHERE status = 'completed')::bigint AS completed FROM transactions",
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let get = |c: &str| days.try_get::<i64>("", c).unwrap();
+    assert!(
+        get("days") >= 4,
+        "three past days and today: {}",
+        get("days")
+    );
+    assert!(get("denied") >= 1 && get("completed") >= 20, "{stdout}");
+    db.close().await.unwrap();
+    let mut settings = waiaas_app::Settings::default();
+    settings.database.url = url.clone();
+    assert!(waiaas_app::commands::reconcile(&settings).await.unwrap());
+
+    // The printed keys work against the service, and the approval goes through.
+    let app = waiaas_tests::TestApp::spawn_with(waiaas_tests::TestApp::settings_for(
+        &url,
+        &waiaas_tests::Options::default(),
+    ))
+    .await;
+    let agents = app.get("/v1/agents", &owner_key).await;
+    assert_eq!(agents.body["items"].as_array().map(Vec::len), Some(2));
+    let shopper_key = field("agent shopper:")
+        .rsplit_once("api_key ")
+        .map(|(_, k)| k.to_owned())
+        .unwrap();
+    let tx = app
+        .get(&format!("/v1/transactions/{pending}"), &shopper_key)
+        .await;
+    assert_eq!(tx.str("status"), "pending_approval", "{:?}", tx.body);
+    let approved = app
+        .post(
+            &format!("/v1/transactions/{pending}/approve"),
+            &owner_key,
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    app.stop().await;
+    let admin_db = sea_orm::Database::connect(&admin).await.unwrap();
+    let _ = sea_orm::ConnectionTrait::execute_unprepared(
+        &admin_db,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
+}

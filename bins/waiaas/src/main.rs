@@ -52,6 +52,13 @@ enum Command {
         #[arg(long)]
         from: Option<String>,
     },
+    /// Create a demo owner, two agents with wallets and policies, and a few days of
+    /// activity; print the keys and what to try.
+    Demo {
+        /// Days of past activity.
+        #[arg(long, default_value_t = 3)]
+        days: u32,
+    },
     /// Database roles.
     Db {
         #[command(subcommand)]
@@ -144,6 +151,24 @@ async fn main() -> ExitCode {
         }
         Command::Reconcile => commands::reconcile(&settings).await,
         Command::Verify { from } => commands::verify(&settings, from.as_deref()).await,
+        Command::Demo { days } => match waiaas_app::demo::demo(&settings, days).await {
+            Ok(report) => {
+                print!("{report}");
+                let api = format!("http://{}", settings.server.listen);
+                println!("\ntry it: start the service (`scripts/run`, or `waiaas serve`), then");
+                println!(
+                    "  curl -s {api}/v1/transactions/{} -H 'Authorization: Bearer {}'",
+                    report.pending, report.owner_key
+                );
+                println!(
+                    "  curl -s -X POST {api}/v1/transactions/{}/approve -H 'Authorization: Bearer {}'",
+                    report.pending, report.owner_key
+                );
+                println!("  the API is described at {api}/openapi.json");
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        },
         Command::Db {
             action:
                 DbAction::Roles {

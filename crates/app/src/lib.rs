@@ -5,6 +5,7 @@
 
 pub mod commands;
 pub mod database;
+pub mod demo;
 pub mod health;
 pub mod holds;
 pub mod metrics;
