@@ -7,22 +7,10 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, Database};
 use serde_json::json;
-use waiaas_testkit::{PgServer, RedisServer};
+use waiaas_testkit::{PgServer, RedisServer, text_of};
 use waiaas_tests::{Options, TestApp};
-
-async fn text(db: &DatabaseConnection, sql: &str) -> String {
-    db.query_one_raw(sea_orm::Statement::from_string(
-        sea_orm::DbBackend::Postgres,
-        sql.to_owned(),
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get::<String>("", "v")
-    .unwrap()
-}
 
 fn pitr(args: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/pitr");
@@ -105,7 +93,7 @@ async fn a_restore_to_before_a_mistake_serves_nothing_from_after_it() {
     assert_eq!(balance(&app, &b, &buyer_key).await, 150);
     assert_eq!(balance(&app, &d, &other_key).await, 35);
     let db = Database::connect(url.as_str()).await.unwrap();
-    let good = text(&db, "SELECT now()::text AS v").await;
+    let good = text_of(&db, "SELECT now()::text AS v").await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
 
     // The mistake, and what followed it: the buyer agent deleted, more transfers, a new key,
@@ -140,9 +128,9 @@ async fn a_restore_to_before_a_mistake_serves_nothing_from_after_it() {
         app.get("/v1/agents", &late_session).await.status,
         StatusCode::OK
     );
-    let segment = text(&db, "SELECT pg_walfile_name(pg_switch_wal()) AS v").await;
+    let segment = text_of(&db, "SELECT pg_walfile_name(pg_switch_wal()) AS v").await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while text(
+    while text_of(
         &db,
         &format!("SELECT (COALESCE(last_archived_wal, '') >= '{segment}')::text AS v FROM pg_stat_archiver"),
     )
@@ -168,7 +156,7 @@ async fn a_restore_to_before_a_mistake_serves_nothing_from_after_it() {
     pg.start_again().await.expect("the restored cluster starts");
     let db = Database::connect(url.as_str()).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while text(&db, "SELECT pg_is_in_recovery()::text AS v").await != "false" {
+    while text_of(&db, "SELECT pg_is_in_recovery()::text AS v").await != "false" {
         assert!(
             Instant::now() < deadline,
             "the restore never promoted:\n{}",
@@ -177,7 +165,7 @@ async fn a_restore_to_before_a_mistake_serves_nothing_from_after_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovered = started.elapsed();
-    let size = text(&db, "SELECT pg_size_pretty(pg_database_size('dr')) AS v").await;
+    let size = text_of(&db, "SELECT pg_size_pretty(pg_database_size('dr')) AS v").await;
     eprintln!("restored a {size} database to a point in time in {recovered:?}");
     waiaas_app::commands::cache(&settings, true)
         .await

@@ -30,6 +30,66 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A database on the test server that does not exist yet (`serve` and `demo` create it):
+/// its name and URL.
+pub(crate) async fn new_database() -> (String, String) {
+    let admin = waiaas_testkit::admin_url()
+        .await
+        .expect("test database server");
+    let name = format!("waiaas_t_{}", uuid::Uuid::new_v4().simple());
+    let url = waiaas_testkit::with_database(&admin, &name);
+    (name, url)
+}
+
+/// Drops a database [`new_database`] named, whoever is still connected.
+pub(crate) async fn drop_database(name: &str) {
+    let admin = waiaas_testkit::admin_url().await.unwrap();
+    let admin = sea_orm::Database::connect(&admin).await.unwrap();
+    let _ = sea_orm::ConnectionTrait::execute_unprepared(
+        &admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
+}
+
+/// `waiaas serve` on `url` at `127.0.0.1:<port>`, without Redis, with `extra` settings.
+pub(crate) fn serve_without_redis(
+    url: &str,
+    port: u16,
+    extra: &[(&str, String)],
+) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(binary());
+    cmd.arg("serve")
+        .env("WAIAAS__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("WAIAAS__DATABASE__URL", url)
+        .env("WAIAAS__DATABASE__MIN_CONNECTIONS", "0")
+        .env("WAIAAS__DATABASE__MAX_CONNECTIONS", "3")
+        .env("WAIAAS__REDIS__ENABLED", "false")
+        .env("WAIAAS_CONFIG_DIR", "/nonexistent")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("waiaas serve")
+}
+
+/// Waits until `url` answers at all.
+pub(crate) async fn wait_answering(client: &reqwest::Client, url: &str) -> reqwest::Response {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(url).send().await {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{url} never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn serve_creates_its_database_runs_without_redis_and_stops_on_sigterm() {
     let admin = waiaas_testkit::admin_url()
@@ -512,46 +572,21 @@ async fn metrics_can_move_to_their_own_port_and_ask_for_a_token() {
     app.stop().await;
 
     // The binary: metrics on their own port, nothing on the public one.
-    let admin = waiaas_testkit::admin_url()
-        .await
-        .expect("test database server");
-    let name = format!("waiaas_t_{}", uuid::Uuid::new_v4().simple());
+    let (name, url) = new_database().await;
     let (port, metrics_port) = (free_port(), free_port());
-    let _child = tokio::process::Command::new(binary())
-        .arg("serve")
-        .env("WAIAAS__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "WAIAAS__SERVER__METRICS_LISTEN",
-            format!("127.0.0.1:{metrics_port}"),
-        )
-        .env("WAIAAS__SERVER__METRICS_TOKEN", "scrape-secret")
-        .env(
-            "WAIAAS__DATABASE__URL",
-            waiaas_testkit::with_database(&admin, &name),
-        )
-        .env("WAIAAS__DATABASE__MIN_CONNECTIONS", "0")
-        .env("WAIAAS__DATABASE__MAX_CONNECTIONS", "3")
-        .env("WAIAAS__REDIS__ENABLED", "false")
-        .env("WAIAAS_CONFIG_DIR", "/nonexistent")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("waiaas serve");
+    let child = serve_without_redis(
+        &url,
+        port,
+        &[
+            (
+                "WAIAAS__SERVER__METRICS_LISTEN",
+                format!("127.0.0.1:{metrics_port}"),
+            ),
+            ("WAIAAS__SERVER__METRICS_TOKEN", "scrape-secret".to_owned()),
+        ],
+    );
     let client = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while client
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_answering(&client, &format!("http://127.0.0.1:{port}/healthz")).await;
     let public = client
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .bearer_auth("scrape-secret")
@@ -582,23 +617,13 @@ async fn metrics_can_move_to_their_own_port_and_ask_for_a_token() {
         StatusCode::NOT_FOUND,
         "the metrics port serves metrics only"
     );
-    let admin_db = sea_orm::Database::connect(&admin).await.unwrap();
-    drop(_child);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let _ = sea_orm::ConnectionTrait::execute_unprepared(
-        &admin_db,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    )
-    .await;
+    drop(child);
+    drop_database(&name).await;
 }
 
 #[tokio::test]
 async fn waiaas_demo_leaves_days_of_activity_a_pending_approval_and_keys_that_work() {
-    let admin = waiaas_testkit::admin_url()
-        .await
-        .expect("test database server");
-    let name = format!("waiaas_t_{}", uuid::Uuid::new_v4().simple());
-    let url = waiaas_testkit::with_database(&admin, &name);
+    let (name, url) = new_database().await;
     let out = tokio::process::Command::new(binary())
         .args(["demo", "--days", "3"])
         .env("WAIAAS__DATABASE__URL", &url)
@@ -677,10 +702,5 @@ async fn waiaas_demo_leaves_days_of_activity_a_pending_approval_and_keys_that_wo
         .await;
     assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
     app.stop().await;
-    let admin_db = sea_orm::Database::connect(&admin).await.unwrap();
-    let _ = sea_orm::ConnectionTrait::execute_unprepared(
-        &admin_db,
-        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-    )
-    .await;
+    drop_database(&name).await;
 }

@@ -239,50 +239,31 @@ async fn the_whole_walkthrough_runs_over_tls_to_postgres_redis_and_the_client() 
 #[tokio::test]
 async fn waiaas_serve_answers_https_with_its_certificate() {
     let certs = TestCerts::generate().expect("openssl");
-    let admin = waiaas_testkit::admin_url()
-        .await
-        .expect("test database server");
-    let name = format!("waiaas_t_{}", uuid::Uuid::new_v4().simple());
+    let (name, url) = crate::serve_binary::new_database().await;
     let port = free_port();
-    let mut child = tokio::process::Command::new(crate::serve_binary::binary())
-        .arg("serve")
-        .env("WAIAAS__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("WAIAAS__SERVER__TLS_CERT", &certs.server_cert)
-        .env("WAIAAS__SERVER__TLS_KEY", &certs.server_key)
-        .env(
-            "WAIAAS__DATABASE__URL",
-            waiaas_testkit::with_database(&admin, &name),
-        )
-        .env("WAIAAS__DATABASE__MIN_CONNECTIONS", "0")
-        .env("WAIAAS__DATABASE__MAX_CONNECTIONS", "3")
-        .env("WAIAAS__REDIS__ENABLED", "false")
-        .env("WAIAAS_CONFIG_DIR", "/nonexistent")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("waiaas serve");
+    let mut child = crate::serve_binary::serve_without_redis(
+        &url,
+        port,
+        &[
+            (
+                "WAIAAS__SERVER__TLS_CERT",
+                certs.server_cert.display().to_string(),
+            ),
+            (
+                "WAIAAS__SERVER__TLS_KEY",
+                certs.server_key.display().to_string(),
+            ),
+        ],
+    );
     let root = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
     let client = reqwest::Client::builder()
         .tls_built_in_root_certs(false)
         .add_root_certificate(root)
         .build()
         .unwrap();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    let ready = loop {
-        if let Ok(r) = client
-            .get(format!("https://localhost:{port}/healthz"))
-            .send()
-            .await
-        {
-            break r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve never answered over HTTPS"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let ready =
+        crate::serve_binary::wait_answering(&client, &format!("https://localhost:{port}/healthz"))
+            .await;
     assert_eq!(ready.status(), reqwest::StatusCode::OK);
     // A client that does not trust the CA never gets an answer.
     let stranger = reqwest::Client::builder()
@@ -300,11 +281,7 @@ async fn waiaas_serve_answers_https_with_its_certificate() {
             .is_err()
     );
     child.kill().await.unwrap();
-    let admin_db = sea_orm::Database::connect(&admin).await.unwrap();
-    admin_db
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    crate::serve_binary::drop_database(&name).await;
 }
 
 #[tokio::test]

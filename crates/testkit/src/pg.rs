@@ -287,6 +287,20 @@ pub async fn tamper(db: &sea_orm::DatabaseConnection, sql: &str) {
     .unwrap_or_else(|e| panic!("tampering with `{sql}`: {e}"));
 }
 
+/// The column `v` of the one row `sql` returns, as text (`SELECT x::text AS v …`).
+///
+/// # Panics
+/// When the query fails or returns no row.
+pub async fn text_of(db: &sea_orm::DatabaseConnection, sql: &str) -> String {
+    use sea_orm::ConnectionTrait as _;
+    db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql.to_owned()))
+        .await
+        .unwrap_or_else(|e| panic!("`{sql}`: {e}"))
+        .unwrap_or_else(|| panic!("`{sql}` returned no row"))
+        .try_get::<String>("", "v")
+        .unwrap_or_else(|e| panic!("`{sql}`: column v: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

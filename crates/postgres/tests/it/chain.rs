@@ -5,19 +5,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait};
 use waiaas_postgres::chain;
-use waiaas_testkit::{Fixture, PgServer, TestDb, services, tamper};
-
-async fn one(db: &DatabaseConnection, sql: &str) -> String {
-    db.query_one_raw(sea_orm::Statement::from_string(
-        sea_orm::DbBackend::Postgres,
-        sql.to_owned(),
-    ))
-    .await
-    .unwrap()
-    .unwrap()
-    .try_get::<String>("", "v")
-    .unwrap()
-}
+use waiaas_testkit::{Fixture, PgServer, TestDb, services, tamper, text_of};
 
 async fn seal_all(db: &DatabaseConnection, batch: u32) -> u64 {
     let mut total = 0;
@@ -63,7 +51,7 @@ async fn verify_names_an_edited_amount_a_deleted_entry_two_rows_reordered_and_a_
     let sealed = seal_all(&db, 7).await;
     assert_eq!(
         sealed.to_string(),
-        one(&db, ROWS).await,
+        text_of(&db, ROWS).await,
         "every row sealed once"
     );
     let report = chain::verify(&db, None).await.unwrap();
@@ -99,7 +87,7 @@ async fn verify_names_an_edited_amount_a_deleted_entry_two_rows_reordered_and_a_
 
     // An amount edited.
     let t = last.unwrap().transaction.id;
-    let entry = one(
+    let entry = text_of(
         &db,
         &format!("SELECT min(id)::text AS v FROM ledger_entries WHERE transaction_id = '{t}'"),
     )
@@ -212,7 +200,7 @@ async fn a_row_that_commits_late_is_sealed_in_its_place_never_skipped() {
     let report = chain::verify(&db, None).await.unwrap();
     assert!(report.is_intact(), "{report}");
     assert_eq!(
-        one(
+        text_of(
             &db,
             &format!("SELECT position::text AS v FROM ledger_chain WHERE row_id = '{late}'")
         )
@@ -256,12 +244,12 @@ async fn the_ledger_the_audit_trail_the_events_and_the_chain_refuse_rewrites_fro
     // The relay still places events once, and retention still deletes old ones through its
     // function.
     assert_eq!(
-        one(
+        text_of(
             &db.db,
             "SELECT count(*)::text AS v FROM events WHERE seq IS NULL"
         )
         .await,
-        one(&db.db, "SELECT count(*)::text AS v FROM events").await,
+        text_of(&db.db, "SELECT count(*)::text AS v FROM events").await,
         "nothing placed yet"
     );
     db.db
@@ -269,7 +257,7 @@ async fn the_ledger_the_audit_trail_the_events_and_the_chain_refuse_rewrites_fro
         .await
         .expect("placing events");
     assert_eq!(
-        one(
+        text_of(
             &db.db,
             "SELECT (delete_events_before(now() + interval '1 minute', 1000) = count(*))::text AS v FROM events"
         )
@@ -277,7 +265,7 @@ async fn the_ledger_the_audit_trail_the_events_and_the_chain_refuse_rewrites_fro
         "true"
     );
     assert_eq!(
-        one(&db.db, "SELECT count(*)::text AS v FROM events").await,
+        text_of(&db.db, "SELECT count(*)::text AS v FROM events").await,
         "0"
     );
     let e = db
