@@ -185,6 +185,13 @@ pub async fn add_history(seeded: &mut Seeded, rows: u64, spread: u64) -> anyhow:
     Ok(())
 }
 
+static SEAL_INTERVAL_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Sets the instances' `ledger.seal_interval_ms` for this run (the first call counts).
+pub fn seal_interval_ms(ms: u64) {
+    let _ = SEAL_INTERVAL_MS.set(ms);
+}
+
 /// Settings for a bench instance on `db`, posting as deployed (batched).
 #[must_use]
 pub fn settings(db: &TestDb, redis_url: Option<&str>, pool: u32) -> Settings {
@@ -210,6 +217,9 @@ pub fn settings_batched(
     // Plain TCP on loopback, as pgbench runs: what is compared is the work, not the cipher
     // (the service negotiates TLS by default when the server offers it).
     s.database.sslmode = Some("disable".to_owned());
+    if let Some(ms) = SEAL_INTERVAL_MS.get() {
+        s.ledger.seal_interval_ms = *ms;
+    }
     match redis_url {
         Some(url) => {
             s.redis.url = url.to_owned();

@@ -37,6 +37,10 @@ struct Cli {
     /// Do not measure: render the report again from a results file written by an earlier run.
     #[arg(long)]
     from_json: Option<PathBuf>,
+    /// The instances' `ledger.seal_interval_ms` (0: no sealer), to measure what sealing
+    /// the ledger costs the postings; by default as deployed.
+    #[arg(long, global = true)]
+    seal_interval_ms: Option<u64>,
     /// A PostgreSQL server (any database of it) where bench databases are created; used when
     /// WAIAAS_TEST_DATABASE_URL is not set.
     #[arg(
@@ -135,6 +139,9 @@ async fn bench(cli: &Cli) -> anyhow::Result<Results> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     waiaas_testkit::use_database_server(&cli.database_url);
+    if let Some(ms) = cli.seal_interval_ms {
+        waiaas_bench::env::seal_interval_ms(ms);
+    }
     waiaas_app::telemetry::init(&waiaas_app::settings::TelemetrySettings {
         filter: "warn,fred=off,sqlx=off".into(),
         format: "text".into(),
