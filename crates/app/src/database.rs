@@ -6,7 +6,7 @@ use waiaas_migration::{Migrator, MigratorTrait as _};
 use waiaas_postgres::PgSettings;
 
 /// Splits a URL into the server's maintenance URL and the database name.
-fn split_database(url: &str) -> Option<(String, String)> {
+pub(crate) fn split_database(url: &str) -> Option<(String, String)> {
     let (base, query) = url
         .split_once('?')
         .map_or((url, None), |(b, q)| (b, Some(q)));

@@ -77,15 +77,11 @@ pub fn statements(
     Ok(s)
 }
 
-/// The database `settings` name (the last path segment of the URL).
+/// The database a URL names (the maintenance URL's split, `database::split_database`).
 fn database_name(url: &str) -> anyhow::Result<String> {
-    let base = url.split_once('?').map_or(url, |(b, _)| b);
-    let name = base
-        .rsplit_once('/')
-        .map(|(_, d)| d)
-        .filter(|d| !d.is_empty() && !d.contains('@'))
-        .context("the database URL names no database")?;
-    Ok(name.to_owned())
+    database::split_database(url)
+        .map(|(_, name)| name)
+        .context("the database URL names no database")
 }
 
 /// `waiaas db roles`: creates the application role and grants (or, with `print`, prints the
