@@ -192,6 +192,66 @@ pub fn seal_interval_ms(ms: u64) {
     let _ = SEAL_INTERVAL_MS.set(ms);
 }
 
+static APP_ROLE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// The role bench instances connect as with `--app-role`: no superuser, not the tables'
+/// owner, so row-level security applies to it.
+const APP_ROLE_NAME: &str = "waiaas_bench_app";
+
+/// Instances of this run connect as [`APP_ROLE_NAME`] (see [`grant_app_role`]).
+pub fn use_app_role() {
+    let _ = APP_ROLE.set(());
+}
+
+/// With `--app-role`: creates the role when missing and grants it what serving needs on
+/// `db` (the data, not the schema).
+///
+/// # Errors
+/// When PostgreSQL refuses.
+pub async fn grant_app_role(db: &TestDb) -> anyhow::Result<()> {
+    use sea_orm::ConnectionTrait as _;
+    if APP_ROLE.get().is_none() {
+        return Ok(());
+    }
+    let r = APP_ROLE_NAME;
+    db.db
+        .execute_unprepared(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{r}') THEN \
+             CREATE ROLE {r} LOGIN; END IF; END $$; \
+             GRANT USAGE ON SCHEMA public TO {r}; \
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r}; \
+             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r}; \
+             GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {r}"
+        ))
+        .await?;
+    Ok(())
+}
+
+/// `url` with the user swapped for the app role when this run uses it.
+fn as_app_role(url: &str) -> String {
+    if APP_ROLE.get().is_none() {
+        return url.to_owned();
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{APP_ROLE_NAME}@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The instances' sealer settings for this run: `Some(batch)` when they seal.
+#[must_use]
+pub fn sealer() -> Option<u32> {
+    let ledger = Settings::default().ledger;
+    let interval = SEAL_INTERVAL_MS
+        .get()
+        .copied()
+        .unwrap_or(ledger.seal_interval_ms);
+    (interval > 0).then_some(ledger.seal_batch.max(1))
+}
+
 /// Settings for a bench instance on `db`, posting as deployed (batched).
 #[must_use]
 pub fn settings(db: &TestDb, redis_url: Option<&str>, pool: u32) -> Settings {
@@ -209,7 +269,7 @@ pub fn settings_batched(
 ) -> Settings {
     let mut s = Settings::default();
     s.posting.batch_size = batch_size;
-    s.database.url = db.url.clone();
+    s.database.url = as_app_role(&db.url);
     s.database.min_connections = 0;
     s.database.max_connections = pool;
     s.database.auto_migrate = false;

@@ -41,6 +41,11 @@ struct Cli {
     /// the ledger costs the postings; by default as deployed.
     #[arg(long, global = true)]
     seal_interval_ms: Option<u64>,
+    /// Instances connect as a role subject to row-level security (as the application role of
+    /// `waiaas db roles` is), not as the superuser that bypasses it, to measure what the
+    /// tenant policies cost.
+    #[arg(long, global = true)]
+    app_role: bool,
     /// A PostgreSQL server (any database of it) where bench databases are created; used when
     /// WAIAAS_TEST_DATABASE_URL is not set.
     #[arg(
@@ -141,6 +146,9 @@ async fn main() -> ExitCode {
     waiaas_testkit::use_database_server(&cli.database_url);
     if let Some(ms) = cli.seal_interval_ms {
         waiaas_bench::env::seal_interval_ms(ms);
+    }
+    if cli.app_role {
+        waiaas_bench::env::use_app_role();
     }
     waiaas_app::telemetry::init(&waiaas_app::settings::TelemetrySettings {
         filter: "warn,fred=off,sqlx=off".into(),
