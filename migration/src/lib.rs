@@ -22,6 +22,7 @@ mod m20261203_000013_record_events;
 mod m20261203_000014_key_sessions;
 mod m20261203_000015_append_only;
 mod m20261203_000016_ledger_chain;
+mod m20261203_000017_row_level_security;
 
 pub use sea_orm_migration::MigratorTrait;
 
@@ -49,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000014_key_sessions::Migration),
             Box::new(m20261203_000015_append_only::Migration),
             Box::new(m20261203_000016_ledger_chain::Migration),
+            Box::new(m20261203_000017_row_level_security::Migration),
         ]
     }
 }
@@ -108,6 +110,7 @@ pub fn fingerprint() -> String {
         .join(",")
         .bytes()
         .chain(parts.iter().flat_map(|p| p.bytes()))
+        .chain(m20261203_000017_row_level_security::text().into_bytes())
         .chain(
             m20261203_000013_record_events::FUNCTIONS
                 .iter()

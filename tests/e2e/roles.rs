@@ -1,7 +1,7 @@
 //! Least privilege: a schema owned by a migration role, `waiaas db roles` granting an
 //! application role what serving needs, and the service running as that role: it serves,
 //! seals the ledger and deletes old events, and cannot alter the schema, rewrite a ledger
-//! entry, or delete an audit row.
+//! entry, delete an audit row, or see a tenant's rows without naming the tenant.
 
 use std::time::Duration;
 
@@ -109,10 +109,25 @@ async fn the_service_runs_as_an_application_role_that_cannot_rewrite_history_or_
     .await
     .expect("retention as the application role");
     assert!(deleted.is_some());
+    // The whole walkthrough, every request acting for its owner under row-level security.
+    crate::walkthrough::walk(&app, &settings).await;
     app.stop().await;
 
     // What the application role cannot do.
     let as_app = Database::connect(&app_url).await.unwrap();
+    let as_owner = Database::connect(&owner_url).await.unwrap();
+    // See another tenant's rows: a connection of the application role that names no tenant
+    // sees none at all (the service names one on every connection it takes, which is how
+    // everything above worked).
+    for table in ["wallets", "transactions", "audit_logs", "agents"] {
+        let sql = format!("SELECT count(*)::text AS v FROM {table}");
+        assert_eq!(waiaas_testkit::text_of(&as_app, &sql).await, "0", "{table}");
+        assert_ne!(
+            waiaas_testkit::text_of(&as_owner, &sql).await,
+            "0",
+            "{table}"
+        );
+    }
     for (sql, why) in [
         ("ALTER TABLE wallets ADD COLUMN x INTEGER", "must be owner"),
         ("CREATE TABLE t (x INTEGER)", "permission denied"),
@@ -141,7 +156,6 @@ async fn the_service_runs_as_an_application_role_that_cannot_rewrite_history_or_
     }
     as_app.close().await.unwrap();
     // And the schema's owner is refused a rewrite by the append-only triggers.
-    let as_owner = Database::connect(&owner_url).await.unwrap();
     for sql in [
         "UPDATE ledger_entries SET amount = amount",
         "DELETE FROM audit_logs",

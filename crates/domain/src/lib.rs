@@ -53,6 +53,7 @@ pub mod notifications;
 pub mod policy;
 pub mod ports;
 pub mod services;
+pub mod tenant;
 pub mod text;
 pub mod values;
 pub mod webhooks;

@@ -5,6 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use subtle::ConstantTimeEq;
+use waiaas_domain::tenant::{self, Tenant};
 use waiaas_domain::{AuditContext, CredentialKind, OwnerId, Principal};
 
 use crate::error::ApiError;
@@ -35,6 +36,35 @@ impl Caller {
     }
 }
 
+/// A credential already resolved by [`scope_tenant`], for the handler's [`Caller`].
+#[derive(Debug, Clone, Copy)]
+struct Authenticated {
+    principal: Principal,
+    kind: CredentialKind,
+}
+
+/// Resolves the credential a request presents before its handler runs, and runs the handler
+/// acting for the caller's owner ([`waiaas_domain::tenant`]): with row-level security, every
+/// query the request makes sees that owner's rows only. A request without a credential, or
+/// whose credential does not resolve, runs unscoped; its handler's extractor answers it as
+/// before (a credential that does not resolve is resolved once more there, for its error).
+pub(crate) async fn scope_tenant(
+    axum::extract::State(state): axum::extract::State<SharedState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let resolved = match bearer(req.headers()) {
+        Some(token) => state.services.authenticate(token).await.ok(),
+        None => None,
+    };
+    let Some((principal, kind)) = resolved else {
+        return next.run(req).await;
+    };
+    req.extensions_mut()
+        .insert(Authenticated { principal, kind });
+    tenant::scope(Tenant::Owner(principal.owner_id()), next.run(req)).await
+}
+
 impl FromRequestParts<SharedState> for Caller {
     type Rejection = ApiError;
 
@@ -43,7 +73,10 @@ impl FromRequestParts<SharedState> for Caller {
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or_else(ApiError::unauthenticated)?;
-        let (principal, kind) = state.services.authenticate(token).await?;
+        let (principal, kind) = match parts.extensions.get::<Authenticated>() {
+            Some(a) => (a.principal, a.kind),
+            None => state.services.authenticate(token).await?,
+        };
         let actor = principal.actor();
         ratelimit::enforce(state, &actor.to_string()).await?;
         Ok(Self {

@@ -186,11 +186,16 @@ pub fn router(state: AppState) -> Router {
         rate: state.config.auth_failure_rate,
         blocked: Arc::default(),
     };
+    let state = Arc::new(state);
     routes::api()
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         // `Router::layer` wraps every route, so these run after routing and see the
         // matched path. The last one added runs first.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::scope_tenant,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn_with_state(
@@ -206,5 +211,5 @@ pub fn router(state: AppState) -> Router {
             proxies,
             proxy::client_address,
         ))
-        .with_state(Arc::new(state))
+        .with_state(state)
 }

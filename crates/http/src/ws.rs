@@ -31,6 +31,7 @@ use futures::{FutureExt as _, StreamExt as _};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
+use waiaas_domain::tenant::{self, Tenant};
 use waiaas_domain::{Event, Principal, WalletId};
 
 use crate::SharedState;
@@ -101,18 +102,21 @@ pub(crate) async fn websocket(
     let principal = caller.principal;
     Ok(upgrade
         .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| async move {
-            Socket {
-                state,
-                principal,
-                credential,
-                ticket,
-                socket,
-                subscriptions: SelectAll::new(),
-                cancels: HashMap::new(),
-            }
-            .run()
-            .await;
+        // The socket lives in a task of its own: it acts for the caller's owner too.
+        .on_upgrade(move |socket| {
+            tenant::scope(Tenant::Owner(principal.owner_id()), async move {
+                Socket {
+                    state,
+                    principal,
+                    credential,
+                    ticket,
+                    socket,
+                    subscriptions: SelectAll::new(),
+                    cancels: HashMap::new(),
+                }
+                .run()
+                .await;
+            })
         }))
 }
 

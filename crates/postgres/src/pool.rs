@@ -1,5 +1,7 @@
 //! The connection pool: sizes, timeouts and slow-statement logging from settings.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::postgres::PgSslMode;
@@ -167,7 +169,9 @@ pub fn redact(url: &str) -> String {
 
 /// Opens the pool of the service: statement and lock timeouts set on every connection,
 /// pooled connections tested before reuse when they have been idle for 30 s or since a
-/// broken connection was last seen (see `health`).
+/// broken connection was last seen (see `health`), and the tenant the taking task acts for
+/// ([`waiaas_domain::tenant`]) set on every connection taken, when the role is subject to
+/// row-level security.
 ///
 /// # Errors
 /// `DbErr` when PostgreSQL cannot be reached within the connect timeout.
@@ -177,23 +181,86 @@ pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr>
         ("lock_timeout", settings.lock_timeout_ms),
     ];
     let mut opts = options(settings, Some(timeouts))?;
+    let tenancy = Arc::new(Tenancy::default());
     let url: Option<sea_orm::sqlx::postgres::PgConnectOptions> = settings.url.parse().ok();
-    if let Some(parsed) = url {
-        let health = crate::health::of(&crate::health::key_of(&parsed));
-        opts.map_sqlx_postgres_before_acquire(move |conn, meta| {
-            let suspect = health.suspect(meta.idle_for);
-            Box::pin(async move {
-                if suspect {
-                    use sea_orm::sqlx::Connection as _;
-                    // A connection that fails the ping is dropped and replaced.
-                    return Ok(conn.ping().await.is_ok());
-                }
-                Ok(true)
-            })
-        });
-    }
+    let health = url
+        .as_ref()
+        .map(|parsed| crate::health::of(&crate::health::key_of(parsed)));
+    let seen = tenancy.clone();
+    opts.map_sqlx_postgres_before_acquire(move |conn, meta| {
+        let suspect = health.as_ref().is_some_and(|h| h.suspect(meta.idle_for));
+        // Read here, in the task taking the connection.
+        let tenant = seen
+            .subject
+            .load(Ordering::Relaxed)
+            .then(|| waiaas_domain::tenant::current().setting());
+        Box::pin(async move {
+            if let Some(tenant) = tenant {
+                // A round trip that also proves the connection alive: one that fails it is
+                // dropped and replaced.
+                return Ok(sea_orm::sqlx::query(SET_TENANT)
+                    .bind(tenant)
+                    .execute(&mut *conn)
+                    .await
+                    .is_ok());
+            }
+            if suspect {
+                use sea_orm::sqlx::Connection as _;
+                // A connection that fails the ping is dropped and replaced.
+                return Ok(conn.ping().await.is_ok());
+            }
+            Ok(true)
+        })
+    });
+    tenant_on_connect(&mut opts, tenancy, false);
     tracing::debug!(url = %settings.redacted_url(), max = settings.max_connections, "Connecting to PostgreSQL");
     Database::connect(opts).await
+}
+
+/// Whether the role of a pool's connections is subject to row-level security (neither a
+/// superuser, nor allowed to bypass it, nor the tables' owner), as its last new connection
+/// found. When it is not, nothing is sent on checkout.
+#[derive(Debug, Default)]
+struct Tenancy {
+    subject: AtomicBool,
+}
+
+const SET_TENANT: &str = "SELECT set_config('waiaas.tenant', $1, false)";
+
+/// Sets the tenant and reads whether the role is subject to row-level security; before the
+/// schema exists, a role that is no superuser counts as subject (the cost of a round trip,
+/// never a connection that forgot to say whom it acts for).
+const SET_TENANT_AND_DETECT: &str = "SELECT set_config('waiaas.tenant', $1, false) AS tenant, \
+NOT (r.rolsuper OR r.rolbypassrls \
+OR COALESCE(pg_has_role((SELECT relowner FROM pg_class WHERE oid = to_regclass('wallets')), 'USAGE'), false)) AS subject \
+FROM pg_roles r WHERE r.rolname = current_user";
+
+/// Every new connection says whom the task opening it acts for (always the system when
+/// `system`), and finds out whether its role is subject to row-level security.
+fn tenant_on_connect(opts: &mut ConnectOptions, tenancy: Arc<Tenancy>, system: bool) {
+    opts.map_sqlx_postgres_pool_opts(move |pool| {
+        let tenancy = tenancy.clone();
+        pool.after_connect(move |conn, _| {
+            let tenancy = tenancy.clone();
+            let tenant = if system {
+                waiaas_domain::tenant::Tenant::System
+            } else {
+                waiaas_domain::tenant::current()
+            }
+            .setting();
+            Box::pin(async move {
+                use sea_orm::sqlx::Row as _;
+                let row = sea_orm::sqlx::query(SET_TENANT_AND_DETECT)
+                    .bind(tenant)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                tenancy
+                    .subject
+                    .store(row.try_get::<bool, _>("subject")?, Ordering::Relaxed);
+                Ok(())
+            })
+        })
+    });
 }
 
 /// Opens a pool for maintenance (migrations, reconciliation, creating the database):
@@ -203,7 +270,10 @@ pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr>
 /// # Errors
 /// `DbErr` when PostgreSQL cannot be reached within the connect timeout.
 pub async fn connect_for_maintenance(settings: &PgSettings) -> Result<DatabaseConnection, DbErr> {
-    Database::connect(options(settings, None)?).await
+    let mut opts = options(settings, None)?;
+    // Maintenance acts for the system: every row, whatever role it connects as.
+    tenant_on_connect(&mut opts, Arc::default(), true);
+    Database::connect(opts).await
 }
 
 fn options(

@@ -198,3 +198,31 @@ async fn a_session_token_cannot_open_a_session_and_an_api_key_cannot_end_one() {
     let (status, _, _) = send(Mocks::new(&w).app(), req).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_authenticated_request_acts_for_its_callers_owner_and_an_anonymous_one_for_none() {
+    use std::sync::{Arc, Mutex};
+    use waiaas_domain::tenant::{self, Tenant};
+    let w = World::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut m = Mocks::new(&w);
+    let record = seen.clone();
+    m.agents.expect_list().returning(move |_| {
+        record.lock().unwrap().push(tenant::current());
+        Ok(vec![])
+    });
+    let app = m.app();
+    let (status, _, body) = send(
+        app.clone(),
+        request("GET", "/v1/agents", Some(OWNER_KEY), None),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = send(app, request("GET", "/v1/agents", None, None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The owner's request reached the port acting for the owner (row-level security then
+    // shows that owner's rows only); the anonymous one reached nothing.
+    assert_eq!(*seen.lock().unwrap(), vec![Tenant::Owner(w.owner)]);
+    // Outside a request nothing is scoped.
+    assert_eq!(tenant::current(), Tenant::System);
+}

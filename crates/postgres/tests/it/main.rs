@@ -15,3 +15,4 @@ mod mandates;
 mod migrations;
 mod reads;
 mod reconcile;
+mod tenancy;
