@@ -1,6 +1,7 @@
 //! What a Prometheus server scrapes: latencies as histograms with buckets (they add up across
 //! instances), HELP for every metric, the pool and backlog gauges; and every metric the
-//! alert rules of docker/prometheus/alerts.yml name is one the service records.
+//! alert rules of docker/prometheus/alerts.yml and the Grafana dashboard of
+//! docker/grafana/dashboards name is one the service records.
 
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use waiaas_testkit::TestDb;
 use waiaas_tests::{Options, TestApp};
 
 #[tokio::test]
-async fn metrics_are_histograms_with_help_and_every_alert_names_a_recorded_metric() {
+async fn metrics_are_histograms_with_help_and_every_alert_and_dashboard_panel_names_a_recorded_metric()
+ {
     let db = TestDb::new().await;
     let app = TestApp::spawn(&db, Options::default()).await;
     let (_, owner) = app.owner("Acme").await;
@@ -51,18 +53,33 @@ async fn metrics_are_histograms_with_help_and_every_alert_names_a_recorded_metri
         "latencies are still summaries:\n{text}"
     );
 
-    let rules = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../docker/prometheus/alerts.yml"
-    ))
-    .unwrap();
+    for (file, at_least) in [
+        ("prometheus/alerts.yml", 8),
+        ("grafana/dashboards/waiaas.json", 14),
+    ] {
+        let path = format!("{}/../docker/{file}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        if file.ends_with(".json") {
+            serde_json::from_str::<serde_json::Value>(&text).expect("the dashboard is JSON");
+        }
+        let named = recorded_metrics_named(&text, file);
+        assert!(named >= at_least, "{file} names {named} metric(s)");
+    }
+    app.stop().await;
+}
+
+/// How many metric names `text` holds, each checked to be one the service records.
+fn recorded_metrics_named(text: &str, what: &str) -> usize {
     let described: Vec<&str> = waiaas_app::metrics::DESCRIBED
         .iter()
         .map(|(n, _)| *n)
         .collect();
     let mut named = 0;
-    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+    for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
         if let Some(name) = word.strip_prefix("waiaas_") {
+            if name.is_empty() {
+                continue;
+            }
             let name = format!("waiaas_{}", name.trim_end_matches("_bucket"));
             let name = if described.contains(&name.as_str()) {
                 name
@@ -73,11 +90,10 @@ async fn metrics_are_histograms_with_help_and_every_alert_names_a_recorded_metri
             };
             assert!(
                 described.contains(&name.as_str()),
-                "the alert rules name {name}, which the service does not record"
+                "{what} names {name}, which the service does not record"
             );
             named += 1;
         }
     }
-    assert!(named >= 8, "{named}");
-    app.stop().await;
+    named
 }
