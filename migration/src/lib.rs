@@ -24,6 +24,9 @@ mod m20261203_000015_append_only;
 mod m20261203_000016_ledger_chain;
 mod m20261203_000017_row_level_security;
 
+/// The tables with an owner's rows, under row-level security when it is turned on.
+pub use m20261203_000017_row_level_security::TABLES as TENANT_TABLES;
+
 pub use sea_orm_migration::MigratorTrait;
 
 /// All migrations, oldest first.

@@ -1,10 +1,11 @@
-//! Row-level security on every table that holds an owner's rows, as defence in depth: a
-//! role that is subject to it (the application role of `waiaas db roles`; not the schema's
-//! owner, not a superuser) sees and writes only the rows of the tenant named by the
-//! `waiaas.tenant` setting, which the service sets on every connection it takes: an owner's
-//! id while it serves that owner's request, `system` for its own jobs. Without the setting
-//! nothing is visible, so a query that forgot its owner filter, or a connection that never
-//! said whom it acts for, returns no other owner's rows.
+//! Row-level security policies on every table that holds an owner's rows, as defence in
+//! depth. Where it is turned on (`waiaas db roles` with `database.row_level_security`: it is
+//! an option, it costs throughput), a role subject to it (the application role; not the
+//! schema's owner, not a superuser) sees and writes only the rows of the tenant named by the
+//! `waiaas.tenant` setting, which the service then sets on every connection it takes: an
+//! owner's id while it serves that owner's request, `system` for its own jobs. Without the
+//! setting nothing is visible, so a query that forgot its owner filter, or a connection that
+//! never said whom it acts for, returns no other owner's rows.
 
 use sea_orm_migration::prelude::*;
 
@@ -12,7 +13,7 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 /// The tables with an `owner_id` column.
-pub(crate) const TABLES: [&str; 11] = [
+pub const TABLES: [&str; 11] = [
     "agents",
     "api_keys",
     "sessions",
@@ -43,8 +44,7 @@ fn up() -> String {
         .iter()
         .map(|t| {
             format!(
-                "ALTER TABLE {t} ENABLE ROW LEVEL SECURITY;\n\
-                 CREATE POLICY tenant ON {t} USING (tenant_sees(owner_id)) WITH CHECK (tenant_sees(owner_id));\n"
+                "CREATE POLICY tenant ON {t} USING (tenant_sees(owner_id)) WITH CHECK (tenant_sees(owner_id));\n"
             )
         })
         .collect()

@@ -53,6 +53,7 @@ async fn the_service_runs_as_an_application_role_that_cannot_rewrite_history_or_
     let mut settings = TestApp::settings_for(&app_url, &Options::default());
     settings.database.migration_url = Some(owner_url.clone());
     settings.database.app_role = app_role.clone();
+    settings.database.row_level_security = true;
     settings.events.retention_days = 1;
     waiaas_app::commands::migrate(&settings, MigrateAction::Up)
         .await
@@ -154,6 +155,15 @@ async fn the_service_runs_as_an_application_role_that_cannot_rewrite_history_or_
         let e = refused(&as_app, sql).await;
         assert!(e.contains(why), "{sql}: {e}");
     }
+    // Turned off, the application role sees the rows without naming a tenant.
+    settings.database.row_level_security = false;
+    waiaas_app::roles::roles(&settings, false, None)
+        .await
+        .expect("db roles without row-level security");
+    assert_ne!(
+        waiaas_testkit::text_of(&as_app, "SELECT count(*)::text AS v FROM wallets").await,
+        "0"
+    );
     as_app.close().await.unwrap();
     // And the schema's owner is refused a rewrite by the append-only triggers.
     for sql in [

@@ -203,8 +203,8 @@ pub fn use_app_role() {
     let _ = APP_ROLE.set(());
 }
 
-/// With `--app-role`: creates the role when missing and grants it what serving needs on
-/// `db` (the data, not the schema).
+/// With `--app-role`: creates the role when missing, grants it what serving needs on `db`
+/// (the data, not the schema) and turns row-level security on.
 ///
 /// # Errors
 /// When PostgreSQL refuses.
@@ -224,6 +224,12 @@ pub async fn grant_app_role(db: &TestDb) -> anyhow::Result<()> {
              GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {r}"
         ))
         .await?;
+    // As `waiaas db roles` does with `database.row_level_security = true`.
+    for table in waiaas_migration::TENANT_TABLES {
+        db.db
+            .execute_unprepared(&format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
+            .await?;
+    }
     Ok(())
 }
 

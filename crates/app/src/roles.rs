@@ -41,7 +41,8 @@ fn literal(s: &str) -> String {
 }
 
 /// The statements that create the application role (when missing) and give it exactly what
-/// `serve` needs on `database`. `password` is set when given (`None` leaves it as it is).
+/// `serve` needs on `database`, and turn row-level security on the tenant tables on or off
+/// (`row_level_security`). `password` is set when given (`None` leaves it as it is).
 ///
 /// # Errors
 /// A role or database name that is not plain.
@@ -49,6 +50,7 @@ pub fn statements(
     role: &str,
     database: &str,
     password: Option<&str>,
+    row_level_security: bool,
 ) -> anyhow::Result<Vec<String>> {
     check_name(role)?;
     check_name(database).context("the database name")?;
@@ -74,6 +76,16 @@ pub fn statements(
         format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
         format!("GRANT EXECUTE ON FUNCTION delete_events_before(TIMESTAMPTZ, INTEGER) TO {role}"),
     ]);
+    let switch = if row_level_security {
+        "ENABLE"
+    } else {
+        "DISABLE"
+    };
+    s.extend(
+        waiaas_migration::TENANT_TABLES
+            .iter()
+            .map(|t| format!("ALTER TABLE {t} {switch} ROW LEVEL SECURITY")),
+    );
     Ok(s)
 }
 
@@ -96,20 +108,35 @@ pub async fn roles(settings: &Settings, print: bool, password: Option<&str>) -> 
     let role = &settings.database.app_role;
     let database = database_name(&pg.url)?;
     if print {
-        for s in statements(role, &database, password.map(|_| "<password>"))? {
+        for s in statements(
+            role,
+            &database,
+            password.map(|_| "<password>"),
+            settings.database.row_level_security,
+        )? {
             println!("{s};");
         }
         return Ok(());
     }
     let db = database::connect_for_maintenance(&pg).await?;
-    for s in statements(role, &database, password)? {
+    for s in statements(
+        role,
+        &database,
+        password,
+        settings.database.row_level_security,
+    )? {
         db.execute_unprepared(&s)
             .await
             .with_context(|| format!("granting to `{role}` (run `waiaas db roles --print` and have a superuser run the SQL)"))?;
     }
     db.close().await?;
     println!(
-        "role `{role}` may now serve database `{database}` (no DDL; ledger, audit trail, events and chain append-only)"
+        "role `{role}` may now serve database `{database}` (no DDL; ledger, audit trail, events and chain append-only; tenant row-level security {})",
+        if settings.database.row_level_security {
+            "on"
+        } else {
+            "off"
+        }
     );
     Ok(())
 }
@@ -137,7 +164,10 @@ pub async fn regrant_if_present(
     }
     let database = database_name(&settings.database.migration_pg().url)?;
     // The role exists already: its password is not touched, and creating it is skipped.
-    for s in statements(role, &database, None)?.into_iter().skip(1) {
+    for s in statements(role, &database, None, settings.database.row_level_security)?
+        .into_iter()
+        .skip(1)
+    {
         db.execute_unprepared(&s)
             .await
             .with_context(|| format!("granting to `{role}`"))?;
@@ -155,11 +185,14 @@ mod tests {
         for bad in ["", "App", "a;drop", "1a", "a-b", &"a".repeat(64)] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
-        let s = statements("app", "waiaas", Some("it's")).unwrap();
+        let s = statements("app", "waiaas", Some("it's"), false).unwrap();
         assert!(
             s.contains(&"ALTER ROLE app PASSWORD 'it''s'".to_owned()),
             "{s:?}"
         );
+        assert!(s.contains(&"ALTER TABLE wallets DISABLE ROW LEVEL SECURITY".to_owned()));
+        let on = statements("app", "waiaas", None, true).unwrap();
+        assert!(on.contains(&"ALTER TABLE wallets ENABLE ROW LEVEL SECURITY".to_owned()));
         assert_eq!(
             database_name("postgres://u:p@h:5432/waiaas?sslmode=disable").unwrap(),
             "waiaas"

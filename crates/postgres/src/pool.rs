@@ -227,12 +227,13 @@ struct Tenancy {
 
 const SET_TENANT: &str = "SELECT set_config('waiaas.tenant', $1, false)";
 
-/// Sets the tenant and reads whether the role is subject to row-level security; before the
-/// schema exists, a role that is no superuser counts as subject (the cost of a round trip,
-/// never a connection that forgot to say whom it acts for).
+/// Sets the tenant and reads whether the role is subject to row-level security: it is turned
+/// on for the tenant tables (`wallets` stands for them all: `waiaas db roles` switches them
+/// together) and the role neither bypasses it nor owns them.
 const SET_TENANT_AND_DETECT: &str = "SELECT set_config('waiaas.tenant', $1, false) AS tenant, \
-NOT (r.rolsuper OR r.rolbypassrls \
-OR COALESCE(pg_has_role((SELECT relowner FROM pg_class WHERE oid = to_regclass('wallets')), 'USAGE'), false)) AS subject \
+COALESCE((SELECT c.relrowsecurity AND NOT pg_has_role(c.relowner, 'USAGE') \
+FROM pg_class c WHERE c.oid = to_regclass('wallets')), false) \
+AND NOT (r.rolsuper OR r.rolbypassrls) AS subject \
 FROM pg_roles r WHERE r.rolname = current_user";
 
 /// Every new connection says whom the task opening it acts for (always the system when

@@ -83,6 +83,69 @@ async fn audit_json(seeded: &Seeded, holder: Holder) -> anyhow::Result<String> {
         .unwrap_or_else(|| "{}".to_owned()))
 }
 
+/// Seals every row left unsealed, when the instances seal; prints how fast (the rate at
+/// which a sealer catches up on a backlog, all alone).
+async fn catch_up(seeded: &Seeded, scale: Scale) -> anyhow::Result<()> {
+    let Some(batch) = env::sealer() else {
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    let sealed = waiaas_app::sealer::run_once(&seeded.db.db, batch).await?;
+    let secs = started.elapsed().as_secs_f64();
+    if !scale.quiet && sealed > 0 {
+        eprintln!(
+            "{:>40}  sealer caught up on {sealed} rows in {secs:.2} s ({:.0} rows/s)",
+            "",
+            sealed as f64 / secs.max(1e-9)
+        );
+    }
+    Ok(())
+}
+
+/// Prints what the ledger's tables hold after the runs, vacuumed, per transaction: the
+/// storage a transfer costs (tables, indexes and TOAST).
+async fn storage(seeded: &Seeded) -> anyhow::Result<()> {
+    let db = &seeded.db.db;
+    db.execute_unprepared("VACUUM ANALYZE").await?;
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT relname::text AS t, n_live_tup AS n, pg_total_relation_size(relid) AS b \
+             FROM pg_stat_user_tables WHERE relname IN ('transactions', 'ledger_entries', \
+             'audit_logs', 'events', 'ledger_chain', 'wallet_daily_spend') ORDER BY b DESC",
+        ))
+        .await?;
+    let mut tables = Vec::new();
+    let mut transactions = 0_i64;
+    for r in &rows {
+        let (t, n, b): (String, i64, i64) = (
+            r.try_get("", "t")?,
+            r.try_get("", "n")?,
+            r.try_get("", "b")?,
+        );
+        if t == "transactions" {
+            transactions = n;
+        }
+        tables.push((t, n, b));
+    }
+    let per = |b: i64| b as f64 / (transactions.max(1) as f64);
+    let total: i64 = tables.iter().map(|t| t.2).sum();
+    for (t, n, b) in &tables {
+        eprintln!(
+            "{:>40}  {t}: {n} rows, {:.1} MB, {:.0} bytes per transaction",
+            "storage",
+            *b as f64 / 1e6,
+            per(*b)
+        );
+    }
+    eprintln!(
+        "{:>40}  {transactions} transactions: {:.0} bytes each in all",
+        "storage",
+        per(total)
+    );
+    Ok(())
+}
+
 /// One closed-loop run of a fresh instance posting at most `batch_size` per transaction,
 /// with the mean batch size its posting workers reached.
 async fn service(
@@ -101,19 +164,8 @@ async fn service(
     super::warm(&services, holder, seeded.wallets).await?;
     // What the seed, earlier runs and pgbench wrote is sealed before the clock starts: a run
     // measures the sealer keeping up with its own postings, as in service, not catching up
-    // on a backlog (how fast it catches up is printed here).
-    if let Some(batch) = env::sealer() {
-        let started = std::time::Instant::now();
-        let sealed = waiaas_app::sealer::run_once(&seeded.db.db, batch).await?;
-        let secs = started.elapsed().as_secs_f64();
-        if !scale.quiet && sealed > 0 {
-            eprintln!(
-                "{:>40}  sealer caught up on {sealed} rows in {secs:.2} s ({:.0} rows/s)",
-                "",
-                sealed as f64 / secs.max(1e-9)
-            );
-        }
-    }
+    // on a backlog.
+    catch_up(seeded, scale).await?;
     let wallets = workload.wallets;
     let before = waiaas_postgres::batch_stats();
     let stats = closed_loop(
@@ -215,6 +267,11 @@ pub async fn run(scale: Scale) -> anyhow::Result<TransferResults> {
         results
             .hot_pair
             .push(level(&seeded, holder, &hot_pair, c, scale).await?);
+    }
+    // The last baselines' rows, sealed by the sealer alone.
+    catch_up(&seeded, scale).await?;
+    if !scale.quiet {
+        storage(&seeded).await?;
     }
     let report = waiaas_postgres::reconcile(&seeded.db.db).await?;
     anyhow::ensure!(

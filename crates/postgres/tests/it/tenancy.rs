@@ -10,7 +10,8 @@ use waiaas_postgres::Postgres;
 use waiaas_testkit::{Fixture, TestDb, World, services};
 
 /// A login role like the service's application role (no superuser, not the tables' owner),
-/// with every privilege on the data, so that only row-level security stands in the way.
+/// with every privilege on the data, and row-level security turned on (as `waiaas db roles`
+/// does with `database.row_level_security`), so that only the policies stand in the way.
 struct AppRole {
     name: String,
     url: String,
@@ -31,6 +32,12 @@ impl AppRole {
             ))
             .await
             .unwrap();
+        for table in waiaas_migration::TENANT_TABLES {
+            db.db
+                .execute_unprepared(&format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
+                .await
+                .unwrap();
+        }
         let (scheme, rest) = db.url.split_once("://").unwrap();
         let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
         Self {
