@@ -89,17 +89,33 @@ async fn catch_up(seeded: &Seeded, scale: Scale) -> anyhow::Result<()> {
     let Some(batch) = env::sealer() else {
         return Ok(());
     };
+    let wal = wal_bytes(&seeded.db.db).await?;
     let started = std::time::Instant::now();
     let sealed = waiaas_app::sealer::run_once(&seeded.db.db, batch).await?;
     let secs = started.elapsed().as_secs_f64();
+    let wal = wal_bytes(&seeded.db.db).await? - wal;
     if !scale.quiet && sealed > 0 {
         eprintln!(
-            "{:>40}  sealer caught up on {sealed} rows in {secs:.2} s ({:.0} rows/s)",
+            "{:>40}  sealer caught up on {sealed} rows in {secs:.2} s ({:.0} rows/s, {:.0} WAL bytes per row)",
             "",
-            sealed as f64 / secs.max(1e-9)
+            sealed as f64 / secs.max(1e-9),
+            wal as f64 / sealed as f64
         );
     }
     Ok(())
+}
+
+/// Where the server's write-ahead log is, in bytes (cluster-wide: other databases' writes
+/// count too, so read it on a quiet server).
+async fn wal_bytes(db: &sea_orm::DatabaseConnection) -> anyhow::Result<i64> {
+    Ok(db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS b",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no WAL position"))?
+        .try_get("", "b")?)
 }
 
 /// Prints what the ledger's tables hold after the runs, vacuumed, per transaction: the
@@ -167,6 +183,7 @@ async fn service(
     // on a backlog.
     catch_up(seeded, scale).await?;
     let wallets = workload.wallets;
+    let wal = wal_bytes(&seeded.db.db).await?;
     let before = waiaas_postgres::batch_stats();
     let stats = closed_loop(
         &format!(
@@ -187,6 +204,14 @@ async fn service(
     )
     .await;
     let after = waiaas_postgres::batch_stats();
+    let wal = wal_bytes(&seeded.db.db).await? - wal;
+    if !scale.quiet && stats.ok > 0 {
+        eprintln!(
+            "{:>40}  {:.0} WAL bytes per transfer (batch {batch_size}, c={clients})",
+            "",
+            wal as f64 / stats.ok as f64
+        );
+    }
     app.shutdown().await;
     let batches = after.batches - before.batches;
     let mean = (batches > 0).then(|| (after.postings - before.postings) as f64 / batches as f64);
