@@ -10,6 +10,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::TestCerts;
+
 /// The variable naming the shared Redis server for tests.
 pub const REDIS_URL_VAR: &str = "WAIAAS_TEST_REDIS_URL";
 
@@ -234,6 +236,8 @@ impl Drop for RedisServer {
 #[derive(Debug)]
 pub struct RedisCluster {
     servers: Vec<RedisServer>,
+    /// Each server's TLS port, when the cluster speaks TLS.
+    tls_ports: Vec<u16>,
 }
 
 impl RedisCluster {
@@ -243,20 +247,54 @@ impl RedisCluster {
     /// # Errors
     /// When a server does not start or the cluster does not form in time.
     pub async fn start(masters: usize) -> anyhow::Result<Self> {
+        Self::start_with(masters, None).await
+    }
+
+    /// As [`RedisCluster::start`], with TLS between clients and nodes and on the cluster bus;
+    /// [`RedisCluster::tls_nodes`] are the seeds to give a client.
+    ///
+    /// # Errors
+    /// When a server does not start or the cluster does not form in time.
+    pub async fn start_tls(masters: usize, certs: &TestCerts) -> anyhow::Result<Self> {
+        Self::start_with(masters, Some(certs)).await
+    }
+
+    async fn start_with(masters: usize, certs: Option<&TestCerts>) -> anyhow::Result<Self> {
         let mut servers = Vec::with_capacity(masters);
+        let mut tls_ports = Vec::new();
         for _ in 0..masters {
             let dir = scratch_dir()?;
-            let extra = cluster_args(&dir, free_port()?);
+            let mut extra = cluster_args(&dir, free_port()?);
+            if let Some(certs) = certs {
+                let port = free_port()?;
+                extra.extend(tls_args(certs, port, true));
+                tls_ports.push(port);
+            }
             servers.push(RedisServer::start_with(extra, dir).await?);
         }
-        let cluster = Self { servers };
-        let created = tokio::process::Command::new("redis-cli")
+        let cluster = Self { servers, tls_ports };
+        // Over TLS, the nodes meet on a bus that speaks TLS: the cluster is created over it.
+        let mut create = tokio::process::Command::new("redis-cli");
+        let nodes = match certs {
+            None => cluster.nodes(),
+            Some(certs) => {
+                create.arg("--tls").arg("--cacert").arg(&certs.ca);
+                cluster
+                    .tls_ports
+                    .iter()
+                    .map(|p| format!("127.0.0.1:{p}"))
+                    .collect()
+            }
+        };
+        create
             .args(["--cluster", "create"])
-            .args(cluster.nodes())
+            .args(nodes)
             .args(["--cluster-replicas", "0", "--cluster-yes"])
             .stdin(Stdio::null())
-            .output()
+            .kill_on_drop(true);
+        let created = tokio::time::timeout(START_TIMEOUT * 4, create.output())
             .await
+            .context("redis-cli --cluster create did not finish in time")?
             .context("running redis-cli --cluster create")?;
         if !created.status.success() {
             let out = String::from_utf8_lossy(&created.stdout);
@@ -282,6 +320,59 @@ impl RedisCluster {
     pub fn nodes(&self) -> Vec<String> {
         self.servers.iter().map(RedisServer::node).collect()
     }
+
+    /// `localhost:port` of every node's TLS port (empty without TLS).
+    #[must_use]
+    pub fn tls_nodes(&self) -> Vec<String> {
+        self.tls_ports
+            .iter()
+            .map(|p| format!("localhost:{p}"))
+            .collect()
+    }
+
+    /// Keys held by every node together, asked over their plain ports.
+    ///
+    /// # Errors
+    /// When a node does not answer.
+    pub async fn keys(&self) -> anyhow::Result<u64> {
+        let mut total = 0;
+        for server in &self.servers {
+            total += raw_command(server.port(), &["DBSIZE"])
+                .await?
+                .parse::<u64>()?;
+        }
+        Ok(total)
+    }
+}
+
+/// What makes a server speak TLS on `tls_port` (its plain port stays open for the kit's own
+/// probes) and on every link it opens itself: replication and, with `cluster`, the cluster
+/// bus; it announces itself as `localhost`, the name the test certificate is issued for.
+fn tls_args(certs: &TestCerts, tls_port: u16, cluster: bool) -> Vec<String> {
+    let mut args = certs.redis_args(tls_port, "no");
+    args.extend(["--tls-replication", "yes"].map(str::to_owned));
+    if cluster {
+        // A node connecting to another's bus is a TLS client, always asked for a certificate
+        // (whatever `tls-auth-clients` says): it presents the client one.
+        args.extend([
+            "--tls-client-cert-file".to_owned(),
+            certs.client_cert.display().to_string(),
+            "--tls-client-key-file".to_owned(),
+            certs.client_key.display().to_string(),
+        ]);
+        args.extend(
+            [
+                "--tls-cluster",
+                "yes",
+                "--cluster-announce-hostname",
+                "localhost",
+                "--cluster-preferred-endpoint-type",
+                "hostname",
+            ]
+            .map(str::to_owned),
+        );
+    }
+    args
 }
 
 fn cluster_args(dir: &Path, bus_port: u16) -> Vec<String> {
@@ -314,6 +405,8 @@ pub struct RedisSentinels {
     /// Its replica, promoted when the primary dies.
     pub replica: RedisServer,
     sentinels: Vec<(u16, Child)>,
+    /// The Sentinels' TLS ports, when everything speaks TLS.
+    tls_ports: Vec<u16>,
     dir: PathBuf,
 }
 
@@ -324,9 +417,48 @@ impl RedisSentinels {
     /// # Errors
     /// When a process does not start or the set does not form in time.
     pub async fn start() -> anyhow::Result<Self> {
-        let primary = RedisServer::start().await?;
-        let port = primary.port().to_string();
-        let replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]).await?;
+        Self::start_with(None).await
+    }
+
+    /// As [`RedisSentinels::start`], with TLS everywhere: clients to the servers and the
+    /// Sentinels, replication, and the Sentinels' own links; everything announces itself as
+    /// `localhost` on its TLS port. [`RedisSentinels::nodes`] are then the Sentinels' TLS
+    /// addresses.
+    ///
+    /// # Errors
+    /// When a process does not start or the set does not form in time.
+    pub async fn start_tls(certs: &TestCerts) -> anyhow::Result<Self> {
+        Self::start_with(Some(certs)).await
+    }
+
+    async fn start_with(certs: Option<&TestCerts>) -> anyhow::Result<Self> {
+        let (primary, replica, monitored) = match certs {
+            None => {
+                let primary = RedisServer::start().await?;
+                let port = primary.port().to_string();
+                let replica =
+                    RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]).await?;
+                (primary, replica, format!("127.0.0.1 {port}"))
+            }
+            Some(certs) => {
+                let (primary_tls, replica_tls) = (free_port()?, free_port()?);
+                let primary =
+                    RedisServer::start_with(tls_args(certs, primary_tls, false), scratch_dir()?)
+                        .await?;
+                let mut extra = tls_args(certs, replica_tls, false);
+                extra.extend([
+                    "--replicaof".to_owned(),
+                    "localhost".to_owned(),
+                    primary_tls.to_string(),
+                    "--replica-announce-ip".to_owned(),
+                    "localhost".to_owned(),
+                    "--replica-announce-port".to_owned(),
+                    replica_tls.to_string(),
+                ]);
+                let replica = RedisServer::start_with(extra, scratch_dir()?).await?;
+                (primary, replica, format!("localhost {primary_tls}"))
+            }
+        };
         let deadline = Instant::now() + START_TIMEOUT * 2;
         while !raw_command(replica.port(), &["INFO", "replication"])
             .await
@@ -339,14 +471,31 @@ impl RedisSentinels {
         }
         let dir = scratch_dir()?;
         let mut sentinels = Vec::new();
+        let mut tls_ports = Vec::new();
         for i in 0..3 {
             let sentinel_port = free_port()?;
             let conf = dir.join(format!("sentinel-{i}.conf"));
+            let tls = match certs {
+                None => String::new(),
+                Some(certs) => {
+                    let tls_port = free_port()?;
+                    tls_ports.push(tls_port);
+                    format!(
+                        "tls-port {tls_port}\ntls-cert-file {}\ntls-key-file {}\n\
+                         tls-ca-cert-file {}\ntls-auth-clients no\ntls-replication yes\n\
+                         sentinel resolve-hostnames yes\nsentinel announce-hostnames yes\n\
+                         sentinel announce-ip localhost\nsentinel announce-port {tls_port}\n",
+                        certs.server_cert.display(),
+                        certs.server_key.display(),
+                        certs.ca.display()
+                    )
+                }
+            };
             std::fs::write(
                 &conf,
                 format!(
-                    "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n\
-                     sentinel monitor mymaster 127.0.0.1 {port} 2\n\
+                    "port {sentinel_port}\nbind 127.0.0.1\ndir {}\n{tls}\
+                     sentinel monitor mymaster {monitored} 2\n\
                      sentinel down-after-milliseconds mymaster 1000\n\
                      sentinel failover-timeout mymaster 5000\n\
                      sentinel parallel-syncs mymaster 1\n",
@@ -366,6 +515,7 @@ impl RedisSentinels {
             primary,
             replica,
             sentinels,
+            tls_ports,
             dir,
         };
         for (sentinel_port, _) in &set.sentinels {
@@ -382,9 +532,16 @@ impl RedisSentinels {
         Ok(set)
     }
 
-    /// `host:port` of every Sentinel.
+    /// `host:port` of every Sentinel (its TLS address when the set speaks TLS).
     #[must_use]
     pub fn nodes(&self) -> Vec<String> {
+        if !self.tls_ports.is_empty() {
+            return self
+                .tls_ports
+                .iter()
+                .map(|port| format!("localhost:{port}"))
+                .collect();
+        }
         self.sentinels
             .iter()
             .map(|(port, _)| format!("127.0.0.1:{port}"))
