@@ -74,20 +74,13 @@ async fn the_primary_dies_under_load_and_the_service_follows_the_promoted_replic
         .expect("Sentinel promoted the replica");
     let promoted = killed.elapsed();
     // The service follows: its balance entries appear on the promoted server.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let keys = waiaas_testkit::raw_command(set.replica.port(), &["DBSIZE"])
-            .await
-            .unwrap_or_default();
-        if redis.is_connected() && keys.parse::<u64>().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the service never wrote to the promoted replica"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    waiaas_tests::wait_writes_reach(
+        &app,
+        set.replica.port(),
+        Duration::from_secs(30),
+        || async {},
+    )
+    .await;
     // For the record (never asserted: this machine is shared).
     eprintln!(
         "primary killed; replica promoted after {promoted:?}; the service writing to it after {:?}",

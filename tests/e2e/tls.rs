@@ -442,22 +442,16 @@ async fn the_service_follows_a_sentinel_failover_over_tls() {
         .await
         .unwrap();
     let c = app.wallet(&owner, &agent, "USD", 5).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let balance = app.get(&format!("/v1/wallets/{c}/balance"), &key).await;
-        assert_eq!(balance.status, StatusCode::OK, "{:?}", balance.body);
-        let keys = waiaas_testkit::raw_command(set.replica.port(), &["DBSIZE"])
-            .await
-            .unwrap_or_default();
-        if redis.is_connected() && keys.parse::<u64>().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the service never wrote to the promoted replica"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    waiaas_tests::wait_writes_reach(
+        &app,
+        set.replica.port(),
+        Duration::from_secs(30),
+        || async {
+            let balance = app.get(&format!("/v1/wallets/{c}/balance"), &key).await;
+            assert_eq!(balance.status, StatusCode::OK, "{:?}", balance.body);
+        },
+    )
+    .await;
     assert_eq!(
         app.transfer(&key, &a, &b, 10, "after").await.status,
         StatusCode::CREATED

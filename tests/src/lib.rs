@@ -349,3 +349,32 @@ pub async fn proxied_database(db: &TestDb) -> (waiaas_testkit::TcpProxy, String)
     );
     (proxy, url)
 }
+
+/// Waits (at most `limit`) until the instance is connected to Redis again and the server on
+/// `port` (a promoted replica, emptied or not) holds keys: the instance has followed a
+/// failover and writes there. `poke` runs between checks (requests that make it write).
+///
+/// # Panics
+/// When that does not happen in time.
+pub async fn wait_writes_reach<F, Fut>(app: &TestApp, port: u16, limit: Duration, mut poke: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let redis = app.app.redis.clone().expect("Redis enabled");
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        poke().await;
+        let keys = waiaas_testkit::raw_command(port, &["DBSIZE"])
+            .await
+            .unwrap_or_default();
+        if redis.is_connected() && keys.parse::<u64>().unwrap_or(0) > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the service never wrote to the promoted replica"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
