@@ -12,11 +12,7 @@ use waiaas_app::database::MigrateAction;
 use waiaas_tests::{Options, TestApp};
 
 fn as_user(admin: &str, user: &str, db: &str) -> String {
-    let mut url = reqwest::Url::parse(admin).expect("admin URL");
-    url.set_username(user).unwrap();
-    url.set_password(None).unwrap();
-    url.set_path(&format!("/{db}"));
-    url.to_string()
+    waiaas_testkit::with_database(&waiaas_testkit::with_user(admin, user), db)
 }
 
 async fn refused(db: &DatabaseConnection, sql: &str) -> String {

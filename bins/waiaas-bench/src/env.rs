@@ -213,22 +213,9 @@ pub async fn grant_app_role(db: &TestDb) -> anyhow::Result<()> {
     if APP_ROLE.get().is_none() {
         return Ok(());
     }
-    let r = APP_ROLE_NAME;
-    db.db
-        .execute_unprepared(&format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{r}') THEN \
-             CREATE ROLE {r} LOGIN; END IF; END $$; \
-             GRANT USAGE ON SCHEMA public TO {r}; \
-             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {r}; \
-             GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {r}; \
-             GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {r}"
-        ))
-        .await?;
-    // As `waiaas db roles` does with `database.row_level_security = true`.
-    for table in waiaas_migration::TENANT_TABLES {
-        db.db
-            .execute_unprepared(&format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"))
-            .await?;
+    // Exactly what `waiaas db roles` grants, with `database.row_level_security = true`.
+    for statement in waiaas_app::roles::statements(APP_ROLE_NAME, &db.name, None, true)? {
+        db.db.execute_unprepared(&statement).await?;
     }
     Ok(())
 }
@@ -238,13 +225,7 @@ fn as_app_role(url: &str) -> String {
     if APP_ROLE.get().is_none() {
         return url.to_owned();
     }
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            format!("{scheme}://{APP_ROLE_NAME}@{host}")
-        }
-        None => url.to_owned(),
-    }
+    waiaas_testkit::with_user(url, APP_ROLE_NAME)
 }
 
 /// The instances' sealer settings for this run: `Some(batch)` when they seal.

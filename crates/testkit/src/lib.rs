@@ -16,7 +16,7 @@ mod tls;
 
 pub use fixtures::{Fixture, World, services};
 pub use history::{History, HistoryReport, Resource, StaleRead};
-pub use pg::{TestDb, admin_url, tamper, text_of, use_database_server, with_database};
+pub use pg::{TestDb, admin_url, tamper, text_of, use_database_server, with_database, with_user};
 pub use pg_server::PgServer;
 pub use proxy::TcpProxy;
 pub use redis::{

@@ -102,6 +102,19 @@ pub fn with_database(url: &str, db: &str) -> String {
     }
 }
 
+/// Replaces the user of a URL (and drops its password): the same server and database, as
+/// another role (trust authentication, as the test servers use).
+#[must_use]
+pub fn with_user(url: &str, user: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{user}@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
 fn template_name() -> String {
     // The template is rebuilt whenever a migration is added or changed.
     format!("waiaas_template_{}", waiaas_migration::fingerprint())

@@ -38,10 +38,8 @@ impl AppRole {
                 .await
                 .unwrap();
         }
-        let (scheme, rest) = db.url.split_once("://").unwrap();
-        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
         Self {
-            url: format!("{scheme}://{name}@{host}"),
+            url: waiaas_testkit::with_user(&db.url, &name),
             name,
             admin: db.db.clone(),
         }
