@@ -203,25 +203,30 @@ pub fn use_app_role() {
     let _ = APP_ROLE.set(());
 }
 
-/// With `--app-role`: creates the role when missing, grants it what serving needs on `db`
-/// (the data, not the schema) and turns row-level security on.
+/// With `--app-role`: creates the role when missing, grants it what serving needs on
+/// `database` (the data, not the schema) and turns row-level security on, over `db` (a
+/// superuser's connection to that database).
 ///
 /// # Errors
 /// When PostgreSQL refuses.
-pub async fn grant_app_role(db: &TestDb) -> anyhow::Result<()> {
+pub async fn grant_app_role(
+    db: &sea_orm::DatabaseConnection,
+    database: &str,
+) -> anyhow::Result<()> {
     use sea_orm::ConnectionTrait as _;
     if APP_ROLE.get().is_none() {
         return Ok(());
     }
     // Exactly what `waiaas db roles` grants, with `database.row_level_security = true`.
-    for statement in waiaas_app::roles::statements(APP_ROLE_NAME, &db.name, None, true)? {
-        db.db.execute_unprepared(&statement).await?;
+    for statement in waiaas_app::roles::statements(APP_ROLE_NAME, database, None, true)? {
+        db.execute_unprepared(&statement).await?;
     }
     Ok(())
 }
 
 /// `url` with the user swapped for the app role when this run uses it.
-fn as_app_role(url: &str) -> String {
+#[must_use]
+pub fn as_app_role(url: &str) -> String {
     if APP_ROLE.get().is_none() {
         return url.to_owned();
     }

@@ -53,6 +53,8 @@ impl Env {
             .test_before_acquire(true)
             .sqlx_logging(false);
         let admin = sea_orm::Database::connect(opts).await?;
+        // With `--app-role`, the instances serve as a role under row-level security.
+        crate::env::grant_app_role(&admin, "waiaas").await?;
         let prefix = unique_prefix();
         let a = build(
             &db_url,
@@ -207,7 +209,7 @@ impl Env {
 /// The settings of one instance.
 fn settings(db_url: &str, redis_url: &str, prefix: &str) -> Settings {
     let mut s = Settings::default();
-    s.database.url = db_url.to_owned();
+    s.database.url = crate::env::as_app_role(db_url);
     s.database.min_connections = 0;
     s.database.max_connections = 8;
     s.database.connect_timeout_ms = 1_000;

@@ -265,7 +265,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<TransferResults> {
         owner: seeded.owner,
         agent: seeded.agent,
     };
-    env::grant_app_role(&seeded.db).await?;
+    env::grant_app_role(&seeded.db.db, &seeded.db.name).await?;
     let audit = audit_json(&seeded, holder).await?;
     baseline::install_transfer_fn(&seeded.db.db).await?;
     let (owner, agent) = (seeded.owner.to_string(), seeded.agent.to_string());
