@@ -498,6 +498,8 @@ pub struct CacheSettings {
     pub unread_ttl_s: u64,
     /// Wallet ownership and asset metadata (immutable), seconds.
     pub immutable_ttl_s: u64,
+    /// Owners' home snapshots (`GET /v1/home`), seconds.
+    pub home_ttl_s: u64,
     /// TTL jitter, percent (spreads expiries so they do not all fall at once).
     pub jitter_percent: u8,
     /// Entries the in-process L1 tier holds.
@@ -519,6 +521,7 @@ impl Default for CacheSettings {
             summary_ttl_s: 600,
             unread_ttl_s: 600,
             immutable_ttl_s: 3600,
+            home_ttl_s: 60,
             jitter_percent: 10,
             l1_capacity: 100_000,
             breaker_failures: 3,

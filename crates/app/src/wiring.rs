@@ -144,6 +144,7 @@ fn cache_config(settings: &Settings, instance: Uuid) -> CacheConfig {
             summary: Duration::from_secs(c.summary_ttl_s),
             unread: Duration::from_secs(c.unread_ttl_s),
             immutable: Duration::from_secs(c.immutable_ttl_s),
+            home: Duration::from_secs(c.home_ttl_s),
             jitter_percent: c.jitter_percent,
         },
         l1_capacity: c.l1_capacity,

@@ -22,11 +22,14 @@ pub enum Kind {
     Ownership,
     /// An asset's metadata (`asset:meta:code:<code>`): immutable, also kept in L1.
     Asset,
+    /// An owner's home snapshot (`widgets:home:owner:<id>`), served only while its
+    /// fingerprint is PostgreSQL's.
+    Home,
 }
 
 impl Kind {
     /// Every kind, for reports.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Balance,
         Self::Policy,
         Self::Session,
@@ -35,6 +38,7 @@ impl Kind {
         Self::Unread,
         Self::Ownership,
         Self::Asset,
+        Self::Home,
     ];
 
     /// `(module, entity, scope)` of the kind's keys.
@@ -49,6 +53,7 @@ impl Kind {
             Self::Unread => ("notifications", "unread", "owner"),
             Self::Ownership => ("wallet", "ownership", "wallet"),
             Self::Asset => ("asset", "meta", "code"),
+            Self::Home => ("widgets", "home", "owner"),
         }
     }
 
@@ -64,6 +69,7 @@ impl Kind {
             Self::Unread => "unread",
             Self::Ownership => "ownership",
             Self::Asset => "asset",
+            Self::Home => "home",
         }
     }
 

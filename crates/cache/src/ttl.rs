@@ -22,6 +22,8 @@ pub struct Ttls {
     pub unread: Duration,
     /// Immutable entries (ownership, assets).
     pub immutable: Duration,
+    /// Owners' home snapshots.
+    pub home: Duration,
     /// Jitter, in percent of the TTL (0–50).
     pub jitter_percent: u8,
 }
@@ -35,6 +37,7 @@ impl Default for Ttls {
             summary: Duration::from_secs(600),
             unread: Duration::from_secs(600),
             immutable: Duration::from_secs(3600),
+            home: Duration::from_secs(60),
             jitter_percent: 10,
         }
     }
@@ -51,6 +54,7 @@ impl Ttls {
             Kind::Summary => self.summary,
             Kind::Unread => self.unread,
             Kind::Ownership | Kind::Asset => self.immutable,
+            Kind::Home => self.home,
         }
     }
 

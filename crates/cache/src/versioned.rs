@@ -20,6 +20,14 @@ pub trait Versioned: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 }
 
+impl Versioned for waiaas_domain::model::HomeData {
+    /// When it was read: a slow read of older data cannot replace a newer one. Served only
+    /// while its fingerprint is PostgreSQL's (see `CachedWallets::home`).
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
 impl Versioned for WalletBalance {
     fn version(&self) -> i64 {
         self.version

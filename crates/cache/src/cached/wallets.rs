@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
-use waiaas_domain::model::{SpendSummary, WalletOwnership};
+use waiaas_domain::model::{HomeData, SpendSummary, WalletOwnership};
 use waiaas_domain::policy::{BudgetOwner, Budgets, Policy, PolicyRules};
 use waiaas_domain::ports::{PolicyRepository, WalletRepository};
 use waiaas_domain::values::Asset;
@@ -103,6 +103,33 @@ impl WalletRepository for CachedWallets {
         self.cache
             .read_immutable(Kind::Asset, code.as_str(), || self.inner.asset(code))
             .await
+    }
+
+    async fn home_fingerprint(
+        &self,
+        owner_id: OwnerId,
+        today: NaiveDate,
+    ) -> Result<String, RepoError> {
+        self.inner.home_fingerprint(owner_id, today).await
+    }
+
+    /// Validated rather than written through: every read first asks PostgreSQL for the
+    /// home's fingerprint (one statement over the owner's rows) and serves the cached copy
+    /// only if it carries that fingerprint and today's date. A change needs no cache step
+    /// to stop an older copy from being served, so none can be lost; the copy saves the
+    /// per-wallet summaries, policies and budgets a rebuild reads.
+    async fn home(&self, owner_id: OwnerId, today: NaiveDate) -> Result<HomeData, RepoError> {
+        let current = self.inner.home_fingerprint(owner_id, today).await?;
+        let load = || async move { self.inner.home(owner_id, today).await.map(Some) };
+        self.cache
+            .read_accepting::<HomeData, _, _, _>(
+                Kind::Home,
+                &owner_id.to_string(),
+                |home| home.day == today && home.fingerprint == current,
+                load,
+            )
+            .await?
+            .ok_or_else(|| RepoError(anyhow::anyhow!("a home read returned nothing")))
     }
 }
 

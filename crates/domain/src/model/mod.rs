@@ -2,6 +2,7 @@
 
 mod audit;
 mod credentials;
+mod home;
 mod mandate;
 mod transaction;
 
@@ -9,6 +10,9 @@ pub use audit::{Actor, AuditContext, AuditEntry, AuditQuery, LedgerHead, NewAudi
 pub use credentials::{
     API_KEY_PREFIX, ApiKey, NewApiKey, NewSession, Revoked, RevokedKey, SESSION_TOKEN_PREFIX,
     Secret, Session, SessionLookup, TokenHash,
+};
+pub use home::{
+    HOME_PENDING_LIMIT, Home, HomeAgent, HomeData, HomeLevel, HomeWallet, LevelView, WalletView,
 };
 pub use mandate::{Mandate, MandateRefusal, MandateStatus};
 pub use transaction::{

@@ -214,6 +214,29 @@ pub trait WalletRepository: Send + Sync {
     /// # Errors
     /// `RepoError` when storage fails.
     async fn asset(&self, code: &AssetCode) -> Result<Option<Asset>, RepoError>;
+
+    /// A text that differs whenever anything an owner's home shows on `today` differs: its
+    /// agents, wallets (balances, spend), policies, budgets and the set of transactions
+    /// waiting for approval. Every such change bumps a version or a time stamp it covers.
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn home_fingerprint(
+        &self,
+        owner_id: OwnerId,
+        today: NaiveDate,
+    ) -> Result<String, RepoError>;
+
+    /// What an owner's home shows on `today`, its fingerprint read first (so the data is at
+    /// least as new as the fingerprint it carries).
+    ///
+    /// # Errors
+    /// `RepoError` when storage fails.
+    async fn home(
+        &self,
+        owner_id: OwnerId,
+        today: NaiveDate,
+    ) -> Result<crate::model::HomeData, RepoError>;
 }
 
 /// Wallet policies.

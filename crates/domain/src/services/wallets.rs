@@ -134,6 +134,20 @@ impl Services {
             .ok_or(AccessError::NotFound)
     }
 
+    /// The calling owner's home: every agent that is not deleted with its wallets, their
+    /// spend against the budget at each level, and what waits for the owner's approval.
+    ///
+    /// # Errors
+    /// `Forbidden` for an agent.
+    pub async fn home(&self, principal: &Principal) -> Result<crate::model::Home, AccessError> {
+        let Principal::Owner { owner_id } = principal else {
+            return Err(AccessError::Forbidden("only owners have a home"));
+        };
+        let now = self.ports.clock.now();
+        let data = self.ports.wallets.home(*owner_id, now.date_naive()).await?;
+        Ok(crate::model::Home::from_data(data, now))
+    }
+
     /// A wallet's policy; the unrestricted policy at version 0 if none was set.
     ///
     /// # Errors

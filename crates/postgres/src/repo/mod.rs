@@ -4,6 +4,7 @@
 mod agents;
 pub(crate) mod budgets;
 pub(crate) mod events;
+mod home;
 pub(crate) mod mandates;
 mod notifications;
 mod owners;

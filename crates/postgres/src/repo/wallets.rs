@@ -77,6 +77,22 @@ impl WalletRepository for Postgres {
     async fn asset(&self, code: &AssetCode) -> Result<Option<Asset>, RepoError> {
         self.run(Work::Read, move || self.wallet_asset(code)).await
     }
+
+    async fn home_fingerprint(
+        &self,
+        owner_id: OwnerId,
+        _today: NaiveDate,
+    ) -> Result<String, RepoError> {
+        self.home_fingerprint_of(owner_id).await
+    }
+
+    async fn home(
+        &self,
+        owner_id: OwnerId,
+        today: NaiveDate,
+    ) -> Result<waiaas_domain::model::HomeData, RepoError> {
+        self.home_of(owner_id, today).await
+    }
 }
 
 impl Postgres {
