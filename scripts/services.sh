@@ -86,14 +86,20 @@ MSG
 
 # The tools tests run besides the servers: `openssl` makes the TLS tests' certificates.
 ensure_test_tools() {
-  command -v openssl >/dev/null 2>&1 && return 0
+  # openssl: the TLS tests make their certificates with it. chromium and chromedriver: the
+  # console's tests drive a real headless browser.
+  local missing=()
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  [ ${#missing[@]} = 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing Debian's openssl (the TLS tests make their certificates with it)"
+    say "installing Debian's ${missing[*]} (for the TLS and browser tests)"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     return 0
   fi
-  say "openssl is needed by the TLS tests: install it (sudo apt-get install openssl)"
+  say "the tests need ${missing[*]}: install them (sudo apt-get install ${missing[*]})"
   return 1
 }
 

@@ -7,6 +7,7 @@ mod bad_input;
 mod budgets;
 mod cluster;
 mod consistency;
+mod console;
 mod database_faults;
 mod disaster_recovery;
 mod events;

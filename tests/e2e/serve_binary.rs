@@ -693,6 +693,16 @@ async fn waiaas_demo_leaves_days_of_activity_a_pending_approval_and_keys_that_wo
         .get(&format!("/v1/transactions/{pending}"), &shopper_key)
         .await;
     assert_eq!(tx.str("status"), "pending_approval", "{:?}", tx.body);
+    // The console it points to shows that payment first.
+    assert!(stdout.contains("/console and sign in"), "{stdout}");
+    let home = app.get("/v1/home", &owner_key).await;
+    assert_eq!(
+        home.body["pending"][0]["id"],
+        pending.as_str(),
+        "{:?}",
+        home.body
+    );
+    assert_eq!(home.body["agents"].as_array().map(Vec::len), Some(2));
     let approved = app
         .post(
             &format!("/v1/transactions/{pending}/approve"),

@@ -1,6 +1,8 @@
 //! The end-to-end harness: a real instance of the service on a free port, on its own
 //! PostgreSQL database and its own Redis key prefix, and a client for it.
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

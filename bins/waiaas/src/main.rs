@@ -157,6 +157,9 @@ async fn main() -> ExitCode {
                 let api = format!("http://{}", settings.server.listen);
                 println!("\ntry it: start the service (`scripts/run`, or `waiaas serve`), then");
                 println!(
+                    "  open the owner console at {api}/console and sign in with the owner api_key"
+                );
+                println!(
                     "  curl -s {api}/v1/transactions/{} -H 'Authorization: Bearer {}'",
                     report.pending, report.owner_key
                 );

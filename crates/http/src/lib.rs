@@ -9,6 +9,7 @@
 //! `into_make_service_with_connect_info::<SocketAddr>()` so audit rows carry the client address.
 
 mod auth;
+mod console;
 mod dto;
 mod error;
 mod extract;

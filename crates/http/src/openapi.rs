@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use waiaas_domain::text::INVISIBLE_BMP_CLASS;
 
 use crate::routes::{
-    agents, budgets, health, holds, mandates, notifications, owners, transactions, wallets,
+    agents, budgets, health, holds, home, mandates, notifications, owners, transactions, wallets,
     webhooks,
 };
 use crate::{sse, ws};
@@ -32,6 +32,7 @@ use crate::{sse, ws};
         owners::create_owner,
         owners::create_session,
         owners::delete_session,
+        home::home,
         agents::create_agent,
         agents::list_agents,
         agents::get_agent,

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::extract::{Json, Object, Path};
 
 /// The agents as shown, each with its presence (`null` when it cannot be known).
-async fn with_presence(state: &SharedState, agents: Vec<Agent>) -> Vec<AgentDto> {
+pub(crate) async fn with_presence(state: &SharedState, agents: Vec<Agent>) -> Vec<AgentDto> {
     let ids: Vec<AgentId> = agents.iter().map(|a| a.id).collect();
     let presence = state.streams.presence(&ids).await;
     agents

@@ -4,6 +4,7 @@ pub(crate) mod agents;
 pub(crate) mod budgets;
 pub(crate) mod health;
 pub(crate) mod holds;
+pub(crate) mod home;
 pub(crate) mod mandates;
 pub(crate) mod notifications;
 pub(crate) mod owners;
@@ -16,7 +17,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 
 use crate::error::ApiError;
-use crate::{SharedState, sse, ws};
+use crate::{SharedState, console, sse, ws};
 
 /// Every route of the API, without the layers (see [`crate::router`]).
 pub(crate) fn api() -> Router<SharedState> {
@@ -25,9 +26,14 @@ pub(crate) fn api() -> Router<SharedState> {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(health::openapi_json))
+        .route("/console", get(console::index))
+        .route("/console/", get(console::slash))
+        .route("/console/app.js", get(console::script))
+        .route("/console/app.css", get(console::style))
         .route("/v1/owners", post(owners::create_owner))
         .route("/v1/sessions", post(owners::create_session))
         .route("/v1/sessions/current", delete(owners::delete_session))
+        .route("/v1/home", get(home::home))
         .route(
             "/v1/agents",
             post(agents::create_agent).get(agents::list_agents),

@@ -123,6 +123,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/holds/{id}/capture"),
     ("post", "/v1/holds/{id}/void"),
     ("get", "/v1/transactions"),
+    ("get", "/v1/home"),
     ("get", "/v1/transactions/{id}"),
     ("post", "/v1/transactions/{id}/approve"),
     ("post", "/v1/transactions/{id}/reject"),
@@ -139,6 +140,34 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/webhooks/{id}/deliveries"),
     ("post", "/v1/webhooks/{id}/deliveries/{delivery_id}/retry"),
 ];
+
+#[tokio::test]
+async fn the_console_is_served_without_a_credential_under_a_strict_content_policy() {
+    let w = World::new();
+    for (path, kind) in [
+        ("/console", "text/html"),
+        ("/console/app.js", "text/javascript"),
+        ("/console/app.css", "text/css"),
+    ] {
+        let (status, headers, _) =
+            send(Mocks::new(&w).app(), request("GET", path, None, None)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        assert!(header("content-type").starts_with(kind), "{path}");
+        let policy = header("content-security-policy");
+        // Only its own origin: no inline script, no CDN, nothing framing it.
+        assert!(policy.contains("script-src 'self';"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        assert_eq!(header("x-content-type-options"), "nosniff");
+    }
+}
 
 #[tokio::test]
 async fn the_openapi_document_lists_every_route_and_nothing_else() {
