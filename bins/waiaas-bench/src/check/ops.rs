@@ -592,7 +592,8 @@ impl Run {
         }
     }
 
-    /// A reader of balances, policies, summaries, the unread count and revoked credentials.
+    /// A reader of balances, policies, summaries, the unread count, the owner's home and revoked
+    /// credentials.
     pub(super) async fn reader(&self, seed: u64) {
         let mut rng = Rng::new(seed);
         while !self.stopped() {
@@ -606,7 +607,7 @@ impl Run {
             let n = self.env.wallets.len() as u64;
             let w = self.env.wallets[usize::try_from(rng.below(n)).unwrap_or(0)];
             add(&self.stats.ops);
-            self.read_one(&app, rng.below(8), w, label).await;
+            self.read_one(&app, rng.below(9), w, label).await;
         }
     }
 
@@ -657,6 +658,23 @@ impl Run {
                     label,
                 ),
                 Err(e) => self.read_failed("an unread count read", &e.answer()),
+            },
+            // The owner's home: every wallet's balance in it is a read of that balance, held
+            // to the same rule (never older than a write acknowledged before it started).
+            6 => match app.services.home(&self.owner()).await {
+                Ok(home) => {
+                    for view in home.agents.iter().flat_map(|a| &a.wallets) {
+                        let wallet = &view.wallet;
+                        self.history.read_value(
+                            Resource::Balance(wallet.id),
+                            start,
+                            wallet.version,
+                            Some(format!("{}/{}", wallet.balance, wallet.held)),
+                            label,
+                        );
+                    }
+                }
+                Err(e) => self.read_failed("a home read", &e.answer()),
             },
             _ => {
                 let token = {

@@ -120,16 +120,19 @@ impl WalletRepository for CachedWallets {
     /// per-wallet summaries, policies and budgets a rebuild reads.
     async fn home(&self, owner_id: OwnerId, today: NaiveDate) -> Result<HomeData, RepoError> {
         let current = self.inner.home_fingerprint(owner_id, today).await?;
+        let fits = |home: &HomeData| home.day == today && home.fingerprint == current;
         let load = || async move { self.inner.home(owner_id, today).await.map(Some) };
-        self.cache
-            .read_accepting::<HomeData, _, _, _>(
-                Kind::Home,
-                &owner_id.to_string(),
-                |home| home.day == today && home.fingerprint == current,
-                load,
-            )
-            .await?
-            .ok_or_else(|| RepoError(anyhow::anyhow!("a home read returned nothing")))
+        let cached = self
+            .cache
+            .read_accepting::<HomeData, _, _, _>(Kind::Home, &owner_id.to_string(), fits, load)
+            .await?;
+        match cached {
+            Some(home) if fits(&home) => Ok(home),
+            // What the cache handed back was read by another caller (a shared load, or a
+            // fill that lost to another entry) and may be older than `current`: read again,
+            // after `current`, so the answer is at least as new as this read's start.
+            _ => self.inner.home(owner_id, today).await,
+        }
     }
 }
 
