@@ -60,6 +60,7 @@ mod error;
 mod events;
 mod owner;
 mod retry;
+mod wallets;
 
 use std::time::Duration;
 
