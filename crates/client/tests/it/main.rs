@@ -3,6 +3,7 @@
 //! through `waiaas-client`.
 
 mod events;
+mod holds;
 mod idempotency;
 mod walkthrough;
 
