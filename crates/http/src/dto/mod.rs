@@ -1,192 +1,82 @@
-//! The JSON shapes of the API: request bodies (every one refuses unknown fields), query
-//! strings and responses, with their OpenAPI schemas. Domain types are converted here so the
-//! wire format never changes by accident when the domain does.
+//! The JSON shapes of the API live in `waiaas-api`, shared with the client so the two cannot
+//! drift; they are re-exported here for the handlers. What stays here is only the server's:
+//! the parsing of a transaction list's query, which answers with the server's errors.
 
-mod accounts;
-mod activity;
-mod budgets;
-mod mandates;
-mod transactions;
-mod wallets;
-mod webhooks;
+pub(crate) use waiaas_api::*;
 
-pub(crate) use accounts::*;
-pub(crate) use activity::*;
-pub(crate) use budgets::*;
-pub(crate) use mandates::*;
-pub(crate) use transactions::*;
-pub(crate) use wallets::*;
-pub(crate) use webhooks::*;
+use chrono::{DateTime, Utc};
+use waiaas_domain::{TransactionKind, TransactionStatus, TxCursor, TxFilter};
 
-use serde::{Deserialize, Deserializer, Serialize};
-use utoipa::ToSchema;
+use crate::error::ApiError;
 
-/// The body of every error answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorBody {
-    /// What went wrong.
-    pub error: ErrorDetail,
+/// A parsed transaction-list query.
+#[derive(Debug, Default)]
+pub(crate) struct TxQuery {
+    /// At most this many items.
+    pub(crate) limit: Option<u32>,
+    /// Where the page starts.
+    pub(crate) cursor: Option<TxCursor>,
+    /// What the list is narrowed to.
+    pub(crate) filter: TxFilter,
 }
 
-/// What went wrong. Some codes add fields: `policy_denied` adds `rule`, `budget`,
-/// `transaction_id` and `reason`; `insufficient_funds` adds `transaction_id` and `budget`;
-/// `rate_limited` adds `retry_after`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ErrorDetail {
-    /// A stable, machine-readable code, e.g. `not_found` or `policy_denied`.
-    #[schema(example = "not_found")]
-    pub code: String,
-    /// A sentence for humans; never shows internal details.
-    pub message: String,
-    /// The fields some codes add, beside `code` and `message`.
-    #[serde(flatten)]
-    #[schema(ignore)]
-    pub details: serde_json::Map<String, serde_json::Value>,
-}
+/// What a bad `status` filter is told.
+pub(crate) const STATUSES: &str = "`status` is one of pending_approval, completed, rejected, denied, failed, held, captured, voided, expired";
 
-/// A list of items.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Items<T> {
-    /// The items.
-    pub items: Vec<T>,
-}
+/// The prefix of a metadata filter's parameter name.
+const METADATA: &str = "metadata.";
 
-impl<T> Items<T> {
-    /// Converts every item.
-    pub(crate) fn of<D>(items: impl IntoIterator<Item = D>) -> Self
-    where
-        T: From<D>,
-    {
-        Self {
-            items: items.into_iter().map(T::from).collect(),
+impl TxQuery {
+    /// Reads the query's pairs: every name at most once, none unknown.
+    pub(crate) fn parse(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
+        let bad = |message: String| ApiError::bad_request("invalid_query", message);
+        let mut q = Self::default();
+        let mut seen = std::collections::HashSet::new();
+        for (name, value) in pairs {
+            if !seen.insert(name.clone()) {
+                return Err(bad(format!("`{name}` is given twice")));
+            }
+            match name.as_str() {
+                "limit" => {
+                    q.limit = Some(value.parse().map_err(|_| {
+                        bad(format!(
+                            "`limit` must be a whole number from 0 to {}",
+                            u32::MAX
+                        ))
+                    })?);
+                }
+                "cursor" => {
+                    q.cursor = Some(
+                        TxCursor::parse(&value)
+                            .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?,
+                    );
+                }
+                "status" => {
+                    q.filter.status = Some(
+                        TransactionStatus::from_db(&value).ok_or_else(|| bad(STATUSES.into()))?,
+                    );
+                }
+                "kind" => {
+                    q.filter.kind = Some(TransactionKind::from_db(&value).ok_or_else(|| {
+                        bad("`kind` is one of deposit, transfer, payment, sweep, hold".into())
+                    })?);
+                }
+                "from" | "to" => {
+                    let at = DateTime::parse_from_rfc3339(&value)
+                        .map_err(|_| bad(format!("`{name}` must be an RFC 3339 time")))?
+                        .with_timezone(&Utc);
+                    if name == "from" {
+                        q.filter.from = Some(at);
+                    } else {
+                        q.filter.to = Some(at);
+                    }
+                }
+                other => match other.strip_prefix(METADATA) {
+                    Some(key) => q.filter.metadata.push((key.to_owned(), value)),
+                    None => return Err(bad(format!("unknown query parameter `{other}`"))),
+                },
+            }
         }
-    }
-}
-
-/// Whole numbers in request bodies. JSON Schema counts `5.0` and `5e3` as the integers 5
-/// and 5000, and so does the API: the number's text is read exactly (never through a
-/// floating-point value, which would round 9007199254740993.0), and any spelling of a whole
-/// number that fits is taken.
-pub(crate) mod whole {
-    use super::{Deserialize, Deserializer};
-    use serde::de::Error as _;
-    use serde_json::value::RawValue;
-
-    /// The whole number a JSON number's text spells exactly, if it is one that fits 64 bits.
-    fn of(text: &str) -> Option<i64> {
-        let (negative, rest) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (mantissa, exponent) = match rest.find(['e', 'E']) {
-            Some(at) => (&rest[..at], rest[at + 1..].parse::<i64>().ok()?),
-            None => (rest, 0),
-        };
-        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        let all = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        if !all(int) || !(frac.is_empty() || all(frac)) {
-            return None; // not a number: a string, an object, `true`, `null`…
-        }
-        // The significant digits, and the power of ten they are multiplied by.
-        let digits = format!("{int}{frac}");
-        let digits = digits.trim_start_matches('0');
-        let significant = digits.trim_end_matches('0');
-        if significant.is_empty() {
-            return Some(0);
-        }
-        let trailing = i64::try_from(digits.len() - significant.len()).ok()?;
-        let frac_len = i64::try_from(frac.len()).ok()?;
-        let power = exponent.checked_add(trailing)?.checked_sub(frac_len)?;
-        if !(0..=18).contains(&power) {
-            return None; // a fraction is left, or it is far beyond 64 bits
-        }
-        let value = significant
-            .parse::<i128>()
-            .ok()?
-            .checked_mul(10_i128.pow(u32::try_from(power).ok()?))?;
-        i64::try_from(if negative { -value } else { value }).ok()
-    }
-
-    fn whole<'de, D: Deserializer<'de>>(raw: &RawValue, what: &str) -> Result<i64, D::Error> {
-        of(raw.get()).ok_or_else(|| D::Error::custom(format!("{} is not {what}", raw.get())))
-    }
-
-    /// A whole number that fits 64 signed bits.
-    pub(crate) fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-        let raw = <&RawValue>::deserialize(d)?;
-        whole::<D>(raw, "a whole number of 64 bits")
-    }
-
-    /// [`i64`], or `null`.
-    pub(crate) fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-        let raw = <&RawValue>::deserialize(d)?;
-        if raw.get() == "null" {
-            return Ok(None);
-        }
-        whole::<D>(raw, "a whole number of 64 bits").map(Some)
-    }
-
-    /// A whole number from 0 to 2^32 − 1, or `null`.
-    pub(crate) fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-        const WHAT: &str = "a whole number from 0 to 4294967295";
-        let raw = <&RawValue>::deserialize(d)?;
-        if raw.get() == "null" {
-            return Ok(None);
-        }
-        let n = whole::<D>(raw, WHAT)?;
-        u32::try_from(n)
-            .map(Some)
-            .map_err(|_| D::Error::custom(format!("{} is not {WHAT}", raw.get())))
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use serde::Deserialize;
-
-        #[derive(Debug, Deserialize)]
-        struct Body {
-            #[serde(deserialize_with = "super::i64")]
-            amount: i64,
-            #[serde(default, deserialize_with = "super::opt_u32")]
-            count: Option<u32>,
-        }
-
-        fn amount(json: &str) -> Option<i64> {
-            serde_json::from_str::<Body>(&format!("{{\"amount\": {json}}}"))
-                .ok()
-                .map(|b| b.amount)
-        }
-
-        #[test]
-        fn whole_numbers_are_taken_in_any_spelling_and_fractions_are_refused() {
-            assert_eq!(amount("5"), Some(5));
-            assert_eq!(amount("-9957555.0"), Some(-9_957_555));
-            assert_eq!(amount("1e3"), Some(1000));
-            assert_eq!(amount("9223372036854775807"), Some(i64::MAX));
-            assert_eq!(amount("9007199254740993.0"), Some(9_007_199_254_740_993));
-            assert_eq!(amount("4093353750555110.0"), Some(4_093_353_750_555_110));
-            assert_eq!(amount("-9223372036854775808"), Some(i64::MIN));
-            assert_eq!(amount("9.223372036854775807e18"), Some(i64::MAX));
-            assert_eq!(amount("0.000e-99999999999"), Some(0));
-            assert_eq!(amount("120e-1"), Some(12));
-            assert_eq!(amount("9223372036854775808"), None);
-            assert_eq!(amount("1e19"), None);
-            assert_eq!(amount("1e99999999999999999999"), None);
-            assert_eq!(amount("2.5"), None);
-            assert_eq!(amount("125e-2"), None);
-            assert_eq!(amount("true"), None);
-            assert_eq!(amount("\"5\""), None);
-            assert_eq!(amount("null"), None);
-            let count = |json: &str| {
-                serde_json::from_str::<Body>(&format!("{{\"amount\": 1, \"count\": {json}}}"))
-                    .ok()
-                    .map(|b| b.count)
-            };
-            assert_eq!(count("null"), Some(None));
-            assert_eq!(count("7.0"), Some(Some(7)));
-            assert_eq!(count("4294967295"), Some(Some(u32::MAX)));
-            assert_eq!(count("4294967296"), None);
-            assert_eq!(count("-1"), None);
-        }
+        Ok(q)
     }
 }

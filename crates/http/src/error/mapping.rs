@@ -11,6 +11,13 @@ use waiaas_domain::model::MandateRefusal;
 
 use super::ApiError;
 
+/// A policy or budget the domain refused while converting the request: a `400` with its code.
+impl From<waiaas_api::Invalid> for ApiError {
+    fn from(e: waiaas_api::Invalid) -> Self {
+        Self::bad_request(e.code, e.message)
+    }
+}
+
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
         Self::unexpected(e.0)

@@ -14,7 +14,9 @@ use crate::{ComponentStatus, SharedState, openapi};
 #[utoipa::path(get, path = "/healthz", tag = "health",
     responses((status = 200, description = "The process is alive", body = Liveness)))]
 pub(crate) async fn healthz() -> Json<Liveness> {
-    Json(Liveness { status: "ok" })
+    Json(Liveness {
+        status: "ok".to_owned(),
+    })
 }
 
 /// Readiness: ready when PostgreSQL answers, degraded (still 200) when Redis does not.
@@ -31,7 +33,7 @@ pub(crate) async fn readyz(State(state): State<SharedState>) -> (StatusCode, Jso
         _ => (StatusCode::OK, "ready"),
     };
     let body = ReadinessDto {
-        status,
+        status: status.to_owned(),
         database: describe(&readiness.database),
         redis: describe(&readiness.redis),
     };

@@ -220,3 +220,80 @@ async fn a_panicking_handler_is_a_500_in_the_error_format() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(code(&body), "internal");
 }
+
+/// The error codes written in this crate's source: the literal after `bad_request(`,
+/// `conflict(` and `unprocessable(`, and the one after the status of `ApiError::new(` or
+/// `Self::new(`.
+fn codes_in_source() -> Vec<String> {
+    fn literal_at(text: &str) -> Option<String> {
+        let rest = text.trim_start().strip_prefix('"')?;
+        let end = rest.find('"')?;
+        let code = &rest[..end];
+        let snake = !code.is_empty() && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        snake.then(|| code.to_owned())
+    }
+    let mut files = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    let mut codes = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for call in ["bad_request(", "conflict(", "unprocessable("] {
+            codes.extend(
+                text.match_indices(call)
+                    .filter_map(|(at, _)| literal_at(&text[at + call.len()..])),
+            );
+        }
+        for call in ["ApiError::new(", "Self::new("] {
+            codes.extend(text.match_indices(call).filter_map(|(at, _)| {
+                let args = &text[at + call.len()..];
+                literal_at(&args[args.find(',')? + 1..])
+            }));
+        }
+    }
+    codes
+}
+
+#[test]
+fn every_error_code_the_service_answers_with_is_one_the_shared_error_code_knows() {
+    use waiaas_api::ErrorCode;
+    use waiaas_domain::model::MandateRefusal;
+
+    let mut codes = codes_in_source();
+    assert!(
+        codes.iter().any(|c| c == "policy_denied") && codes.len() > 30,
+        "the scan finds the codes: {codes:?}"
+    );
+    codes.extend(
+        [
+            waiaas_domain::Fault::DatabaseUnavailable,
+            waiaas_domain::Fault::Timeout,
+            waiaas_domain::Fault::WalletBusy,
+            waiaas_domain::Fault::OutcomeUnknown,
+        ]
+        .map(|f| f.code().to_owned()),
+    );
+    codes.extend(
+        [
+            MandateRefusal::Revoked,
+            MandateRefusal::Expired(now()),
+            MandateRefusal::Exceeded(String::new()),
+            MandateRefusal::PayeeMismatch(waiaas_domain::Counterparty::parse("cloud-gpu").unwrap()),
+        ]
+        .map(|r| r.code().to_owned()),
+    );
+    for code in codes {
+        assert!(
+            !matches!(ErrorCode::parse(&code), ErrorCode::Other(_)),
+            "`{code}` is answered by the service but missing from waiaas_api::ErrorCode"
+        );
+    }
+}

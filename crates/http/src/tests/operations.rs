@@ -294,6 +294,14 @@ async fn the_event_stream_resumes_after_the_last_event_in_order_without_duplicat
     assert_eq!(first["type"], "transaction.completed");
     assert_eq!(first["wallet_id"], wallet.to_string());
     assert_eq!(first["transaction"]["id"], mine.id.to_string());
+    // The shared type clients read events with takes the data as the stream sends it.
+    let typed: waiaas_api::WalletEvent = serde_json::from_value(first).unwrap();
+    assert_eq!(
+        (typed.id, typed.kind.as_str()),
+        (6, "transaction.completed")
+    );
+    let tx = typed.transaction.expect("the transaction");
+    assert_eq!((tx.id.to_string(), tx.amount), (mine.id.to_string(), 10));
 
     // Resuming below what retention deleted: some events may be gone, and the client is told.
     let mut m = Mocks::new(&w);

@@ -2,16 +2,20 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
+#[cfg(feature = "domain")]
 use waiaas_domain::notifications::{Notification, UnreadCount};
+#[cfg(feature = "domain")]
 use waiaas_domain::{Actor, AuditEntry};
 
 /// `GET /v1/audit-logs` query.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct AuditFilter {
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct AuditFilter {
     /// Only this kind of resource, e.g. `wallet`.
     pub resource_type: Option<String>,
     /// Only this resource.
@@ -23,16 +27,18 @@ pub(crate) struct AuditFilter {
 }
 
 /// Who performed an action.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ActorDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ActorDto {
     /// `owner`, `agent` or `system`.
     #[serde(rename = "type")]
-    #[schema(example = "owner")]
+    #[cfg_attr(feature = "openapi", schema(example = "owner"))]
     pub kind: String,
     /// The owner's or agent's id; `null` for the system.
     pub id: Option<Uuid>,
 }
 
+#[cfg(feature = "domain")]
 impl From<Actor> for ActorDto {
     fn from(a: Actor) -> Self {
         Self {
@@ -43,8 +49,9 @@ impl From<Actor> for ActorDto {
 }
 
 /// One audit row.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AuditEntryDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AuditEntryDto {
     /// Identity.
     pub id: Uuid,
     /// Who acted.
@@ -56,10 +63,10 @@ pub(crate) struct AuditEntryDto {
     /// The resource's id.
     pub resource_id: String,
     /// The value before.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub old_value: Option<serde_json::Value>,
     /// The value after.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub new_value: Option<serde_json::Value>,
     /// The request it came from.
     pub request_id: Option<String>,
@@ -69,6 +76,7 @@ pub(crate) struct AuditEntryDto {
     pub created_at: DateTime<Utc>,
 }
 
+#[cfg(feature = "domain")]
 impl From<AuditEntry> for AuditEntryDto {
     fn from(e: AuditEntry) -> Self {
         Self {
@@ -89,17 +97,19 @@ impl From<AuditEntry> for AuditEntryDto {
 /// The tamper-evident ledger's latest sealed position: every transaction, ledger entry and
 /// audit row up to it is chained by SHA-256. Publish or notarise it; `waiaas verify --from
 /// <position>:<hash>` later proves nothing before it was rewritten.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct LedgerHeadDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LedgerHeadDto {
     /// Rows sealed so far (0 before the first).
     pub position: i64,
     /// The chain's SHA-256 at that position, lowercase hex.
-    #[schema(example = "9f2c…")]
+    #[cfg_attr(feature = "openapi", schema(example = "9f2c…"))]
     pub hash: String,
     /// When the last batch was sealed (null before the first).
     pub sealed_at: Option<DateTime<Utc>>,
 }
 
+#[cfg(feature = "domain")]
 impl From<waiaas_domain::LedgerHead> for LedgerHeadDto {
     fn from(h: waiaas_domain::LedgerHead) -> Self {
         Self {
@@ -111,12 +121,13 @@ impl From<waiaas_domain::LedgerHead> for LedgerHeadDto {
 }
 
 /// One notification for an owner.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct NotificationDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NotificationDto {
     /// Identity.
     pub id: Uuid,
     /// `approval_requested` or `transfer_denied`.
-    #[schema(example = "approval_requested")]
+    #[cfg_attr(feature = "openapi", schema(example = "approval_requested"))]
     pub kind: String,
     /// The wallet concerned; `null` when none is (a webhook that failed to deliver an
     /// agent's event).
@@ -131,6 +142,7 @@ pub(crate) struct NotificationDto {
     pub read_at: Option<DateTime<Utc>>,
 }
 
+#[cfg(feature = "domain")]
 impl From<Notification> for NotificationDto {
     fn from(n: Notification) -> Self {
         Self {
@@ -146,8 +158,9 @@ impl From<Notification> for NotificationDto {
 }
 
 /// A page of notifications, newest first, with the unread count.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct NotificationPageDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NotificationPageDto {
     /// Newest first.
     pub items: Vec<NotificationDto>,
     /// Unread notifications in total.
@@ -157,14 +170,16 @@ pub(crate) struct NotificationPageDto {
 }
 
 /// A notification marked read, with the unread count after it.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct NotificationRead {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NotificationRead {
     /// The notification.
     pub notification: NotificationDto,
     /// Unread notifications left.
     pub unread: u64,
 }
 
+#[cfg(feature = "domain")]
 impl From<(Notification, UnreadCount)> for NotificationRead {
     fn from((n, unread): (Notification, UnreadCount)) -> Self {
         Self {
@@ -175,23 +190,25 @@ impl From<(Notification, UnreadCount)> for NotificationRead {
 }
 
 /// `GET /healthz`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Liveness {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Liveness {
     /// Always `ok`.
-    #[schema(example = "ok")]
-    pub status: &'static str,
+    #[cfg_attr(feature = "openapi", schema(example = "ok"))]
+    pub status: String,
 }
 
 /// `GET /readyz`.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct ReadinessDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReadinessDto {
     /// `ready`, `degraded` (Redis down: the service works, slower) or `unavailable`.
-    #[schema(example = "ready")]
-    pub status: &'static str,
+    #[cfg_attr(feature = "openapi", schema(example = "ready"))]
+    pub status: String,
     /// `up` or `down: <why>`.
-    #[schema(example = "up")]
+    #[cfg_attr(feature = "openapi", schema(example = "up"))]
     pub database: String,
     /// `up`, `down: <why>` or `disabled`.
-    #[schema(example = "up")]
+    #[cfg_attr(feature = "openapi", schema(example = "up"))]
     pub redis: String,
 }

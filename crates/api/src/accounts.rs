@@ -2,23 +2,26 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 use uuid::Uuid;
-use waiaas_domain::ports::AgentPresence;
-use waiaas_domain::{Agent, AgentStatus, ApiKey, Owner};
+#[cfg(feature = "domain")]
+use waiaas_domain::{Agent, AgentStatus, ApiKey, Owner, ports::AgentPresence};
 
 /// `POST /v1/owners`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateOwner {
+pub struct CreateOwner {
     /// Display name, 1–100 characters.
-    #[schema(example = "Acme Robotics")]
+    #[cfg_attr(feature = "openapi", schema(example = "Acme Robotics"))]
     pub name: String,
 }
 
 /// An owner.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct OwnerDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OwnerDto {
     /// Identity.
     pub id: Uuid,
     /// Display name.
@@ -27,6 +30,7 @@ pub(crate) struct OwnerDto {
     pub created_at: DateTime<Utc>,
 }
 
+#[cfg(feature = "domain")]
 impl From<Owner> for OwnerDto {
     fn from(o: Owner) -> Self {
         Self {
@@ -38,8 +42,9 @@ impl From<Owner> for OwnerDto {
 }
 
 /// A registered owner with its first API key, shown once.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct OwnerCreated {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OwnerCreated {
     /// The owner.
     pub owner: OwnerDto,
     /// The owner's API key (`wak_…`): store it, it is never shown again.
@@ -47,8 +52,9 @@ pub(crate) struct OwnerCreated {
 }
 
 /// A session opened with an API key.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct SessionCreated {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionCreated {
     /// The session token (`wst_…`), shown once.
     pub token: String,
     /// When it stops working.
@@ -56,23 +62,25 @@ pub(crate) struct SessionCreated {
 }
 
 /// `POST /v1/agents`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateAgent {
+pub struct CreateAgent {
     /// Display name, 1–100 characters.
-    #[schema(example = "trading-bot")]
+    #[cfg_attr(feature = "openapi", schema(example = "trading-bot"))]
     pub name: String,
 }
 
 /// An agent.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct AgentDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AgentDto {
     /// Identity.
     pub id: Uuid,
     /// Display name.
     pub name: String,
     /// `active` or `suspended` (a deleted agent is not shown).
-    #[schema(example = "active")]
+    #[cfg_attr(feature = "openapi", schema(example = "active"))]
     pub status: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
@@ -83,9 +91,10 @@ pub(crate) struct AgentDto {
     pub last_seen_at: Option<DateTime<Utc>>,
 }
 
+#[cfg(feature = "domain")]
 impl AgentDto {
     /// The agent with its presence (`None`: unknown).
-    pub(crate) fn of(a: Agent, presence: Option<AgentPresence>) -> Self {
+    pub fn of(a: Agent, presence: Option<AgentPresence>) -> Self {
         Self {
             id: a.id.into(),
             name: a.name.into(),
@@ -98,15 +107,17 @@ impl AgentDto {
 }
 
 /// The statuses an owner may set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum SettableStatus {
+pub enum SettableStatus {
     /// May move money within its policies.
     Active,
     /// May read but not move money.
     Suspended,
 }
 
+#[cfg(feature = "domain")]
 impl From<SettableStatus> for AgentStatus {
     fn from(s: SettableStatus) -> Self {
         match s {
@@ -117,32 +128,35 @@ impl From<SettableStatus> for AgentStatus {
 }
 
 /// `PATCH /v1/agents/{id}`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct UpdateAgent {
+pub struct UpdateAgent {
     /// The new status.
     pub status: SettableStatus,
 }
 
 /// `POST /v1/agents/{id}/keys` (optional body).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateKey {
+pub struct CreateKey {
     /// Seconds until the key stops working (1 to 315360000, ten years); absent or `null`:
     /// it never expires.
-    #[schema(minimum = 1, maximum = 315_360_000)]
-    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 315_360_000))]
+    #[serde(default, deserialize_with = "crate::whole::opt_i64")]
     pub expires_in_s: Option<i64>,
 }
 
 /// An API key as listed (never its secret).
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct KeyDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KeyDto {
     /// The key's id.
     pub id: Uuid,
     /// `active`, `expired` or `revoked`.
-    #[schema(example = "active")]
-    pub status: &'static str,
+    #[cfg_attr(feature = "openapi", schema(example = "active"))]
+    pub status: String,
     /// When it was issued.
     pub created_at: DateTime<Utc>,
     /// When it stops (or stopped) working; `null`: never.
@@ -151,11 +165,12 @@ pub(crate) struct KeyDto {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+#[cfg(feature = "domain")]
 impl KeyDto {
     /// Keys as listed now.
-    pub(crate) fn list(keys: Vec<ApiKey>) -> super::Items<Self> {
+    pub fn list(keys: Vec<ApiKey>) -> crate::Items<Self> {
         let now = Utc::now();
-        super::Items {
+        crate::Items {
             items: keys.into_iter().map(|k| Self::of(k, now)).collect(),
         }
     }
@@ -171,7 +186,7 @@ impl KeyDto {
         };
         Self {
             id: k.id.into(),
-            status,
+            status: status.to_owned(),
             created_at: k.created_at,
             expires_at: k.expires_at,
             revoked_at: k.revoked_at,
@@ -180,8 +195,9 @@ impl KeyDto {
 }
 
 /// A new API key for an agent, shown once.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct KeyCreated {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct KeyCreated {
     /// The key's id.
     pub id: Uuid,
     /// The key (`wak_…`): store it, it is never shown again.

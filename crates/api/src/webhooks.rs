@@ -2,40 +2,48 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
+#[cfg(feature = "domain")]
 use waiaas_domain::webhooks::{Delivery, Webhook};
 
 /// `POST /v1/webhooks`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct WebhookBody {
+pub struct WebhookBody {
     /// Where events are posted: an absolute `https://` URL (at most 2048 characters) whose
     /// host resolves to public addresses.
-    #[schema(max_length = 2048)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2048))]
     pub url: String,
     /// The event types to receive (1–50, see the API reference), or `["*"]` for all.
-    #[schema(min_items = 1, max_items = 50)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 50))]
     pub events: Vec<String>,
     /// A note for the owner (at most 500 characters).
-    #[schema(max_length = 500)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
     pub description: Option<String>,
 }
 
 /// `PATCH /v1/webhooks/{id}`: only the fields given change (`"description": null` removes
 /// it).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct WebhookPatchBody {
+pub struct WebhookPatchBody {
     /// A new URL.
-    #[schema(max_length = 2048)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 2048))]
     pub url: Option<String>,
     /// New event types.
-    #[schema(min_items = 1, max_items = 50)]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 50))]
     pub events: Option<Vec<String>>,
     /// A new description, or `null` to remove it.
-    #[serde(default, deserialize_with = "some_option")]
-    #[schema(value_type = Option<String>, max_length = 500)]
+    #[serde(
+        default,
+        deserialize_with = "some_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 500))]
     pub description: Option<Option<String>>,
     /// Whether new events are delivered to it.
     pub enabled: Option<bool>,
@@ -47,8 +55,9 @@ fn some_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<S
 }
 
 /// A webhook endpoint.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WebhookDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookDto {
     pub id: Uuid,
     pub url: String,
     pub events: Vec<String>,
@@ -58,6 +67,7 @@ pub(crate) struct WebhookDto {
     pub updated_at: DateTime<Utc>,
 }
 
+#[cfg(feature = "domain")]
 impl From<Webhook> for WebhookDto {
     fn from(w: Webhook) -> Self {
         Self {
@@ -73,8 +83,9 @@ impl From<Webhook> for WebhookDto {
 }
 
 /// A webhook endpoint with its signing secret: shown once, when made or rotated.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WebhookWithSecretDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WebhookWithSecretDto {
     #[serde(flatten)]
     pub webhook: WebhookDto,
     /// The signing secret (`whsec_…`): verify `WAIaaS-Signature` with it. Shown only now.
@@ -82,8 +93,9 @@ pub(crate) struct WebhookWithSecretDto {
 }
 
 /// One event's delivery to an endpoint.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct DeliveryDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeliveryDto {
     pub id: Uuid,
     /// The event's id (also sent as `WAIaaS-Event-Id`).
     pub event_id: i64,
@@ -104,6 +116,7 @@ pub(crate) struct DeliveryDto {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+#[cfg(feature = "domain")]
 impl From<Delivery> for DeliveryDto {
     fn from(d: Delivery) -> Self {
         Self {
@@ -124,10 +137,11 @@ impl From<Delivery> for DeliveryDto {
 }
 
 /// `GET /v1/webhooks/{id}/deliveries`.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct DeliveryQuery {
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct DeliveryQuery {
     /// At most this many (1–200, default 50).
     pub limit: Option<u32>,
     /// Only deliveries of events before this event id (the next page).

@@ -2,24 +2,27 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+#[cfg(feature = "openapi")]
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
+#[cfg(feature = "domain")]
 use waiaas_domain::{Counterparty, Mandate, Money};
 
 /// `POST /v1/wallets/{id}/mandates`: at most one of `to_wallet_id` and `destination`
 /// (neither: any payee the wallet's rules allow).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct MandateBody {
+pub struct MandateBody {
     /// The most one use may move (minor units, above zero).
-    #[serde(deserialize_with = "super::whole::i64")]
+    #[serde(deserialize_with = "crate::whole::i64")]
     pub max_amount: i64,
     /// The most all uses together may move (minor units, above zero); no total when absent.
-    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    #[serde(default, deserialize_with = "crate::whole::opt_i64")]
     pub total_amount: Option<i64>,
     /// How many uses: 1 to 10000; 1 when absent.
-    #[schema(minimum = 1, maximum = 10_000)]
-    #[serde(default, deserialize_with = "super::whole::opt_u32")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10_000))]
+    #[serde(default, deserialize_with = "crate::whole::opt_u32")]
     pub max_uses: Option<u32>,
     /// The only wallet it may pay (another wallet of the owner, same asset).
     pub to_wallet_id: Option<Uuid>,
@@ -30,21 +33,23 @@ pub(crate) struct MandateBody {
 }
 
 /// `GET /v1/wallets/{id}/mandates` query.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct MandateQuery {
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct MandateQuery {
     /// At most this many mandates, newest first (clamped to 1–200; default 50).
     pub limit: Option<u32>,
 }
 
 /// A mandate as it stands.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct MandateDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MandateDto {
     /// Identity.
     pub id: Uuid,
     /// `active`, `exhausted` (uses or total used up), `expired` or `revoked`.
-    #[schema(example = "active")]
+    #[cfg_attr(feature = "openapi", schema(example = "active"))]
     pub status: String,
     /// The wallet it lets the agent spend from.
     pub wallet_id: Uuid,
@@ -74,9 +79,10 @@ pub(crate) struct MandateDto {
     pub updated_at: DateTime<Utc>,
 }
 
+#[cfg(feature = "domain")]
 impl MandateDto {
     /// The mandate as it stands at `now`.
-    pub(crate) fn at(m: Mandate, now: DateTime<Utc>) -> Self {
+    pub fn at(m: Mandate, now: DateTime<Utc>) -> Self {
         let (to_wallet_id, destination) = match &m.payee {
             Some(Counterparty::Wallet(w)) => (Some((*w).into()), None),
             Some(Counterparty::External(d)) => (None, Some(d.as_str().to_owned())),

@@ -2,23 +2,26 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
+#[cfg(feature = "domain")]
 use waiaas_domain::{
     Budget, Counterparty, Money, Policy, PolicyRules, SpendSummary, SpendTotals, Wallet,
     WalletBalance,
 };
 
-use super::BudgetDto;
-
-use crate::error::ApiError;
+use crate::BudgetDto;
+#[cfg(feature = "domain")]
+use crate::Invalid;
 
 /// `POST /v1/agents/{id}/wallets`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateWallet {
+pub struct CreateWallet {
     /// A supported asset code, e.g. `USD`.
-    #[schema(example = "USD")]
+    #[cfg_attr(feature = "openapi", schema(example = "USD"))]
     pub asset: String,
     /// Optional display name.
     #[serde(default)]
@@ -26,14 +29,15 @@ pub(crate) struct CreateWallet {
 }
 
 /// A wallet.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct WalletDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WalletDto {
     /// Identity.
     pub id: Uuid,
     /// The agent holding it.
     pub agent_id: Uuid,
     /// Its asset.
-    #[schema(example = "USD")]
+    #[cfg_attr(feature = "openapi", schema(example = "USD"))]
     pub asset: String,
     /// Its display name.
     pub name: Option<String>,
@@ -49,6 +53,7 @@ pub(crate) struct WalletDto {
     pub created_at: DateTime<Utc>,
 }
 
+#[cfg(feature = "domain")]
 impl From<Wallet> for WalletDto {
     fn from(w: Wallet) -> Self {
         Self {
@@ -66,17 +71,19 @@ impl From<Wallet> for WalletDto {
 }
 
 /// `GET /v1/wallets` query.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct WalletFilter {
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct WalletFilter {
     /// Only this agent's wallets.
     pub agent_id: Option<Uuid>,
 }
 
 /// A wallet's balance at one version.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct BalanceDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BalanceDto {
     /// The wallet.
     pub wallet_id: Uuid,
     /// Its asset.
@@ -91,6 +98,7 @@ pub(crate) struct BalanceDto {
     pub version: i64,
 }
 
+#[cfg(feature = "domain")]
 impl From<WalletBalance> for BalanceDto {
     fn from(b: WalletBalance) -> Self {
         Self {
@@ -105,10 +113,11 @@ impl From<WalletBalance> for BalanceDto {
 }
 
 /// Spend in one period.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TotalsDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TotalsDto {
     /// Minor units spent; when `capped`, 9223372036854775807 and the true total is above it.
-    #[schema(minimum = 0, format = Int64)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, format = Int64))]
     pub spent: i64,
     /// Outgoing transactions.
     pub count: u32,
@@ -116,6 +125,7 @@ pub(crate) struct TotalsDto {
     pub capped: bool,
 }
 
+#[cfg(feature = "domain")]
 impl From<SpendTotals> for TotalsDto {
     fn from(t: SpendTotals) -> Self {
         Self {
@@ -127,8 +137,9 @@ impl From<SpendTotals> for TotalsDto {
 }
 
 /// A wallet's outgoing spend today and this month (UTC).
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct SummaryDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SummaryDto {
     /// The wallet.
     pub wallet_id: Uuid,
     /// Today (UTC).
@@ -141,9 +152,10 @@ pub(crate) struct SummaryDto {
     pub budget: BudgetDto,
 }
 
+#[cfg(feature = "domain")]
 impl SummaryDto {
     /// The summary with the budget left.
-    pub(crate) fn new(s: SpendSummary, budget: Budget) -> Self {
+    pub fn new(s: SpendSummary, budget: Budget) -> Self {
         Self {
             wallet_id: s.wallet_id.into(),
             today: s.today.into(),
@@ -155,48 +167,50 @@ impl SummaryDto {
 
 /// `PUT /v1/wallets/{id}/policy`: the complete rules; a rule left out does not restrict.
 /// Counterparties are `wallet:<uuid>` or an external destination.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PolicyBody {
+pub struct PolicyBody {
     /// No single transaction may move more than this (minor units).
-    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    #[serde(default, deserialize_with = "crate::whole::opt_i64")]
     pub max_per_transaction: Option<i64>,
     /// At most this much per UTC day (minor units).
-    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    #[serde(default, deserialize_with = "crate::whole::opt_i64")]
     pub daily_limit: Option<i64>,
     /// When set, money may only go to these counterparties.
     pub allowed_destinations: Option<Vec<String>>,
     /// Money may never go to these counterparties.
     pub blocked_destinations: Option<Vec<String>>,
     /// Transactions above this wait for the owner's approval (minor units).
-    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    #[serde(default, deserialize_with = "crate::whole::opt_i64")]
     pub approval_above: Option<i64>,
     /// At most this many outgoing transactions in any rolling hour.
-    #[serde(default, deserialize_with = "super::whole::opt_u32")]
+    #[serde(default, deserialize_with = "crate::whole::opt_u32")]
     pub max_transactions_per_hour: Option<u32>,
     /// At most this much per UTC calendar month (minor units).
-    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    #[serde(default, deserialize_with = "crate::whole::opt_i64")]
     pub monthly_limit: Option<i64>,
     /// A transaction waiting for approval longer than this many seconds (1 to 2592000, 30
     /// days) expires; nothing moves.
-    #[schema(minimum = 1, maximum = 2_592_000)]
-    #[serde(default, deserialize_with = "super::whole::opt_u32")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 2_592_000))]
+    #[serde(default, deserialize_with = "crate::whole::opt_u32")]
     pub approval_timeout_s: Option<u32>,
 }
 
+#[cfg(feature = "domain")]
 impl TryFrom<PolicyBody> for PolicyRules {
-    type Error = ApiError;
+    type Error = Invalid;
 
-    fn try_from(b: PolicyBody) -> Result<Self, ApiError> {
+    fn try_from(b: PolicyBody) -> Result<Self, Invalid> {
         let money = |field: &str, v: Option<i64>| {
             v.map(Money::new)
                 .transpose()
-                .map_err(|e| ApiError::bad_request("invalid_amount", format!("`{field}`: {e}")))
+                .map_err(|e| Invalid::new("invalid_amount", format!("`{field}`: {e}")))
         };
         let parties = |list: Vec<String>| {
             // Counted as written, duplicates included: the limit the document states.
             if list.len() > waiaas_domain::policy::MAX_LIST_LEN {
-                return Err(ApiError::bad_request(
+                return Err(Invalid::new(
                     "invalid_policy",
                     waiaas_domain::policy::PolicyError::ListTooLong.to_string(),
                 ));
@@ -204,7 +218,7 @@ impl TryFrom<PolicyBody> for PolicyRules {
             list.iter()
                 .map(|s| Counterparty::parse(s))
                 .collect::<Result<_, _>>()
-                .map_err(|e| ApiError::bad_request("invalid_value", e.to_string()))
+                .map_err(|e| Invalid::new("invalid_value", e.to_string()))
         };
         Ok(Self {
             max_per_transaction: money("max_per_transaction", b.max_per_transaction)?,
@@ -220,7 +234,7 @@ impl TryFrom<PolicyBody> for PolicyRules {
             monthly_limit: money("monthly_limit", b.monthly_limit)?,
             approval_timeout_s: match b.approval_timeout_s {
                 Some(s) if !(1..=MAX_APPROVAL_TIMEOUT_S).contains(&s) => {
-                    return Err(ApiError::bad_request(
+                    return Err(Invalid::new(
                         "invalid_policy",
                         "`approval_timeout_s` must be between 1 and 2592000 (30 days)",
                     ));
@@ -232,8 +246,9 @@ impl TryFrom<PolicyBody> for PolicyRules {
 }
 
 /// A wallet's policy.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct PolicyDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PolicyDto {
     /// The wallet it governs.
     pub wallet_id: Uuid,
     /// Bumped by every change; 0 when no policy was ever set.
@@ -259,8 +274,10 @@ pub(crate) struct PolicyDto {
 }
 
 /// The longest `approval_timeout_s`: 30 days.
+#[cfg(feature = "domain")]
 const MAX_APPROVAL_TIMEOUT_S: u32 = 2_592_000;
 
+#[cfg(feature = "domain")]
 impl From<Policy> for PolicyDto {
     fn from(p: Policy) -> Self {
         let r = p.rules;

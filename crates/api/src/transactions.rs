@@ -2,34 +2,33 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "openapi")]
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
-use waiaas_domain::{
-    Budget, LevelBudget, Money, Transaction, TransactionKind, TransactionPage, TransactionStatus,
-    TxCursor, TxFilter,
-};
-
-use crate::error::ApiError;
+#[cfg(feature = "domain")]
+use waiaas_domain::{Budget, LevelBudget, Money, Transaction, TransactionPage};
 
 /// `POST /v1/wallets/{id}/deposits`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DepositBody {
+pub struct DepositBody {
     /// Minor units, above zero.
-    #[schema(example = 10_000)]
-    #[serde(deserialize_with = "super::whole::i64")]
+    #[cfg_attr(feature = "openapi", schema(example = 10_000))]
+    #[serde(deserialize_with = "crate::whole::i64")]
     pub amount: i64,
     /// A note, at most 500 characters.
     pub memo: Option<String>,
     /// A JSON object of at most 4 KiB.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Value>,
 }
 
 /// `POST /v1/wallets/{id}/sweep`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct SweepBody {
+pub struct SweepBody {
     /// The wallet credited with the whole balance: another wallet of the same owner and
     /// asset, not closed.
     pub to_wallet_id: Uuid,
@@ -37,12 +36,13 @@ pub(crate) struct SweepBody {
 
 /// `POST /v1/wallets/{id}/transfers`: give exactly one of `to_wallet_id` (a transfer to a
 /// wallet of the same asset) and `destination` (a payment out of the platform).
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TransferBody {
+pub struct TransferBody {
     /// Minor units, above zero.
-    #[schema(example = 2_500)]
-    #[serde(deserialize_with = "super::whole::i64")]
+    #[cfg_attr(feature = "openapi", schema(example = 2_500))]
+    #[serde(deserialize_with = "crate::whole::i64")]
     pub amount: i64,
     /// The receiving wallet.
     pub to_wallet_id: Option<Uuid>,
@@ -51,7 +51,7 @@ pub(crate) struct TransferBody {
     /// A note, at most 500 characters.
     pub memo: Option<String>,
     /// A JSON object of at most 4 KiB.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Value>,
     /// A mandate of the paying wallet that pre-approves it: it completes without waiting
     /// for approval if the mandate covers it (hard limits still apply); `422 mandate_*`
@@ -61,12 +61,13 @@ pub(crate) struct TransferBody {
 
 /// `POST /v1/wallets/{id}/holds`: what `POST /v1/wallets/{id}/transfers` takes, and the
 /// hold's lifetime.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct HoldBody {
+pub struct HoldBody {
     /// Minor units to reserve, above zero.
-    #[schema(example = 2_500)]
-    #[serde(deserialize_with = "super::whole::i64")]
+    #[cfg_attr(feature = "openapi", schema(example = 2_500))]
+    #[serde(deserialize_with = "crate::whole::i64")]
     pub amount: i64,
     /// The wallet a capture pays.
     pub to_wallet_id: Option<Uuid>,
@@ -75,34 +76,36 @@ pub(crate) struct HoldBody {
     /// A note, at most 500 characters (the capture carries it too).
     pub memo: Option<String>,
     /// A JSON object of at most 4 KiB (the capture carries it too).
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Value>,
     /// A mandate of the wallet that pre-approves the hold (see transfers).
     pub mandate_id: Option<Uuid>,
     /// Seconds until the hold expires uncaptured: 1 to 604800 (7 days); 3600 when absent.
-    #[schema(minimum = 1, maximum = 604_800)]
-    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 604_800))]
+    #[serde(default, deserialize_with = "crate::whole::opt_i64")]
     pub expires_in_s: Option<i64>,
 }
 
 /// `POST /v1/holds/{id}/capture`: the body is optional.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CaptureBody {
+pub struct CaptureBody {
     /// Minor units to capture, above zero and at most the held amount; the whole hold when
     /// absent. The rest is released.
-    #[serde(default, deserialize_with = "super::whole::opt_i64")]
+    #[serde(default, deserialize_with = "crate::whole::opt_i64")]
     pub amount: Option<i64>,
 }
 
 /// A hold: an amount of a wallet reserved for a capture.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HoldDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HoldDto {
     /// Identity (a transaction of kind `hold`).
     pub id: Uuid,
     /// `pending_approval`, `held`, `captured`, `voided`, `expired`, `denied`, `failed` or
     /// `rejected`. A hold past its expiry reads `expired`, released or not.
-    #[schema(example = "held")]
+    #[cfg_attr(feature = "openapi", schema(example = "held"))]
     pub status: String,
     /// The wallet it reserves from.
     pub wallet_id: Uuid,
@@ -111,7 +114,7 @@ pub(crate) struct HoldDto {
     /// The external destination a capture pays.
     pub destination: Option<String>,
     /// The asset.
-    #[schema(example = "USD")]
+    #[cfg_attr(feature = "openapi", schema(example = "USD"))]
     pub asset: String,
     /// Minor units reserved.
     pub amount: i64,
@@ -124,7 +127,7 @@ pub(crate) struct HoldDto {
     /// The client's note.
     pub memo: Option<String>,
     /// The client's metadata.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
     /// The policy rule that decided, if one did.
     pub rule: Option<String>,
@@ -140,6 +143,7 @@ pub(crate) struct HoldDto {
     pub updated_at: DateTime<Utc>,
 }
 
+#[cfg(feature = "domain")]
 impl From<Transaction> for HoldDto {
     fn from(t: Transaction) -> Self {
         Self {
@@ -166,14 +170,16 @@ impl From<Transaction> for HoldDto {
 }
 
 /// A page of a wallet's holds, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct HoldPageDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct HoldPageDto {
     /// Newest first.
     pub items: Vec<HoldDto>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
+#[cfg(feature = "domain")]
 impl From<TransactionPage> for HoldPageDto {
     fn from(p: TransactionPage) -> Self {
         Self {
@@ -184,10 +190,11 @@ impl From<TransactionPage> for HoldPageDto {
 }
 
 /// `GET /v1/wallets/{id}/holds` query.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct HoldQuery {
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct HoldQuery {
     /// At most this many items (clamped to 1–200; default 50).
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page, as returned (opaque).
@@ -198,8 +205,9 @@ pub(crate) struct HoldQuery {
 
 /// What is left of a wallet's budgets after a decision, and of its agent's and owner's;
 /// `null` when the rule (or the budget) is not set.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct BudgetDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct BudgetDto {
     /// Minor units that may still be spent today (UTC) under the wallet's daily limit.
     pub daily_remaining: Option<i64>,
     /// Transactions still allowed in the rolling hour.
@@ -213,14 +221,16 @@ pub(crate) struct BudgetDto {
 }
 
 /// What is left of an agent's or owner's budget, over all its wallets.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct LevelBudgetDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LevelBudgetDto {
     /// Minor units that may still be spent today (UTC); `null` without a daily limit.
     pub daily_remaining: Option<i64>,
     /// Minor units that may still be spent this month (UTC); `null` without a monthly limit.
     pub monthly_remaining: Option<i64>,
 }
 
+#[cfg(feature = "domain")]
 impl From<LevelBudget> for LevelBudgetDto {
     fn from(b: LevelBudget) -> Self {
         Self {
@@ -230,6 +240,7 @@ impl From<LevelBudget> for LevelBudgetDto {
     }
 }
 
+#[cfg(feature = "domain")]
 impl From<Budget> for BudgetDto {
     fn from(b: Budget) -> Self {
         Self {
@@ -243,19 +254,20 @@ impl From<Budget> for BudgetDto {
 }
 
 /// A deposit, transfer or payment with the decision taken on it.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TransactionDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TransactionDto {
     /// Identity.
     pub id: Uuid,
     /// `deposit`, `transfer`, `payment`, `sweep` or `hold`.
-    #[schema(example = "transfer")]
+    #[cfg_attr(feature = "openapi", schema(example = "transfer"))]
     pub kind: String,
     /// `pending_approval`, `completed`, `rejected`, `denied` or `failed`; a hold also
     /// `held`, `captured`, `voided` or `expired`.
-    #[schema(example = "completed")]
+    #[cfg_attr(feature = "openapi", schema(example = "completed"))]
     pub status: String,
     /// The asset moved.
-    #[schema(example = "USD")]
+    #[cfg_attr(feature = "openapi", schema(example = "USD"))]
     pub asset: String,
     /// Minor units.
     pub amount: i64,
@@ -268,7 +280,7 @@ pub(crate) struct TransactionDto {
     /// The client's note.
     pub memo: Option<String>,
     /// The client's metadata.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub metadata: serde_json::Value,
     /// The policy rule that decided, if one did, e.g. `daily_limit`.
     pub rule: Option<String>,
@@ -298,6 +310,7 @@ pub(crate) struct TransactionDto {
     pub updated_at: DateTime<Utc>,
 }
 
+#[cfg(feature = "domain")]
 impl From<Transaction> for TransactionDto {
     fn from(t: Transaction) -> Self {
         Self {
@@ -328,10 +341,11 @@ impl From<Transaction> for TransactionDto {
 }
 
 /// A page query: `limit` (1–200, default 50) and the `cursor` of the previous page.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct PageQuery {
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct PageQuery {
     /// At most this many items (clamped to 1–200; default 50).
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page, as returned (opaque).
@@ -340,12 +354,13 @@ pub(crate) struct PageQuery {
 
 /// The query of a transaction list, as documented: `limit`, `cursor`, `status`, `kind`,
 /// `from`, `to`, and any number (up to 10) of `metadata.<key>=<value>`, which the
-/// description of the operation explains (OpenAPI cannot name parameters by a prefix). Parsed
-/// by [`TxQuery::parse`], not by this type.
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub(crate) struct TxListParams {
+/// description of the operation explains (OpenAPI cannot name parameters by a prefix). The
+/// server reads the query's pairs itself (the metadata filters have no fixed names); a
+/// client sends this type and adds its `metadata.<key>` pairs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct TxListParams {
     /// At most this many items (clamped to 1–200; default 50).
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page, as returned (opaque).
@@ -360,87 +375,17 @@ pub(crate) struct TxListParams {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// A parsed transaction-list query.
-#[derive(Debug, Default)]
-pub(crate) struct TxQuery {
-    /// At most this many items.
-    pub limit: Option<u32>,
-    /// Where the page starts.
-    pub cursor: Option<TxCursor>,
-    /// What the list is narrowed to.
-    pub filter: TxFilter,
-}
-
-/// What a bad `status` filter is told.
-pub(crate) const STATUSES: &str = "`status` is one of pending_approval, completed, rejected, denied, failed, held, captured, voided, expired";
-
-/// The prefix of a metadata filter's parameter name.
-const METADATA: &str = "metadata.";
-
-impl TxQuery {
-    /// Reads the query's pairs: every name at most once, none unknown.
-    pub(crate) fn parse(pairs: Vec<(String, String)>) -> Result<Self, ApiError> {
-        let bad = |message: String| ApiError::bad_request("invalid_query", message);
-        let mut q = Self::default();
-        let mut seen = std::collections::HashSet::new();
-        for (name, value) in pairs {
-            if !seen.insert(name.clone()) {
-                return Err(bad(format!("`{name}` is given twice")));
-            }
-            match name.as_str() {
-                "limit" => {
-                    q.limit = Some(value.parse().map_err(|_| {
-                        bad(format!(
-                            "`limit` must be a whole number from 0 to {}",
-                            u32::MAX
-                        ))
-                    })?);
-                }
-                "cursor" => {
-                    q.cursor = Some(
-                        TxCursor::parse(&value)
-                            .map_err(|e| ApiError::bad_request("invalid_cursor", e.to_string()))?,
-                    );
-                }
-                "status" => {
-                    q.filter.status = Some(
-                        TransactionStatus::from_db(&value).ok_or_else(|| bad(STATUSES.into()))?,
-                    );
-                }
-                "kind" => {
-                    q.filter.kind = Some(TransactionKind::from_db(&value).ok_or_else(|| {
-                        bad("`kind` is one of deposit, transfer, payment, sweep, hold".into())
-                    })?);
-                }
-                "from" | "to" => {
-                    let at = DateTime::parse_from_rfc3339(&value)
-                        .map_err(|_| bad(format!("`{name}` must be an RFC 3339 time")))?
-                        .with_timezone(&Utc);
-                    if name == "from" {
-                        q.filter.from = Some(at);
-                    } else {
-                        q.filter.to = Some(at);
-                    }
-                }
-                other => match other.strip_prefix(METADATA) {
-                    Some(key) => q.filter.metadata.push((key.to_owned(), value)),
-                    None => return Err(bad(format!("unknown query parameter `{other}`"))),
-                },
-            }
-        }
-        Ok(q)
-    }
-}
-
 /// A page of a wallet's transactions, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TransactionPageDto {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct TransactionPageDto {
     /// Newest first.
     pub items: Vec<TransactionDto>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
 
+#[cfg(feature = "domain")]
 impl From<TransactionPage> for TransactionPageDto {
     fn from(p: TransactionPage) -> Self {
         Self {
