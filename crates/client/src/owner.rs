@@ -4,7 +4,7 @@
 use reqwest::Method;
 use uuid::Uuid;
 use waiaas_api::{
-    AgentDto, BudgetsDto, CreateAgent, CreateKey, CreateOwner, Items, KeyCreated, KeyDto,
+    AgentDto, BudgetsDto, CreateAgent, CreateKey, CreateOwner, HomeDto, Items, KeyCreated, KeyDto,
     OwnerCreated, SettableStatus, TransactionDto, UpdateAgent, WebhookBody, WebhookDto,
     WebhookWithSecretDto,
 };
@@ -35,6 +35,16 @@ impl Client {
         };
         self.send_json(Method::POST, "/v1/agents", &body, Safety::Once)
             .await
+    }
+
+    /// The owner's home: every agent that is not deleted with its wallets (balance, held,
+    /// available), today's and this month's spend against the budget at each level, and the
+    /// transactions waiting for the owner's approval.
+    ///
+    /// # Errors
+    /// `403 forbidden` for an agent's credential.
+    pub async fn home(&self) -> Result<HomeDto, Error> {
+        self.get("/v1/home").await
     }
 
     /// The owner's agents (an agent's credential sees only itself).

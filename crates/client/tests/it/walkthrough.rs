@@ -147,6 +147,13 @@ async fn a_transfer_waiting_for_approval_is_approved_by_the_owner_and_the_stream
         "pending_approval"
     );
     assert_eq!(w.owner.balance(w.wallet.id).await.unwrap().balance, 10_000);
+    // The owner's home lists it first, typed as the server renders it.
+    let home = w.owner.home().await.unwrap();
+    assert_eq!(
+        (home.pending_total, home.pending.first().map(|t| t.id)),
+        (1, Some(tx.id))
+    );
+    assert_eq!(home.pending[0].rule.as_deref(), Some("approval_above"));
 
     let approved = w.owner.approve(tx.id).await.unwrap();
     assert_eq!(
@@ -157,6 +164,14 @@ async fn a_transfer_waiting_for_approval_is_approved_by_the_owner_and_the_stream
     assert!(completed.id > pending.id);
     assert_eq!(completed.wallet_id, w.wallet.id);
     assert_eq!(w.owner.balance(w.wallet.id).await.unwrap().balance, 8_000);
+    let home = w.owner.home().await.unwrap();
+    assert_eq!(home.pending_total, 0);
+    let wallet = home.agents[0]
+        .wallets
+        .iter()
+        .find(|x| x.id == w.wallet.id)
+        .unwrap();
+    assert_eq!((wallet.balance, wallet.today.spent), (8_000, 2_000));
     // Approving again answers the same (safe to retry); rejecting it now is a 409.
     assert_eq!(w.owner.approve(tx.id).await.unwrap(), approved);
     let error = w.owner.reject(tx.id).await.unwrap_err();
