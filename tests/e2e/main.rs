@@ -6,7 +6,6 @@ mod api_keys;
 mod bad_input;
 mod budgets;
 mod cluster;
-mod consistency;
 mod console;
 mod database_faults;
 mod disaster_recovery;
