@@ -147,6 +147,7 @@ async fn an_owner_signs_in_sees_a_transfer_wait_for_approval_live_and_approves_i
         card.contains("approval_above"),
         "the rule that asked: {card}"
     );
+    browser.eval("window.scrollTo(0, 0);", json!([])).await;
     std::fs::write(
         screenshot_dir().join("console-approval.png"),
         browser.screenshot().await,
@@ -172,6 +173,7 @@ async fn an_owner_signs_in_sees_a_transfer_wait_for_approval_live_and_approves_i
     );
     let got = app.get(&format!("/v1/transactions/{tx}"), &owner_key).await;
     assert_eq!(got.str("status"), "completed", "{:?}", got.body);
+    browser.eval("window.scrollTo(0, 0);", json!([])).await;
     std::fs::write(
         screenshot_dir().join("console-home.png"),
         browser.screenshot().await,
