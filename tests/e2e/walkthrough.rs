@@ -297,6 +297,18 @@ pub(crate) async fn walk(app: &TestApp, reconcile: &waiaas_app::Settings) {
         summary.body
     );
     assert_eq!(summary.body["today"]["count"].as_i64(), Some(3));
+    // The owner's home shows the same spend for that wallet (the roles test walks this as
+    // the application role under row-level security).
+    let home = app.get("/v1/home", &owner_key).await;
+    assert_eq!(home.status, StatusCode::OK, "{:?}", home.body);
+    let in_home = home.body["agents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|a| a["wallets"].as_array().cloned().unwrap_or_default())
+        .find(|w| w["id"] == wallet.as_str())
+        .unwrap_or_else(|| panic!("the wallet is in the home: {:?}", home.body));
+    assert_eq!(in_home["today"], summary.body["today"], "{:?}", home.body);
     let audit = app
         .get(
             &format!("/v1/audit-logs?resource_type=wallet&resource_id={wallet}"),
