@@ -670,7 +670,11 @@ impl Run {
                             start,
                             wallet.version,
                             Some(format!("{}/{}", wallet.balance, wallet.held)),
-                            label,
+                            if label == "instance-a" {
+                                "instance-a home"
+                            } else {
+                                "instance-b home"
+                            },
                         );
                     }
                 }
