@@ -18,6 +18,7 @@ mod keys;
 mod mandates;
 mod redis_failover;
 mod redis_outage;
+mod replicas;
 mod roles;
 mod search;
 mod serve_binary;

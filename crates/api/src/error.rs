@@ -105,6 +105,8 @@ codes! {
     InvalidBudget = "invalid_budget",
     /// 400: an event stream's `Last-Event-ID` is not 1 to 18 digits.
     InvalidLastEventId = "invalid_last_event_id",
+    /// 400: a `WAIaaS-Consistency-Token` the service did not give out.
+    InvalidConsistencyToken = "invalid_consistency_token",
     /// 401: no valid credential.
     Unauthenticated = "unauthenticated",
     /// 403: the caller's role does not allow this.

@@ -4,11 +4,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
-use uuid::Uuid;
 #[cfg(feature = "domain")]
 use waiaas_domain::model::{LevelView, WalletView};
 
-use crate::{AgentDto, BudgetDto, TotalsDto, TransactionDto};
+use crate::{AgentDto, BudgetDto, TotalsDto, TransactionDto, WalletDto};
 
 /// `GET /v1/home`: what the owner console shows first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,21 +45,9 @@ pub struct HomeAgentDto {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct HomeWalletDto {
-    /// Identity.
-    pub id: Uuid,
-    /// Its asset.
-    #[cfg_attr(feature = "openapi", schema(example = "USD"))]
-    pub asset: String,
-    /// Its display name.
-    pub name: Option<String>,
-    /// The balance in minor units.
-    pub balance: i64,
-    /// Minor units reserved by open holds (part of `balance`).
-    pub held: i64,
-    /// `balance - held`.
-    pub available: i64,
-    /// The wallet's version.
-    pub version: i64,
+    /// The wallet, as `GET /v1/wallets/{id}` shows it.
+    #[serde(flatten)]
+    pub wallet: WalletDto,
     /// Spent today (UTC).
     pub today: TotalsDto,
     /// Spent this month (UTC).
@@ -112,15 +99,8 @@ impl From<LevelView> for LevelDto {
 #[cfg(feature = "domain")]
 impl From<WalletView> for HomeWalletDto {
     fn from(v: WalletView) -> Self {
-        let w = v.wallet;
         Self {
-            id: w.id.into(),
-            asset: w.asset.into(),
-            name: w.name.map(String::from),
-            balance: w.balance.minor_units(),
-            held: w.held.minor_units(),
-            available: w.balance.saturating_sub(w.held).minor_units(),
-            version: w.version,
+            wallet: v.wallet.into(),
             today: v.today.into(),
             month: v.month.into(),
             budget: v.budget.into(),

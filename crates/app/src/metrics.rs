@@ -16,7 +16,7 @@ pub const BUCKETS: [f64; 14] = [
 ];
 
 /// Every metric this service records, with its HELP text.
-pub const DESCRIBED: [(&str, &str); 30] = [
+pub const DESCRIBED: [(&str, &str); 31] = [
     (
         "waiaas_http_requests_total",
         "HTTP requests answered, by method, matched route and status",
@@ -112,6 +112,10 @@ pub const DESCRIBED: [(&str, &str); 30] = [
         "PostgreSQL connections of this instance's pool, by state (in_use, idle)",
     ),
     ("waiaas_db_pool_max_connections", "The pool's maximum size"),
+    (
+        "waiaas_db_replica_reads_total",
+        "Replica-safe reads (listings), by where they were served: a replica, or the primary because every replica was behind the read's consistency token, unavailable, or failed the read",
+    ),
     (
         "waiaas_db_writer_permits_available",
         "Connections writers may still take (0: writers wait)",

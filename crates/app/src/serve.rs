@@ -61,6 +61,7 @@ pub fn router(app: &App) -> axum::Router {
         metrics: crate::metrics::renderer(),
         config: http_config(&app.settings),
         streams: app.streams.clone(),
+        consistency: app.consistency.clone(),
     })
 }
 

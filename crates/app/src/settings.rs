@@ -279,6 +279,12 @@ pub struct DatabaseSettings {
     pub sslcert: Option<String>,
     /// The client certificate's key (PEM file).
     pub sslkey: Option<String>,
+    /// Streaming replicas of the primary (`url`'s database on each), for the reads that may
+    /// be served from one: transaction and audit listings. A replica is used only when it
+    /// has replayed the caller's `WAIaaS-Consistency-Token` and this instance's latest write;
+    /// otherwise the read goes to the primary. Empty: every read from the primary, and no
+    /// tokens.
+    pub replica_urls: Vec<String>,
 }
 
 impl Default for DatabaseSettings {
@@ -303,6 +309,7 @@ impl Default for DatabaseSettings {
             sslrootcert: None,
             sslcert: None,
             sslkey: None,
+            replica_urls: Vec::new(),
         }
     }
 }
@@ -356,6 +363,14 @@ impl std::fmt::Debug for DatabaseSettings {
             )
             .field("app_role", &self.app_role)
             .field("row_level_security", &self.row_level_security)
+            .field(
+                "replica_urls",
+                &self
+                    .replica_urls
+                    .iter()
+                    .map(|u| waiaas_postgres::redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

@@ -43,6 +43,28 @@ pub struct App {
     pub background: Arc<Background>,
     /// The open event streams, bounded, ended at once on shutdown; agents' presence.
     pub streams: waiaas_http::Streams,
+    /// Consistency tokens, when listings are read from replicas (`database.replica_urls`).
+    pub consistency: Option<Arc<dyn waiaas_http::Consistency>>,
+}
+
+/// Consistency tokens from the primary's WAL position.
+struct WalTokens(Arc<Postgres>);
+
+#[async_trait::async_trait]
+impl waiaas_http::Consistency for WalTokens {
+    async fn after_write(&self) -> Option<String> {
+        match self.0.write_position().await {
+            Ok(position) => Some(waiaas_postgres::format_position(position)),
+            Err(e) => {
+                tracing::warn!(error = %e, "No consistency token: the primary's WAL position was not read");
+                None
+            }
+        }
+    }
+
+    fn parse(&self, token: &str) -> Option<u64> {
+        waiaas_postgres::parse_position(token)
+    }
 }
 
 /// What the background jobs run on.
@@ -175,7 +197,29 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
     // lost if no recorder exists yet.
     let _ = crate::metrics::renderer();
     let instance = Uuid::new_v4();
-    let pg = Arc::new(Postgres::new(db.clone()).with_batching(settings.posting.batching()));
+    let mut replicas = Vec::new();
+    for url in &settings.database.replica_urls {
+        let pool = waiaas_postgres::connect_replica(&waiaas_postgres::PgSettings {
+            url: url.clone(),
+            ..settings.database.pg()
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "configuring read replica {}",
+                waiaas_postgres::redact_url(url)
+            )
+        })?;
+        replicas.push(pool);
+    }
+    let pg = Arc::new(
+        Postgres::new(db.clone())
+            .with_batching(settings.posting.batching())
+            .with_replicas(replicas),
+    );
+    let consistency: Option<Arc<dyn waiaas_http::Consistency>> = pg
+        .has_replicas()
+        .then(|| Arc::new(WalTokens(pg.clone())) as Arc<dyn waiaas_http::Consistency>);
     let pg_locks: Arc<dyn LockManager> = Arc::new(AdvisoryLocks::new(db.clone()));
     let failures = settings.cache.breaker_failures;
     let open_for = Duration::from_millis(settings.cache.breaker_open_ms);
@@ -237,6 +281,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
             events,
             instance,
             streams: waiaas_http::Streams::new(stream_limits, None),
+            consistency,
         });
     }
 
@@ -301,6 +346,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
         locks,
         events,
         instance,
+        consistency,
     })
 }
 

@@ -46,6 +46,7 @@
 
 pub mod errors;
 pub mod events;
+pub mod freshness;
 pub mod ids;
 pub mod model;
 pub mod money;

@@ -9,6 +9,7 @@
 //! `into_make_service_with_connect_info::<SocketAddr>()` so audit rows carry the client address.
 
 mod auth;
+mod consistency;
 mod console;
 mod dto;
 mod error;
@@ -35,6 +36,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use waiaas_domain::Services;
 use waiaas_domain::ports::{Rate, RateLimiter};
 
+pub use consistency::{Consistency, TOKEN_HEADER};
 pub use proxy::{ClientAddr, TrustedProxies};
 pub use streams::{StreamLimits, Streams};
 
@@ -160,6 +162,8 @@ pub struct AppState {
     /// The open event streams (bounded; ended at once by [`Streams::close_all`]) and the
     /// presence of the agents holding them.
     pub streams: Streams,
+    /// Consistency tokens, when listings may be read from replicas (`None`: no tokens).
+    pub consistency: Option<Arc<dyn Consistency>>,
 }
 
 impl fmt::Debug for AppState {
@@ -196,6 +200,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::scope_tenant,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.consistency.clone(),
+            consistency::tokens,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(middleware::panic_response))

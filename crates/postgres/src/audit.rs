@@ -52,7 +52,8 @@ pub(crate) async fn record<C: ConnectionTrait>(
 impl AuditLog for Postgres {
     #[tracing::instrument(skip_all, fields(owner_id = %query.owner_id))]
     async fn list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, RepoError> {
-        self.run(Work::Read, move || self.audit_list(query)).await
+        self.read_replica_safe(|db| self.audit_list(db, query))
+            .await
     }
 
     async fn ledger_head(&self) -> Result<waiaas_domain::LedgerHead, RepoError> {
@@ -69,7 +70,11 @@ impl AuditLog for Postgres {
 }
 
 impl Postgres {
-    async fn audit_list(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, RepoError> {
+    async fn audit_list(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+        query: &AuditQuery,
+    ) -> Result<Vec<AuditEntry>, RepoError> {
         let mut select = audit_logs::Entity::find()
             .filter(audit_logs::Column::OwnerId.eq(*query.owner_id.as_uuid()));
         if let Some(t) = &query.resource_type {
@@ -84,7 +89,7 @@ impl Postgres {
         let rows = select
             .order_by_desc(audit_logs::Column::Id)
             .limit(u64::from(query.limit))
-            .all(&self.db)
+            .all(db)
             .await
             .repo("reading the audit trail")?;
         rows.into_iter()

@@ -21,12 +21,16 @@ mod locks;
 mod pool;
 pub mod posting;
 mod reconcile;
+mod replicas;
 mod repo;
 
 pub use locks::AdvisoryLocks;
-pub use pool::{PgSettings, connect, connect_for_maintenance, redact as redact_url};
+pub use pool::{
+    PgSettings, connect, connect_for_maintenance, connect_replica, redact as redact_url,
+};
 pub use posting::batch::{BatchStats, Batching, batch_stats};
 pub use reconcile::{ReconcileReport, reconcile};
+pub use replicas::{format_position, parse_position};
 /// The transaction-list query, for the test that checks its plan uses the indexes.
 #[doc(hidden)]
 pub use repo::transactions::{Scope as TxScope, page_sql as transaction_page_sql};
@@ -71,6 +75,8 @@ pub struct Postgres {
     name: Arc<str>,
     /// The posting queue, when postings are batched.
     batch: Option<Arc<posting::batch::Queue>>,
+    /// Read replicas for listings (none by default).
+    replicas: Arc<replicas::Replicas>,
 }
 
 /// How many connections of a pool of `max` writers may hold at once: all but a quarter
@@ -96,6 +102,7 @@ impl Postgres {
             name: key.into(),
             db,
             batch: None,
+            replicas: Arc::default(),
         }
     }
 

@@ -220,6 +220,42 @@ pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr>
 /// Whether the role of a pool's connections is subject to row-level security (neither a
 /// superuser, nor allowed to bypass it, nor the tables' owner), as its last new connection
 /// found. When it is not, nothing is sent on checkout.
+/// A pool for a read replica: as [`connect`] (same role, timeouts and tenancy), but lazy
+/// (a replica that is down at start does not stop the service; reads then use the
+/// primary) and without idle connections kept open.
+///
+/// # Errors
+/// When the settings are invalid (an unknown `sslmode`).
+pub async fn connect_replica(settings: &PgSettings) -> Result<DatabaseConnection, DbErr> {
+    let timeouts = [
+        ("statement_timeout", settings.statement_timeout_ms),
+        ("lock_timeout", settings.lock_timeout_ms),
+    ];
+    let mut opts = options(settings, Some(timeouts))?;
+    opts.min_connections(0).connect_lazy(true);
+    let tenancy = Arc::new(Tenancy::default());
+    let seen = tenancy.clone();
+    opts.map_sqlx_postgres_before_acquire(move |conn, _| {
+        let tenant = seen
+            .subject
+            .load(Ordering::Relaxed)
+            .then(|| waiaas_domain::tenant::current().setting());
+        Box::pin(async move {
+            if let Some(tenant) = tenant {
+                return Ok(sea_orm::sqlx::query(SET_TENANT)
+                    .bind(tenant)
+                    .execute(&mut *conn)
+                    .await
+                    .is_ok());
+            }
+            Ok(true)
+        })
+    });
+    tenant_on_connect(&mut opts, tenancy, false);
+    tracing::debug!(url = %settings.redacted_url(), "Read replica pool (connects on first use)");
+    Database::connect(opts).await
+}
+
 #[derive(Debug, Default)]
 struct Tenancy {
     subject: AtomicBool,

@@ -282,6 +282,60 @@ impl PgServer {
         Ok(dir)
     }
 
+    /// A streaming replica of this server: a base backup (`pg_basebackup -R`, so it follows
+    /// this server over streaming replication) started as a hot standby on a free port, with
+    /// the same extra settings. Stop or kill it like any server; `pg_wal_replay_pause()` on
+    /// it holds it behind.
+    ///
+    /// # Errors
+    /// When the backup fails or the standby does not start.
+    pub async fn start_replica(&self) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("waiaas-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        if let Some((uid, gid)) = self.user {
+            let status = Command::new("chown")
+                .arg(format!("{uid}:{gid}"))
+                .arg(&dir)
+                .status()?;
+            anyhow::ensure!(status.success(), "chown of {} failed", dir.display());
+        }
+        let mut backup = Command::new(self.bin.join("pg_basebackup"));
+        backup
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-D")
+            .arg(dir.join("data"))
+            .args(["-R", "-X", "stream", "--no-sync", "-c", "fast"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some((uid, gid)) = self.user {
+            backup.uid(uid).gid(gid);
+        }
+        let out = backup.output().context("running pg_basebackup")?;
+        if !out.status.success() {
+            bail!(
+                "pg_basebackup failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let mut replica = Self {
+            port: free_port()?,
+            dir,
+            bin: self.bin.clone(),
+            user: self.user,
+            settings: self.settings.clone(),
+            child: None,
+        };
+        replica.spawn().await?;
+        Ok(replica)
+    }
+
     /// Creates a database on it and migrates it; returns its URL.
     ///
     /// # Errors

@@ -169,9 +169,9 @@ async fn a_transfer_waiting_for_approval_is_approved_by_the_owner_and_the_stream
     let wallet = home.agents[0]
         .wallets
         .iter()
-        .find(|x| x.id == w.wallet.id)
+        .find(|x| x.wallet.id == w.wallet.id)
         .unwrap();
-    assert_eq!((wallet.balance, wallet.today.spent), (8_000, 2_000));
+    assert_eq!((wallet.wallet.balance, wallet.today.spent), (8_000, 2_000));
     // Approving again answers the same (safe to retry); rejecting it now is a 409.
     assert_eq!(w.owner.approve(tx.id).await.unwrap(), approved);
     let error = w.owner.reject(tx.id).await.unwrap_err();

@@ -183,6 +183,7 @@ impl Mocks {
             metrics: Arc::new(|| "# TYPE waiaas_up gauge\nwaiaas_up 1\n".to_owned()),
             config: self.config,
             streams: crate::Streams::new(crate::StreamLimits::default(), None),
+            consistency: None,
         })
     }
 }

@@ -107,9 +107,7 @@ impl Postgres {
         filter: &TxFilter,
         page: &PageRequest<TxCursor>,
     ) -> Result<TransactionPage, RepoError> {
-        self.run(Work::Read, || {
-            crate::repo::transactions::list(&self.db, scope, filter, page)
-        })
-        .await
+        self.read_replica_safe(|db| crate::repo::transactions::list(db, scope, filter, page))
+            .await
     }
 }
