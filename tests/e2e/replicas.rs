@@ -157,6 +157,33 @@ async fn listings_come_from_a_replica_only_when_it_holds_the_callers_writes() {
         "the primary served what the replica did not have"
     );
 
+    // The lag is on /metrics (the gauges are set every 5 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lag = text
+            .lines()
+            .filter(|l| l.starts_with("waiaas_db_replica_lag_seconds{"))
+            .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+            .fold(0.0_f64, f64::max);
+        if lag > 0.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no replica lag reported while replay is paused"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     // Replaying again, it serves that token's reads once it has caught up.
     text_of(&replica, "SELECT pg_wal_replay_resume()::text AS v").await;
     replayed(&replica, &t2).await;

@@ -16,7 +16,7 @@ pub const BUCKETS: [f64; 14] = [
 ];
 
 /// Every metric this service records, with its HELP text.
-pub const DESCRIBED: [(&str, &str); 31] = [
+pub const DESCRIBED: [(&str, &str); 33] = [
     (
         "waiaas_http_requests_total",
         "HTTP requests answered, by method, matched route and status",
@@ -113,6 +113,14 @@ pub const DESCRIBED: [(&str, &str); 31] = [
     ),
     ("waiaas_db_pool_max_connections", "The pool's maximum size"),
     (
+        "waiaas_db_replica_lag_seconds",
+        "How far each read replica is behind the primary, in seconds (0 when it has replayed all it received)",
+    ),
+    (
+        "waiaas_db_replica_up",
+        "Whether each read replica answered the last check (1) or not (0)",
+    ),
+    (
         "waiaas_db_replica_reads_total",
         "Replica-safe reads (listings), by where they were served: a replica, or the primary because every replica was behind the read's consistency token, unavailable, or failed the read",
     ),
@@ -175,7 +183,7 @@ const BACKLOG: &str = "SELECT (SELECT count(*) FROM events WHERE seq IS NULL) AS
 COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(created_at)) FROM events WHERE seq IS NULL), 0)::float8 AS lag, \
 (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') AS pending";
 
-/// Sets the pool and backlog gauges every 5 s, until aborted.
+/// Sets the pool, replica and backlog gauges every 5 s, until aborted.
 pub fn spawn_gauges(
     db: sea_orm::DatabaseConnection,
     pg: Arc<waiaas_postgres::Postgres>,
@@ -199,6 +207,14 @@ pub fn spawn_gauges(
             #[allow(clippy::cast_precision_loss)]
             metrics::gauge!("waiaas_db_writer_permits_available")
                 .set(pg.writer_permits_available() as f64);
+            for (replica, lag) in pg.replica_lags().await {
+                let name = replica.to_string();
+                metrics::gauge!("waiaas_db_replica_up", "replica" => name.clone())
+                    .set(if lag.is_some() { 1.0 } else { 0.0 });
+                if let Some(lag) = lag {
+                    metrics::gauge!("waiaas_db_replica_lag_seconds", "replica" => name).set(lag);
+                }
+            }
             let row = db
                 .query_one_raw(sea_orm::Statement::from_string(
                     sea_orm::DbBackend::Postgres,

@@ -21,6 +21,11 @@ const CHECK_TIMEOUT: Duration = Duration::from_millis(300);
 const REPLAYED: &str = "SELECT CASE WHEN pg_is_in_recovery() \
 THEN (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint END AS lsn";
 
+/// How far behind a replica is, in seconds: 0 when it has replayed everything it received
+/// (an idle primary sends nothing, which is not lag), else the age of the last transaction it
+/// replayed; 0 on a server that is not in recovery.
+const LAG: &str = "SELECT CASE WHEN NOT pg_is_in_recovery() OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 AS lag";
+
 /// The primary's WAL position now, as a number: at least the end of every commit
 /// acknowledged before it was asked.
 const POSITION: &str = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS lsn";
@@ -81,6 +86,21 @@ impl Postgres {
     #[must_use]
     pub fn has_replicas(&self) -> bool {
         !self.replicas.pools.is_empty()
+    }
+
+    /// Each replica (its name, without credentials) with its replay lag in seconds, or
+    /// `None` when it does not answer.
+    pub async fn replica_lags(&self) -> Vec<(Arc<str>, Option<f64>)> {
+        let mut lags = Vec::with_capacity(self.replicas.pools.len());
+        for (db, name) in &self.replicas.pools {
+            let asked = db.query_one_raw(Statement::from_string(DbBackend::Postgres, LAG));
+            let lag = match tokio::time::timeout(CHECK_TIMEOUT, asked).await {
+                Ok(Ok(Some(row))) => row.try_get::<f64>("", "lag").ok(),
+                _ => None,
+            };
+            lags.push((name.clone(), lag));
+        }
+        lags
     }
 
     /// The primary's history position now, as a consistency token's number: every commit
