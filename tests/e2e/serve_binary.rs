@@ -583,6 +583,10 @@ async fn metrics_can_move_to_their_own_port_and_ask_for_a_token() {
                 format!("127.0.0.1:{metrics_port}"),
             ),
             ("WAIAAS__SERVER__METRICS_TOKEN", "scrape-secret".to_owned()),
+            // Every statement counts as slow: the counter must see them, whatever the log
+            // filter shows.
+            ("WAIAAS__DATABASE__SLOW_STATEMENT_MS", "0".to_owned()),
+            ("RUST_LOG", "error".to_owned()),
         ],
     );
     let client = reqwest::Client::new();
@@ -606,7 +610,16 @@ async fn metrics_can_move_to_their_own_port_and_ask_for_a_token() {
         .await
         .unwrap();
     assert_eq!(scraped.status(), StatusCode::OK);
-    assert!(scraped.text().await.unwrap().contains("waiaas_"));
+    let text = scraped.text().await.unwrap();
+    assert!(text.contains("waiaas_"));
+    let slow = text
+        .lines()
+        .find_map(|l| l.strip_prefix("waiaas_db_slow_statements_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert!(
+        slow.is_some_and(|n| n > 0.0),
+        "slow statements counted though the log filter is `error`: {slow:?}"
+    );
     assert_eq!(
         client
             .get(format!("http://127.0.0.1:{metrics_port}/v1/agents"))

@@ -16,7 +16,7 @@ pub const BUCKETS: [f64; 14] = [
 ];
 
 /// Every metric this service records, with its HELP text.
-pub const DESCRIBED: [(&str, &str); 33] = [
+pub const DESCRIBED: [(&str, &str); 34] = [
     (
         "waiaas_http_requests_total",
         "HTTP requests answered, by method, matched route and status",
@@ -112,6 +112,10 @@ pub const DESCRIBED: [(&str, &str); 33] = [
         "PostgreSQL connections of this instance's pool, by state (in_use, idle)",
     ),
     ("waiaas_db_pool_max_connections", "The pool's maximum size"),
+    (
+        "waiaas_db_slow_statements_total",
+        "Statements slower than database.slow_statement_ms (each is also logged at WARN by sqlx::query)",
+    ),
     (
         "waiaas_db_replica_lag_seconds",
         "How far each read replica is behind the primary, in seconds (0 when it has replayed all it received)",
