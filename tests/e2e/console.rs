@@ -453,3 +453,86 @@ async fn the_home_snapshot_is_served_from_redis_only_while_nothing_under_it_chan
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{:?}", r.body);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_console_catches_up_on_what_happened_while_its_connection_was_down() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let (_, owner_key) = app.owner("Acme").await;
+    let (agent_id, agent_key) = app.agent(&owner_key, "bot").await;
+    let from = app.wallet(&owner_key, &agent_id, "USD", 10_000).await;
+    let to = app.wallet(&owner_key, &agent_id, "USD", 0).await;
+    policy(&app, &owner_key, &from, json!({ "approval_above": 1_000 })).await;
+    // The browser reaches the service through a proxy the test can cut.
+    let target: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let proxy = waiaas_testkit::TcpProxy::start(target).await.unwrap();
+    let browser = Browser::start(1024, 900).await;
+    browser
+        .goto(&format!("http://127.0.0.1:{}/console", proxy.port()))
+        .await;
+    browser
+        .wait_for_element("#api-key", Duration::from_secs(10))
+        .await;
+    browser.type_into("#api-key", &owner_key).await;
+    browser.click("#signin-form button[type=submit]").await;
+    browser
+        .wait_for_element("#no-pending", Duration::from_secs(10))
+        .await;
+    let live = "return document.getElementById('live').classList.contains('on');";
+    browser
+        .wait_for("the live streams", live, json!([]), Duration::from_secs(10))
+        .await;
+    browser.eval("window.__stayed = true;", json!([])).await;
+
+    // The connection drops; meanwhile a transfer waits for approval.
+    proxy.set_down(true);
+    browser
+        .wait_for(
+            "the console to notice the drop",
+            "return !document.getElementById('live').classList.contains('on');",
+            json!([]),
+            Duration::from_secs(10),
+        )
+        .await;
+    let r = app
+        .transfer(&agent_key, &from, &to, 2_000, "while-down")
+        .await;
+    assert_eq!(r.str("status"), "pending_approval", "{:?}", r.body);
+    let tx = r.str("id");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.set_down(false);
+
+    // Back: it reconnects by itself and shows it, without a reload.
+    browser
+        .wait_for_element(&format!("#approve-{tx}"), Duration::from_secs(30))
+        .await;
+    browser
+        .wait_for(
+            "the live streams again",
+            live,
+            json!([]),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval("return window.__stayed === true;", json!([]))
+            .await,
+        json!(true)
+    );
+    rendered_cleanly(&browser.text().await);
+    // Only the drop itself may have been logged (the browser reports the refused
+    // connections); no script error.
+    let logged: Vec<_> = browser
+        .console()
+        .await
+        .into_iter()
+        .filter(|(level, message)| level == "SEVERE" && !message.contains("net::ERR_"))
+        .collect();
+    assert!(
+        logged.is_empty(),
+        "console errors around the drop: {logged:#?}"
+    );
+    browser.quit().await;
+    app.stop().await;
+}

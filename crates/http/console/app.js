@@ -190,10 +190,14 @@ async function openStream(id, s) {
     if (res.status === 401) { signOut('Your session ended; sign in again.'); return; }
     if (res.status === 410) { s.last = null; }
     if (!res.ok || !res.body) throw new Error(`stream answered ${res.status}`);
+    // Back after a drop: the stream resumes after the last event it delivered, but one that
+    // had delivered none cannot know where it stopped, so show the current state as well.
+    const reopened = s.opened === true;
     s.open = true;
+    s.opened = true;
     s.delay = 1000;
     setLive();
-    if (s.last !== null) scheduleRefresh(); // caught up after a drop: show what was missed
+    if (reopened) scheduleRefresh();
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let buffer = '';
