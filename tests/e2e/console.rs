@@ -39,6 +39,19 @@ fn rendered_cleanly(text: &str) {
     }
 }
 
+/// Opens the console at `base`, signs in with `key` and waits for the home page.
+async fn sign_in(browser: &Browser, base: &str, key: &str) {
+    browser.goto(&format!("{base}/console")).await;
+    browser
+        .wait_for_element("#api-key", Duration::from_secs(10))
+        .await;
+    browser.type_into("#api-key", key).await;
+    browser.click("#signin-form button[type=submit]").await;
+    browser
+        .wait_for_element("#no-pending", Duration::from_secs(10))
+        .await;
+}
+
 /// Fails on any console error the page logged (a failed request, an uncaught exception).
 async fn no_console_errors(browser: &Browser, when: &str) {
     let severe: Vec<_> = browser
@@ -69,15 +82,7 @@ async fn an_owner_signs_in_sees_a_transfer_wait_for_approval_live_and_approves_i
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
 
     let browser = Browser::start(1280, 1000).await;
-    browser.goto(&format!("{}/console", app.base)).await;
-    browser
-        .wait_for_element("#api-key", Duration::from_secs(10))
-        .await;
-    browser.type_into("#api-key", &owner_key).await;
-    browser.click("#signin-form button[type=submit]").await;
-    browser
-        .wait_for_element("#no-pending", Duration::from_secs(10))
-        .await;
+    sign_in(&browser, &app.base, &owner_key).await;
     let text = browser.text().await;
     rendered_cleanly(&text);
     assert!(text.contains("shopping bot"), "{text}");
@@ -467,17 +472,12 @@ async fn the_console_catches_up_on_what_happened_while_its_connection_was_down()
     let target: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
     let proxy = waiaas_testkit::TcpProxy::start(target).await.unwrap();
     let browser = Browser::start(1024, 900).await;
-    browser
-        .goto(&format!("http://127.0.0.1:{}/console", proxy.port()))
-        .await;
-    browser
-        .wait_for_element("#api-key", Duration::from_secs(10))
-        .await;
-    browser.type_into("#api-key", &owner_key).await;
-    browser.click("#signin-form button[type=submit]").await;
-    browser
-        .wait_for_element("#no-pending", Duration::from_secs(10))
-        .await;
+    sign_in(
+        &browser,
+        &format!("http://127.0.0.1:{}", proxy.port()),
+        &owner_key,
+    )
+    .await;
     let live = "return document.getElementById('live').classList.contains('on');";
     browser
         .wait_for("the live streams", live, json!([]), Duration::from_secs(10))

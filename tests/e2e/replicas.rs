@@ -11,15 +11,7 @@ use waiaas_tests::{Options, Reply, TestApp};
 
 /// `waiaas_db_replica_reads_total{served_by=…}` from the instance's `/metrics`.
 async fn served(app: &TestApp, by: &str) -> u64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let prefix = format!("waiaas_db_replica_reads_total{{served_by=\"{by}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))
@@ -160,15 +152,7 @@ async fn listings_come_from_a_replica_only_when_it_holds_the_callers_writes() {
     // The lag is on /metrics (the gauges are set every 5 s).
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let text = app
-            .client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         let lag = text
             .lines()
             .filter(|l| l.starts_with("waiaas_db_replica_lag_seconds{"))

@@ -19,15 +19,7 @@ async fn metrics_are_histograms_with_help_and_every_alert_and_dashboard_panel_na
     // The gauges are set when the instance starts, then every 5 s.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let text = loop {
-        let text = app
-            .client
-            .get(format!("{}/metrics", app.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         if text.contains("waiaas_outbox_lag_seconds") || tokio::time::Instant::now() > deadline {
             break text;
         }

@@ -423,15 +423,7 @@ pub(crate) async fn walk(app: &TestApp, reconcile: &waiaas_app::Settings) {
         "{:?}",
         ready.body
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("waiaas_http_requests_total"), "{metrics}");
     assert!(
         metrics.contains("waiaas_breaker_state{dependency=\"redis\"} 0"),

@@ -312,6 +312,21 @@ impl TestApp {
         .await
     }
 
+    /// The instance's `/metrics` text.
+    ///
+    /// # Panics
+    /// When it cannot be read.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics requested")
+            .text()
+            .await
+            .expect("metrics read")
+    }
+
     /// Stops serving (the instance's background work too).
     pub async fn stop(self) {
         self.server.abort();

@@ -176,11 +176,19 @@ pub fn redact(url: &str) -> String {
 /// # Errors
 /// `DbErr` when PostgreSQL cannot be reached within the connect timeout.
 pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr> {
+    pooled(settings, false).await
+}
+
+/// The pool of [`connect`], or with `replica` that of [`connect_replica`].
+async fn pooled(settings: &PgSettings, replica: bool) -> Result<DatabaseConnection, DbErr> {
     let timeouts = [
         ("statement_timeout", settings.statement_timeout_ms),
         ("lock_timeout", settings.lock_timeout_ms),
     ];
     let mut opts = options(settings, Some(timeouts))?;
+    if replica {
+        opts.min_connections(0).connect_lazy(true);
+    }
     let tenancy = Arc::new(Tenancy::default());
     let url: Option<sea_orm::sqlx::postgres::PgConnectOptions> = settings.url.parse().ok();
     let health = url
@@ -213,13 +221,10 @@ pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr>
         })
     });
     tenant_on_connect(&mut opts, tenancy, false);
-    tracing::debug!(url = %settings.redacted_url(), max = settings.max_connections, "Connecting to PostgreSQL");
+    tracing::debug!(url = %settings.redacted_url(), max = settings.max_connections, replica, "Connecting to PostgreSQL");
     Database::connect(opts).await
 }
 
-/// Whether the role of a pool's connections is subject to row-level security (neither a
-/// superuser, nor allowed to bypass it, nor the tables' owner), as its last new connection
-/// found. When it is not, nothing is sent on checkout.
 /// A pool for a read replica: as [`connect`] (same role, timeouts and tenancy), but lazy
 /// (a replica that is down at start does not stop the service; reads then use the
 /// primary) and without idle connections kept open.
@@ -227,35 +232,12 @@ pub async fn connect(settings: &PgSettings) -> Result<DatabaseConnection, DbErr>
 /// # Errors
 /// When the settings are invalid (an unknown `sslmode`).
 pub async fn connect_replica(settings: &PgSettings) -> Result<DatabaseConnection, DbErr> {
-    let timeouts = [
-        ("statement_timeout", settings.statement_timeout_ms),
-        ("lock_timeout", settings.lock_timeout_ms),
-    ];
-    let mut opts = options(settings, Some(timeouts))?;
-    opts.min_connections(0).connect_lazy(true);
-    let tenancy = Arc::new(Tenancy::default());
-    let seen = tenancy.clone();
-    opts.map_sqlx_postgres_before_acquire(move |conn, _| {
-        let tenant = seen
-            .subject
-            .load(Ordering::Relaxed)
-            .then(|| waiaas_domain::tenant::current().setting());
-        Box::pin(async move {
-            if let Some(tenant) = tenant {
-                return Ok(sea_orm::sqlx::query(SET_TENANT)
-                    .bind(tenant)
-                    .execute(&mut *conn)
-                    .await
-                    .is_ok());
-            }
-            Ok(true)
-        })
-    });
-    tenant_on_connect(&mut opts, tenancy, false);
-    tracing::debug!(url = %settings.redacted_url(), "Read replica pool (connects on first use)");
-    Database::connect(opts).await
+    pooled(settings, true).await
 }
 
+/// Whether the role of a pool's connections is subject to row-level security (neither a
+/// superuser, nor allowed to bypass it, nor the tables' owner), as its last new connection
+/// found. When it is not, nothing is sent on checkout.
 #[derive(Debug, Default)]
 struct Tenancy {
     subject: AtomicBool,
