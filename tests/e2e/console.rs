@@ -39,14 +39,16 @@ fn rendered_cleanly(text: &str) {
     }
 }
 
-/// Opens the console at `base`, signs in with `key` and waits for the home page.
+/// Opens the console at `base`, signs in with `key` from the keyboard (typed, then Enter)
+/// and waits for the home page.
 async fn sign_in(browser: &Browser, base: &str, key: &str) {
     browser.goto(&format!("{base}/console")).await;
     browser
         .wait_for_element("#api-key", Duration::from_secs(10))
         .await;
-    browser.type_into("#api-key", key).await;
-    browser.click("#signin-form button[type=submit]").await;
+    browser
+        .type_into("#api-key", &format!("{key}\u{E007}"))
+        .await;
     browser
         .wait_for_element("#no-pending", Duration::from_secs(10))
         .await;
