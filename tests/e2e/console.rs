@@ -32,6 +32,33 @@ async fn policy(app: &TestApp, owner_key: &str, wallet: &str, rules: Value) {
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
 }
 
+/// An owner (id, key) with an agent (id, key) holding two USD wallets: `from`, with `deposit`
+/// and the policy `rules`, and an empty `to`.
+struct Setup {
+    owner_id: String,
+    owner_key: String,
+    agent_id: String,
+    agent_key: String,
+    from: String,
+    to: String,
+}
+
+async fn setup(app: &TestApp, owner: &str, agent: &str, deposit: i64, rules: Value) -> Setup {
+    let (owner_id, owner_key) = app.owner(owner).await;
+    let (agent_id, agent_key) = app.agent(&owner_key, agent).await;
+    let from = app.wallet(&owner_key, &agent_id, "USD", deposit).await;
+    let to = app.wallet(&owner_key, &agent_id, "USD", 0).await;
+    policy(app, &owner_key, &from, rules).await;
+    Setup {
+        owner_id,
+        owner_key,
+        agent_id,
+        agent_key,
+        from,
+        to,
+    }
+}
+
 /// Fails when the page shows something a rendering bug writes.
 fn rendered_cleanly(text: &str) {
     for bad in ["[object", "undefined", "NaN", "null"] {
@@ -69,14 +96,17 @@ async fn no_console_errors(browser: &Browser, when: &str) {
 async fn an_owner_signs_in_sees_a_transfer_wait_for_approval_live_and_approves_it() {
     let db = TestDb::new().await;
     let app = TestApp::spawn(&db, Options::default()).await;
-    let (_, owner_key) = app.owner("Acme Robotics").await;
-    let (agent_id, agent_key) = app.agent(&owner_key, "shopping bot").await;
-    let from = app.wallet(&owner_key, &agent_id, "USD", 250_000).await;
-    let to = app.wallet(&owner_key, &agent_id, "USD", 0).await;
-    policy(
+    let Setup {
+        owner_key,
+        agent_key,
+        from,
+        to,
+        ..
+    } = setup(
         &app,
-        &owner_key,
-        &from,
+        "Acme Robotics",
+        "shopping bot",
+        250_000,
         json!({ "approval_above": 50_000, "daily_limit": 200_000 }),
     )
     .await;
@@ -324,14 +354,18 @@ async fn redis_cli(args: &[&str]) -> String {
 async fn the_home_snapshot_is_served_from_redis_only_while_nothing_under_it_changed() {
     let db = TestDb::new().await;
     let app = TestApp::spawn(&db, Options::default()).await;
-    let (owner_id, owner_key) = app.owner("Acme").await;
-    let (agent_id, agent_key) = app.agent(&owner_key, "shopping bot").await;
-    let from = app.wallet(&owner_key, &agent_id, "USD", 100_000).await;
-    let to = app.wallet(&owner_key, &agent_id, "USD", 0).await;
-    policy(
+    let Setup {
+        owner_id,
+        owner_key,
+        agent_id,
+        agent_key,
+        from,
+        to,
+    } = setup(
         &app,
-        &owner_key,
-        &from,
+        "Acme",
+        "shopping bot",
+        100_000,
         json!({ "approval_above": 5_000, "daily_limit": 50_000 }),
     )
     .await;
@@ -465,11 +499,20 @@ async fn the_home_snapshot_is_served_from_redis_only_while_nothing_under_it_chan
 async fn the_console_catches_up_on_what_happened_while_its_connection_was_down() {
     let db = TestDb::new().await;
     let app = TestApp::spawn(&db, Options::default()).await;
-    let (_, owner_key) = app.owner("Acme").await;
-    let (agent_id, agent_key) = app.agent(&owner_key, "bot").await;
-    let from = app.wallet(&owner_key, &agent_id, "USD", 10_000).await;
-    let to = app.wallet(&owner_key, &agent_id, "USD", 0).await;
-    policy(&app, &owner_key, &from, json!({ "approval_above": 1_000 })).await;
+    let Setup {
+        owner_key,
+        agent_key,
+        from,
+        to,
+        ..
+    } = setup(
+        &app,
+        "Acme",
+        "bot",
+        10_000,
+        json!({ "approval_above": 1_000 }),
+    )
+    .await;
     // The browser reaches the service through a proxy the test can cut.
     let target: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
     let proxy = waiaas_testkit::TcpProxy::start(target).await.unwrap();

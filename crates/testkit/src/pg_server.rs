@@ -69,6 +69,26 @@ pub(crate) fn postgres_user() -> anyhow::Result<Option<(u32, u32)>> {
     Ok(Some((id("-u")?, id("-g")?)))
 }
 
+/// A new scratch directory for a server, owned by the user it runs as.
+fn server_dir(user: Option<(u32, u32)>) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("waiaas-pg-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    chown(&dir, user)?;
+    Ok(dir)
+}
+
+/// Hands `dir` to the user the server runs as (nothing to do when not root).
+fn chown(dir: &Path, user: Option<(u32, u32)>) -> anyhow::Result<()> {
+    if let Some((uid, gid)) = user {
+        let status = Command::new("chown")
+            .arg(format!("{uid}:{gid}"))
+            .arg(dir)
+            .status()?;
+        anyhow::ensure!(status.success(), "chown of {} failed", dir.display());
+    }
+    Ok(())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
@@ -83,15 +103,7 @@ impl PgServer {
     pub async fn start(settings: &[&str]) -> anyhow::Result<Self> {
         let bin = bin_dir();
         let user = postgres_user()?;
-        let dir = std::env::temp_dir().join(format!("waiaas-pg-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        if let Some((uid, gid)) = user {
-            let status = Command::new("chown")
-                .arg(format!("{uid}:{gid}"))
-                .arg(&dir)
-                .status()?;
-            anyhow::ensure!(status.success(), "chown of {} failed", dir.display());
-        }
+        let dir = server_dir(user)?;
         let mut initdb = Command::new(bin.join("initdb"));
         initdb
             .arg("-D")
@@ -272,13 +284,7 @@ impl PgServer {
     pub fn scratch_dir_for_server(&self, name: &str) -> anyhow::Result<PathBuf> {
         let dir = self.dir.join(name);
         std::fs::create_dir_all(&dir)?;
-        if let Some((uid, gid)) = self.user {
-            let status = Command::new("chown")
-                .arg(format!("{uid}:{gid}"))
-                .arg(&dir)
-                .status()?;
-            anyhow::ensure!(status.success(), "chown of {} failed", dir.display());
-        }
+        chown(&dir, self.user)?;
         Ok(dir)
     }
 
@@ -290,15 +296,7 @@ impl PgServer {
     /// # Errors
     /// When the backup fails or the standby does not start.
     pub async fn start_replica(&self) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("waiaas-pg-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        if let Some((uid, gid)) = self.user {
-            let status = Command::new("chown")
-                .arg(format!("{uid}:{gid}"))
-                .arg(&dir)
-                .status()?;
-            anyhow::ensure!(status.success(), "chown of {} failed", dir.display());
-        }
+        let dir = server_dir(self.user)?;
         let mut backup = Command::new(self.bin.join("pg_basebackup"));
         backup
             .args([

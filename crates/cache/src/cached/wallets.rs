@@ -117,8 +117,8 @@ impl WalletRepository for CachedWallets {
     /// home's fingerprint (one statement over the owner's rows) and serves the cached copy
     /// only if it carries that fingerprint and today's date. A change needs no cache step
     /// to stop an older copy from being served, so none can be lost; the copy saves the
-    /// agents, wallets, policies, budgets and pending approvals a rebuild reads. Balances and
-    /// spend are then taken from their own cached reads (below).
+    /// agents, wallets, policies, budgets and pending approvals a rebuild reads (the service
+    /// takes balances and spend from their own cached reads).
     async fn home(&self, owner_id: OwnerId, today: NaiveDate) -> Result<HomeData, RepoError> {
         let current = self.inner.home_fingerprint(owner_id, today).await?;
         let fits = |home: &HomeData| home.day == today && home.fingerprint == current;
@@ -127,33 +127,13 @@ impl WalletRepository for CachedWallets {
             .cache
             .read_accepting::<HomeData, _, _, _>(Kind::Home, &owner_id.to_string(), fits, load)
             .await?;
-        let mut home = match cached {
-            Some(home) if fits(&home) => home,
+        match cached {
+            Some(home) if fits(&home) => Ok(home),
             // What the cache handed back was read by another caller (a shared load, or a
             // fill that lost to another entry) and may be older than `current`: read again,
             // after `current`, so the answer is at least as new as this read's start.
-            _ => self.inner.home(owner_id, today).await?,
-        };
-        // Each wallet's balance and spend as the balance and summary reads give them, through
-        // their own entries: read from PostgreSQL here, a balance could be newer than the one
-        // Redis still holds while a posting's write-through is on its way, and a balance read
-        // right after this answer would go back from it.
-        let fresh = futures::future::try_join_all(home.wallets.iter().map(|w| async move {
-            let id = w.wallet.id;
-            Ok::<_, RepoError>((self.balance(id).await?, self.summary(id, today).await?))
-        }))
-        .await?;
-        for (w, (balance, spend)) in home.wallets.iter_mut().zip(fresh) {
-            if let Some(b) = balance {
-                w.wallet.balance = b.balance;
-                w.wallet.held = b.held;
-                w.wallet.version = b.version;
-            }
-            if let Some(spend) = spend {
-                w.spend = spend;
-            }
+            _ => self.inner.home(owner_id, today).await,
         }
-        Ok(home)
     }
 }
 

@@ -1,17 +1,20 @@
 //! An owner's home: every agent with its wallets, their spend against the budget at each
 //! level, and the transactions waiting for the owner's approval — what the console shows
 //! first. The repository reads the raw materials as one [`HomeData`] (cached as one entry);
-//! [`Home::from_data`] derives what is left of each budget, the same way as
-//! `Services::budget_left`.
+//! each wallet's balance and spend come from the wallet port's own balance and summary reads
+//! (cached entries of their own), and [`Home::from_data`] derives what is left of each
+//! budget, the same way as `Services::budget_left`.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Agent, AgentStatus, Budget, LevelBudget, SpendSummary, SpendTotals, Wallet};
+use super::{
+    Agent, AgentStatus, Budget, LevelBudget, SpendSummary, SpendTotals, Wallet, WalletBalance,
+};
 use super::{Transaction, TransactionStatus};
-use crate::ids::{AgentId, OwnerId};
+use crate::ids::{AgentId, OwnerId, WalletId};
 use crate::policy::{BudgetLimits, LevelUsage, PolicyRules};
 use crate::values::AssetCode;
 
@@ -45,16 +48,17 @@ pub struct HomeData {
     pub pending_total: u64,
 }
 
-/// A wallet with its spend and its policy.
+/// A wallet with its policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HomeWallet {
     /// The wallet.
     pub wallet: Wallet,
-    /// Its spend today and this month.
-    pub spend: SpendSummary,
     /// Its policy's rules (the daily and monthly limits count here).
     pub rules: PolicyRules,
 }
+
+/// A wallet's balance and spend as read for one home (through their own reads).
+pub type WalletNow = (Option<WalletBalance>, SpendSummary);
 
 /// One asset's budget of an agent (`agent_id`) or of the owner (`None`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,10 +127,15 @@ pub struct WalletView {
 }
 
 impl Home {
-    /// The home at `now` from what the repository read: budgets left computed as
+    /// The home at `now` from what the repository read and each wallet's balance and spend
+    /// (`live`; a wallet without them is left out): budgets left computed as
     /// `Services::budget_left` does, and only the transactions still waiting at `now`.
     #[must_use]
-    pub fn from_data(data: HomeData, now: DateTime<Utc>) -> Self {
+    pub fn from_data(
+        data: HomeData,
+        live: &BTreeMap<WalletId, WalletNow>,
+        now: DateTime<Utc>,
+    ) -> Self {
         let mut levels: BTreeMap<(Option<AgentId>, AssetCode), LevelView> = BTreeMap::new();
         for level in data.levels {
             let left = level.limits.left(&level.usage);
@@ -154,20 +163,28 @@ impl Home {
                 wallets: Vec::new(),
             })
             .collect();
-        for w in data.wallets {
+        for mut w in data.wallets {
             let Some(holder) = agents.iter_mut().find(|a| a.agent.id == w.wallet.agent_id) else {
                 continue;
             };
+            let Some((balance, spend)) = live.get(&w.wallet.id) else {
+                continue;
+            };
+            if let Some(b) = balance {
+                w.wallet.balance = b.balance;
+                w.wallet.held = b.held;
+                w.wallet.version = b.version;
+            }
             let asset = &w.wallet.asset;
             let budget = Budget {
                 daily_remaining: w
                     .rules
                     .daily_limit
-                    .map(|l| l.saturating_sub(w.spend.today.spent)),
+                    .map(|l| l.saturating_sub(spend.today.spent)),
                 monthly_remaining: w
                     .rules
                     .monthly_limit
-                    .map(|l| l.saturating_sub(w.spend.month.spent)),
+                    .map(|l| l.saturating_sub(spend.month.spent)),
                 agent: levels
                     .get(&(Some(w.wallet.agent_id), asset.clone()))
                     .map(|v| v.left),
@@ -175,8 +192,8 @@ impl Home {
                 ..Budget::default()
             };
             holder.wallets.push(WalletView {
-                today: w.spend.today,
-                month: w.spend.month,
+                today: spend.today,
+                month: spend.month,
                 budget,
                 wallet: w.wallet,
             });

@@ -12,7 +12,8 @@ pub use credentials::{
     Secret, Session, SessionLookup, TokenHash,
 };
 pub use home::{
-    HOME_PENDING_LIMIT, Home, HomeAgent, HomeData, HomeLevel, HomeWallet, LevelView, WalletView,
+    HOME_PENDING_LIMIT, Home, HomeAgent, HomeData, HomeLevel, HomeWallet, LevelView, WalletNow,
+    WalletView,
 };
 pub use mandate::{Mandate, MandateRefusal, MandateStatus};
 pub use transaction::{

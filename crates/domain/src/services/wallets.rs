@@ -144,8 +144,26 @@ impl Services {
             return Err(AccessError::Forbidden("only owners have a home"));
         };
         let now = self.ports.clock.now();
-        let data = self.ports.wallets.home(*owner_id, now.date_naive()).await?;
-        Ok(crate::model::Home::from_data(data, now))
+        let today = now.date_naive();
+        let data = self.ports.wallets.home(*owner_id, today).await?;
+        // Balances and spend through their own reads (cached when a cache is wired in), so the
+        // home never shows a balance a balance read right after it would go back from.
+        let wallets = &self.ports.wallets;
+        let live = futures::future::try_join_all(data.wallets.iter().map(|w| async move {
+            let id = w.wallet.id;
+            let balance = wallets.balance(id).await?;
+            Ok::<_, crate::errors::RepoError>(
+                wallets
+                    .summary(id, today)
+                    .await?
+                    .map(|s| (id, (balance, s))),
+            )
+        }))
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+        Ok(crate::model::Home::from_data(data, &live, now))
     }
 
     /// A wallet's policy; the unrestricted policy at version 0 if none was set.

@@ -82,17 +82,10 @@ impl Postgres {
             if !live.contains(&wallet.agent_id) {
                 continue;
             }
-            let Some(spend) = WalletRepository::summary(self, wallet.id, today).await? else {
-                continue;
-            };
             let rules = PolicyRepository::get(self, wallet.id).await?.rules;
             assets.insert((Some(wallet.agent_id), wallet.asset.clone()));
             assets.insert((None, wallet.asset.clone()));
-            wallets.push(HomeWallet {
-                wallet,
-                spend,
-                rules,
-            });
+            wallets.push(HomeWallet { wallet, rules });
         }
         let mut levels = Vec::new();
         let owners = std::iter::once(None).chain(agents.iter().map(|a| Some(a.id)));
