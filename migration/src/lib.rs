@@ -23,6 +23,7 @@ mod m20261203_000014_key_sessions;
 mod m20261203_000015_append_only;
 mod m20261203_000016_ledger_chain;
 mod m20261203_000017_row_level_security;
+mod m20261204_000018_chain_seals;
 
 /// The tables with an owner's rows, under row-level security when it is turned on.
 pub use m20261203_000017_row_level_security::TABLES as TENANT_TABLES;
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000015_append_only::Migration),
             Box::new(m20261203_000016_ledger_chain::Migration),
             Box::new(m20261203_000017_row_level_security::Migration),
+            Box::new(m20261204_000018_chain_seals::Migration),
         ]
     }
 }
@@ -107,6 +109,8 @@ pub fn fingerprint() -> String {
         m20261203_000015_append_only::DOWN,
         m20261203_000016_ledger_chain::UP,
         m20261203_000016_ledger_chain::DOWN,
+        m20261204_000018_chain_seals::UP,
+        m20261204_000018_chain_seals::DOWN,
     ];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in names()

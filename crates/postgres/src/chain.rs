@@ -1,14 +1,21 @@
-//! The tamper-evident ledger (migration 16): every transaction (the fields of it that never
-//! change), every ledger entry and every audit row is sealed into one hash chain,
-//! `hash = SHA-256(previous hash ‖ kind ‖ 0x00 ‖ canonical encoding)`, in the order
-//! `(xid, kind, id)` of the PostgreSQL transaction that wrote it.
+//! The tamper-evident ledger (migrations 16 and 18): every transaction (the fields of it
+//! that never change), every ledger entry and every audit row is sealed into one hash chain,
+//! in the order `(xid, kind, id)` of the PostgreSQL transaction that wrote it. A position
+//! counts rows: the `n`-th row sealed is at position `n`.
+//!
+//! Each [`seal`] writes one chain row covering every row it sealed (kind `rows`): their
+//! kinds, ids and own hashes (`row = SHA-256(kind ‖ 0x00 ‖ canonical encoding)`), at the
+//! position of its last row, with `hash = SHA-256(previous hash ‖ "rows" ‖ 0x00 ‖ row hashes
+//! in order)`. Rows sealed before migration 18 have one chain row each, with `hash =
+//! SHA-256(previous hash ‖ kind ‖ 0x00 ‖ canonical encoding)`; the chain runs on across both.
 //!
 //! [`seal`] runs off the request path (the service's sealer, one batch at a time, serialised
 //! on the chain head's row lock, so two instances never seal the same row); it only seals
 //! rows whose writing transaction is older than every transaction still running, a set no
-//! row can join later, so the chain never skips a row that commits late. [`verify`]
-//! recomputes the chain from the start or from a trusted checkpoint and names the first row
-//! that does not match, is missing, or was never sealed.
+//! row can join later, so the chain never skips a row that commits late. It picks, encodes
+//! and hashes the rows and writes the seal in one statement. [`verify`] recomputes the chain
+//! from the start or from a trusted checkpoint (encoding in PostgreSQL, hashing here) and
+//! names the first row that does not match, is missing, or was never sealed.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -76,10 +83,11 @@ impl Kind {
         }
     }
 
-    /// The canonical encoding of a row `x` of this kind: fixed fields, in a fixed order,
-    /// times in UTC with microseconds (so neither the session's time zone nor a column added
-    /// later changes it).
-    const fn body(self) -> &'static str {
+    /// The canonical encoding of a row `x` of this kind, as a PostgreSQL expression: fixed
+    /// fields, in a fixed order, times in UTC with microseconds (so neither the session's
+    /// time zone nor a column added later changes it).
+    #[must_use]
+    pub const fn body(self) -> &'static str {
         match self {
             Self::Transaction => {
                 "jsonb_build_object('id', x.id, 'kind', x.kind, 'asset', x.asset, 'amount', x.amount, \
@@ -140,30 +148,6 @@ impl Key {
                 kind.id_type()
             ),
         }
-    }
-}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.xid
-            .cmp(&other.xid)
-            .then(self.kind.cmp(&other.kind))
-            .then_with(|| match self.kind {
-                // Ledger entries' ids are numbers; uuids in their canonical text sort as
-                // their bytes do.
-                Kind::LedgerEntry => self
-                    .id
-                    .parse::<i64>()
-                    .unwrap_or(i64::MIN)
-                    .cmp(&other.id.parse::<i64>().unwrap_or(i64::MIN)),
-                Kind::Transaction | Kind::AuditLog => self.id.cmp(&other.id),
-            })
-    }
-}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
     }
 }
 
@@ -261,8 +245,85 @@ pub async fn head(db: &impl ConnectionTrait) -> anyhow::Result<Head> {
     Ok(stored(&row)?.head)
 }
 
+/// The hash of one row of `kind` encoded as `body`: what a seal of many rows stores for each.
+#[must_use]
+pub fn row_hash(kind: Kind, body: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(kind.name().as_bytes());
+    h.update([0u8]);
+    h.update(body.as_bytes());
+    h.finalize().into()
+}
+
+/// The name of a seal of many rows, stored in `ledger_chain.kind` and hashed.
+pub const ROWS: &str = "rows";
+
+/// The hash that follows `prev` for a seal of many rows whose own hashes (in chain order,
+/// 32 bytes each) are `row_hashes`.
+#[must_use]
+pub fn link_rows(prev: &[u8; 32], row_hashes: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(prev);
+    h.update(ROWS.as_bytes());
+    h.update([0u8]);
+    h.update(row_hashes);
+    h.finalize().into()
+}
+
+/// The statement of one seal (migration 18): picks the next `$3` rows after the cursor (`$1`
+/// its xid, `$2` its id) among those whose writing transactions have all ended, in chain
+/// order, encodes and hashes each in PostgreSQL, and writes them as one chain row following
+/// `$4` (the head's hash) at `$5` (its position) plus their number, moving the head with it.
+/// Returns how many rows it sealed. Only the chosen rows are encoded.
+fn seal_sql(cursor: &Key, started: bool) -> String {
+    let branches: Vec<String> = Kind::ALL
+        .iter()
+        .map(|&k| {
+            let (n, u) = match k {
+                Kind::LedgerEntry => ("x.id", "NULL::uuid"),
+                Kind::Transaction | Kind::AuditLog => ("NULL::bigint", "x.id"),
+            };
+            format!(
+                "(SELECT {rank}::int2 AS rank, x.xid, {n} AS n, {u} AS u FROM {table} x \
+WHERE x.xid < (SELECT x FROM h) AND {after} ORDER BY x.xid, x.id LIMIT $3)",
+                rank = k.rank(),
+                table = k.table(),
+                after = cursor.after(k, started),
+            )
+        })
+        .collect();
+    let body = |k: Kind, id: &str| {
+        format!(
+            "(SELECT {} FROM {} x WHERE x.id = k.{id})",
+            k.body(),
+            k.table()
+        )
+    };
+    format!(
+        "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x), \
+k AS MATERIALIZED (SELECT rank, xid, n, u, row_number() OVER (ORDER BY xid, rank, n, u) AS ord \
+FROM ({branches}) b ORDER BY xid, rank, n, u LIMIT $3), \
+r AS (SELECT k.ord, k.rank, k.xid, COALESCE(k.n::text, k.u::text) AS id, \
+sha256(convert_to(CASE k.rank WHEN 1 THEN 'transaction' WHEN 2 THEN 'ledger_entry' ELSE 'audit_log' END, 'UTF8') \
+|| '\\x00'::bytea || convert_to(CASE k.rank WHEN 1 THEN {t} WHEN 2 THEN {e} ELSE {a} END, 'UTF8')) AS hash FROM k), \
+a AS (SELECT count(*) AS n, array_agg(rank ORDER BY ord) AS kinds, array_agg(id ORDER BY ord) AS ids, \
+string_agg(hash, ''::bytea ORDER BY ord) AS hashes, (array_agg(xid ORDER BY ord DESC))[1] AS last_xid, \
+(array_agg(rank ORDER BY ord DESC))[1] AS last_rank, (array_agg(id ORDER BY ord DESC))[1] AS last_id FROM r), \
+l AS (INSERT INTO ledger_chain (position, kind, row_id, hash, row_kinds, row_ids, row_hashes) \
+SELECT $5 + a.n, '{ROWS}', a.last_id, sha256($4 || convert_to('{ROWS}', 'UTF8') || '\\x00'::bytea || a.hashes), \
+a.kinds, a.ids, a.hashes FROM a WHERE a.n > 0 RETURNING position, hash), \
+m AS (UPDATE ledger_chain_head SET position = l.position, hash = l.hash, cursor_xid = a.last_xid, \
+cursor_kind = a.last_rank, cursor_id = a.last_id, sealed_at = now() FROM l, a WHERE ledger_chain_head.id = 1 RETURNING 1) \
+SELECT a.n AS sealed, (SELECT count(*) FROM m) AS moved FROM a",
+        branches = branches.join(" UNION ALL "),
+        t = body(Kind::Transaction, "u"),
+        e = body(Kind::LedgerEntry, "n"),
+        a = body(Kind::AuditLog, "u"),
+    )
+}
+
 /// Seals up to `most` rows whose writing transactions have all ended, in chain order, in one
-/// transaction; returns how many (0 when nothing was waiting).
+/// transaction and one chain row; returns how many (0 when nothing was waiting).
 ///
 /// # Errors
 /// When PostgreSQL fails; nothing is sealed then.
@@ -280,90 +341,28 @@ pub async fn seal(db: &DatabaseConnection, most: u32) -> anyhow::Result<u64> {
     let Stored { head, cursor } = stored(&row)?;
     let started = head.position > 0;
     let limit = i64::from(most.max(1));
-    let branches: Vec<String> = Kind::ALL
-        .iter()
-        .map(|&k| {
-            format!(
-                "(SELECT {rank}::int2 AS rank, x.id::text AS id, x.xid::text AS xid, {body} AS body \
-FROM {table} x WHERE x.xid < (SELECT x FROM h) AND {after} ORDER BY x.xid, x.id LIMIT $3)",
-                rank = k.rank(),
-                body = k.body(),
-                table = k.table(),
-                after = cursor.after(k, started),
-            )
-        })
-        .collect();
-    let sql = format!(
-        "WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x) {}",
-        branches.join(" UNION ALL ")
-    );
-    let rows = txn
-        .query_all_raw(stmt(
-            &sql,
+    let row = txn
+        .query_one_raw(stmt(
+            &seal_sql(&cursor, started),
             vec![
                 cursor.xid.to_string().into(),
                 cursor.id.clone().into(),
                 limit.into(),
+                head.hash.to_vec().into(),
+                head.position.into(),
             ],
         ))
         .await
-        .map_err(err("reading rows to seal"))?;
-    let mut found = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let rank: i16 = r.try_get("", "rank").map_err(err("reading rows to seal"))?;
-        let xid: String = r.try_get("", "xid").map_err(err("reading rows to seal"))?;
-        let key = Key {
-            xid: xid.parse()?,
-            kind: Kind::from_rank(rank).ok_or_else(|| anyhow::anyhow!("kind {rank}"))?,
-            id: r.try_get("", "id").map_err(err("reading rows to seal"))?,
-        };
-        let body: String = r.try_get("", "body").map_err(err("reading rows to seal"))?;
-        found.push((key, body));
-    }
-    // Each table gave its first `most` rows after the cursor; the first `most` of all of them
-    // together are the chain's next rows.
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let Some((last, _)) = found.last().cloned() else {
-        txn.rollback().await.map_err(err("ending an empty seal"))?;
-        return Ok(0);
-    };
-    let mut prev = head.hash;
-    let mut position = head.position;
-    let mut links = Vec::with_capacity(found.len());
-    for (key, body) in &found {
-        prev = link(&prev, key.kind, body);
-        position += 1;
-        links.push(serde_json::json!({
-            "position": position,
-            "kind": key.kind.name(),
-            "row_id": key.id,
-            "hash": hex::encode(prev),
-        }));
-    }
-    txn.execute_raw(stmt(
-        "INSERT INTO ledger_chain (position, kind, row_id, hash) \
-SELECT position, kind, row_id, decode(hash, 'hex') \
-FROM jsonb_to_recordset($1::jsonb) AS r(position BIGINT, kind TEXT, row_id TEXT, hash TEXT)",
-        vec![serde_json::Value::Array(links).into()],
-    ))
-    .await
-    .map_err(err("writing the chain"))?;
-    txn.execute_raw(stmt(
-        "UPDATE ledger_chain_head SET position = $1, hash = $2, cursor_xid = $3::text::bigint, \
-cursor_kind = $4, cursor_id = $5, sealed_at = now() WHERE id = 1",
-        vec![
-            position.into(),
-            prev.to_vec().into(),
-            last.xid.to_string().into(),
-            last.kind.rank().into(),
-            last.id.clone().into(),
-        ],
-    ))
-    .await
-    .map_err(err("moving the chain head"))?;
+        .map_err(err("sealing rows"))?
+        .ok_or_else(|| anyhow::anyhow!("sealing rows: no answer"))?;
+    let sealed: i64 = row.try_get("", "sealed").map_err(err("sealing rows"))?;
+    let moved: i64 = row.try_get("", "moved").map_err(err("sealing rows"))?;
+    anyhow::ensure!(
+        (sealed == 0) == (moved == 0),
+        "sealing rows: {sealed} sealed but the head moved {moved} time(s)"
+    );
     txn.commit().await.map_err(err("committing a seal"))?;
-    Ok(u64::try_from(found.len()).unwrap_or(0))
+    Ok(u64::try_from(sealed).unwrap_or(0))
 }
 
 /// What `verify` found.
@@ -404,8 +403,131 @@ impl fmt::Display for VerifyReport {
     }
 }
 
-/// Rows of the chain read per round trip.
-const PAGE: i64 = 2_000;
+/// One row of `ledger_chain`: a row sealed alone (before migration 18), or a seal of many.
+#[derive(Debug)]
+struct Link {
+    /// Its position: the (last) row's.
+    at: i64,
+    /// The rows it seals, in chain order.
+    rows: Vec<(Kind, String)>,
+    /// Each row's own hash, for a seal of many.
+    row_hashes: Option<Vec<u8>>,
+    /// The chain's hash at `at`.
+    hash: Vec<u8>,
+}
+
+impl Link {
+    fn read(l: &QueryResult) -> anyhow::Result<Self> {
+        let at: i64 = l
+            .try_get("", "position")
+            .map_err(err("reading the chain"))?;
+        let name: String = l.try_get("", "kind").map_err(err("reading the chain"))?;
+        let hash: Vec<u8> = l.try_get("", "hash").map_err(err("reading the chain"))?;
+        if name != ROWS {
+            let kind = Kind::from_name(&name)
+                .ok_or_else(|| anyhow::anyhow!("position {at}: unknown kind {name}"))?;
+            let id: String = l.try_get("", "row_id").map_err(err("reading the chain"))?;
+            return Ok(Self {
+                at,
+                rows: vec![(kind, id)],
+                row_hashes: None,
+                hash,
+            });
+        }
+        let kinds: String = l
+            .try_get("", "row_kinds")
+            .map_err(err("reading the chain"))?;
+        let ids: String = l.try_get("", "row_ids").map_err(err("reading the chain"))?;
+        let row_hashes: Vec<u8> = l
+            .try_get("", "row_hashes")
+            .map_err(err("reading the chain"))?;
+        let kinds = kinds
+            .split(',')
+            .map(|k| {
+                k.parse::<i16>()
+                    .ok()
+                    .and_then(Kind::from_rank)
+                    .ok_or_else(|| anyhow::anyhow!("position {at}: unknown kind {k}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let rows: Vec<(Kind, String)> = kinds
+            .into_iter()
+            .zip(ids.split(',').map(str::to_owned))
+            .collect();
+        anyhow::ensure!(
+            row_hashes.len() == 32 * rows.len(),
+            "position {at}: a seal of {} row(s) with {} bytes of row hashes",
+            rows.len(),
+            row_hashes.len()
+        );
+        Ok(Self {
+            at,
+            rows,
+            row_hashes: Some(row_hashes),
+            hash,
+        })
+    }
+
+    fn rows(&self) -> &[(Kind, String)] {
+        &self.rows
+    }
+
+    /// The chain's hash after this link when it holds, from `prev` and the rows' `bodies`;
+    /// otherwise the first thing that does not match.
+    fn check(
+        &self,
+        prev: &[u8; 32],
+        bodies: &HashMap<(Kind, String), String>,
+    ) -> Result<[u8; 32], String> {
+        let first = self.at - i64::try_from(self.rows.len()).unwrap_or(i64::MAX) + 1;
+        let mut own = Vec::with_capacity(self.rows.len());
+        for (i, (kind, id)) in self.rows.iter().enumerate() {
+            let at = first + i64::try_from(i).unwrap_or(i64::MAX);
+            let Some(body) = bodies.get(&(*kind, id.clone())) else {
+                return Err(format!(
+                    "position {at}: {} {id} is missing (deleted?)",
+                    kind.name()
+                ));
+            };
+            own.push(match &self.row_hashes {
+                None => link(prev, *kind, body),
+                Some(sealed) => {
+                    let mine = row_hash(*kind, body);
+                    if sealed[32 * i..32 * (i + 1)] != mine[..] {
+                        return Err(format!(
+                            "position {at}: {} {id} does not match its seal (changed, or out of its order)",
+                            kind.name()
+                        ));
+                    }
+                    mine
+                }
+            });
+        }
+        let next = match &self.row_hashes {
+            None => own.first().copied().unwrap_or(*prev),
+            Some(sealed) => link_rows(prev, sealed),
+        };
+        if next[..] != self.hash[..] {
+            let (kind, id) = &self.rows[0];
+            return Err(if self.row_hashes.is_none() {
+                format!(
+                    "position {}: {} {id} does not match its seal (changed, or out of its order)",
+                    self.at,
+                    kind.name()
+                )
+            } else {
+                format!(
+                    "position {}: the seal of positions {first} to {} does not match its hash (the chain was rewritten)",
+                    self.at, self.at
+                )
+            });
+        }
+        Ok(next)
+    }
+}
+
+/// Positions of the chain read per round trip (or one seal of more).
+const PAGE: i64 = 10_000;
 
 /// Recomputes the chain from the start, or from a trusted `checkpoint` (a position and the
 /// hash published for it), and checks that every row below the sealed cursor is in it.
@@ -452,7 +574,10 @@ pub async fn verify(
                 report.problem = Some(format!(
                     "position {at}: the chain does not hold the checkpoint's hash {} (it holds {})",
                     hex::encode(hash),
-                    stored.map_or_else(|| "nothing".to_owned(), hex::encode)
+                    stored.map_or_else(
+                        || "nothing: no seal ends there; a checkpoint is a position the head reported".to_owned(),
+                        hex::encode
+                    )
                 ));
                 return Ok(report);
             }
@@ -460,9 +585,13 @@ pub async fn verify(
         }
     };
     loop {
+        // Up to PAGE positions at a time (a seal of many rows may reach further alone).
         let links = txn
             .query_all_raw(stmt(
-                "SELECT position, kind, row_id, hash FROM ledger_chain WHERE position > $1 ORDER BY position LIMIT $2",
+                "SELECT position, kind, row_id, hash, array_to_string(row_kinds, ',') AS row_kinds, \
+array_to_string(row_ids, ',') AS row_ids, row_hashes FROM ledger_chain \
+WHERE position > $1 AND position <= GREATEST($1 + $2, (SELECT min(position) FROM ledger_chain WHERE position > $1)) \
+ORDER BY position",
                 vec![position.into(), PAGE.into()],
             ))
             .await
@@ -473,16 +602,11 @@ pub async fn verify(
         let mut page = Vec::with_capacity(links.len());
         let mut ids: HashMap<Kind, Vec<String>> = HashMap::new();
         for l in &links {
-            let at: i64 = l
-                .try_get("", "position")
-                .map_err(err("reading the chain"))?;
-            let name: String = l.try_get("", "kind").map_err(err("reading the chain"))?;
-            let id: String = l.try_get("", "row_id").map_err(err("reading the chain"))?;
-            let hash: Vec<u8> = l.try_get("", "hash").map_err(err("reading the chain"))?;
-            let kind = Kind::from_name(&name)
-                .ok_or_else(|| anyhow::anyhow!("position {at}: unknown kind {name}"))?;
-            ids.entry(kind).or_default().push(id.clone());
-            page.push((at, kind, id, hash));
+            let link = Link::read(l)?;
+            for (kind, id) in link.rows() {
+                ids.entry(*kind).or_default().push(id.to_owned());
+            }
+            page.push(link);
         }
         let mut bodies: HashMap<(Kind, String), String> = HashMap::new();
         for (kind, list) in ids {
@@ -506,32 +630,24 @@ pub async fn verify(
                 bodies.insert((kind, id), body);
             }
         }
-        for (at, kind, id, hash) in page {
-            if at != position + 1 {
+        for link in page {
+            let first = link.at - i64::try_from(link.rows().len()).unwrap_or(i64::MAX) + 1;
+            if first != position + 1 {
                 report.problem = Some(format!(
-                    "position {}: missing from the chain (the next one stored is {at})",
+                    "position {}: missing from the chain (the next one stored is {first})",
                     position + 1
                 ));
                 return Ok(report);
             }
-            let Some(body) = bodies.get(&(kind, id.clone())) else {
-                report.problem = Some(format!(
-                    "position {at}: {} {id} is missing (deleted?)",
-                    kind.name()
-                ));
-                return Ok(report);
-            };
-            let next = link(&prev, kind, body);
-            if next[..] != hash[..] {
-                report.problem = Some(format!(
-                    "position {at}: {} {id} does not match its seal (changed, or out of its order)",
-                    kind.name()
-                ));
-                return Ok(report);
+            match link.check(&prev, &bodies) {
+                Ok(next) => prev = next,
+                Err(problem) => {
+                    report.problem = Some(problem);
+                    return Ok(report);
+                }
             }
-            prev = next;
-            position = at;
-            report.checked += 1;
+            position = link.at;
+            report.checked += u64::try_from(link.rows().len()).unwrap_or(0);
         }
     }
     if position != head.position || prev != head.hash {
@@ -549,7 +665,8 @@ pub async fn verify(
     for kind in Kind::ALL {
         let sql = format!(
             "SELECT (SELECT count(*) FROM {table} x WHERE {through}) AS rows, \
-(SELECT count(*) FROM ledger_chain WHERE kind = $3) AS sealed",
+((SELECT count(*) FROM ledger_chain WHERE kind = $3) + (SELECT count(*) FROM ledger_chain c \
+CROSS JOIN LATERAL unnest(c.row_kinds) AS k(rank) WHERE c.kind = '{ROWS}' AND k.rank = $4)) AS sealed",
             table = kind.table(),
             through = cursor.through(kind, started),
         );
@@ -560,6 +677,7 @@ pub async fn verify(
                     cursor.xid.to_string().into(),
                     cursor.id.clone().into(),
                     kind.name().into(),
+                    kind.rank().into(),
                 ],
             ))
             .await
@@ -588,34 +706,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_order_by_transaction_then_kind_then_id() {
-        let k = |xid, kind, id: &str| Key {
-            xid,
-            kind,
-            id: id.to_owned(),
-        };
-        let mut keys = [
-            k(7, Kind::AuditLog, "00000000-0000-0000-0000-000000000001"),
-            k(7, Kind::LedgerEntry, "10"),
-            k(7, Kind::LedgerEntry, "9"),
-            k(3, Kind::AuditLog, "ffffffff-0000-0000-0000-000000000000"),
-            k(7, Kind::Transaction, "ffffffff-0000-0000-0000-000000000000"),
-        ];
-        keys.sort();
-        let order: Vec<_> = keys
-            .iter()
-            .map(|k| (k.xid, k.kind, k.id.as_str()))
-            .collect();
-        assert_eq!(
-            order,
-            vec![
-                (3, Kind::AuditLog, "ffffffff-0000-0000-0000-000000000000"),
-                (7, Kind::Transaction, "ffffffff-0000-0000-0000-000000000000"),
-                (7, Kind::LedgerEntry, "9"),
-                (7, Kind::LedgerEntry, "10"),
-                (7, Kind::AuditLog, "00000000-0000-0000-0000-000000000001"),
-            ]
+    fn a_seal_of_many_rows_depends_on_each_row_and_on_their_order() {
+        let zero = [0u8; 32];
+        let a = row_hash(Kind::LedgerEntry, "{\"id\": 1}");
+        let b = row_hash(Kind::LedgerEntry, "{\"id\": 2}");
+        assert_ne!(
+            a,
+            row_hash(Kind::AuditLog, "{\"id\": 1}"),
+            "the kind counts"
         );
+        let ab = link_rows(&zero, &[a, b].concat());
+        assert_ne!(ab, link_rows(&zero, &[b, a].concat()), "the order counts");
+        assert_ne!(
+            ab,
+            link_rows(&a, &[a, b].concat()),
+            "the previous hash counts"
+        );
+        assert_ne!(ab, link_rows(&zero, &a), "every row counts");
+        assert_eq!(ab, link_rows(&zero, &[a, b].concat()));
     }
 
     #[test]
