@@ -25,5 +25,6 @@ mod serve_binary;
 mod streams;
 mod telemetry;
 mod tls;
+mod traces;
 mod walkthrough;
 mod webhooks;

@@ -22,7 +22,7 @@ pub(crate) fn binary() -> std::path::PathBuf {
     bin
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -330,6 +330,16 @@ async fn bootstrap_prints_a_working_key_and_cache_commands_touch_only_this_prefi
 /// `waiaas serve` on `db` at `port`, with webhooks allowed to reach loopback and retried
 /// quickly, and the shared Redis under its own prefix.
 fn serve_on(db_url: &str, port: u16, prefix: &str) -> tokio::process::Child {
+    serve_on_with(db_url, port, prefix, &[])
+}
+
+/// [`serve_on`] with more environment variables.
+pub(crate) fn serve_on_with(
+    db_url: &str,
+    port: u16,
+    prefix: &str,
+    more: &[(&str, String)],
+) -> tokio::process::Child {
     tokio::process::Command::new(binary())
         .arg("serve")
         .env("WAIAAS__SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -346,6 +356,7 @@ fn serve_on(db_url: &str, port: u16, prefix: &str) -> tokio::process::Child {
         .env("WAIAAS__WEBHOOKS__RETRY_BASE_MS", "200")
         .env("WAIAAS__WEBHOOKS__TIMEOUT_MS", "1000")
         .env("WAIAAS_CONFIG_DIR", "/nonexistent")
+        .envs(more.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -353,7 +364,23 @@ fn serve_on(db_url: &str, port: u16, prefix: &str) -> tokio::process::Child {
         .expect("waiaas serve")
 }
 
-async fn until_ready(client: &reqwest::Client, base: &str) {
+/// Sends SIGTERM to `child` and expects it to exit successfully within `within`.
+pub(crate) async fn sigterm(child: &mut tokio::process::Child, within: Duration, what: &str) {
+    let pid = child.id().expect("pid").to_string();
+    let status = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(within, child.wait())
+        .await
+        .expect(what)
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+pub(crate) async fn until_ready(client: &reqwest::Client, base: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while client
         .get(format!("{base}/readyz"))
@@ -524,18 +551,12 @@ async fn events_committed_before_a_sigkill_are_delivered_after_the_restart() {
         .await
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
-    let pid = second.id().expect("pid").to_string();
-    let status = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(15), second.wait())
-        .await
-        .expect("stopped without waiting for its open stream")
-        .unwrap();
-    assert!(exit.success(), "{exit:?}");
+    sigterm(
+        &mut second,
+        Duration::from_secs(15),
+        "stopped without waiting for its open stream",
+    )
+    .await;
     let rest = tokio::time::timeout(Duration::from_secs(5), stream.bytes())
         .await
         .expect("the stream ended");

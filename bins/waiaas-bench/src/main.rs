@@ -152,7 +152,7 @@ async fn main() -> ExitCode {
     }
     waiaas_app::telemetry::init(&waiaas_app::settings::TelemetrySettings {
         filter: "warn,fred=off,sqlx=off".into(),
-        format: "text".into(),
+        ..Default::default()
     });
     match &cli.command {
         Some(Command::Check { seconds, short }) => {

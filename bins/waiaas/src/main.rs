@@ -191,6 +191,8 @@ async fn main() -> ExitCode {
                 .map(|()| true)
         }
     };
+    // The spans still buffered go out before the process ends (a blocking flush).
+    let _ = tokio::task::spawn_blocking(telemetry::shutdown).await;
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,

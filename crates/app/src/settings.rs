@@ -602,6 +602,15 @@ pub struct TelemetrySettings {
     pub filter: String,
     /// `text` or `json`.
     pub format: String,
+    /// Where OpenTelemetry traces go over OTLP/HTTP (`http://collector:4318`; the exporter
+    /// posts to `/v1/traces` under it); empty: no traces are kept or sent.
+    pub otlp_endpoint: String,
+    /// Which spans are exported: `target=level` pairs (`tracing`'s `Targets` syntax). By
+    /// default the service's own, with every Redis call (level `trace`) and nothing of the
+    /// libraries (the exporter's own HTTP client among them).
+    pub otlp_filter: String,
+    /// The `service.name` the spans carry.
+    pub service_name: String,
 }
 
 impl Default for TelemetrySettings {
@@ -609,6 +618,11 @@ impl Default for TelemetrySettings {
         Self {
             filter: "info,sqlx=warn,fred=error".to_owned(),
             format: "text".to_owned(),
+            otlp_endpoint: String::new(),
+            otlp_filter: "waiaas=info,waiaas_app=info,waiaas_http=info,waiaas_cache=info,\
+waiaas_postgres=info,waiaas_redis=trace,waiaas_domain=info"
+                .to_owned(),
+            service_name: "waiaas".to_owned(),
         }
     }
 }
@@ -705,6 +719,9 @@ impl Settings {
             anyhow::bail!("settings are invalid: {e}");
         }
         self.redis.tls_files()?;
+        if let Err(e) = crate::telemetry::validate(&self.telemetry) {
+            anyhow::bail!("settings are invalid: {e:#}");
+        }
         if let Err(e) = waiaas_http::TrustedProxies::parse(&self.server.trusted_proxies) {
             anyhow::bail!("settings are invalid: {e}");
         }

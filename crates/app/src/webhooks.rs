@@ -92,7 +92,19 @@ fn backoff(base: Duration, attempts: u32) -> Duration {
     capped.mul_f64(rand::rng().random_range(0.8..1.2))
 }
 
-/// Sends one claimed delivery and says how it went.
+/// Sends one claimed delivery and says how it went (a span of its own: `webhook_delivery`).
+#[tracing::instrument(
+    name = "webhook_delivery",
+    skip_all,
+    fields(
+        delivery_id = %d.delivery.id,
+        webhook_id = %d.delivery.webhook_id,
+        event_type = %d.delivery.event_type,
+        attempt = d.delivery.attempts,
+        status_code = tracing::field::Empty,
+        delivered = tracing::field::Empty,
+    )
+)]
 pub async fn attempt(
     client: &reqwest::Client,
     settings: &WebhookSettings,
@@ -126,6 +138,11 @@ pub async fn attempt(
             }
         }
     };
+    let span = tracing::Span::current();
+    if let Some(code) = status_code {
+        span.record("status_code", code);
+    }
+    span.record("delivered", delivered);
     let next_attempt_at = if delivered || d.event.is_none() {
         None
     } else {

@@ -49,6 +49,13 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
         request_id = %request_id,
         status = tracing::field::Empty,
     );
+    // A caller's W3C trace context (`traceparent`, `tracestate`) makes this request's span a
+    // child of the caller's; without an exporter installed this does nothing.
+    let caller =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(req.headers())));
+    if opentelemetry::trace::TraceContextExt::has_active_span(&caller) {
+        let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, caller);
+    }
     let started = Instant::now();
     let mut response = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
@@ -77,6 +84,19 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
+}
+
+/// Request headers as OpenTelemetry's propagators read them.
+struct Headers<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(axum::http::HeaderName::as_str).collect()
+    }
 }
 
 /// The metric label of a method: the standard ones by name, anything else as `other`, so a

@@ -26,7 +26,8 @@ where
     T: Send + 'static,
     E: From<anyhow::Error> + Send + 'static,
 {
-    match tokio::spawn(work).await {
+    // The task carries the caller's span: a trace shows the write under its request.
+    match tokio::spawn(tracing::Instrument::in_current_span(work)).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(E::from(anyhow::anyhow!(

@@ -160,6 +160,8 @@ impl Posting {
 struct Job {
     posting: Posting,
     reply: Reply,
+    /// The span of the request that queued it: the batch's span follows from it.
+    caller: tracing::Span,
 }
 
 /// The posting queue of one adapter; its workers start with the first posting.
@@ -246,7 +248,11 @@ impl Postgres {
         // Once queued, the posting runs to its end even if this request goes away.
         queue
             .sender(self)
-            .send(Job { posting, reply })
+            .send(Job {
+                posting,
+                reply,
+                caller: tracing::Span::current(),
+            })
             .await
             .map_err(|_| PostingError::from_cause(anyhow!("the posting workers ended")))?;
         answer.await.map_err(|_| {
@@ -296,10 +302,17 @@ async fn work(pg: Postgres, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max: usize) {
         POSTINGS.fetch_add(jobs.len() as u64, Ordering::Relaxed);
         metrics::counter!("waiaas_posting_batches_total").increment(1);
         metrics::counter!("waiaas_posting_batched_total").increment(jobs.len() as u64);
+        // One span per batch, linked to the span of every request it carries (a trace
+        // shows which batch posted a request, and with whom).
+        let span = tracing::info_span!("posting_batch", postings = jobs.len());
+        for job in &jobs {
+            span.follows_from(&job.caller);
+        }
         // A panic ends the batch's task, not the worker: its requests are answered that
         // the worker ended.
         let pg = pg.clone();
-        if let Err(e) = tokio::spawn(async move { post_jobs(&pg, jobs).await }).await {
+        let batch = async move { post_jobs(&pg, jobs).await };
+        if let Err(e) = tokio::spawn(tracing::Instrument::instrument(batch, span)).await {
             tracing::error!(error = %e, "A posting batch panicked");
         }
     }
