@@ -192,6 +192,21 @@ pub fn seal_interval_ms(ms: u64) {
     let _ = SEAL_INTERVAL_MS.set(ms);
 }
 
+static POSTING_WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Sets the instances' `posting.workers` for this run (the first call counts).
+pub fn posting_workers(n: usize) {
+    let _ = POSTING_WORKERS.set(n.max(1));
+}
+
+/// The instances' `posting.workers`: as set for this run, else as deployed.
+fn workers() -> usize {
+    POSTING_WORKERS
+        .get()
+        .copied()
+        .unwrap_or(Settings::default().posting.workers)
+}
+
 static APP_ROLE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
 
 /// The role bench instances connect as with `--app-role`: no superuser, not the tables'
@@ -261,6 +276,7 @@ pub fn settings_batched(
 ) -> Settings {
     let mut s = Settings::default();
     s.posting.batch_size = batch_size;
+    s.posting.workers = workers();
     s.database.url = as_app_role(&db.url);
     s.database.min_connections = 0;
     s.database.max_connections = pool;
@@ -304,8 +320,7 @@ pub async fn instance_batched(
     clients: usize,
     batch_size: usize,
 ) -> anyhow::Result<Arc<App>> {
-    let workers = Settings::default().posting.workers;
-    let pool = u32::try_from(clients + workers + 2)?;
+    let pool = u32::try_from(clients + workers() + 2)?;
     Ok(Arc::new(
         waiaas_app::build(&settings_batched(db, redis_url, pool, batch_size)).await?,
     ))

@@ -41,6 +41,10 @@ struct Cli {
     /// the ledger costs the postings; by default as deployed.
     #[arg(long, global = true)]
     seal_interval_ms: Option<u64>,
+    /// The instances' `posting.workers` (posting workers, each posting one batch at a time),
+    /// to measure how the batch size and throughput follow it; by default as deployed.
+    #[arg(long, global = true)]
+    posting_workers: Option<usize>,
     /// Instances connect as a role subject to row-level security (as the application role of
     /// `waiaas db roles` is), not as the superuser that bypasses it, to measure what the
     /// tenant policies cost.
@@ -146,6 +150,15 @@ async fn main() -> ExitCode {
     waiaas_testkit::use_database_server(&cli.database_url);
     if let Some(ms) = cli.seal_interval_ms {
         waiaas_bench::env::seal_interval_ms(ms);
+    }
+    if let Some(n) = cli.posting_workers {
+        if !cli.no_write && !cli.quick && cli.command.is_none() {
+            eprintln!(
+                "error: --posting-workers measures a variant; add --no-write (performance.md describes the deployed settings)"
+            );
+            return ExitCode::from(2);
+        }
+        waiaas_bench::env::posting_workers(n);
     }
     if cli.app_role {
         waiaas_bench::env::use_app_role();
