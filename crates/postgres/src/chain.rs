@@ -468,8 +468,9 @@ impl Link {
         })
     }
 
-    fn rows(&self) -> &[(Kind, String)] {
-        &self.rows
+    /// The position of its first row.
+    fn first(&self) -> i64 {
+        self.at - i64::try_from(self.rows.len()).unwrap_or(i64::MAX) + 1
     }
 
     /// The chain's hash after this link when it holds, from `prev` and the rows' `bodies`;
@@ -479,7 +480,7 @@ impl Link {
         prev: &[u8; 32],
         bodies: &HashMap<(Kind, String), String>,
     ) -> Result<[u8; 32], String> {
-        let first = self.at - i64::try_from(self.rows.len()).unwrap_or(i64::MAX) + 1;
+        let first = self.first();
         let mut own = Vec::with_capacity(self.rows.len());
         for (i, (kind, id)) in self.rows.iter().enumerate() {
             let at = first + i64::try_from(i).unwrap_or(i64::MAX);
@@ -603,7 +604,7 @@ ORDER BY position",
         let mut ids: HashMap<Kind, Vec<String>> = HashMap::new();
         for l in &links {
             let link = Link::read(l)?;
-            for (kind, id) in link.rows() {
+            for (kind, id) in &link.rows {
                 ids.entry(*kind).or_default().push(id.to_owned());
             }
             page.push(link);
@@ -631,7 +632,7 @@ ORDER BY position",
             }
         }
         for link in page {
-            let first = link.at - i64::try_from(link.rows().len()).unwrap_or(i64::MAX) + 1;
+            let first = link.first();
             if first != position + 1 {
                 report.problem = Some(format!(
                     "position {}: missing from the chain (the next one stored is {first})",
@@ -647,7 +648,7 @@ ORDER BY position",
                 }
             }
             position = link.at;
-            report.checked += u64::try_from(link.rows().len()).unwrap_or(0);
+            report.checked += u64::try_from(link.rows.len()).unwrap_or(0);
         }
     }
     if position != head.position || prev != head.hash {
