@@ -87,14 +87,15 @@ MSG
 # The tools tests run besides the servers: `openssl` makes the TLS tests' certificates.
 ensure_test_tools() {
   # openssl: the TLS tests make their certificates with it. chromium and chromedriver: the
-  # console's tests drive a real headless browser.
+  # console's tests drive a real headless browser. pgbouncer: the pooler tests start their own.
   local missing=()
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
   [ ${#missing[@]} = 0 ] && return 0
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing Debian's ${missing[*]} (for the TLS and browser tests)"
+    say "installing Debian's ${missing[*]} (for the TLS, browser and pooler tests)"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     return 0

@@ -16,6 +16,7 @@ mod idempotency;
 mod isolation;
 mod keys;
 mod mandates;
+mod pooler;
 mod redis_failover;
 mod redis_outage;
 mod replicas;

@@ -110,6 +110,24 @@ async fn the_service_runs_as_an_application_role_that_cannot_rewrite_history_or_
     crate::walkthrough::walk(&app, &settings).await;
     app.stop().await;
 
+    // Behind a transaction pooler the tenant a connection names would reach other clients:
+    // the service refuses to start as a role under row-level security there.
+    let bouncer = waiaas_testkit::PgBouncer::start(&app_url, 2)
+        .await
+        .expect("pgbouncer");
+    let mut pooled = settings.clone();
+    pooled.database.url = bouncer.url(&app_url);
+    pooled.database.migration_url = None;
+    pooled.database.auto_migrate = false;
+    pooled.database.pooler = waiaas_postgres::Pooler::PgbouncerTransaction;
+    let Err(refused_start) = waiaas_app::build(&pooled).await else {
+        panic!("a role under row-level security is refused behind a transaction pooler");
+    };
+    assert!(
+        format!("{refused_start:#}").contains("row-level security"),
+        "{refused_start:#}"
+    );
+
     // What the application role cannot do.
     let as_app = Database::connect(&app_url).await.unwrap();
     let as_owner = Database::connect(&owner_url).await.unwrap();

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use secrecy::SecretString;
 use serde::Deserialize;
-use waiaas_postgres::PgSettings;
+use waiaas_postgres::{PgSettings, Pooler};
 
 /// Everything the service can be told.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -285,6 +285,11 @@ pub struct DatabaseSettings {
     /// otherwise the read goes to the primary. Empty: every read from the primary, and no
     /// tokens.
     pub replica_urls: Vec<String>,
+    /// What stands between the service and PostgreSQL: `none` (PostgreSQL itself, or
+    /// PgBouncer in session mode) or `pgbouncer-transaction` (PgBouncer in transaction mode:
+    /// unnamed statements in one round trip each, timeouts set per transaction, no role
+    /// under row-level security).
+    pub pooler: Pooler,
 }
 
 impl Default for DatabaseSettings {
@@ -310,6 +315,7 @@ impl Default for DatabaseSettings {
             sslcert: None,
             sslkey: None,
             replica_urls: Vec::new(),
+            pooler: pg.pooler,
         }
     }
 }
@@ -344,6 +350,7 @@ impl DatabaseSettings {
             sslrootcert: self.sslrootcert.clone(),
             sslcert: self.sslcert.clone(),
             sslkey: self.sslkey.clone(),
+            pooler: self.pooler,
         }
     }
 }
@@ -371,6 +378,7 @@ impl std::fmt::Debug for DatabaseSettings {
                     .map(|u| waiaas_postgres::redact_url(u))
                     .collect::<Vec<_>>(),
             )
+            .field("pooler", &self.pooler)
             .finish()
     }
 }

@@ -17,6 +17,7 @@
 //! from the start or from a trusted checkpoint (encoding in PostgreSQL, hashing here) and
 //! names the first row that does not match, is missing, or was never sealed.
 
+use crate::pool::Begin as _;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
@@ -328,7 +329,7 @@ SELECT a.n AS sealed, (SELECT count(*) FROM m) AS moved FROM a",
 /// # Errors
 /// When PostgreSQL fails; nothing is sealed then.
 pub async fn seal(db: &DatabaseConnection, most: u32) -> anyhow::Result<u64> {
-    let txn = db.begin().await.map_err(err("beginning a seal"))?;
+    let txn = db.start().await.map_err(err("beginning a seal"))?;
     // Another instance sealing holds the head: this one skips its turn.
     let Some(row) = txn
         .query_one_raw(stmt(&format!("{HEAD} FOR UPDATE SKIP LOCKED"), vec![]))

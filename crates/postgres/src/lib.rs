@@ -26,7 +26,7 @@ mod repo;
 
 pub use locks::AdvisoryLocks;
 pub use pool::{
-    PgSettings, connect, connect_for_maintenance, connect_replica, redact as redact_url,
+    PgSettings, Pooler, connect, connect_for_maintenance, connect_replica, redact as redact_url,
 };
 pub use posting::batch::{BatchStats, Batching, batch_stats};
 pub use reconcile::{ReconcileReport, reconcile};

@@ -1,8 +1,11 @@
 //! Coordination locks on PostgreSQL advisory locks: the fallback of the Redis lock manager.
 //!
-//! A session-level advisory lock belongs to one connection, so each held lock keeps a
-//! dedicated connection from the pool until it is released or its TTL passes (a watchdog
-//! task releases it then, as Redis would expire the key).
+//! Each held lock is a transaction-level advisory lock in a transaction of its own, kept
+//! open on a dedicated connection from the pool until the lock is released or its TTL
+//! passes (a watchdog task releases it then, as Redis would expire the key). A
+//! transaction, not a session, holds it so that it works the same behind a transaction
+//! pooler, which gives a client its server connection only for a transaction's length
+//! (`database.pooler`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,16 +56,17 @@ impl LockManager for AdvisoryLocks {
         if ttl.is_zero() {
             return Err(LockError("a lock needs a TTL".into()));
         }
-        let mut conn = self
+        let mut txn = self
             .db
             .get_postgres_connection_pool()
-            .acquire()
+            .begin()
             .await
             .map_err(|e| LockError(e.to_string()))?;
-        let got = advisory(&mut conn, key(resource), "SELECT pg_try_advisory_lock($1)")
+        let got = advisory(&mut txn, key(resource))
             .await
             .map_err(|e| LockError(e.to_string()))?;
         if !got {
+            // Dropping the transaction rolls it back before its connection is reused.
             return Ok(None);
         }
         let token = uuid::Uuid::new_v4().simple().to_string();
@@ -96,12 +100,10 @@ impl LockManager for AdvisoryLocks {
                     }
                 }
             }
-            if advisory(&mut conn, k, "SELECT pg_advisory_unlock($1)")
-                .await
-                .is_err()
-            {
-                // Closing the connection is what releases the lock then.
-                let _ = conn.close_on_drop();
+            // Ending the transaction releases the lock; when that fails the connection is
+            // broken, and its session's end released it.
+            if let Err(e) = txn.rollback().await {
+                tracing::debug!(key = k, error = %e, "Rolling back an advisory lock's transaction failed");
             }
         });
         self.held.lock().await.insert(
@@ -147,13 +149,12 @@ impl LockManager for AdvisoryLocks {
 }
 
 async fn advisory(
-    conn: &mut sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>,
+    txn: &mut sea_orm::sqlx::Transaction<'static, sea_orm::sqlx::Postgres>,
     key: i64,
-    sql: &'static str,
 ) -> Result<bool, sea_orm::sqlx::Error> {
-    let row: (bool,) = sea_orm::sqlx::query_as(sql)
+    let row: (bool,) = sea_orm::sqlx::query_as("SELECT pg_try_advisory_xact_lock($1)")
         .bind(key)
-        .fetch_one(&mut **conn)
+        .fetch_one(&mut **txn)
         .await?;
     Ok(row.0)
 }

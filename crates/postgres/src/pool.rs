@@ -1,11 +1,15 @@
 //! The connection pool: sizes, timeouts and slow-statement logging from settings.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx::postgres::PgSslMode;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait as _, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    TransactionTrait as _,
+};
 use serde::Deserialize;
 
 /// How to reach PostgreSQL and size the pool. Its `Debug` shows the URL redacted.
@@ -44,6 +48,25 @@ pub struct PgSettings {
     pub sslcert: Option<String>,
     /// The client certificate's private key (PEM).
     pub sslkey: Option<String>,
+    /// What stands between the service and PostgreSQL (see [`Pooler`]).
+    pub pooler: Pooler,
+}
+
+/// What stands between the service and PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pooler {
+    /// PostgreSQL itself, or a pooler that gives each client connection a server
+    /// connection of its own (PgBouncer in session mode).
+    #[default]
+    None,
+    /// PgBouncer in transaction mode: a server connection is the client's only until its
+    /// transaction ends. Statements are sent unnamed, each parsed and executed in one round
+    /// trip (no statement cache); `statement_timeout` and `lock_timeout` are set at the start
+    /// of each transaction the service opens (`SET LOCAL`), not as startup parameters,
+    /// which PgBouncer refuses; a role subject to row-level security is refused (the tenant
+    /// is a session setting a transaction pooler would hand to other clients).
+    PgbouncerTransaction,
 }
 
 impl Default for PgSettings {
@@ -62,6 +85,7 @@ impl Default for PgSettings {
             sslrootcert: None,
             sslcert: None,
             sslkey: None,
+            pooler: Pooler::None,
         }
     }
 }
@@ -113,6 +137,7 @@ impl std::fmt::Debug for PgSettings {
             .field("sslrootcert", &self.sslrootcert)
             .field("sslcert", &self.sslcert)
             .field("sslkey", &self.sslkey)
+            .field("pooler", &self.pooler)
             .finish()
     }
 }
@@ -220,9 +245,81 @@ async fn pooled(settings: &PgSettings, replica: bool) -> Result<DatabaseConnecti
             Ok(true)
         })
     });
-    tenant_on_connect(&mut opts, tenancy, false);
-    tracing::debug!(url = %settings.redacted_url(), max = settings.max_connections, replica, "Connecting to PostgreSQL");
-    Database::connect(opts).await
+    tenant_on_connect(&mut opts, tenancy.clone(), false);
+    tracing::debug!(url = %settings.redacted_url(), max = settings.max_connections, replica, pooler = ?settings.pooler, "Connecting to PostgreSQL");
+    let db = Database::connect(opts).await?;
+    if settings.pooler == Pooler::PgbouncerTransaction {
+        // The first connection, made by `connect`, has found out (lazy replicas use the same
+        // role, and are refused with it when their first connection finds it subject).
+        if tenancy.subject.load(Ordering::Relaxed) {
+            return Err(DbErr::Custom(format!(
+                "database.pooler = \"pgbouncer-transaction\" cannot serve as a role under row-level security ({}): the tenant each connection names is a session setting, which a transaction pooler hands to other clients; connect as the tables' owner or a role that bypasses row-level security, or use PgBouncer in session mode (pooler = \"none\")",
+                settings.redacted_url()
+            )));
+        }
+        let pool = db.get_postgres_connection_pool();
+        per_transaction::register(
+            crate::health::key_of(&pool.connect_options()),
+            format!(
+                "SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+                timeouts[0].1, timeouts[1].1
+            ),
+        );
+    }
+    Ok(db)
+}
+
+/// Opens a transaction on a pool of [`connect`]: behind a transaction pooler, with the
+/// pool's statement and lock timeouts set for it (`SET LOCAL`, one round trip), since
+/// startup parameters cannot carry them there.
+pub(crate) trait Begin {
+    /// `begin`, and the pool's per-transaction settings.
+    fn start(&self) -> impl Future<Output = Result<DatabaseTransaction, DbErr>> + Send;
+}
+
+impl Begin for DatabaseConnection {
+    async fn start(&self) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.begin().await?;
+        if let Some(sql) = per_transaction::of(self) {
+            txn.execute_unprepared(&sql).await?;
+        }
+        Ok(txn)
+    }
+}
+
+/// The statements each transaction of a pool behind a transaction pooler starts with, by
+/// the pool's server (`health::key_of`).
+mod per_transaction {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+    use sea_orm::DatabaseConnection;
+
+    static ANY: AtomicBool = AtomicBool::new(false);
+    static BY_SERVER: OnceLock<Mutex<HashMap<String, Arc<str>>>> = OnceLock::new();
+
+    fn map() -> std::sync::MutexGuard<'static, HashMap<String, Arc<str>>> {
+        BY_SERVER
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn register(server: String, sql: String) {
+        map().insert(server, sql.into());
+        ANY.store(true, Ordering::Release);
+    }
+
+    /// None for pools that are not behind a transaction pooler (without a look-up while no
+    /// such pool was ever opened).
+    pub(super) fn of(db: &DatabaseConnection) -> Option<Arc<str>> {
+        if !ANY.load(Ordering::Acquire) {
+            return None;
+        }
+        let server = crate::health::key_of(&db.get_postgres_connection_pool().connect_options());
+        map().get(&server).cloned()
+    }
 }
 
 /// A pool for a read replica: as [`connect`] (same role, timeouts and tenancy), but lazy
@@ -305,9 +402,15 @@ fn options(
         settings.sslcert.clone(),
         settings.sslkey.clone(),
     );
+    let pooler = settings.pooler;
     let mut opts = ConnectOptions::new(settings.url.clone());
     opts.map_sqlx_postgres_opts(move |mut o| {
-        if let Some(t) = timeouts {
+        if pooler == Pooler::PgbouncerTransaction {
+            // Nothing is prepared by name: each statement is parsed and executed unnamed in
+            // one round trip (vendor/README.md). The timeouts are set per transaction.
+            // And no startup parameter PgBouncer does not know by default.
+            o = o.statement_cache_capacity(0).extra_float_digits(None);
+        } else if let Some(t) = timeouts {
             o = o.options(t.iter().map(|(k, v)| (*k, v.to_string())));
         }
         if let Some(m) = mode {

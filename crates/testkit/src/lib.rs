@@ -10,6 +10,7 @@ mod fixtures;
 mod history;
 mod pg;
 mod pg_server;
+mod pgbouncer;
 mod proxy;
 mod redis;
 mod tls;
@@ -18,6 +19,7 @@ pub use fixtures::{Fixture, World, services};
 pub use history::{History, HistoryReport, Resource, StaleRead};
 pub use pg::{TestDb, admin_url, tamper, text_of, use_database_server, with_database, with_user};
 pub use pg_server::PgServer;
+pub use pgbouncer::PgBouncer;
 pub use proxy::TcpProxy;
 pub use redis::{
     REDIS_URL_VAR, RedisCluster, RedisSentinels, RedisServer, raw_command, test_redis_url,

@@ -78,7 +78,7 @@ fn server_dir(user: Option<(u32, u32)>) -> anyhow::Result<PathBuf> {
 }
 
 /// Hands `dir` to the user the server runs as (nothing to do when not root).
-fn chown(dir: &Path, user: Option<(u32, u32)>) -> anyhow::Result<()> {
+pub(crate) fn chown(dir: &Path, user: Option<(u32, u32)>) -> anyhow::Result<()> {
     if let Some((uid, gid)) = user {
         let status = Command::new("chown")
             .arg(format!("{uid}:{gid}"))
@@ -89,7 +89,7 @@ fn chown(dir: &Path, user: Option<(u32, u32)>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }

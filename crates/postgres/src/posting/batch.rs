@@ -7,13 +7,14 @@
 //! answers only its own request, and when a batch's statements fail, its postings are
 //! posted one by one.
 
+use crate::pool::Begin as _;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use anyhow::{Context as _, anyhow};
 use chrono::{DateTime, Datelike as _, SubsecRound as _, Utc};
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, FromQueryResult as _, TransactionTrait};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, FromQueryResult as _};
 use serde_json::{Value as Json, json};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
@@ -454,7 +455,7 @@ async fn post(
     ids.sort_unstable();
     ids.dedup();
 
-    let txn = db.begin().await.doing("beginning a batch of postings")?;
+    let txn = db.start().await.doing("beginning a batch of postings")?;
     // 1. The wallets, in id order, in one statement.
     let locked = shared::lock_wallets(&txn, &ids, Uuid::nil(), None, now).await?;
     let mut wallets: HashMap<Uuid, LockedWallet> =

@@ -3,11 +3,10 @@
 //! moves (or, for a hold, is reserved) only if both still allow it. The wallets are locked
 //! before the transaction row, as everywhere.
 
+use crate::pool::Begin as _;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, FromQueryResult};
 use waiaas_domain::model::{
     Budget, NewAuditEntry, OwnerDecision, TransactionKind, TransactionStatus,
 };
@@ -26,7 +25,7 @@ pub(super) async fn decide(
     db: &DatabaseConnection,
     cmd: &DecideCommand,
 ) -> Result<PostingOutcome, ApprovalError> {
-    let txn = db.begin().await.doing("beginning a decision")?;
+    let txn = db.start().await.doing("beginning a decision")?;
     let read = |sql: &'static str| {
         let txn = &txn;
         async move {

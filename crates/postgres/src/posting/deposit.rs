@@ -1,6 +1,7 @@
 //! Deposits: an owner crediting one of its wallets with money from outside.
 
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use crate::pool::Begin as _;
+use sea_orm::DatabaseConnection;
 use waiaas_domain::PostingError;
 use waiaas_domain::model::{Actor, Budget, NewAuditEntry, TransactionKind, TransactionStatus};
 use waiaas_domain::ports::{DepositCommand, PostingOutcome};
@@ -17,7 +18,7 @@ pub(super) async fn post(
 ) -> Result<PostingOutcome, PostingError> {
     let wallet_id = *cmd.wallet_id.as_uuid();
     let owner = *cmd.owner_id.as_uuid();
-    let txn = db.begin().await.doing("beginning a deposit")?;
+    let txn = db.start().await.doing("beginning a deposit")?;
     let locked =
         shared::lock_wallets(&txn, &[wallet_id], owner, cmd.idempotency.as_ref(), cmd.now).await?;
     if locked.prior.is_some() {

@@ -2,12 +2,10 @@
 //! amount, the rest released), void (everything released) and expiry (the sweeper's
 //! release). Each locks the hold's wallets before the hold's row, like every posting.
 
+use crate::pool::Begin as _;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, FromQueryResult,
-    TransactionTrait,
-};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection, DatabaseTransaction, FromQueryResult};
 use uuid::Uuid;
 use waiaas_domain::model::{Actor, Budget, NewAuditEntry, TransactionKind, TransactionStatus};
 use waiaas_domain::notifications::NotificationKind;
@@ -84,7 +82,7 @@ pub(super) async fn capture(
     cmd: &CaptureCommand,
 ) -> Result<PostingOutcome, PostingError> {
     let agent = *cmd.agent_id.as_uuid();
-    let txn = db.begin().await.doing("beginning a capture")?;
+    let txn = db.start().await.doing("beginning a capture")?;
     let peek = read_hold(&txn, cmd.hold_id, sql::FIND_TRANSACTION).await?;
     let ids = wallet_ids(&peek);
     let locked = shared::lock_wallets(&txn, &ids, agent, Some(&cmd.idempotency), cmd.now).await?;
@@ -249,7 +247,7 @@ pub(super) async fn void(
         Principal::Owner { owner_id } => *owner_id.as_uuid(),
         Principal::Agent { agent_id, .. } => *agent_id.as_uuid(),
     };
-    let txn = db.begin().await.doing("beginning a void")?;
+    let txn = db.start().await.doing("beginning a void")?;
     let peek = read_hold(&txn, cmd.hold_id, sql::FIND_TRANSACTION).await?;
     let from_id = *peek
         .from_wallet_id
@@ -398,7 +396,7 @@ async fn release_wallet(
     now: DateTime<Utc>,
 ) -> Result<Vec<PostingOutcome>, RepoError> {
     let ctx = AuditContext::system();
-    let txn = db.begin().await.repo("beginning a release")?;
+    let txn = db.start().await.repo("beginning a release")?;
     let mut locked = shared::lock_wallets(&txn, &[wallet], Uuid::nil(), None, now)
         .await
         .map_err(RepoError)?
@@ -469,7 +467,7 @@ async fn expire_approval(
     now: DateTime<Utc>,
 ) -> Result<Vec<PostingOutcome>, RepoError> {
     let ctx = AuditContext::system();
-    let txn = db.begin().await.repo("beginning an expiry")?;
+    let txn = db.start().await.repo("beginning an expiry")?;
     let locked = shared::lock_wallets(&txn, &[wallet], Uuid::nil(), None, now)
         .await
         .map_err(RepoError)?

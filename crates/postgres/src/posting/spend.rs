@@ -1,9 +1,10 @@
 //! Transfers, payments and holds: an agent moving money out of a wallet it holds, or
 //! reserving it to capture later.
 
+use crate::pool::Begin as _;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait as _, DatabaseConnection, TransactionTrait};
+use sea_orm::{ConnectionTrait as _, DatabaseConnection};
 use waiaas_domain::model::{Actor, MandateRefusal, NewAuditEntry, TransactionStatus};
 use waiaas_domain::notifications::NotificationKind;
 use waiaas_domain::policy::{SpendRequest, evaluate_levels};
@@ -30,7 +31,7 @@ pub(super) async fn post(
     let mut ids: Vec<_> = std::iter::once(from_id).chain(to_id).collect();
     ids.sort_unstable();
 
-    let txn = db.begin().await.doing("beginning a transfer")?;
+    let txn = db.start().await.doing("beginning a transfer")?;
     let locked = shared::lock_wallets(&txn, &ids, agent, cmd.idempotency.as_ref(), cmd.now).await?;
     // A repeat is answered from what the key produced, before anything that depends on the
     // current state (the agent's status, balances, the policy) is looked at.

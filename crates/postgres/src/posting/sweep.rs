@@ -1,8 +1,9 @@
 //! Sweeps: an owner moving the whole balance of one of its wallets (typically the closed
 //! wallet of a deleted agent) to another of its wallets of the same asset.
 
+use crate::pool::Begin as _;
 use anyhow::Context as _;
-use sea_orm::{DatabaseConnection, TransactionTrait};
+use sea_orm::DatabaseConnection;
 use waiaas_domain::model::{Actor, Budget, NewAuditEntry, TransactionKind, TransactionStatus};
 use waiaas_domain::ports::{PostingOutcome, SweepCommand};
 use waiaas_domain::{AssetCode, PostingError};
@@ -20,7 +21,7 @@ pub(super) async fn post(
     let mut ids = [from_id, to_id];
     ids.sort_unstable();
 
-    let txn = db.begin().await.doing("beginning a sweep")?;
+    let txn = db.start().await.doing("beginning a sweep")?;
     let locked = shared::lock_wallets(&txn, &ids, owner, Some(&cmd.idempotency), cmd.now).await?;
     if locked.prior.is_some() {
         return shared::answer_replay(txn, owner, Some(&cmd.idempotency), &locked.wallets).await;

@@ -1,13 +1,14 @@
 //! Agents: creation, status changes, deletion with its keys and sessions, new keys, and one
 //! key's revocation with the sessions opened with it.
 
+use crate::pool::Begin as _;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
 };
 use waiaas_domain::ports::AgentRepository;
 use waiaas_domain::{
@@ -113,7 +114,7 @@ impl AgentRepository for Postgres {
 
 impl Postgres {
     async fn agent_create(&self, agent: &Agent, ctx: &AuditContext) -> Result<(), AgentError> {
-        let txn = self.db.begin().await.doing("beginning agent creation")?;
+        let txn = self.db.start().await.doing("beginning agent creation")?;
         agents::Entity::insert(agents::ActiveModel {
             id: Set(*agent.id.as_uuid()),
             owner_id: Set(*agent.owner_id.as_uuid()),
@@ -176,7 +177,7 @@ impl Postgres {
         status: AgentStatus,
         ctx: &AuditContext,
     ) -> Result<Agent, AgentError> {
-        let txn = self.db.begin().await.doing("beginning a status change")?;
+        let txn = self.db.start().await.doing("beginning a status change")?;
         let before = lock_live_agent(&txn, id, owner_id).await?;
         let now = Utc::now();
         let after = agents::Entity::update(agents::ActiveModel {
@@ -214,7 +215,7 @@ impl Postgres {
         owner_id: OwnerId,
         ctx: &AuditContext,
     ) -> Result<Revoked, AgentError> {
-        let txn = self.db.begin().await.doing("beginning agent deletion")?;
+        let txn = self.db.start().await.doing("beginning agent deletion")?;
         let before = lock_live_agent(&txn, id, owner_id).await?;
         let now = Utc::now();
         agents::Entity::update(agents::ActiveModel {
@@ -310,7 +311,7 @@ impl Postgres {
         key: ApiKeyId,
         ctx: &AuditContext,
     ) -> Result<Revoked, AgentError> {
-        let txn = self.db.begin().await.doing("beginning key revocation")?;
+        let txn = self.db.start().await.doing("beginning key revocation")?;
         let owner = of.owner_id();
         // The principal's row first (an agent not deleted; the owner, which serialises its
         // key revocations for the last-key rule), then the key.
@@ -410,7 +411,7 @@ impl Postgres {
     }
 
     async fn agent_add_key(&self, key: &NewApiKey, ctx: &AuditContext) -> Result<(), AgentError> {
-        let txn = self.db.begin().await.doing("beginning key creation")?;
+        let txn = self.db.start().await.doing("beginning key creation")?;
         let (owner_id, action, resource_type, resource_id) = match key.principal {
             Principal::Agent { agent_id, owner_id } => {
                 lock_live_agent(&txn, agent_id, owner_id).await?;

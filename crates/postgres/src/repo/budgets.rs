@@ -1,8 +1,9 @@
 //! Budgets of agents and owners, per asset: read, and replaced under the locks of every
 //! wallet below them.
 
+use crate::pool::Begin as _;
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use uuid::Uuid;
 use waiaas_domain::policy::{BudgetLimits, BudgetOwner, Budgets, LevelUsage};
 use waiaas_domain::{AssetCode, AuditContext, Money, NewAuditEntry, OwnerId, RepoError};
@@ -70,7 +71,7 @@ pub(crate) async fn put(
 ) -> Result<Budgets, RepoError> {
     let (table, key, id) = table(of);
     let now = Utc::now();
-    let txn = db.begin().await.repo("beginning a budget change")?;
+    let txn = db.start().await.repo("beginning a budget change")?;
     // Every wallet below the level, in the order postings lock them: a spend already under
     // way commits (and is counted) first, and every later spend finds the new budget.
     let wallets = match of {

@@ -2,9 +2,10 @@
 //! in that change's PostgreSQL transaction; `sequence` places committed events in the stream,
 //! serialised on the `event_sequencer` row so that places become visible in increasing order.
 
+use crate::pool::Begin as _;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 use waiaas_domain::ports::{EventBounds, EventLog};
 use waiaas_domain::{Event, OwnerId, RepoError, Subject, Transaction, WalletId};
 
@@ -95,7 +96,7 @@ pub(crate) fn decode(row: &sea_orm::QueryResult) -> Result<Event, RepoError> {
 impl EventLog for Postgres {
     async fn sequence(&self, limit: u32) -> Result<u64, RepoError> {
         self.run(Work::Read, || async {
-            let txn = self.db.begin().await.repo("beginning to place events")?;
+            let txn = self.db.start().await.repo("beginning to place events")?;
             txn.execute_unprepared(LOCK)
                 .await
                 .repo("locking the event sequencer")?;

@@ -1,10 +1,9 @@
 //! Mandates: stored, read, listed and revoked; their use is counted by the posting that
 //! spends under them (`posting::spend`).
 
+use crate::pool::Begin as _;
 use chrono::Utc;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, Statement};
 use uuid::Uuid;
 use waiaas_domain::{
     AssetCode, AuditContext, Counterparty, Destination, Mandate, MandateId, NewAuditEntry, OwnerId,
@@ -82,7 +81,7 @@ pub(crate) async fn create(
         None => (None, None),
     };
     let minor = |v: Option<waiaas_domain::Money>| v.map(waiaas_domain::Money::minor_units);
-    let txn = db.begin().await.repo("beginning a mandate")?;
+    let txn = db.start().await.repo("beginning a mandate")?;
     txn.execute_raw(stmt(
         "INSERT INTO mandates (id, wallet_id, owner_id, asset, max_amount, total_amount, remaining, \
          max_uses, uses_left, to_wallet_id, destination, expires_at, revoked_at, created_at, updated_at) \
@@ -148,7 +147,7 @@ pub(crate) async fn revoke(
     ctx: &AuditContext,
 ) -> Result<Option<Mandate>, RepoError> {
     let now = Utc::now();
-    let txn = db.begin().await.repo("beginning a revocation")?;
+    let txn = db.start().await.repo("beginning a revocation")?;
     let Some(row) = txn
         .query_one_raw(stmt(LOCK_MANDATE, vec![(*id.as_uuid()).into()]))
         .await

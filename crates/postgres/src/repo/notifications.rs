@@ -1,11 +1,12 @@
 //! Owners' notifications. The unread count is versioned by `owners.notifications_version`,
 //! which every change of the owner's notifications bumps under the owner's row lock.
 
+use crate::pool::Begin as _;
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Statement, TransactionTrait,
+    QuerySelect, Statement,
 };
 use waiaas_domain::notifications::{Notification, NotificationPage, UnreadCount};
 use waiaas_domain::ports::NotificationRepository;
@@ -131,7 +132,7 @@ impl Postgres {
         let owner = *owner_id.as_uuid();
         let txn = self
             .db
-            .begin()
+            .start()
             .await
             .repo("beginning a notification update")?;
         let updated = txn

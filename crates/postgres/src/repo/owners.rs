@@ -1,8 +1,9 @@
 //! Owners and their first API key.
 
+use crate::pool::Begin as _;
 use anyhow::Context as _;
 use async_trait::async_trait;
-use sea_orm::{ActiveValue::Set, EntityTrait, TransactionTrait};
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use waiaas_domain::ports::OwnerRepository;
 use waiaas_domain::{AuditContext, NewApiKey, NewAuditEntry, Owner, OwnerId, RepoError};
 
@@ -54,7 +55,7 @@ impl Postgres {
         key: &NewApiKey,
         ctx: &AuditContext,
     ) -> Result<(), RepoError> {
-        let txn = self.db.begin().await.repo("beginning owner creation")?;
+        let txn = self.db.start().await.repo("beginning owner creation")?;
         owners::Entity::insert(owners::ActiveModel {
             id: Set(*owner.id.as_uuid()),
             name: Set(owner.name.as_str().to_owned()),

@@ -1,11 +1,10 @@
 //! Wallet policies: read, and replace with a version bump and an audit of old and new rules.
 
+use crate::pool::Begin as _;
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use chrono::Utc;
-use sea_orm::{
-    ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, Statement};
 use waiaas_domain::policy::{BudgetOwner, Budgets, LevelUsage, Policy, PolicyRules};
 use waiaas_domain::ports::PolicyRepository;
 use waiaas_domain::{
@@ -126,7 +125,7 @@ impl Postgres {
     ) -> Result<Policy, RepoError> {
         let now = Utc::now();
         let json = serde_json::to_value(rules).map_err(|e| RepoError(e.into()))?;
-        let txn = self.db.begin().await.repo("beginning a policy change")?;
+        let txn = self.db.start().await.repo("beginning a policy change")?;
         let owner: uuid::Uuid = txn
             .query_one_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -1,11 +1,11 @@
 //! API keys and sessions, looked up by the SHA-256 of their secret.
 
+use crate::pool::Begin as _;
 use async_trait::async_trait;
 use chrono::Utc;
 use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement,
-    TransactionTrait,
 };
 use waiaas_domain::ports::SessionRepository;
 use waiaas_domain::{
@@ -79,7 +79,7 @@ impl Postgres {
     ) -> Result<Option<Session>, RepoError> {
         let (kind, owner, agent) = principal_columns(&session.principal);
         let now = Utc::now();
-        let txn = self.db.begin().await.repo("beginning session creation")?;
+        let txn = self.db.start().await.repo("beginning session creation")?;
         // The key, then its agent, share-locked: a revocation or deletion either committed
         // before (and the checks below see it) or waits for this session, and then revokes
         // it along with the others.
@@ -171,7 +171,7 @@ impl Postgres {
         ctx: &AuditContext,
     ) -> Result<Option<Session>, RepoError> {
         let now = Utc::now();
-        let txn = self.db.begin().await.repo("beginning session revocation")?;
+        let txn = self.db.start().await.repo("beginning session revocation")?;
         let revoked = sessions::Entity::update_many()
             .col_expr(sessions::Column::RevokedAt, Expr::value(now))
             .col_expr(

@@ -1,11 +1,12 @@
 //! Wallets: creation, reads of the row, its ownership, balance and spend summary; assets.
 
+use crate::pool::Begin as _;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use chrono::{Datelike as _, NaiveDate};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryOrder, QuerySelect, Statement,
 };
 use waiaas_domain::model::{SpendSummary, SpendTotals, WalletOwnership};
 use waiaas_domain::ports::WalletRepository;
@@ -101,7 +102,7 @@ impl Postgres {
         wallet: &Wallet,
         ctx: &AuditContext,
     ) -> Result<(), CreateWalletError> {
-        let txn = self.db.begin().await.doing("beginning wallet creation")?;
+        let txn = self.db.start().await.doing("beginning wallet creation")?;
         // The agent row is share-locked so a concurrent deletion cannot slip in between.
         let agent = agents::Entity::find_by_id(*wallet.agent_id.as_uuid())
             .lock_shared()

@@ -3,9 +3,10 @@
 //! ones under a lease, only the oldest pending one per endpoint and wallet, so each goes out
 //! in order and, while its worker lives, from one worker only.
 
+use crate::pool::Begin as _;
 use async_trait::async_trait;
 use chrono::Utc;
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 use uuid::Uuid;
 use waiaas_domain::notifications::NotificationKind;
 use waiaas_domain::ports::{Attempt, DeliveryQueue, DueDelivery, WebhookPatch, WebhookRepository};
@@ -120,7 +121,7 @@ impl WebhookRepository for Postgres {
         ctx: &AuditContext,
     ) -> Result<bool, RepoError> {
         self.run(Work::Write, || async {
-            let txn = self.db.begin().await.repo("beginning a webhook")?;
+            let txn = self.db.start().await.repo("beginning a webhook")?;
             // The owner's row lock serialises concurrent creations, so the count holds.
             txn.execute_raw(stmt(
                 "SELECT 1 FROM owners WHERE id = $1 FOR UPDATE",
@@ -211,7 +212,7 @@ impl WebhookRepository for Postgres {
         ctx: &AuditContext,
     ) -> Result<Option<Webhook>, RepoError> {
         self.run(Work::Write, || async {
-            let txn = self.db.begin().await.repo("beginning a webhook change")?;
+            let txn = self.db.start().await.repo("beginning a webhook change")?;
             let Some(old) = txn
                 .query_one_raw(stmt(
                     &format!(
@@ -273,7 +274,7 @@ impl WebhookRepository for Postgres {
         ctx: &AuditContext,
     ) -> Result<bool, RepoError> {
         self.run(Work::Write, || async {
-            let txn = self.db.begin().await.repo("beginning a webhook deletion")?;
+            let txn = self.db.start().await.repo("beginning a webhook deletion")?;
             let Some(old) = txn
                 .query_one_raw(stmt(
                     &format!(
@@ -335,7 +336,7 @@ impl WebhookRepository for Postgres {
         ctx: &AuditContext,
     ) -> Result<Option<Delivery>, RepoError> {
         self.run(Work::Write, || async {
-            let txn = self.db.begin().await.repo("beginning a retry")?;
+            let txn = self.db.start().await.repo("beginning a retry")?;
             let row = txn
                 .query_one_raw(stmt(
                     &format!(
@@ -488,7 +489,7 @@ impl DeliveryQueue for Postgres {
             "failed"
         };
         self.run(Work::Read, || async {
-            let txn = self.db.begin().await.repo("beginning a delivery update")?;
+            let txn = self.db.start().await.repo("beginning a delivery update")?;
             let updated = txn
                 .execute_raw(stmt(
                     "UPDATE webhook_deliveries SET status = $2, last_status_code = $3, last_error = $4, \

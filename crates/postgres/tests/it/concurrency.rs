@@ -24,7 +24,13 @@ async fn thirty_two_tasks_of_random_transfers_keep_every_invariant_in_batches() 
 /// `max_batch`.
 async fn thirty_two_tasks(max_batch: usize) {
     let db = TestDb::with_pool(12).await;
-    let services = services(&db.postgres_batched(4, max_batch));
+    thirty_two_tasks_on(&db, db.postgres_batched(4, max_batch)).await;
+}
+
+/// The 32 tasks, through `pg` (a pool on `db`'s database, perhaps through a pooler); the
+/// ledger is checked on `db`'s own pool.
+pub(crate) async fn thirty_two_tasks_on(db: &TestDb, pg: waiaas_postgres::Postgres) {
+    let services = services(&pg);
     let world = Fixture::world(&services).await;
     let mut wallets = Vec::new();
     let mut deposited = 0_i64;
@@ -128,7 +134,12 @@ async fn racing_the_daily_limit_in_batches_lets_exactly_the_budget_through() {
 /// 50 transfers of 10 at once against a daily limit of 200.
 async fn racing_the_daily_limit(max_batch: usize) {
     let db = TestDb::with_pool(12).await;
-    let services = services(&db.postgres_batched(4, max_batch));
+    racing_the_daily_limit_on(db.postgres_batched(4, max_batch)).await;
+}
+
+/// The race, through `pg`.
+pub(crate) async fn racing_the_daily_limit_on(pg: waiaas_postgres::Postgres) {
+    let services = services(&pg);
     let world = Fixture::world(&services).await;
     let from = world.wallet("USD", 10_000).await.id;
     let to = world.wallet("USD", 0).await.id;

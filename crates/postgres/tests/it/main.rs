@@ -13,6 +13,7 @@ mod holds;
 mod idempotency;
 mod mandates;
 mod migrations;
+mod pooler;
 mod reads;
 mod reconcile;
 mod tenancy;
