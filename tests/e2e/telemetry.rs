@@ -34,6 +34,7 @@ async fn metrics_are_histograms_with_help_and_every_alert_and_dashboard_panel_na
         "waiaas_db_pool_connections{state=\"idle\"}",
         "waiaas_db_pool_max_connections ",
         "waiaas_db_writer_permits_available ",
+        "waiaas_db_pool_waiters{share=\"writers\"} 0",
         "waiaas_outbox_lag_seconds ",
         "waiaas_outbox_unplaced_events ",
         "waiaas_webhook_deliveries_pending ",

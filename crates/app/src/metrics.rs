@@ -16,7 +16,7 @@ pub const BUCKETS: [f64; 14] = [
 ];
 
 /// Every metric this service records, with its HELP text.
-pub const DESCRIBED: [(&str, &str); 34] = [
+pub const DESCRIBED: [(&str, &str); 35] = [
     (
         "waiaas_http_requests_total",
         "HTTP requests answered, by method, matched route and status",
@@ -112,6 +112,10 @@ pub const DESCRIBED: [(&str, &str); 34] = [
         "PostgreSQL connections of this instance's pool, by state (in_use, idle)",
     ),
     ("waiaas_db_pool_max_connections", "The pool's maximum size"),
+    (
+        "waiaas_db_pool_waiters",
+        "Tasks waiting now for a PostgreSQL connection, by share of the pool (writers: postings and other writes queued behind the writers' share)",
+    ),
     (
         "waiaas_db_slow_statements_total",
         "Statements slower than database.slow_statement_ms (each is also logged at WARN by sqlx::query)",
@@ -211,6 +215,9 @@ pub fn spawn_gauges(
             #[allow(clippy::cast_precision_loss)]
             metrics::gauge!("waiaas_db_writer_permits_available")
                 .set(pg.writer_permits_available() as f64);
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!("waiaas_db_pool_waiters", "share" => "writers")
+                .set(pg.writers_waiting() as f64);
             for (replica, lag) in pg.replica_lags().await {
                 let name = replica.to_string();
                 metrics::gauge!("waiaas_db_replica_up", "replica" => name.clone())

@@ -37,6 +37,7 @@ pub use repo::transactions::{Scope as TxScope, page_sql as transaction_page_sql}
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::Semaphore;
@@ -71,6 +72,8 @@ pub struct Postgres {
     db: DatabaseConnection,
     health: Arc<PoolHealth>,
     writers: Arc<Semaphore>,
+    /// Tasks waiting now for one of the writers' connections.
+    writers_waiting: Arc<AtomicUsize>,
     /// The database, for logs (no credentials).
     name: Arc<str>,
     /// The posting queue, when postings are batched.
@@ -99,6 +102,7 @@ impl Postgres {
         Self {
             health: health::of(&key),
             writers: Arc::new(Semaphore::new(writers)),
+            writers_waiting: Arc::default(),
             name: key.into(),
             db,
             batch: None,
@@ -110,6 +114,13 @@ impl Postgres {
     #[must_use]
     pub fn writer_permits_available(&self) -> usize {
         self.writers.available_permits()
+    }
+
+    /// Tasks waiting now for one of the connections writers may take (for the pool's
+    /// gauges): postings and other writes queued behind the writers' share of the pool.
+    #[must_use]
+    pub fn writers_waiting(&self) -> usize {
+        self.writers_waiting.load(Ordering::Relaxed)
     }
 
     /// The pool, for migrations and checks.
@@ -180,6 +191,18 @@ impl Postgres {
             .get_postgres_connection_pool()
             .options()
             .get_acquire_timeout();
+        if let Ok(p) = self.writers.try_acquire() {
+            return Ok(p);
+        }
+        // Counted while it waits, however the wait ends (a request cancelled mid-wait too).
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.writers_waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.writers_waiting);
         match tokio::time::timeout(wait, self.writers.acquire()).await {
             Ok(Ok(p)) => Ok(p),
             Ok(Err(_)) | Err(_) => Err(anyhow::anyhow!(

@@ -202,3 +202,72 @@ pub(crate) async fn racing_the_daily_limit_on(pg: waiaas_postgres::Postgres) {
     assert_eq!(unread.count, 30, "the owner is told of every denial");
     assert_eq!(notes.items.len(), 30);
 }
+
+/// A pool of two leaves writers one connection: a transfer waiting on a wallet another
+/// transaction holds keeps it, and the next writer waits for it, counted as it waits
+/// (`waiaas_db_pool_waiters{share="writers"}`) and no longer once it has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_writer_waiting_for_the_writers_share_is_counted_while_it_waits() {
+    use sea_orm::{ConnectionTrait as _, DbBackend, Statement, TransactionTrait as _};
+    let db = TestDb::with_pool(2).await;
+    let pg = db.postgres();
+    let services = services(&pg);
+    let world = Fixture::world(&services).await;
+    let (a, b, c) = (
+        world.wallet("USD", 100).await.id,
+        world.wallet("USD", 100).await.id,
+        world.wallet("USD", 0).await.id,
+    );
+    assert_eq!(pg.writers_waiting(), 0);
+    // Other work, on a connection outside the pool.
+    let other = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
+    let blocker = other.begin().await.unwrap();
+    blocker
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT id FROM wallets WHERE id = $1 FOR UPDATE",
+            [(*a.as_uuid()).into()],
+        ))
+        .await
+        .unwrap();
+    let transfer = |from, to| {
+        let world = world.clone();
+        tokio::spawn(async move {
+            world
+                .services
+                .transfer(
+                    &world.agent(),
+                    World::transfer_request(from, to, 10),
+                    &world.agent_ctx(),
+                )
+                .await
+        })
+    };
+    // The first holds the writers' one connection, waiting for the locked wallet.
+    let first = transfer(a, c);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pg.writer_permits_available() > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first never began"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let second = transfer(b, c);
+    while pg.writers_waiting() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second writer is not counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(pg.writers_waiting(), 1);
+    blocker.rollback().await.unwrap();
+    // The first may have given up on the lock already (lock_timeout) on a slow machine.
+    if let Ok(out) = first.await.unwrap() {
+        assert_eq!(out.transaction.status, TransactionStatus::Completed);
+    }
+    let out = second.await.unwrap().expect("transfer");
+    assert_eq!(out.transaction.status, TransactionStatus::Completed);
+    assert_eq!(pg.writers_waiting(), 0, "no longer waiting");
+}
