@@ -207,6 +207,20 @@ fn workers() -> usize {
         .unwrap_or(Settings::default().posting.workers)
 }
 
+static PGBOUNCER: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+
+/// The checker's instances of this run reach PostgreSQL through PgBouncer in transaction
+/// mode (`database.pooler = "pgbouncer-transaction"`).
+pub fn use_pgbouncer() {
+    let _ = PGBOUNCER.set(());
+}
+
+/// Whether this run puts PgBouncer between the checker's instances and PostgreSQL.
+#[must_use]
+pub fn pgbouncer() -> bool {
+    PGBOUNCER.get().is_some()
+}
+
 static APP_ROLE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
 
 /// The role bench instances connect as with `--app-role`: no superuser, not the tables'

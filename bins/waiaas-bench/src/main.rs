@@ -50,6 +50,11 @@ struct Cli {
     /// tenant policies cost.
     #[arg(long, global = true)]
     app_role: bool,
+    /// `check` only: the instances reach PostgreSQL through a PgBouncer in transaction mode
+    /// that the checker starts (`database.pooler = "pgbouncer-transaction"`), under every
+    /// fault.
+    #[arg(long, global = true)]
+    pgbouncer: bool,
     /// A PostgreSQL server (any database of it) where bench databases are created; used when
     /// WAIAAS_TEST_DATABASE_URL is not set.
     #[arg(
@@ -162,6 +167,15 @@ async fn main() -> ExitCode {
     }
     if cli.app_role {
         waiaas_bench::env::use_app_role();
+    }
+    if cli.pgbouncer {
+        if cli.app_role {
+            eprintln!(
+                "error: --pgbouncer with --app-role: a role under row-level security cannot serve behind a transaction pooler (docs/operations.md)"
+            );
+            return ExitCode::from(2);
+        }
+        waiaas_bench::env::use_pgbouncer();
     }
     waiaas_app::telemetry::init(&waiaas_app::settings::TelemetrySettings {
         filter: "warn,fred=off,sqlx=off".into(),

@@ -28,8 +28,9 @@ impl PgBouncer {
     /// Starts PgBouncer in transaction mode in front of the server `upstream` names (every
     /// database on it, as the user of the URL, without a password: the server trusts its
     /// clients), with at most `server_connections` server connections per database, so that
-    /// clients share them. Its configuration is PgBouncer's defaults otherwise: no startup
-    /// parameter is ignored.
+    /// clients share them. Its configuration is PgBouncer's defaults otherwise (no startup
+    /// parameter is ignored), but for `server_login_retry = 1`: after a failed login to a
+    /// restarting server, PgBouncer tries again after 1 s rather than its default 15.
     ///
     /// # Errors
     /// When `pgbouncer` is not installed or does not accept connections in time.
@@ -61,6 +62,7 @@ impl PgBouncer {
                  listen_port = {listen}\nunix_socket_dir =\nauth_type = trust\n\
                  auth_file = {dir}/users.txt\npool_mode = transaction\n\
                  default_pool_size = {server_connections}\nmax_client_conn = 1000\n\
+                 server_login_retry = 1\n\
                  logfile = {dir}/pgbouncer.log\npidfile = {dir}/pgbouncer.pid\n",
                 host = up.get_host(),
                 port = up.get_port(),

@@ -1,7 +1,9 @@
 //! The checker's world: a private PostgreSQL and a private Redis (append-only file on, so a
 //! restart reloads older data) that it may crash, two instances of the service over them
 //! (instance A reaches Redis through a proxy that can cut it off), one owner with an agent
-//! and its wallets, and a maintenance connection for faults and verification.
+//! and its wallets, and a maintenance connection for faults and verification. With
+//! `--pgbouncer`, the instances reach PostgreSQL through a PgBouncer in transaction mode
+//! (fewer server connections than the instances' pools hold), which the faults reach too.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait as _, DatabaseConnection, DbBackend, Statement};
 use waiaas_app::{App, Settings};
 use waiaas_domain::{AgentId, OwnerId, PolicyRules, WalletId};
-use waiaas_testkit::{Fixture, PgServer, RedisServer, TcpProxy, unique_prefix};
+use waiaas_testkit::{Fixture, PgBouncer, PgServer, RedisServer, TcpProxy, unique_prefix};
 
 /// The lock timeout of the instances: the checker holds wallet locks longer than this.
 pub(super) const LOCK_TIMEOUT: Duration = Duration::from_millis(300);
@@ -21,7 +23,11 @@ pub(super) const BLOCKED: &str = "blocked-shop";
 /// Everything the checker runs against.
 pub(super) struct Env {
     pub pg: tokio::sync::Mutex<PgServer>,
-    pub db_url: String,
+    /// What the instances connect to: the private server's database, or the PgBouncer in
+    /// front of it.
+    pub instance_url: String,
+    /// With `--pgbouncer`: running for as long as the checker holds it.
+    _bouncer: Option<PgBouncer>,
     pub admin: DatabaseConnection,
     pub redis: tokio::sync::Mutex<RedisServer>,
     pub redis_port: u16,
@@ -55,14 +61,28 @@ impl Env {
         let admin = sea_orm::Database::connect(opts).await?;
         // With `--app-role`, the instances serve as a role under row-level security.
         crate::env::grant_app_role(&admin, "waiaas").await?;
+        // With `--pgbouncer`, ten server connections for the two instances' sixteen.
+        let bouncer = if crate::env::pgbouncer() {
+            Some(PgBouncer::start(&db_url, 10).await?)
+        } else {
+            None
+        };
+        let instance_url = bouncer
+            .as_ref()
+            .map_or_else(|| db_url.clone(), |b| b.url(&db_url));
         let prefix = unique_prefix();
         let a = build(
-            &db_url,
+            &instance_url,
             &format!("redis://127.0.0.1:{}", proxy.port()),
             &prefix,
         )
         .await?;
-        let b = build(&db_url, &format!("redis://127.0.0.1:{redis_port}"), &prefix).await?;
+        let b = build(
+            &instance_url,
+            &format!("redis://127.0.0.1:{redis_port}"),
+            &prefix,
+        )
+        .await?;
         let world = Fixture::world(&a.services).await;
         let (_, key) = a
             .services
@@ -130,7 +150,8 @@ impl Env {
         }
         Ok(Self {
             pg: tokio::sync::Mutex::new(pg),
-            db_url,
+            instance_url,
+            _bouncer: bouncer,
             admin,
             redis: tokio::sync::Mutex::new(redis),
             redis_port,
@@ -161,7 +182,7 @@ impl Env {
         } else {
             format!("redis://127.0.0.1:{}", self.redis_port)
         };
-        let fresh = build(&self.db_url, &url, &self.prefix).await?;
+        let fresh = build(&self.instance_url, &url, &self.prefix).await?;
         let old = std::mem::replace(
             &mut self
                 .instances
@@ -210,6 +231,9 @@ impl Env {
 fn settings(db_url: &str, redis_url: &str, prefix: &str) -> Settings {
     let mut s = Settings::default();
     s.database.url = crate::env::as_app_role(db_url);
+    if crate::env::pgbouncer() {
+        s.database.pooler = waiaas_postgres::Pooler::PgbouncerTransaction;
+    }
     s.database.min_connections = 0;
     s.database.max_connections = 8;
     s.database.connect_timeout_ms = 1_000;
