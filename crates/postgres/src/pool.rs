@@ -249,8 +249,9 @@ async fn pooled(settings: &PgSettings, replica: bool) -> Result<DatabaseConnecti
     tracing::debug!(url = %settings.redacted_url(), max = settings.max_connections, replica, pooler = ?settings.pooler, "Connecting to PostgreSQL");
     let db = Database::connect(opts).await?;
     if settings.pooler == Pooler::PgbouncerTransaction {
-        // The first connection, made by `connect`, has found out (lazy replicas use the same
-        // role, and are refused with it when their first connection finds it subject).
+        // The first connection, made by `connect`, has found out. (A lazy replica pool has
+        // not connected yet; replicas are reached as the primary's role, which this check
+        // on the primary's pool refuses first.)
         if tenancy.subject.load(Ordering::Relaxed) {
             return Err(DbErr::Custom(format!(
                 "database.pooler = \"pgbouncer-transaction\" cannot serve as a role under row-level security ({}): the tenant each connection names is a session setting, which a transaction pooler hands to other clients; connect as the tables' owner or a role that bypasses row-level security, or use PgBouncer in session mode (pooler = \"none\")",
