@@ -208,7 +208,6 @@ pub(crate) async fn racing_the_daily_limit_on(pg: waiaas_postgres::Postgres) {
 /// (`waiaas_db_pool_waiters{share="writers"}`) and no longer once it has it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_writer_waiting_for_the_writers_share_is_counted_while_it_waits() {
-    use sea_orm::{ConnectionTrait as _, DbBackend, Statement, TransactionTrait as _};
     let db = TestDb::with_pool(2).await;
     let pg = db.postgres();
     let services = services(&pg);
@@ -221,15 +220,7 @@ async fn a_writer_waiting_for_the_writers_share_is_counted_while_it_waits() {
     assert_eq!(pg.writers_waiting(), 0);
     // Other work, on a connection outside the pool.
     let other = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
-    let blocker = other.begin().await.unwrap();
-    blocker
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id FROM wallets WHERE id = $1 FOR UPDATE",
-            [(*a.as_uuid()).into()],
-        ))
-        .await
-        .unwrap();
+    let blocker = crate::lock_wallet(&other, a).await;
     let transfer = |from, to| {
         let world = world.clone();
         tokio::spawn(async move {

@@ -609,7 +609,6 @@ proptest::proptest! {
 /// although its locking statement's snapshot predates that commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_capture_retried_while_the_first_attempt_waits_for_the_lock_replays_it() {
-    use sea_orm::TransactionTrait as _;
     let db = TestDb::with_pool(8).await;
     let services = services(&db.postgres());
     let world = Fixture::world(&services).await;
@@ -617,15 +616,7 @@ async fn a_capture_retried_while_the_first_attempt_waits_for_the_lock_replays_it
     let b = world.wallet("USD", 0).await.id;
     let hold = world.hold(a, b, 300).await.transaction.id;
 
-    let blocker = db.db.begin().await.unwrap();
-    blocker
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id FROM wallets WHERE id = $1 FOR UPDATE",
-            [(*a.as_uuid()).into()],
-        ))
-        .await
-        .unwrap();
+    let blocker = crate::lock_wallet(&db.db, a).await;
     let attempt = || {
         let world = world.clone();
         tokio::spawn(async move {
@@ -667,7 +658,6 @@ async fn a_capture_retried_while_the_first_attempt_waits_for_the_lock_replays_it
 /// left it: a balance at a version PostgreSQL never had would be written through to caches.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replay_that_released_an_expired_hold_reports_the_committed_balance() {
-    use sea_orm::TransactionTrait as _;
     let db = TestDb::with_pool(8).await;
     let pg = db.postgres();
     let services = services(&pg);
@@ -686,15 +676,7 @@ async fn a_replay_that_released_an_expired_hold_reports_the_committed_balance() 
         .await
         .unwrap();
 
-    let blocker = db.db.begin().await.unwrap();
-    blocker
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id FROM wallets WHERE id = $1 FOR UPDATE",
-            [(*a.as_uuid()).into()],
-        ))
-        .await
-        .unwrap();
+    let blocker = crate::lock_wallet(&db.db, a).await;
     let req = TransferRequest {
         idempotency_key: Some("pay-once".to_owned()),
         ..World::transfer_request(a, b, 10)
@@ -736,7 +718,6 @@ async fn a_replay_that_released_an_expired_hold_reports_the_committed_balance() 
 /// through and their events published; the locked wallet's hold is released by a later run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sweep_that_meets_a_locked_wallet_reports_what_it_released_and_skips_it() {
-    use sea_orm::TransactionTrait as _;
     let db = TestDb::with_pool(8).await;
     let pg = db.postgres();
     let services = services(&pg);
@@ -750,15 +731,7 @@ async fn a_sweep_that_meets_a_locked_wallet_reports_what_it_released_and_skips_i
     let held_b = world.hold(b, to, 200).await.transaction.id;
     let later = Utc::now() + Duration::hours(2);
 
-    let blocker = db.db.begin().await.unwrap();
-    blocker
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id FROM wallets WHERE id = $1 FOR UPDATE",
-            [(*b.as_uuid()).into()],
-        ))
-        .await
-        .unwrap();
+    let blocker = crate::lock_wallet(&db.db, b).await;
     let swept = pg.expire_holds(later, 100).await;
     blocker.rollback().await.unwrap();
     let failed = swept.failed.expect("the locked wallet is reported");

@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait as _, DbBackend, Statement, TransactionTrait as _};
 use waiaas_domain::ports::LockManager as _;
 use waiaas_postgres::{AdvisoryLocks, PgSettings, Pooler, Postgres};
 use waiaas_testkit::{Fixture, PgBouncer, TestDb, World, services};
@@ -58,15 +57,7 @@ async fn through_pgbouncer_each_transaction_carries_the_timeouts() {
     );
     // A wallet locked by other work, directly on the server: the transfer gives up after the
     // pool's lock timeout (300 ms), set in its transaction, not after the statement timeout.
-    let blocker = db.db.begin().await.unwrap();
-    blocker
-        .execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT id FROM wallets WHERE id = $1 FOR UPDATE",
-            [(*a.as_uuid()).into()],
-        ))
-        .await
-        .unwrap();
+    let blocker = crate::lock_wallet(&db.db, a).await;
     let busy = tokio::time::timeout(
         Duration::from_secs(8),
         services.transfer(
