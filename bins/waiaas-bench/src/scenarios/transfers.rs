@@ -105,6 +105,23 @@ async fn catch_up(seeded: &Seeded, scale: Scale) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Places the events that earlier runs committed and no relay placed (pgbench's transfers
+/// fire the events trigger with no instance beside them), before a run: an instance's relay
+/// would otherwise place and read that backlog while the clock runs, in whichever run came
+/// first after a level's pgbench runs.
+async fn place_events(seeded: &Seeded) -> anyhow::Result<()> {
+    use waiaas_domain::ports::EventLog as _;
+    const BATCH: u32 = 10_000;
+    let pg = waiaas_postgres::Postgres::new(seeded.db.db.clone());
+    while pg
+        .sequence(BATCH)
+        .await
+        .map_err(|e| anyhow::anyhow!("placing earlier runs' events: {e}"))?
+        == u64::from(BATCH)
+    {}
+    Ok(())
+}
+
 /// Where the server's write-ahead log is, in bytes (cluster-wide: other databases' writes
 /// count too, so read it on a quiet server).
 async fn wal_bytes(db: &sea_orm::DatabaseConnection) -> anyhow::Result<i64> {
@@ -172,6 +189,7 @@ async fn service(
     batch_size: usize,
     scale: Scale,
 ) -> anyhow::Result<(RunStats, Option<f64>)> {
+    place_events(seeded).await?;
     // A pool per run, closed before pgbench opens its own connections (PostgreSQL allows
     // 100 in all).
     let app =
