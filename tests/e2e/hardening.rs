@@ -430,6 +430,24 @@ async fn a_replay_repairs_a_balance_the_first_attempt_left_stale_in_redis() {
     let stale =
         json!({ "wallet_id": a, "asset": "USD", "balance": 1_000, "held": 0, "version": 2 });
     let redis = std::env::var("WAIAAS_TEST_REDIS_URL").unwrap();
+    // The transfer's write-through may still be on its way (it follows the answer): it must
+    // land before the stale entry is put back, or it overwrites it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = tokio::process::Command::new("redis-cli")
+            .args(["-u", &redis, "HGET", &key, "v"])
+            .output()
+            .await
+            .unwrap();
+        if String::from_utf8_lossy(&v.stdout).trim() != "2" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the transfer's write-through never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let set = tokio::process::Command::new("redis-cli")
         .args([
             "-u",
