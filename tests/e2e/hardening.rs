@@ -415,62 +415,56 @@ async fn a_replay_repairs_a_balance_the_first_attempt_left_stale_in_redis() {
     // The first attempt's cache step was lost (its client went away before the fix, or an
     // operator restored an old entry): Redis holds the balance from before the transfer, at
     // the current epoch and an older version.
-    let epoch: i64 = db
-        .db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT epoch FROM cache_epoch WHERE id = 1",
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get("", "epoch")
-        .unwrap();
     let key = format!("{}wallet:balance:wallet:{a}", app.key_prefix);
     let stale =
         json!({ "wallet_id": a, "asset": "USD", "balance": 1_000, "held": 0, "version": 2 });
     let redis = std::env::var("WAIAAS_TEST_REDIS_URL").unwrap();
-    // The transfer's write-through may still be on its way (it follows the answer): it must
-    // land before the stale entry is put back, or it overwrites it.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = tokio::process::Command::new("redis-cli")
-            .args(["-u", &redis, "HGET", &key, "v"])
+    let redis_cli = async |args: &[&str]| {
+        let out = tokio::process::Command::new("redis-cli")
+            .args(["-u", &redis])
+            .args(args)
             .output()
             .await
             .unwrap();
-        if String::from_utf8_lossy(&v.stdout).trim() != "2" {
-            break;
-        }
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    // The transfer's write-through may still be on its way (it follows the answer): it must
+    // land before the stale entry is put back, or it overwrites it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while redis_cli(&["HGET", &key, "v"]).await == "2" {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the transfer's write-through never landed"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let set = tokio::process::Command::new("redis-cli")
-        .args([
-            "-u",
-            &redis,
-            "HSET",
-            &key,
-            "e",
-            &epoch.to_string(),
-            "v",
-            "2",
-            "t",
-            "0",
-        ])
-        .args(["d", &stale.to_string()])
-        .output()
-        .await
-        .unwrap();
-    assert!(set.status.success());
-    assert_eq!(
-        balance(&app, &agent_key, &a).await,
-        1_000,
-        "the stale entry is served (the damage the retry must repair)"
-    );
+    // Put back until this instance serves it: a read it answers from PostgreSQL meanwhile (its
+    // lease lapsed under a loaded machine, or the epoch moved on) does not show the damage.
+    loop {
+        let epoch: i64 = db
+            .db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT epoch FROM cache_epoch WHERE id = 1",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "epoch")
+            .unwrap();
+        let epoch = epoch.to_string();
+        let stale = stale.to_string();
+        redis_cli(&["HSET", &key, "e", &epoch, "v", "2", "t", "0", "d", &stale]).await;
+        if balance(&app, &agent_key, &a).await == 1_000 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stale entry is never served (the damage the retry must repair)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let retry = app.transfer(&agent_key, &a, &b, 100, "k-lost").await;
     assert_eq!(retry.str("id"), t.str("id"));
