@@ -22,13 +22,18 @@ fn settings(bouncer: &PgBouncer, db: &TestDb) -> PgSettings {
     }
 }
 
+/// The service's pool on `db`'s database through `bouncer` (its log in the panic when not).
+async fn pool(bouncer: &PgBouncer, db: &TestDb) -> sea_orm::DatabaseConnection {
+    waiaas_postgres::connect(&settings(bouncer, db))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", bouncer.log()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn thirty_two_tasks_of_random_transfers_through_pgbouncer_keep_every_invariant() {
     let db = TestDb::with_pool(4).await;
     let bouncer = bouncer(&db).await;
-    let pool = waiaas_postgres::connect(&settings(&bouncer, &db))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", bouncer.log()));
+    let pool = pool(&bouncer, &db).await;
     // Batched (the default) and one by one.
     crate::concurrency::thirty_two_tasks_on(
         &db,
@@ -45,9 +50,7 @@ async fn thirty_two_tasks_of_random_transfers_through_pgbouncer_keep_every_invar
 async fn through_pgbouncer_each_transaction_carries_the_timeouts() {
     let db = TestDb::with_pool(4).await;
     let bouncer = bouncer(&db).await;
-    let pool = waiaas_postgres::connect(&settings(&bouncer, &db))
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", bouncer.log()));
+    let pool = pool(&bouncer, &db).await;
     let pg = Postgres::new(pool);
     let services = services(&pg);
     let world = Fixture::world(&services).await;
