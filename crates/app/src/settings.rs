@@ -120,6 +120,9 @@ pub struct EventSettings {
     /// The longest time, in milliseconds, before an instance reads events that another
     /// instance committed when the doorbell (Redis pub/sub) did not reach it.
     pub poll_interval_ms: u64,
+    /// Milliseconds the relay lets this instance's commits gather before it places their
+    /// events, so that a busy instance places many per statement (0: each at once).
+    pub gather_ms: u64,
     /// The most events placed or read in one statement.
     pub batch: u32,
     /// Events one live stream may fall behind before it resumes from PostgreSQL.
@@ -140,6 +143,7 @@ impl Default for EventSettings {
     fn default() -> Self {
         Self {
             poll_interval_ms: 1_000,
+            gather_ms: 10,
             batch: 500,
             stream_buffer: 4_096,
             max_streams_per_principal: 16,

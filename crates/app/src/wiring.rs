@@ -229,6 +229,7 @@ pub async fn build_on(settings: &Settings, db: DatabaseConnection) -> anyhow::Re
         poll: Duration::from_millis(settings.events.poll_interval_ms.max(1)),
         batch: settings.events.batch.max(1),
         buffer: settings.events.stream_buffer.max(1),
+        gather: Duration::from_millis(settings.events.gather_ms),
     };
     let local_bus: Arc<dyn EventBus> = Arc::new(LocalEventBus::default());
     let local_relay = Arc::new(Relay::new(pg.clone(), local_bus.clone(), relay_config));

@@ -27,6 +27,10 @@ pub struct RelayConfig {
     pub batch: u32,
     /// Events a live stream may fall behind before it is ended (it resumes from storage).
     pub buffer: usize,
+    /// How long the relay lets local commits gather after the first wakes it, before it
+    /// places them: events committed meanwhile are placed by the same statement and
+    /// transaction (zero: at once). Reads woken by the doorbell or the poll do not wait.
+    pub gather: Duration,
 }
 
 impl Default for RelayConfig {
@@ -35,6 +39,7 @@ impl Default for RelayConfig {
             poll: Duration::from_secs(1),
             batch: 500,
             buffer: 4096,
+            gather: Duration::ZERO,
         }
     }
 }
@@ -99,10 +104,18 @@ impl Relay {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                () = self.kick.notified() => {}
-                open = rang => if !open { doorbell = None },
-                () = tokio::time::sleep(self.config.poll) => {}
+            let kicked = tokio::select! {
+                () = self.kick.notified() => true,
+                open = rang => {
+                    if !open {
+                        doorbell = None;
+                    }
+                    false
+                }
+                () = tokio::time::sleep(self.config.poll) => false,
+            };
+            if kicked && !self.config.gather.is_zero() {
+                tokio::time::sleep(self.config.gather).await;
             }
             if self.place().await
                 && let Err(e) = self.bus.publish(DOORBELL_CHANNEL, Vec::new()).await
@@ -182,5 +195,94 @@ impl EventFeed for Relay {
         limit: u32,
     ) -> Result<Vec<Event>, RepoError> {
         self.log.after(after, Some(wallet), limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+    use crate::LocalEventBus;
+
+    /// An outbox that counts the commits waiting to be placed and the statements placing them.
+    #[derive(Default)]
+    struct Outbox {
+        waiting: AtomicU64,
+        statements: AtomicU64,
+        placed: AtomicU64,
+    }
+
+    #[async_trait]
+    impl EventLog for Outbox {
+        async fn sequence(&self, _limit: u32) -> Result<u64, RepoError> {
+            let n = self.waiting.swap(0, Ordering::SeqCst);
+            if n > 0 {
+                self.statements.fetch_add(1, Ordering::SeqCst);
+                self.placed.fetch_add(n, Ordering::SeqCst);
+            }
+            Ok(n)
+        }
+
+        async fn after(
+            &self,
+            _after: i64,
+            _wallet: Option<WalletId>,
+            _limit: u32,
+        ) -> Result<Vec<Event>, RepoError> {
+            Ok(Vec::new())
+        }
+
+        async fn bounds(&self) -> Result<EventBounds, RepoError> {
+            Ok(EventBounds::default())
+        }
+
+        async fn delete_before(
+            &self,
+            _before: chrono::DateTime<chrono::Utc>,
+            _limit: u32,
+        ) -> Result<u64, RepoError> {
+            Ok(0)
+        }
+    }
+
+    /// Five commits 30 ms apart, with the relay's `gather`; how many statements placed them.
+    async fn statements_for_five_commits(gather: Duration) -> u64 {
+        let outbox = Arc::new(Outbox::default());
+        let relay = Arc::new(Relay::new(
+            outbox.clone(),
+            Arc::new(LocalEventBus::default()),
+            RelayConfig {
+                poll: Duration::from_secs(60),
+                gather,
+                ..RelayConfig::default()
+            },
+        ));
+        let task = tokio::spawn(relay.clone().run());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..5 {
+            outbox.waiting.fetch_add(1, Ordering::SeqCst);
+            relay.committed();
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while outbox.placed.load(Ordering::SeqCst) < 5 {
+            assert!(tokio::time::Instant::now() < deadline, "events not placed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+        outbox.statements.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn commits_within_the_gather_window_are_placed_by_one_statement() {
+        // The five arrive within 120 ms of the first, well inside the window.
+        assert_eq!(statements_for_five_commits(Duration::from_secs(1)).await, 1);
+    }
+
+    #[tokio::test]
+    async fn without_a_gather_window_commits_are_placed_as_they_come() {
+        // Five at once would take a stall of 120 ms; two or more statements is the point.
+        assert!(statements_for_five_commits(Duration::ZERO).await > 1);
     }
 }
