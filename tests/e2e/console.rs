@@ -581,3 +581,68 @@ async fn the_console_catches_up_on_what_happened_while_its_connection_was_down()
     browser.quit().await;
     app.stop().await;
 }
+
+/// A live update does not re-render a form under the user's hands: what they typed survives
+/// the update (red before: the wallet page was rebuilt 250 ms after the event, the field with
+/// it), and the update comes once they submit.
+#[tokio::test]
+async fn a_live_update_keeps_what_the_owner_is_typing_into_a_form() {
+    let db = TestDb::new().await;
+    let app = TestApp::spawn(&db, Options::default()).await;
+    let Setup {
+        owner_key,
+        agent_key,
+        from,
+        to,
+        ..
+    } = setup(&app, "Acme", "bot", 10_000, json!({})).await;
+    let browser = Browser::start(1024, 900).await;
+    sign_in(&browser, &app.base, &owner_key).await;
+    browser
+        .goto(&format!("{}/console#/wallet/{from}", app.base))
+        .await;
+    browser
+        .wait_for_element("#p-daily", Duration::from_secs(10))
+        .await;
+    browser
+        .wait_for(
+            "the wallet's live stream",
+            "return document.getElementById('live').classList.contains('on');",
+            json!([]),
+            Duration::from_secs(10),
+        )
+        .await;
+    browser.type_into("#p-daily", "7777").await;
+
+    // A transfer from the wallet: its event reaches the page while the owner types.
+    let r = app
+        .transfer(&agent_key, &from, &to, 2_500, "meanwhile")
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let typed = browser
+        .eval(
+            "return document.getElementById('p-daily').value;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(typed, json!("7777"), "what the owner typed was lost");
+
+    // Saved, the page is rendered again: the policy as saved, the balance after the transfer.
+    browser
+        .click("form[aria-label='Wallet policy'] button[type=submit]")
+        .await;
+    browser
+        .wait_for(
+            "the saved policy and the balance after the transfer",
+            "return document.getElementById('p-daily').defaultValue === '7777' \
+             && document.getElementById('view').innerText.includes('75.00 USD');",
+            json!([]),
+            Duration::from_secs(10),
+        )
+        .await;
+    let got = app
+        .get(&format!("/v1/wallets/{from}/policy"), &owner_key)
+        .await;
+    assert_eq!(got.body["daily_limit"], json!(7777), "{:?}", got.body);
+}

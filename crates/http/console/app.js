@@ -155,9 +155,27 @@ function setLive() {
   el.classList.toggle('on', open > 0);
 }
 
+// Whether the user is editing a form of the page: a field changed and not yet submitted, or
+// the focus in a form.
+function editing() {
+  const view = document.getElementById('view');
+  const active = document.activeElement;
+  if (active && view.contains(active) && active.closest('form')) return true;
+  return [...view.querySelectorAll('input, textarea, select')].some((el) =>
+    el.value !== el.defaultValue || (el.checked ?? false) !== (el.defaultChecked ?? false));
+}
+
+// A live update re-renders the page, but never under a form the user is editing (what they
+// typed would be lost): it waits until they are done.
 function scheduleRefresh() {
   clearTimeout(state.refresh);
-  state.refresh = setTimeout(() => { render(false); }, 250);
+  state.refresh = setTimeout(function later() {
+    if (editing()) {
+      state.refresh = setTimeout(later, 1000);
+      return;
+    }
+    render(false);
+  }, 250);
 }
 
 function syncStreams(walletIds) {
