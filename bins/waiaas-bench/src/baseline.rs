@@ -55,6 +55,23 @@ pub fn transfer_fn_script(wallets: u64, owner: &str, agent: &str, audit_json: &s
     )
 }
 
+/// Transfers per call of `waiaas_bench_transfers`, the batched ceiling.
+pub const CEILING_BATCH: u64 = 16;
+
+/// The pgbench script of [`CEILING_BATCH`] transfers in one call of
+/// `waiaas_bench_transfers` (in [`TRANSFER_FN`]), among `1..=wallets`: PostgreSQL's own
+/// ceiling for a batched design (one round trip and one commit per batch, no client work).
+#[must_use]
+pub fn transfers_fn_script(wallets: u64, owner: &str, agent: &str, audit_json: &str) -> String {
+    let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    format!(
+        "SELECT waiaas_bench_transfers({CEILING_BATCH}, {wallets}, {}::uuid, {}::uuid, {}::jsonb);\n",
+        q(owner),
+        q(agent),
+        q(audit_json)
+    )
+}
+
 /// The pgbench script of one wallet-to-wallet transfer: exactly the statements the adapter
 /// issues (`sql::TRANSFER_STATEMENTS`, in order, between `BEGIN` and `COMMIT`), each `$n`
 /// replaced by a pgbench expression producing the value the adapter would bind.

@@ -76,12 +76,16 @@ async fn exec<C: ConnectionTrait>(
 }
 
 /// Runs bulk statements in one transaction on one connection, without the pool's statement
-/// timeout (seeding millions of rows takes minutes) and without waiting for WAL flushes.
+/// timeout (seeding millions of rows takes minutes), without waiting for WAL flushes, and
+/// without triggers or foreign-key checks (`session_replication_role = replica`): seeded
+/// rows are generated consistent, and stand for history whose events were placed and pruned
+/// long ago, so they leave no outbox backlog for the measured runs.
 async fn bulk(db: &TestDb, statements: Vec<(String, Vec<sea_orm::Value>)>) -> anyhow::Result<()> {
     use sea_orm::TransactionTrait as _;
     let txn = db.db.begin().await?;
     exec(&txn, "SET LOCAL statement_timeout = 0", vec![]).await?;
     exec(&txn, "SET LOCAL synchronous_commit = off", vec![]).await?;
+    exec(&txn, "SET LOCAL session_replication_role = replica", vec![]).await?;
     for (sql, values) in statements {
         exec(&txn, &sql, values).await?;
     }
@@ -183,6 +187,67 @@ pub async fn add_history(seeded: &mut Seeded, rows: u64, spread: u64) -> anyhow:
     bulk(&seeded.db, stmts).await?;
     seeded.history_rows += u64::try_from(transfers * 2)?;
     Ok(())
+}
+
+/// Seals every row left unsealed, when the instances seal, and prints how fast unless
+/// `quiet` (the rate at which a sealer catches up on a backlog, all alone).
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn catch_up(seeded: &Seeded, quiet: bool) -> anyhow::Result<()> {
+    let Some(batch) = sealer() else {
+        return Ok(());
+    };
+    let wal = wal_bytes(&seeded.db.db).await?;
+    let started = std::time::Instant::now();
+    let sealed = waiaas_app::sealer::run_once(&seeded.db.db, batch).await?;
+    let secs = started.elapsed().as_secs_f64();
+    let wal = wal_bytes(&seeded.db.db).await? - wal;
+    if !quiet && sealed > 0 {
+        eprintln!(
+            "{:>40}  sealer caught up on {sealed} rows in {secs:.2} s ({:.0} rows/s, {:.0} WAL bytes per row)",
+            "",
+            sealed as f64 / secs.max(1e-9),
+            wal as f64 / sealed as f64
+        );
+    }
+    Ok(())
+}
+
+/// Places the events that earlier runs committed and no relay placed (pgbench's transfers
+/// fire the events trigger with no instance beside them), before a run: an instance's relay
+/// would otherwise place and read that backlog while the clock runs, in whichever run came
+/// first after a level's pgbench runs.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn place_events(seeded: &Seeded) -> anyhow::Result<()> {
+    use waiaas_domain::ports::EventLog as _;
+    const BATCH: u32 = 10_000;
+    let pg = waiaas_postgres::Postgres::new(seeded.db.db.clone());
+    while pg
+        .sequence(BATCH)
+        .await
+        .map_err(|e| anyhow::anyhow!("placing earlier runs' events: {e}"))?
+        == u64::from(BATCH)
+    {}
+    Ok(())
+}
+
+/// Where the server's write-ahead log is, in bytes (cluster-wide: other databases' writes
+/// count too, so read it on a quiet server).
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn wal_bytes(db: &sea_orm::DatabaseConnection) -> anyhow::Result<i64> {
+    Ok(db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS b",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no WAL position"))?
+        .try_get("", "b")?)
 }
 
 static SEAL_INTERVAL_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();

@@ -115,3 +115,39 @@ BEGIN
     RETURN v_tx;
 END
 $$;
+
+-- The benchmark's batched ceiling: `p_n` whole transfers in one call and one commit, each
+-- by `waiaas_bench_transfer` (the same statements, the same rows), between random wallets
+-- among the bench wallets `1..=p_wallets` (with two, the hot pair in a random direction),
+-- every wallet of the call locked first in id order (no deadlock between calls). No client
+-- work and one round trip for `p_n` transfers: what PostgreSQL itself allows a batched design
+-- on this machine, which no service in front of it can pass.
+CREATE OR REPLACE FUNCTION waiaas_bench_transfers(
+    p_n int,
+    p_wallets bigint,
+    p_owner uuid,
+    p_agent uuid,
+    p_audit jsonb
+) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_from uuid[];
+    v_to uuid[];
+    v_amount bigint[];
+BEGIN
+    SELECT array_agg(('00000000-0000-7000-8000-' || lpad(to_hex(a), 12, '0'))::uuid ORDER BY i),
+           array_agg(('00000000-0000-7000-8000-' || lpad(to_hex((a + d - 1) % p_wallets + 1), 12, '0'))::uuid ORDER BY i),
+           array_agg(amount ORDER BY i)
+    INTO v_from, v_to, v_amount
+    FROM (SELECT i, 1 + floor(random() * p_wallets)::bigint AS a,
+                 1 + floor(random() * (p_wallets - 1))::bigint AS d,
+                 1 + floor(random() * 100)::bigint AS amount
+          FROM generate_series(1, p_n) AS i) AS pairs;
+    PERFORM 1 FROM wallets WHERE id = ANY (v_from || v_to) ORDER BY id FOR NO KEY UPDATE;
+    FOR i IN 1 .. p_n LOOP
+        PERFORM waiaas_bench_transfer(v_from[i], v_to[i], v_amount[i], p_owner, p_agent,
+                                      gen_random_uuid()::text, p_audit);
+    END LOOP;
+    RETURN p_n;
+END
+$$;

@@ -67,13 +67,15 @@ fn table(m: &mut String, title: &str, img: &str, rows: &[TransferRow]) {
     let _ = writeln!(
         m,
         "\n### {title}\n\n| clients | batched tx/s | p50 ms | p99 ms | mean batch | batch 1 tx/s | p50 ms | p99 ms \
-         | pgbench statements tx/s | pgbench PL/pgSQL tx/s | batched / statements | batched / PL/pgSQL | batched / batch 1 |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|"
+         | pgbench statements tx/s | pgbench PL/pgSQL tx/s | ceiling, {n} per call tx/s | batched / statements | batched / PL/pgSQL \
+         | batched / batch 1 | ceiling / statements |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        n = crate::baseline::CEILING_BATCH
     );
     for row in rows {
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {} | {:.0} | {:.0} | ×{:.2} | ×{:.2} | ×{:.2} |",
+            "| {} | {} | {} | {} | {:.0} | {:.0} | {} | ×{:.2} | ×{:.2} | ×{:.2} | {} |",
             row.concurrency,
             stat_cells(&row.batched),
             row.mean_batch
@@ -81,20 +83,31 @@ fn table(m: &mut String, title: &str, img: &str, rows: &[TransferRow]) {
             stat_cells(&row.single),
             row.pgbench.tps,
             row.plpgsql.tps,
+            row.ceiling_tps()
+                .map_or_else(|| "n/a".to_owned(), |c| format!("{c:.0}")),
             row.vs_pgbench,
             row.vs_plpgsql,
-            row.vs_single
+            row.vs_single,
+            row.ceiling_tps().map_or_else(
+                || "n/a".to_owned(),
+                |c| format!("×{:.2}", c / row.pgbench.tps.max(1e-9))
+            )
         );
     }
     let _ = writeln!(
         m,
         "\npgbench latencies (p50 and p99 from its transaction log, average from its report):\n\n\
-         | clients | statements p50 ms | p99 ms | avg ms | PL/pgSQL p50 ms | p99 ms | avg ms |\n|---|---|---|---|---|---|---|"
+         | clients | statements p50 ms | p99 ms | avg ms | PL/pgSQL p50 ms | p99 ms | avg ms | ceiling p50 ms (a call) | p99 ms | avg ms |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
     );
     for row in rows {
+        let ceiling = row.ceiling.as_ref().map_or_else(
+            || "n/a | n/a | n/a".to_owned(),
+            |c| format!("{} | {} | {:.2}", ms(c.p50_ms), ms(c.p99_ms), c.avg_ms),
+        );
         let _ = writeln!(
             m,
-            "| {} | {} | {} | {:.2} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {:.2} | {} | {} | {:.2} | {ceiling} |",
             row.concurrency,
             ms(row.pgbench.p50_ms),
             ms(row.pgbench.p99_ms),
@@ -129,8 +142,10 @@ pub(super) fn section(m: &mut String, tr: &TransferResults) {
         default: {} workers, at most {} per batch; *mean batch* is postings over batches taken by the workers during the \
         run), and posting each transfer in its own transaction (`batch_size = 1`), against `pgbench -M prepared` running \
         the adapter's own single-transfer statements (`sql::TRANSFER_STATEMENTS`, checked by a test to be exactly what a \
-        transfer issues) and `pgbench` calling `waiaas_bench_transfer`, a PL/pgSQL function doing one whole transfer per \
-        call, at the same concurrency. Uniform: each transfer between two random wallets; hot pair: every client moves \
+        transfer issues), `pgbench` calling `waiaas_bench_transfer`, a PL/pgSQL function doing one whole transfer per \
+        call, and `pgbench` calling `waiaas_bench_transfers`, which does {} such transfers per call and commit with \
+        their wallets locked first (*ceiling*: one round trip and one commit per batch and no client work, what \
+        PostgreSQL itself allows a batched design on this machine), at the same concurrency. Uniform: each transfer between two random wallets; hot pair: every client moves \
         money between the same two wallets, in a random direction. All use plain TCP (pgbench runs with \
         `PGSSLMODE=disable`, the service with `database.sslmode = \"disable\"`: both would otherwise negotiate TLS with a server that offers it). Each run of the \
         service starts a new instance, which reads every wallet once before the measured run, so that it holds wallet \
@@ -138,7 +153,8 @@ pub(super) fn section(m: &mut String, tr: &TransferResults) {
         events trigger with no relay beside them) are placed before it starts, so its relay does not work through \
         that backlog while the clock runs.",
         waiaas_app::Settings::default().posting.workers,
-        waiaas_app::Settings::default().posting.batch_size
+        waiaas_app::Settings::default().posting.batch_size,
+        crate::baseline::CEILING_BATCH
     );
     table(m, "Uniform wallets", "transfers.svg", &tr.uniform);
     table(m, "Hot pair", "transfers-hot-pair.svg", &tr.hot_pair);
@@ -159,6 +175,7 @@ pub(super) fn plot(path: &Path, title: &str, rows: &[TransferRow]) -> anyhow::Re
                 r.single.throughput,
                 r.pgbench.tps,
                 r.plpgsql.tps,
+                r.ceiling_tps().unwrap_or(0.0),
             ]
         })
         .fold(1.0, f64::max)
@@ -177,11 +194,14 @@ pub(super) fn plot(path: &Path, title: &str, rows: &[TransferRow]) -> anyhow::Re
         .x_desc("clients")
         .y_desc("tx/s")
         .draw()?;
-    let lines: [Series; 4] = [
+    let lines: [Series; 5] = [
         ("service, batched", BLUE, |r| r.batched.throughput),
         ("service, batch_size = 1", CYAN, |r| r.single.throughput),
         ("pgbench, same statements", RED, |r| r.pgbench.tps),
         ("pgbench, PL/pgSQL one call", MAGENTA, |r| r.plpgsql.tps),
+        ("ceiling: PL/pgSQL, 16 per call", BLACK, |r| {
+            r.ceiling_tps().unwrap_or(0.0)
+        }),
     ];
     for (label, color, f) in lines {
         let points: Vec<_> = rows.iter().map(|r| (r.concurrency as f64, f(r))).collect();
@@ -233,6 +253,7 @@ mod tests {
             single: run(clients, 100.0, 3.0),
             pgbench: pg(pgbench),
             plpgsql: pg(pgbench * 2.0),
+            ceiling: (clients > 1).then(|| pg(pgbench / 4.0)),
             vs_pgbench: batched / pgbench,
             vs_plpgsql: batched / (pgbench * 2.0),
             vs_single: batched / 100.0,
@@ -261,8 +282,16 @@ mod tests {
         let mut m = String::new();
         section(&mut m, &results());
         assert!(m.contains("### Uniform wallets") && m.contains("### Hot pair"));
-        assert!(m.contains("| 16 | 1000 | 0.50 | 2.00 | 7.5 | 100 | 0.75 | 3.00 | 400 | 800 | ×2.50 | ×1.25 | ×10.00 |"));
-        assert!(m.contains("| 1 | 0.90 | n/a | 1.00 | 0.90 | n/a | 1.00 |"));
+        // The ceiling's calls carry sixteen transfers each: 100 calls/s are 1600 tx/s.
+        assert!(m.contains("| 16 | 1000 | 0.50 | 2.00 | 7.5 | 100 | 0.75 | 3.00 | 400 | 800 | 1600 | ×2.50 | ×1.25 | ×10.00 | ×4.00 |"), "{m}");
+        assert!(
+            m.contains("| 1 | 0.90 | n/a | 1.00 | 0.90 | n/a | 1.00 | n/a | n/a | n/a |"),
+            "{m}"
+        );
+        assert!(
+            m.contains("| 16 | 0.90 | n/a | 1.00 | 0.90 | n/a | 1.00 | 0.90 | n/a | 1.00 |"),
+            "{m}"
+        );
         assert!(m.contains("| n/a | 100 |"), "no batch taken is n/a");
         let dir = std::env::temp_dir().join(format!("waiaas-bench-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();

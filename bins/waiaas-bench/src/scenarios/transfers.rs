@@ -1,7 +1,8 @@
 //! Transfers through the domain service and the PostgreSQL adapter, batched (as deployed)
 //! and one posting per transaction (`batch_size = 1`), on uniform wallets and on a hot pair,
-//! against pgbench running the adapter's own statements and pgbench calling one PL/pgSQL
-//! function per transfer, at the same concurrency.
+//! against pgbench running the adapter's own statements, pgbench calling one PL/pgSQL
+//! function per transfer, and pgbench calling one that does sixteen transfers per call and
+//! commit (PostgreSQL's own ceiling for a batched design), at the same concurrency.
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde::{Deserialize, Serialize};
@@ -27,12 +28,28 @@ pub struct TransferRow {
     pub pgbench: PgbenchStats,
     /// pgbench calling `waiaas_bench_transfer`, one whole transfer per call.
     pub plpgsql: PgbenchStats,
+    /// pgbench calling `waiaas_bench_transfers`, [`baseline::CEILING_BATCH`] whole transfers
+    /// per call and per commit: PostgreSQL's own ceiling for a batched design (its `tps` is
+    /// calls; absent in results written before it was measured).
+    #[serde(default)]
+    pub ceiling: Option<PgbenchStats>,
     /// `batched.throughput / pgbench.tps`.
     pub vs_pgbench: f64,
     /// `batched.throughput / plpgsql.tps`.
     pub vs_plpgsql: f64,
     /// `batched.throughput / single.throughput`.
     pub vs_single: f64,
+}
+
+impl TransferRow {
+    /// Transfers per second of the batched ceiling.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)]
+    pub fn ceiling_tps(&self) -> Option<f64> {
+        self.ceiling
+            .as_ref()
+            .map(|c| c.tps * baseline::CEILING_BATCH as f64)
+    }
 }
 
 /// Both workloads.
@@ -56,6 +73,7 @@ struct Workload {
     wallets: u64,
     statements: String,
     plpgsql: String,
+    ceiling: String,
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -81,58 +99,6 @@ async fn audit_json(seeded: &Seeded, holder: Holder) -> anyhow::Result<String> {
         .map(|r| r.try_get("", "v"))
         .transpose()?
         .unwrap_or_else(|| "{}".to_owned()))
-}
-
-/// Seals every row left unsealed, when the instances seal; prints how fast (the rate at
-/// which a sealer catches up on a backlog, all alone).
-async fn catch_up(seeded: &Seeded, scale: Scale) -> anyhow::Result<()> {
-    let Some(batch) = env::sealer() else {
-        return Ok(());
-    };
-    let wal = wal_bytes(&seeded.db.db).await?;
-    let started = std::time::Instant::now();
-    let sealed = waiaas_app::sealer::run_once(&seeded.db.db, batch).await?;
-    let secs = started.elapsed().as_secs_f64();
-    let wal = wal_bytes(&seeded.db.db).await? - wal;
-    if !scale.quiet && sealed > 0 {
-        eprintln!(
-            "{:>40}  sealer caught up on {sealed} rows in {secs:.2} s ({:.0} rows/s, {:.0} WAL bytes per row)",
-            "",
-            sealed as f64 / secs.max(1e-9),
-            wal as f64 / sealed as f64
-        );
-    }
-    Ok(())
-}
-
-/// Places the events that earlier runs committed and no relay placed (pgbench's transfers
-/// fire the events trigger with no instance beside them), before a run: an instance's relay
-/// would otherwise place and read that backlog while the clock runs, in whichever run came
-/// first after a level's pgbench runs.
-async fn place_events(seeded: &Seeded) -> anyhow::Result<()> {
-    use waiaas_domain::ports::EventLog as _;
-    const BATCH: u32 = 10_000;
-    let pg = waiaas_postgres::Postgres::new(seeded.db.db.clone());
-    while pg
-        .sequence(BATCH)
-        .await
-        .map_err(|e| anyhow::anyhow!("placing earlier runs' events: {e}"))?
-        == u64::from(BATCH)
-    {}
-    Ok(())
-}
-
-/// Where the server's write-ahead log is, in bytes (cluster-wide: other databases' writes
-/// count too, so read it on a quiet server).
-async fn wal_bytes(db: &sea_orm::DatabaseConnection) -> anyhow::Result<i64> {
-    Ok(db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint AS b",
-        ))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no WAL position"))?
-        .try_get("", "b")?)
 }
 
 /// Prints what the ledger's tables hold after the runs, vacuumed, per transaction: the
@@ -189,19 +155,21 @@ async fn service(
     batch_size: usize,
     scale: Scale,
 ) -> anyhow::Result<(RunStats, Option<f64>)> {
-    place_events(seeded).await?;
+    env::place_events(seeded).await?;
+    // What the seed, earlier runs and pgbench wrote is sealed before the clock starts: a run
+    // measures the sealer keeping up with its own postings, as in service, not catching up
+    // on a backlog. Before the instance starts: its own sealer would otherwise take the
+    // chain's head first, this catch-up would skip its turn, and the run would pay for the
+    // backlog.
+    env::catch_up(seeded, scale.quiet).await?;
     // A pool per run, closed before pgbench opens its own connections (PostgreSQL allows
     // 100 in all).
     let app =
         env::instance_batched(&seeded.db, Some(&env::redis_url()), clients, batch_size).await?;
     let services = app.services.clone();
     super::warm(&services, holder, seeded.wallets).await?;
-    // What the seed, earlier runs and pgbench wrote is sealed before the clock starts: a run
-    // measures the sealer keeping up with its own postings, as in service, not catching up
-    // on a backlog.
-    catch_up(seeded, scale).await?;
     let wallets = workload.wallets;
-    let wal = wal_bytes(&seeded.db.db).await?;
+    let wal = env::wal_bytes(&seeded.db.db).await?;
     let before = waiaas_postgres::batch_stats();
     let stats = closed_loop(
         &format!(
@@ -222,7 +190,7 @@ async fn service(
     )
     .await;
     let after = waiaas_postgres::batch_stats();
-    let wal = wal_bytes(&seeded.db.db).await? - wal;
+    let wal = env::wal_bytes(&seeded.db.db).await? - wal;
     if !scale.quiet && stats.ok > 0 {
         eprintln!(
             "{:>40}  {:.0} WAL bytes per transfer (batch {batch_size}, c={clients})",
@@ -250,12 +218,14 @@ async fn level(
     let url = &seeded.db.url;
     let pgbench = pgbench::run_script(url, &workload.statements, clients, scale.run).await?;
     let plpgsql = pgbench::run_script(url, &workload.plpgsql, clients, scale.run).await?;
+    let ceiling = pgbench::run_script(url, &workload.ceiling, clients, scale.run).await?;
     if !scale.quiet {
         eprintln!(
-            "{:>40}  pgbench statements {:.0}/s, PL/pgSQL {:.0}/s, mean batch {}",
+            "{:>40}  pgbench statements {:.0}/s, PL/pgSQL {:.0}/s, ceiling {:.0}/s, mean batch {}",
             format!("transfers, {}, c={clients}", workload.name),
             pgbench.tps,
             plpgsql.tps,
+            ceiling.tps * baseline::CEILING_BATCH as f64,
             mean_batch.map_or_else(|| "n/a".to_owned(), |m| format!("{m:.1}"))
         );
     }
@@ -269,6 +239,7 @@ async fn level(
         single,
         pgbench,
         plpgsql,
+        ceiling: Some(ceiling),
     })
 }
 
@@ -292,6 +263,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<TransferResults> {
         wallets,
         statements: baseline::transfer_script(wallets, &owner, &agent, &audit),
         plpgsql: baseline::transfer_fn_script(wallets, &owner, &agent, &audit),
+        ceiling: baseline::transfers_fn_script(wallets, &owner, &agent, &audit),
     };
     // With two wallets every transfer goes from one of them to the other.
     let uniform = workload("uniform", wallets);
@@ -312,7 +284,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<TransferResults> {
             .push(level(&seeded, holder, &hot_pair, c, scale).await?);
     }
     // The last baselines' rows, sealed by the sealer alone.
-    catch_up(&seeded, scale).await?;
+    env::catch_up(&seeded, scale.quiet).await?;
     if !scale.quiet {
         storage(&seeded).await?;
     }
