@@ -179,14 +179,25 @@ const READING: &str = "
   trips a design with one transaction per transfer can have, which still pays one commit per
   transfer and, on a hot pair, makes every transfer wait for the one before it to commit.
   Batches are only as large as the clients waiting per worker (4 workers: about 3 at 16
-  clients, 8 at 64), so batching pays off from 16 clients up and most on a hot pair. A
-  system-wide profile (`perf record -a`, 6 s of the uniform run at 16 clients, both CPUs
-  busy) put 62 % of the CPU in PostgreSQL, 23 % in the service's process (mostly the
-  kernel's TCP send and receive, and allocation) and 5 % in Redis. Within PostgreSQL the
-  largest shares were planning (about 11 % of all CPU: the prepared statements are planned
-  again on every execution, custom plans for their array parameters), after-row triggers
-  (about 7 %: foreign-key checks and the events trigger, a PL/pgSQL function per row), index
-  inserts (6 %), JSON parsing (3 %) and the commit's WAL flush (under 3 %).
+  clients, 8 at 64), so batching pays off from 16 clients up and most on a hot pair.
+- **The ceiling, and where the time goes.** The ceiling column is PostgreSQL alone writing
+  the same rows, sixteen transfers per call and commit, with no client work at all: on these
+  two cores it is the most a batched design can reach, and at 16 uniform clients it stands
+  well below twice the statements (the ratio is in the table), because what a transfer costs
+  PostgreSQL is mostly its rows, not its round trips: a transaction row with nine index
+  entries and the outbox row its trigger writes, two ledger entries with five each, an audit
+  row with six, the spend and balance updates with their foreign-key checks — about 8 KB of
+  WAL per transfer, batched or not. Measured on the batched run at 16 uniform clients, after
+  the backlog fixes of this round: a system-wide profile (`perf record -a`, 10 s) put 70 % of
+  both cores in PostgreSQL, 19 % in the service's process, 5 % in Redis and 4 % idle;
+  `pg_stat_statements` over a like window (a private cluster) counted about 240 shared
+  buffers touched per posting, 55 % of them by the batch's own writes and transaction insert
+  (triggers and checks included), 18 % by the relay placing events (each event row is
+  updated once, with its indexes), 8 % by the sealer, the rest by locks, keys and policy
+  reads. Batches averaged 3–5 postings there, where the ceiling takes 16 per commit. The
+  ceiling is one for spread-out work: on the hot pair at 64 clients the service passes it,
+  because its clients queue inside the service and only its posting workers wait for the two
+  rows, where every pgbench client waits in PostgreSQL's lock queue.
 - **Transfers, `batch_size = 1`.** The service issues exactly the baseline's statements (five, between `BEGIN`
   and `COMMIT`: the wallets' locks, the budget rows' locks — no row when no budget is set —,
   policy and spend, the transaction, the writes), then writes the new balances through to Redis before answering (one
@@ -206,6 +217,13 @@ const READING: &str = "
   medians are compared; on this machine the ratio has moved between about 36 and 63 % from
   one full run to the next (the lowest on a run where every figure was about half its usual
   value: the host was busy).
+- **HTTP.** A balance read resolves the caller's session token in Redis (credentials are
+  not kept in L1: a revocation must be refused by every instance at once), finds the
+  wallet's ownership in L1 and reads the balance from Redis: two Redis round trips and no
+  PostgreSQL (the benchmark's instances run without rate limiting, which would add a third).
+  The trivial handler does none of it, nor the router's middleware (request ids, metrics,
+  tracing, timeouts), and the load generator shares the two cores: the ratio sets all of
+  that beside a request that does nothing.
 - **Growth.** History and the number of wallets are measured apart. A posting reads no
   history: the daily limit reads one `wallet_daily_spend` row and the monthly limit at most
   31, the hourly rule (when set) counts through partial indexes bounded by the rule, and a
@@ -218,7 +236,9 @@ const READING: &str = "
 - **Redis down.** The breaker opens after three failed calls (each at most the 100 ms
   timeout); then reads go to PostgreSQL at the speed of the plain database path, and a
   transfer whose write-through fails marks the cache epoch stale in one statement instead
-  of waiting on Redis.
+  of waiting on Redis. With the event bus gone, L1 is bypassed too (the deletions it carries
+  cannot arrive), so every transfer also reads its wallets' ownership from PostgreSQL (the
+  look-up the growth table counts).
 ";
 
 /// A table of labelled runs under `header`.
