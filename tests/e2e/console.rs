@@ -613,6 +613,10 @@ async fn a_live_update_keeps_what_the_owner_is_typing_into_a_form() {
         )
         .await;
     browser.type_into("#p-daily", "7777").await;
+    // The owner looks elsewhere on the page: the field has lost the focus, not its value.
+    browser
+        .eval("document.activeElement.blur();", json!([]))
+        .await;
 
     // A transfer from the wallet: its event reaches the page while the owner types.
     let r = app

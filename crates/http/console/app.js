@@ -155,14 +155,15 @@ function setLive() {
   el.classList.toggle('on', open > 0);
 }
 
-// Whether the user is editing a form of the page: a field changed and not yet submitted, or
-// the focus in a form.
+// Whether the user is editing a form of the page: the focus in one of its fields, or a field
+// changed and not yet submitted.
 function editing() {
   const view = document.getElementById('view');
   const active = document.activeElement;
-  if (active && view.contains(active) && active.closest('form')) return true;
-  return [...view.querySelectorAll('input, textarea, select')].some((el) =>
-    el.value !== el.defaultValue || (el.checked ?? false) !== (el.defaultChecked ?? false));
+  if (active && view.contains(active) && active.matches('form input, form textarea, form select')) return true;
+  return [...view.querySelectorAll('form input, form textarea, form select')].some((el) => (el.tagName === 'SELECT'
+    ? [...el.options].some((o) => o.selected !== o.defaultSelected)
+    : el.value !== el.defaultValue || el.checked !== el.defaultChecked));
 }
 
 // A live update re-renders the page, but never under a form the user is editing (what they
