@@ -106,6 +106,27 @@ async fn a_recovering_receiver_gets_every_event_once_signed_and_in_order_from_tw
     let (agent, key) = a.agent(&owner, "buyer").await;
     let x = a.wallet(&owner, &agent, "USD", 1_000).await;
     let y = a.wallet(&owner, &agent, "USD", 0).await;
+    // Every event placed after the endpoint exists is delivered to it: the deposit's event
+    // is placed first, so that only the ten transfers' events are (a relay lets commits
+    // gather before placing them, and a busy machine delays it further).
+    eventually(
+        "the deposit's event placed",
+        Duration::from_secs(30),
+        async || {
+            use sea_orm::ConnectionTrait as _;
+            let row = db
+                .db
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    "SELECT count(*) AS n FROM events WHERE seq IS NULL",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            (row.try_get::<i64>("", "n").unwrap() == 0).then_some(())
+        },
+    )
+    .await;
     let hook = a
         .post(
             "/v1/webhooks",
