@@ -191,10 +191,11 @@ const READING: &str = "
   the backlog fixes of this round: a system-wide profile (`perf record -a`, 10 s) put 70 % of
   both cores in PostgreSQL, 19 % in the service's process, 5 % in Redis and 4 % idle;
   `pg_stat_statements` over a like window (a private cluster) counted about 240 shared
-  buffers touched per posting, 55 % of them by the batch's own writes and transaction insert
+  buffers touched per posting, 65 % of them by the batch's own writes and transaction insert
   (triggers and checks included), 18 % by the relay placing events (each event row is
-  updated once, with its indexes), 8 % by the sealer, the rest by locks, keys and policy
-  reads. Batches averaged 3–5 postings there, where the ceiling takes 16 per commit. The
+  updated once, with its indexes), 8 % by the sealer, 10 % by locks, keys and policy
+  reads. Batches averaged 3 postings there (5 among those of more than one), where the
+  ceiling takes 16 per commit. The
   ceiling is one for spread-out work: on the hot pair at 64 clients the service passes it,
   because its clients queue inside the service and only its posting workers wait for the two
   rows, where every pgbench client waits in PostgreSQL's lock queue.
