@@ -113,17 +113,12 @@ async fn a_recovering_receiver_gets_every_event_once_signed_and_in_order_from_tw
         "the deposit's event placed",
         Duration::from_secs(30),
         async || {
-            use sea_orm::ConnectionTrait as _;
-            let row = db
-                .db
-                .query_one_raw(sea_orm::Statement::from_string(
-                    sea_orm::DbBackend::Postgres,
-                    "SELECT count(*) AS n FROM events WHERE seq IS NULL",
-                ))
-                .await
-                .unwrap()
-                .unwrap();
-            (row.try_get::<i64>("", "n").unwrap() == 0).then_some(())
+            let unplaced = waiaas_testkit::text_of(
+                &db.db,
+                "SELECT count(*)::text AS v FROM events WHERE seq IS NULL",
+            )
+            .await;
+            (unplaced == "0").then_some(())
         },
     )
     .await;

@@ -234,6 +234,20 @@ pub async fn place_events(seeded: &Seeded) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Works off what earlier runs or seeding left behind, before a run's instance starts:
+/// places unplaced events and seals unsealed rows (printing how fast unless `quiet`), so that
+/// no run spends its clock on a backlog (and no instance's own sealer takes the chain's head
+/// first, which would make this catch-up skip its turn); returns the seconds it took.
+///
+/// # Errors
+/// When PostgreSQL fails.
+pub async fn settle(seeded: &Seeded, quiet: bool) -> anyhow::Result<f64> {
+    let started = std::time::Instant::now();
+    place_events(seeded).await?;
+    catch_up(seeded, quiet).await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
 /// Where the server's write-ahead log is, in bytes (cluster-wide: other databases' writes
 /// count too, so read it on a quiet server).
 ///

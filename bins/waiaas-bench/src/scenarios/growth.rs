@@ -185,7 +185,8 @@ pub async fn run(scale: Scale) -> anyhow::Result<GrowthResults> {
     let mut seeded = env::seed(sizes[0], 8).await?;
     env::add_history(&mut seeded, history, sizes[0]).await?;
     let mut seed_seconds = started.elapsed().as_secs_f64();
-    let mut seal_seconds = settle(&plain, scale).await? + settle(&seeded, scale).await?;
+    let mut seal_seconds =
+        env::settle(&plain, scale.quiet).await? + env::settle(&seeded, scale.quiet).await?;
 
     let (mut without, mut with) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
@@ -229,7 +230,7 @@ pub async fn run(scale: Scale) -> anyhow::Result<GrowthResults> {
         let t = Instant::now();
         env::add_wallets(&mut seeded, size).await?;
         seed_seconds += t.elapsed().as_secs_f64();
-        seal_seconds += settle(&seeded, scale).await?;
+        seal_seconds += env::settle(&seeded, scale.quiet).await?;
         rows.push(
             measured(
                 &seeded,
@@ -249,16 +250,6 @@ pub async fn run(scale: Scale) -> anyhow::Result<GrowthResults> {
         history: Some(history_pair),
         rows,
     })
-}
-
-/// Seals what was seeded (as a running instance's sealer would have long ago) and places
-/// any event left unplaced, so that no run spends its clock on a backlog; returns the seconds
-/// it took.
-async fn settle(seeded: &Seeded, scale: Scale) -> anyhow::Result<f64> {
-    let started = Instant::now();
-    env::catch_up(seeded, scale.quiet).await?;
-    env::place_events(seeded).await?;
-    Ok(started.elapsed().as_secs_f64())
 }
 
 async fn check_reconciles(seeded: &Seeded) -> anyhow::Result<()> {
